@@ -1,0 +1,3 @@
+from dlgit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,179 @@
+""".dlgit.yaml -> a frozen Settings object. Every key is optional and has the spec's default.
+
+```yaml
+branches:
+  main: main
+  dev: dev
+  prefixes: {feature: feature-, hotfix: hotfix-, task: task-, debug: debug-}
+  extra_allowed: ["release/*"]      # glob patterns of other branch names to accept
+tasks:
+  dir: tasks
+  template: main                    # tasks/<template>/ is copied for each task
+  required_keys: [VERSION, DEBUG, RESUME, TRAIN, TEST, MODEL_PATH, RANDOM_SEED]
+hotfix: {max_files: 5, max_lines: 50}
+large_files:
+  max_bytes: 5242880
+  patterns: ["*.pt", "*.pth", ...]
+commit:
+  types: [feat, fix, docs, style, refactor, test, chore, task]
+rules:
+  disable: []                       # rule ids to switch off
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dlgit.errors import UsageError
+
+CONFIG_FILE = ".dlgit.yaml"
+
+DEFAULT_LARGE_FILE_PATTERNS = (
+    "*.pt", "*.pth", "*.ckpt", "*.safetensors", "*.h5", "*.hdf5", "*.onnx", "*.npy", "*.npz",
+    "*.pkl", "*.pickle", "*.joblib", "*.pb", "*.tflite", "*.parquet", "*.feather", "*.tfrecord",
+    "*.mdb",
+)
+DEFAULT_COMMIT_TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "task")
+DEFAULT_REQUIRED_KEYS = ("VERSION", "DEBUG", "RESUME", "TRAIN", "TEST", "MODEL_PATH", "RANDOM_SEED")
+
+
+@dataclass(frozen=True)
+class Settings:
+    main: str = "main"
+    dev: str = "dev"
+    feature_prefix: str = "feature-"
+    hotfix_prefix: str = "hotfix-"
+    task_prefix: str = "task-"
+    debug_prefix: str = "debug-"
+    extra_allowed: tuple[str, ...] = ()
+    tasks_dir: str = "tasks"
+    template: str = "main"
+    required_keys: tuple[str, ...] = DEFAULT_REQUIRED_KEYS
+    hotfix_max_files: int = 5
+    hotfix_max_lines: int = 50
+    large_file_max_bytes: int = 5 * 1024 * 1024
+    large_file_patterns: tuple[str, ...] = DEFAULT_LARGE_FILE_PATTERNS
+    commit_types: tuple[str, ...] = DEFAULT_COMMIT_TYPES
+    disabled_rules: tuple[str, ...] = ()
+
+    @property
+    def template_dir(self) -> str:
+        return f"{self.tasks_dir}/{self.template}"
+
+    @property
+    def template_config(self) -> str:
+        return f"{self.template_dir}/config.yaml"
+
+
+# YAML path -> (Settings field, expected type, human description)
+_SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
+    ("branches", "main"): ("main", str, "a branch name"),
+    ("branches", "dev"): ("dev", str, "a branch name"),
+    ("branches", "prefixes", "feature"): ("feature_prefix", str, "a branch-name prefix"),
+    ("branches", "prefixes", "hotfix"): ("hotfix_prefix", str, "a branch-name prefix"),
+    ("branches", "prefixes", "task"): ("task_prefix", str, "a branch-name prefix"),
+    ("branches", "prefixes", "debug"): ("debug_prefix", str, "a branch-name prefix"),
+    ("branches", "extra_allowed"): ("extra_allowed", list, "a list of glob patterns"),
+    ("tasks", "dir"): ("tasks_dir", str, "a folder name"),
+    ("tasks", "template"): ("template", str, "a folder name under the tasks folder"),
+    ("tasks", "required_keys"): ("required_keys", list, "a list of config.yaml keys"),
+    ("hotfix", "max_files"): ("hotfix_max_files", int, "a whole number of files"),
+    ("hotfix", "max_lines"): ("hotfix_max_lines", int, "a whole number of changed lines"),
+    ("large_files", "max_bytes"): ("large_file_max_bytes", int, "a size in bytes"),
+    ("large_files", "patterns"): ("large_file_patterns", list, "a list of glob patterns"),
+    ("commit", "types"): ("commit_types", list, "a list of commit types"),
+    ("rules", "disable"): ("disabled_rules", list, "a list of rule ids"),
+}
+_SECTIONS = {path[: i + 1] for path in _SCHEMA for i in range(len(path) - 1)}
+
+
+def _fail(source: str, node: Any, message: str) -> UsageError:
+    line = f":{node.start_mark.line + 1}" if node is not None else ""
+    return UsageError(f"{source}{line}: {message}. Fix the file (every key is optional; see `dlgit explain config`).")
+
+
+def parse(text: str, source: str = CONFIG_FILE) -> Settings:
+    """Validate the YAML text and build Settings; errors name the file, line and expectation."""
+    import yaml  # off the import path of repos without a .dlgit.yaml
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UsageError(f"{source}{line}: not valid YAML ({problem}). Fix the syntax or delete the file to use the defaults.") from None
+    values: dict[str, Any] = {}
+    if root is not None:
+        _walk(root, (), source, values)
+    return Settings(**values)
+
+
+def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any]) -> None:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        raise _fail(source, node, f"'{'.'.join(path) or 'the file'}' must be a mapping of keys")
+    for key_node, value_node in node.value:
+        key_path = (*path, str(key_node.value))
+        if key_path in _SECTIONS:
+            _walk(value_node, key_path, source, values)
+        elif key_path in _SCHEMA:
+            name, kind, description = _SCHEMA[key_path]
+            values[name] = _value(value_node, kind, description, ".".join(key_path), source)
+        else:
+            known = sorted(".".join(p) for p in _SCHEMA if p[: len(path)] == path)
+            raise _fail(source, key_node, f"unknown key '{'.'.join(key_path)}' (known here: {', '.join(known)})")
+
+
+def _value(node: Any, kind: type, description: str, key: str, source: str) -> Any:
+    import yaml
+
+    value = yaml.safe_load(yaml.serialize(node))
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _fail(source, node, f"'{key}' must be {description} (strings)")
+        return tuple(value)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
+    if kind is str and (not isinstance(value, str) or not value.strip()):
+        raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
+    return value
+
+
+def load(toplevel: Path | None) -> Settings:
+    """Settings from `<toplevel>/.dlgit.yaml` in the work tree, or the defaults."""
+    if toplevel is None:
+        return Settings()
+    path = toplevel / CONFIG_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Settings()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror}).") from None
+    return parse(_decode(raw, str(path)), str(path))
+
+
+def from_bytes(raw: bytes | None, source: str) -> Settings:
+    """Settings from a file's bytes as stored in a commit (None: the file is absent)."""
+    return Settings() if raw is None else parse(_decode(raw, source), source)
+
+
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{source}: is not UTF-8 text; save it as UTF-8.") from None
+
+
+def describe_defaults() -> str:
+    defaults = Settings()
+    lines = []
+    for key_path, (name, _, description) in _SCHEMA.items():
+        lines.append(f"  {'.'.join(key_path)}: {getattr(defaults, name)!r}  ({description})")
+    return "\n".join(lines)
+

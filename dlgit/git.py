@@ -1,0 +1,258 @@
+"""The one place that runs git.
+
+Every function is one git command. Paths come back NUL-separated (`-z`) and are decoded with
+`os.fsdecode` (surrogateescape), so spaces, newlines and non-UTF-8 bytes survive a round trip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlgit.errors import UsageError
+
+MIN_GIT_VERSION = (2, 38)  # merge-tree --write-tree
+
+
+class GitError(Exception):
+    """A git command failed in a way the caller did not expect."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # git hands hooks a GIT_INDEX_FILE relative to the repo root; pin it before any cwd change.
+    index = env.get("GIT_INDEX_FILE")
+    if index and not os.path.isabs(index):
+        env["GIT_INDEX_FILE"] = os.path.abspath(index)
+    env.setdefault("LC_ALL", "C")
+    return env
+
+
+def run(
+    *args: str, cwd: Path | str | None = None, stdin: bytes | None = None, check: bool = True
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` and return the completed process (stdout as bytes)."""
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=stdin, capture_output=True, env=_env(), check=False
+        )
+    except FileNotFoundError:
+        raise UsageError("git is not installed or not on PATH; dlgit needs git 2.38 or newer.") from None
+    if check and proc.returncode != 0:
+        raise GitError(args, proc.returncode, os.fsdecode(proc.stderr))
+    return proc
+
+
+def out(*args: str, cwd: Path | str | None = None) -> str:
+    """Stdout of a git command that must succeed, decoded and stripped of the final newline."""
+    return os.fsdecode(run(*args, cwd=cwd).stdout).rstrip("\n")
+
+
+def split_z(data: bytes) -> list[str]:
+    return [os.fsdecode(part) for part in data.split(b"\0") if part]
+
+
+def version() -> tuple[int, int]:
+    text = out("--version")
+    match = re.search(r"(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def require_version() -> None:
+    found = version()
+    if found < MIN_GIT_VERSION:
+        need = ".".join(map(str, MIN_GIT_VERSION))
+        raise UsageError(f"git {found[0]}.{found[1]} is too old; dlgit needs git {need} or newer.")
+
+
+@dataclass(frozen=True)
+class RepoInfo:
+    git_dir: Path  # this worktree's git dir (MERGE_HEAD, SQUASH_MSG, rebase state live here)
+    common_dir: Path  # shared by all worktrees (refs, config, dlgit's flow state)
+    toplevel: Path | None  # None in a bare repository
+
+
+def repo_info(cwd: Path | str | None = None) -> RepoInfo:
+    proc = run(
+        "rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository",
+        cwd=cwd, check=False,
+    )
+    if proc.returncode != 0:
+        where = os.path.abspath(cwd or os.getcwd())
+        raise UsageError(f"{where} is not inside a git repository; run dlgit from a repository's work tree.")
+    git_dir, common, bare = os.fsdecode(proc.stdout).splitlines()
+    common_dir = Path(common) if os.path.isabs(common) else Path(cwd or os.getcwd()) / common
+    toplevel = None if bare == "true" else Path(out("rev-parse", "--show-toplevel", cwd=cwd))
+    return RepoInfo(Path(git_dir), common_dir.resolve(), toplevel)
+
+
+def current_branch(cwd: Path | str | None = None) -> str | None:
+    """Short name of the checked-out branch (also when unborn); None on a detached HEAD."""
+    proc = run("symbolic-ref", "-q", "--short", "HEAD", cwd=cwd, check=False)
+    return os.fsdecode(proc.stdout).strip() or None if proc.returncode == 0 else None
+
+
+def rev(spec: str, cwd: Path | str | None = None) -> str | None:
+    """Full sha of a commit-ish, or None when it does not exist (unborn HEAD, bad name)."""
+    proc = run("rev-parse", "-q", "--verify", "--end-of-options", f"{spec}^{{commit}}", cwd=cwd, check=False)
+    return os.fsdecode(proc.stdout).strip() or None if proc.returncode == 0 else None
+
+
+def merge_base(a: str, b: str, cwd: Path | str | None = None) -> str | None:
+    proc = run("merge-base", a, b, cwd=cwd, check=False)
+    return os.fsdecode(proc.stdout).strip() or None if proc.returncode == 0 else None
+
+
+def branches_at(sha: str, cwd: Path | str | None = None) -> list[str]:
+    """Local and remote-tracking branches whose tip is `sha` (remote names keep their prefix)."""
+    data = run("for-each-ref", "--format=%(refname)", "--points-at", sha, "refs/heads", "refs/remotes", cwd=cwd).stdout
+    return [_short_ref(ref) for ref in os.fsdecode(data).splitlines()]
+
+
+def branches_containing(sha: str, cwd: Path | str | None = None) -> list[str]:
+    data = run("for-each-ref", "--format=%(refname)", "--contains", sha, "refs/heads", cwd=cwd).stdout
+    return [_short_ref(ref) for ref in os.fsdecode(data).splitlines()]
+
+
+def _short_ref(ref: str) -> str:
+    for prefix in ("refs/heads/", "refs/remotes/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One line of `git diff --raw`: a path changed between two trees."""
+
+    status: str  # A, M, D, R, C, T
+    path: str
+    old_path: str | None
+    new_blob: str | None  # None for deletions
+
+
+_NULL_SHA = re.compile(r"^0+$")
+
+
+def _parse_raw(data: bytes) -> list[RawEntry]:
+    fields = data.split(b"\0")
+    entries: list[RawEntry] = []
+    i = 0
+    while i < len(fields) - 1:
+        meta = fields[i].decode("ascii")
+        if not meta.startswith(":"):
+            i += 1
+            continue
+        _, _, _, new_sha, status = meta[1:].split(" ")
+        code = status[0]
+        if code in "RC":
+            old, new = os.fsdecode(fields[i + 1]), os.fsdecode(fields[i + 2])
+            i += 3
+        else:
+            old, new = None, os.fsdecode(fields[i + 1])
+            i += 2
+        blob = None if code == "D" or _NULL_SHA.match(new_sha) else new_sha
+        entries.append(RawEntry(code, new, old, blob))
+    return entries
+
+
+def staged_entries(base: str | None, cwd: Path | str | None = None) -> list[RawEntry]:
+    """What the index changes relative to `base` (a commit; None = nothing, for a first commit)."""
+    args = ["diff", "--cached", "--raw", "--no-abbrev", "-z", "-M", "--no-ext-diff", "--no-textconv", "--ignore-submodules=none"]
+    if base is not None:
+        args.append(base)
+    return _parse_raw(run(*args, cwd=cwd).stdout)
+
+
+def numstat(base: str | None, cached: bool = True, cwd: Path | str | None = None) -> dict[str, tuple[int, int]]:
+    """path -> (added, deleted) lines from `base` to the index; binary files count as (0, 0)."""
+    args = ["diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv"]
+    if cached:
+        args.append("--cached")
+    if base is not None:
+        args.append(base)
+    result: dict[str, tuple[int, int]] = {}
+    fields = run(*args, cwd=cwd).stdout.split(b"\0")
+    i = 0
+    while i < len(fields):
+        head = fields[i]
+        if not head:
+            i += 1
+            continue
+        added, deleted, path = head.split(b"\t", 2)
+        if path == b"":  # rename: old and new paths follow
+            path = fields[i + 2]
+            i += 3
+        else:
+            i += 1
+        result[os.fsdecode(path)] = (int(added) if added != b"-" else 0, int(deleted) if deleted != b"-" else 0)
+    return result
+
+
+def object_sizes(shas: Iterable[str], cwd: Path | str | None = None) -> dict[str, int]:
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    data = run("cat-file", "--batch-check=%(objectname) %(objectsize)", cwd=cwd, stdin="\n".join(wanted).encode() + b"\n").stdout
+    sizes: dict[str, int] = {}
+    for line in data.decode().splitlines():
+        sha, _, size = line.partition(" ")
+        if size.isdigit():
+            sizes[sha] = int(size)
+    return sizes
+
+
+def read_blobs(shas: Sequence[str], cwd: Path | str | None = None) -> dict[str, bytes]:
+    """Contents of several blobs in one `cat-file --batch` process."""
+    wanted = sorted(set(shas))
+    if not wanted:
+        return {}
+    data = run("cat-file", "--batch", cwd=cwd, stdin="\n".join(wanted).encode() + b"\n").stdout
+    blobs: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        eol = data.index(b"\n", pos)
+        header = data[pos:eol].decode().split(" ")
+        pos = eol + 1
+        if len(header) < 3:  # "<sha> missing"
+            continue
+        size = int(header[2])
+        blobs[header[0]] = data[pos:pos + size]
+        pos += size + 1
+    return blobs
+
+
+def show_file(commit: str, path: str, cwd: Path | str | None = None) -> bytes | None:
+    """A file's content at a commit, or None when it is not there."""
+    proc = run("cat-file", "blob", f"{commit}:{path}", cwd=cwd, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def index_file(path: str, cwd: Path | str | None = None) -> bytes | None:
+    """A file's staged content, or None when it is not in the index."""
+    proc = run("cat-file", "blob", f":{path}", cwd=cwd, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def config_get(key: str, cwd: Path | str | None = None) -> str | None:
+    proc = run("config", "--get", key, cwd=cwd, check=False)
+    return os.fsdecode(proc.stdout).strip() if proc.returncode == 0 else None
+
+
+def git_path(name: str, cwd: Path | str | None = None) -> Path:
+    """`git rev-parse --git-path NAME`, absolute (honours core.hooksPath and worktrees)."""
+    path = Path(out("rev-parse", "--git-path", name, cwd=cwd))
+    return path if path.is_absolute() else (Path(cwd or os.getcwd()) / path).resolve()
+
+
+def check_ref_format(branch: str) -> bool:
+    return run("check-ref-format", "--branch", branch, check=False).returncode == 0

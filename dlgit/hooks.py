@@ -1,0 +1,80 @@
+"""Each git hook: gather facts, run the policy, print, return an exit code.
+
+This module sits on every commit's path: it imports only the standard library and dlgit's own
+light modules (no GitPython, no commitizen; PyYAML only when a YAML file is involved).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dlgit import branches, config, facts, git, report
+from dlgit.branches import Kind
+from dlgit.policy import CONTENT_RULES, MESSAGE_RULES, evaluate
+from dlgit.policy.model import Change
+
+ALLOWED, BLOCKED = 0, 1
+SCISSORS = " ------------------------ >8 ------------------------"
+
+
+def _skip_notice(git_dir: Path) -> str | None:
+    if facts.rebase_in_progress(git_dir):
+        return "dlgit: rebase in progress; commit checks skipped (run `dlgit check` after the rebase)."
+    return None
+
+
+def _judge(what: str, change: Change, settings: config.Settings, rule_ids: tuple[str, ...]) -> int:
+    if change.branch is None:
+        report.emit("dlgit: detached HEAD; branch rules skipped, content and message rules applied.")
+    violations = evaluate(change, settings, rule_ids)
+    if not violations:
+        return ALLOWED
+    report.emit(report.format_blocked(what, change.branch, violations, report.use_color(sys.stderr)))
+    return BLOCKED
+
+
+def pre_commit() -> int:
+    """pre-commit and pre-merge-commit: judge the staged result (and the merge being made)."""
+    info = git.repo_info()
+    notice = _skip_notice(info.git_dir)
+    if notice:
+        report.emit(notice)
+        return ALLOWED
+    settings = config.load(info.toplevel)
+    change = facts.gather(info.git_dir, settings)
+    what = "merge" if change.merge and not change.merge.squash else "commit"
+    return _judge(what, change, settings, CONTENT_RULES)
+
+
+def commit_msg(message_file: str | None) -> int:
+    info = git.repo_info()
+    notice = _skip_notice(info.git_dir)
+    if notice:
+        report.emit(notice)
+        return ALLOWED
+    settings = config.load(info.toplevel)
+    path = Path(message_file) if message_file else info.git_dir / "COMMIT_EDITMSG"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
+    comment_char = git.config_get("core.commentChar") or "#"
+    message = clean_message(raw.decode("utf-8", "replace"), "#" if comment_char == "auto" else comment_char[0])
+    name = git.current_branch()
+    branch = branches.parse(name, settings) if name else None
+    # The content matters to the message rules only on main (squash trailer) and for a bump.
+    needs_content = (branch is not None and branch.kind is Kind.MAIN) or message.startswith("bump:")
+    change = facts.gather(info.git_dir, settings, message) if needs_content else Change(branch, message=message)
+    return _judge("commit message", change, settings, MESSAGE_RULES)
+
+
+def clean_message(text: str, comment_char: str = "#") -> str:
+    """The message as git will store it: comments and everything below the scissors line gone."""
+    kept = []
+    for line in text.splitlines():
+        if line == comment_char + SCISSORS:
+            break
+        if not line.startswith(comment_char):
+            kept.append(line.rstrip())
+    return "\n".join(kept).strip()

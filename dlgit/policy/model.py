@@ -1,0 +1,82 @@
+"""Facts about one change (a commit being made or one already in history) and the violations
+the rules find in them. Everything here is plain data: no git, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from dlgit.branches import Branch
+from dlgit.config import Settings
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path the change adds, modifies, deletes, renames or copies."""
+
+    status: str  # A, M, D, R, C, T (git diff --raw)
+    path: str
+    old_path: str | None = None  # renames and copies
+    size: int | None = None  # bytes of the new content; None for deletions
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Both sides of a rename; a deletion's path counts too."""
+        return (self.old_path, self.path) if self.old_path and self.status == "R" else (self.path,)
+
+    @property
+    def adds_content(self) -> bool:
+        return self.status != "D"
+
+
+@dataclass(frozen=True)
+class Merge:
+    """The other side of a merge or squash: the branch it names, when dlgit could tell."""
+
+    source: Branch | None  # None: only a commit id is known
+    sha: str | None = None
+    squash: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.source.name if self.source else (self.sha or "an unknown commit")[:12]
+
+
+@dataclass(frozen=True)
+class Change:
+    branch: Branch | None  # the branch the change lands on; None on a detached HEAD
+    entries: tuple[Entry, ...] = ()
+    merge: Merge | None = None
+    is_root: bool = False  # the first commit of the repository
+    message: str | None = None  # cleaned commit message, when known
+    # staged/committed bytes of every tasks/*/config.yaml the change adds or edits
+    configs: tuple[tuple[str, bytes], ...] = ()
+    # tasks/<template>/config.yaml before the change, when the change edits it
+    template_config_before: bytes | None = None
+    # hotfix branches: (path, changed lines) from the fork point with main, committed + staged
+    hotfix_diff: tuple[tuple[str, int], ...] | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        return [path for entry in self.entries for path in entry.paths]
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    statement: str
+    detail: str  # what exactly is wrong with this change
+    items: tuple[str, ...]  # offending paths or values
+    why: str
+    fix: tuple[str, ...]  # commands (or one-line instructions) that resolve it
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    statement: str
+    why: str
+    check: Callable[[Change, Settings], Iterable[Violation]] = field(repr=False)
+
+    def violation(self, detail: str, items: Iterable[str] = (), fix: Iterable[str] = ()) -> Violation:
+        return Violation(self.id, self.statement, detail, tuple(items), self.why, tuple(fix))

@@ -1,0 +1,396 @@
+"""The rules of SPEC §4, one function each, registered with a stable id, a statement and a why.
+
+A rule sees only a Change and the Settings; it returns violations carrying the exact fix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+from dlgit.branches import NAME_FORMATS, SEMVER, Branch, Kind, slugify
+from dlgit.config import Settings
+from dlgit.policy.model import Change, Rule, Violation
+
+RULES: dict[str, Rule] = {}
+MAX_LISTED = 20  # offending items shown per violation
+
+CheckFn = Callable[[Change, Settings], Iterable[Violation]]
+
+
+def rule(rule_id: str, statement: str, why: str) -> Callable[[CheckFn], CheckFn]:
+    def register(check: CheckFn) -> CheckFn:
+        RULES[rule_id] = Rule(rule_id, statement, why, check)
+        return check
+
+    return register
+
+
+def _quote(path: str) -> str:
+    """A path as a shell word (for the fix commands we print)."""
+    return path if re.fullmatch(r"[A-Za-z0-9._/@:+=-]+", path) else "'" + path.replace("'", "'\\''") + "'"
+
+
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+# --- which merges are allowed: target kind -> source kinds (SPEC §2) ---------------------------
+MERGE_SOURCES: dict[Kind, frozenset[Kind]] = {
+    Kind.MAIN: frozenset({Kind.DEV, Kind.HOTFIX, Kind.TASK}),
+    Kind.DEV: frozenset({Kind.MAIN, Kind.FEATURE, Kind.HOTFIX, Kind.TASK, Kind.EXTRA}),
+    Kind.FEATURE: frozenset({Kind.DEV, Kind.FEATURE, Kind.EXTRA}),
+    Kind.HOTFIX: frozenset({Kind.MAIN}),
+    Kind.TASK: frozenset({Kind.MAIN, Kind.TASK}),
+    Kind.DEBUG: frozenset({Kind.MAIN, Kind.DEV, Kind.FEATURE, Kind.HOTFIX}),
+    Kind.EXTRA: frozenset({Kind.MAIN, Kind.DEV, Kind.FEATURE, Kind.HOTFIX, Kind.TASK, Kind.EXTRA}),
+}
+SQUASH_SOURCES_INTO_MAIN = frozenset({Kind.DEV, Kind.HOTFIX})
+SQUASH_TRAILER = "Squashed-from"
+
+
+def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
+    """(old, new) when the change edits nothing but the VERSION value of the template config,
+    to a higher semver; recognised by content, never by a flag."""
+    if len(change.entries) != 1 or change.template_config_before is None:
+        return None
+    entry = change.entries[0]
+    after = dict(change.configs).get(settings.template_config)
+    if entry.status != "M" or entry.path != settings.template_config or after is None:
+        return None
+    old_lines = change.template_config_before.decode("utf-8", "replace").splitlines()
+    new_lines = after.decode("utf-8", "replace").splitlines()
+    differing = [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
+    if len(old_lines) != len(new_lines) or len(differing) != 1:
+        return None
+    old, new = (_version_line(line) for line in differing[0])
+    if old and new and _semver_key(new) > _semver_key(old):
+        return old, new
+    return None
+
+
+_VERSION_LINE = re.compile(rf"""^VERSION:\s*(['"]?)({SEMVER})\1\s*(#.*)?$""")
+
+
+def _version_line(line: str) -> str | None:
+    match = _VERSION_LINE.match(line)
+    return match.group(2) if match else None
+
+
+def _semver_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def squash_trailer(message: str) -> tuple[str, str] | None:
+    """(branch, sha) from a `Squashed-from: <branch>@<sha>` trailer in the last paragraph."""
+    last = message.strip().split("\n\n")[-1]
+    for line in last.splitlines():
+        match = re.match(rf"^{SQUASH_TRAILER}:\s*(\S+)@([0-9a-f]{{7,64}})\s*$", line)
+        if match:
+            return match.group(1), match.group(2)
+    return None
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+@rule(
+    "branch-name",
+    "the branch is of a known kind and well formed",
+    "dlgit decides what a branch may change and where it may be merged from its name; a name "
+    "it cannot read gets no protection and hides an experiment from the task history.",
+)
+def branch_name(change: Change, settings: Settings) -> Iterator[Violation]:
+    branch = change.branch
+    if branch is None or branch.valid:
+        return
+    kinds = ", ".join([settings.main, settings.dev, *NAME_FORMATS.values()])
+    suggestion = f"{settings.feature_prefix}{slugify(branch.name) or 'my-change'}"
+    yield RULES["branch-name"].violation(
+        f"'{branch.name}' {branch.problem}; known kinds: {kinds}"
+        + (f", or a pattern in branches.extra_allowed ({', '.join(settings.extra_allowed)})" if settings.extra_allowed else ""),
+        [branch.name],
+        [
+            f"git branch -m {_quote(branch.name)} {_quote(suggestion)}   # rename it (pick the kind you meant)",
+            "dlgit start-task DESC   # task and debug branches are named by dlgit",
+        ],
+    )
+
+
+@rule(
+    "main-protected",
+    "no direct commit on the main branch",
+    "main is the released state that every task branch starts from and that VERSION tags name; "
+    "it changes only by merges from dev, hotfix-* and task-*, a release/hotfix squash, or the "
+    "release's VERSION bump, so every state of main is a reviewed release.",
+)
+def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
+    if change.branch is None or change.branch.kind is not Kind.MAIN or change.is_root:
+        return
+    this = RULES["main-protected"]
+    merge = change.merge
+    if merge is not None and merge.squash:
+        if change.message is not None and merge.sha and merge.source and merge.source.kind in SQUASH_SOURCES_INTO_MAIN:
+            trailer = squash_trailer(change.message)
+            if trailer is None or not merge.sha.startswith(trailer[1]) or trailer[0] != merge.source.name:
+                expected = f"{SQUASH_TRAILER}: {merge.source.name}@{merge.sha}"
+                yield this.violation(
+                    f"a squash of '{merge.source.name}' onto {settings.main} must end with the trailer '{expected}' "
+                    "so that `dlgit check` can verify its content later",
+                    [expected],
+                    [f'git commit --trailer "{expected}"   # keep your message, add the trailer', "dlgit release   # makes the squash, bump and tag for you"],
+                )
+        return  # which branch may be squashed here is merge-direction's question
+    if merge is not None or version_bump(change, settings):
+        return
+    paths = change.paths
+    yield this.violation(
+        f"this is a direct commit on '{settings.main}'" + (f" changing {len(paths)} path(s)" if paths else ""),
+        paths[:MAX_LISTED],
+        [
+            f"git stash && git switch {settings.dev} && git stash pop   # commit it on {settings.dev} instead",
+            f"git switch -c {settings.hotfix_prefix}NAME   # or: a small urgent fix as a hotfix branch (keeps the staged changes)",
+            "dlgit release   # to bring dev into main",
+        ],
+    )
+
+
+@rule(
+    "merge-direction",
+    "merges follow the branch model (SPEC §2) and debug branches are never merged",
+    "each kind of branch carries one kind of change: feature work reaches main only through a "
+    "release of dev, task branches carry only their results, and debug branches hold throw-away "
+    "runs; a merge against the model mixes these and breaks the history that explains a result.",
+)
+def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
+    merge, target = change.merge, change.branch
+    if merge is None or target is None or not target.valid:
+        return
+    this = RULES["merge-direction"]
+    undo = "git reset --merge   # undo the squash, keeping your other uncommitted work" if merge.squash else "git merge --abort   # undo this merge"
+    source = merge.source
+    action = "squash" if merge.squash else "merge"
+    if source is None:
+        if target.kind in (Kind.MAIN, Kind.DEV):
+            yield this.violation(
+                f"cannot tell which branch commit {merge.label} comes from; a {action} into '{target.name}' must name a branch",
+                [merge.label],
+                [undo, f"git {action if not merge.squash else 'merge --squash'} BRANCH   # merge by branch name"],
+            )
+        return
+    if source.name == target.name:  # pulling the same branch from a remote
+        return
+    if source.kind is Kind.DEBUG:
+        yield this.violation(
+            f"'{source.name}' is a debug branch; its runs and changes are never merged anywhere",
+            [source.name],
+            [undo, f"dlgit debug finish   # carries code fixes (not logs) to {settings.dev}"],
+        )
+        return
+    allowed = SQUASH_SOURCES_INTO_MAIN if merge.squash and target.kind is Kind.MAIN else MERGE_SOURCES[target.kind]
+    if not merge.squash and source.kind in allowed or merge.squash and (target.kind is not Kind.MAIN or source.kind in allowed):
+        return
+    names = ", ".join(sorted(k.value for k in allowed))
+    yield this.violation(
+        f"a {action} of {source.kind.value} branch '{source.name}' into {target.kind.value} branch '{target.name}' "
+        f"is not allowed (allowed sources here: {names})",
+        [source.name],
+        [undo]
+        + ([f"git switch {settings.dev} && git merge {_quote(source.name)}   # feature work goes to {settings.dev}, then `dlgit release`"] if source.kind is Kind.FEATURE else []),
+    )
+
+
+@rule(
+    "task-scope",
+    "a task branch changes only tasks/<its branch name>/ (both sides of a rename; deletions count)",
+    "a task run must be reproducible from its core version: if a task branch edits core code, its "
+    "result no longer belongs to the version in its name and cannot be merged into main safely.",
+)
+def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
+    branch, merge = change.branch, change.merge
+    if branch is None:
+        return
+    if branch.kind is Kind.TASK and merge is None:
+        folder, what = f"{settings.tasks_dir}/{branch.name}", "this commit"
+    elif branch.kind in (Kind.MAIN, Kind.DEV) and merge and merge.source and merge.source.kind is Kind.TASK:
+        folder, what = f"{settings.tasks_dir}/{merge.source.name}", f"the merge of '{merge.source.name}'"
+    else:
+        return
+    outside = [path for path in change.paths if not _under(path, folder)]
+    if not outside:
+        return
+    quoted = " ".join(_quote(p) for p in outside[:MAX_LISTED])
+    fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
+    if merge:
+        fix = ["git merge --abort   # the task branch changed files outside its folder; fix it there first"]
+    fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; a new hyper-parameter in config.yaml often avoids them")
+    yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
+
+
+@rule(
+    "hotfix-size",
+    "a hotfix branch stays small: its diff from the fork point with main is within the limits",
+    "a hotfix goes straight into main without a release; only a change small enough to review "
+    "at a glance may skip dev. Larger work is a feature.",
+)
+def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
+    if change.branch is None or change.branch.kind is not Kind.HOTFIX or change.hotfix_diff is None:
+        return
+    files = len(change.hotfix_diff)
+    lines = sum(count for _, count in change.hotfix_diff)
+    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+        return
+    biggest = sorted(change.hotfix_diff, key=lambda item: -item[1])
+    yield RULES["hotfix-size"].violation(
+        f"'{change.branch.name}' changes {files} file(s) and {lines} line(s) since it left {settings.main} "
+        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
+        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
+        [
+            "git restore --staged -- PATH   # keep the hotfix to the fix itself",
+            f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
+            "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml",
+        ],
+    )
+
+
+_GIT_OWN_MESSAGE = re.compile(r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )")
+_BUMP_MESSAGE = re.compile(r"^bump: version \S+ (→|->) \S+")
+
+
+@rule(
+    "commit-message",
+    "the message reads <type>[(scope)][!]: <subject> with a known type",
+    "the type drives the release: feat bumps the minor version, fix the patch, ! or BREAKING "
+    "CHANGE the major; task marks the record of a run. A free-form message breaks `dlgit release "
+    "--bump auto` and hides what a commit is.",
+)
+def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
+    message = change.message
+    if not message or not message.strip():
+        return
+    subject = message.strip().splitlines()[0]
+    types = "|".join(re.escape(t) for t in settings.commit_types)
+    if re.match(rf"^({types})(\([^()\s]+\))?!?: \S", subject):
+        return
+    on_main = change.branch is not None and change.branch.kind is Kind.MAIN
+    if not on_main and _GIT_OWN_MESSAGE.match(subject):
+        return
+    if _BUMP_MESSAGE.match(subject) and version_bump(change, settings):
+        return
+    hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and _GIT_OWN_MESSAGE.match(subject) else ""
+    yield RULES["commit-message"].violation(
+        f"the subject '{subject[:72]}' does not start with one of: {', '.join(settings.commit_types)}{hint}",
+        [subject[:72]],
+        [
+            'git commit -m "feat: add a data loader"   # or fix:, docs:, task:, refactor(model)!: ...',
+            "the message you typed is kept in .git/COMMIT_EDITMSG; reuse it with: git commit -e -F .git/COMMIT_EDITMSG",
+        ],
+    )
+
+
+@rule(
+    "large-file",
+    "no file over the size limit or matching a model/data pattern enters git",
+    "checkpoints and data sets bloat every clone forever and cannot be removed without rewriting "
+    "history; DVC keeps them outside git and versions a small .dvc pointer instead.",
+)
+def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
+    offending = []
+    for entry in change.entries:
+        if not entry.adds_content:
+            continue
+        name = entry.path.rsplit("/", 1)[-1]
+        pattern = next((p for p in settings.large_file_patterns if fnmatch.fnmatch(name, p) or fnmatch.fnmatch(entry.path, p)), None)
+        if pattern:
+            offending.append((entry.path, f"matches {pattern}"))
+        elif entry.size is not None and entry.size > settings.large_file_max_bytes:
+            offending.append((entry.path, f"{entry.size / 2**20:.1f} MiB"))
+    if not offending:
+        return
+    limit = f"{settings.large_file_max_bytes / 2**20:g} MiB"
+    quoted = " ".join(_quote(path) for path, _ in offending[:MAX_LISTED])
+    yield RULES["large-file"].violation(
+        f"{len(offending)} file(s) are model/data files or larger than {limit}",
+        [f"{path} ({reason})" for path, reason in offending[:MAX_LISTED]],
+        [
+            f"git rm --cached -- {quoted}",
+            f"dvc add {quoted}",
+            "git add the new .dvc files and .gitignore, then commit again",
+        ],
+    )
+
+
+_TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "VERSION": (lambda v: isinstance(v, str) and re.fullmatch(SEMVER, v) is not None, "a version X.Y.Z"),
+    "DEBUG": (lambda v: isinstance(v, bool), "true or false"),
+    "TRAIN": (lambda v: isinstance(v, bool), "true or false"),
+    "TEST": (lambda v: isinstance(v, bool), "true or false"),
+    "RESUME": (lambda v: v is None or isinstance(v, (str, bool)), "a checkpoint path, false or null"),
+    "MODEL_PATH": (lambda v: v is None or isinstance(v, str), "a path or null"),
+    "RANDOM_SEED": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+}
+
+
+def config_problems(text: bytes, folder_branch: Branch | None, settings: Settings) -> list[str]:
+    """What is wrong with one task config.yaml (empty list: it is fine)."""
+    import yaml  # only when a config.yaml is part of the change
+
+    try:
+        data = yaml.safe_load(text.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        return [f"is not valid UTF-8 YAML{where}"]
+    if not isinstance(data, dict):
+        return ["must be a mapping of KEY: value"]
+    problems = [f"lacks {key}" for key in settings.required_keys if key not in data]
+    for key, (ok, expected) in _TYPE_CHECKS.items():
+        if key in data and not ok(data[key]):
+            problems.append(f"{key} is {data[key]!r}, expected {expected}")
+    version = data.get("VERSION")
+    if folder_branch and folder_branch.version and isinstance(version, str) and version != folder_branch.version:
+        problems.append(f"VERSION is {version} but the branch name says {folder_branch.version}")
+    return problems
+
+
+@rule(
+    "task-config",
+    "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name",
+    "a task is reproduced from its config.yaml: a missing seed, a wrong type or a VERSION that "
+    "does not match the core version in the branch name makes the recorded result meaningless.",
+)
+def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
+    from dlgit.branches import parse as parse_branch
+
+    for path, text in change.configs:
+        folder = path.split("/")[-2]
+        problems = config_problems(text, parse_branch(folder, settings), settings)
+        if problems:
+            yield RULES["task-config"].violation(
+                f"{path}: " + "; ".join(problems),
+                [path],
+                [f"edit {_quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {_quote(path)}"],
+            )
+
+
+@rule(
+    "no-debug-on-main",
+    "main and dev never contain tasks/debug-*/",
+    "debug runs use a tiny data set and throw-away settings; their logs and outputs on a "
+    "long-lived branch would be mistaken for real results.",
+)
+def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
+    if change.branch is None or change.branch.kind not in (Kind.MAIN, Kind.DEV):
+        return
+    prefix = f"{settings.tasks_dir}/{settings.debug_prefix}"
+    found = [entry.path for entry in change.entries if entry.adds_content and entry.path.startswith(prefix)]
+    if not found:
+        return
+    folders = sorted({"/".join(path.split("/")[:2]) for path in found})
+    undo = ["git merge --abort"] if change.merge and not change.merge.squash else []
+    yield RULES["no-debug-on-main"].violation(
+        f"{len(found)} path(s) under {', '.join(f + '/' for f in folders)} would land on '{change.branch.name}'",
+        found[:MAX_LISTED],
+        [*undo, f"git rm -r --cached -- {' '.join(_quote(f) for f in folders)}"],
+    )

@@ -1,0 +1,54 @@
+"""Turn violations into the text a person reads when a commit is blocked."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from dlgit.branches import Branch
+from dlgit.policy import Violation
+
+_CODES = {"red": "31", "yellow": "33", "bold": "1", "dim": "2", "green": "32"}
+
+
+def use_color(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, style: str, color: bool) -> str:
+    return f"\033[{_CODES[style]}m{text}\033[0m" if color else text
+
+
+def describe_branch(branch: Branch | None) -> str:
+    return "a detached HEAD (no branch)" if branch is None else f"branch '{branch.name}' (kind: {branch.kind.value})"
+
+
+def format_violation(violation: Violation, color: bool) -> list[str]:
+    lines = [
+        paint(f"✗ {violation.rule}", "red", color) + f": {violation.statement}",
+        f"    {violation.detail}",
+    ]
+    lines += [f"      - {item!r}" if "\n" in item else f"      - {item}" for item in violation.items]
+    lines.append(paint("    why: ", "bold", color) + violation.why)
+    if violation.fix:
+        lines.append(paint("    fix:", "bold", color))
+        lines += [f"      {command}" for command in violation.fix]
+    return lines
+
+
+def format_blocked(what: str, branch: Branch | None, violations: Sequence[Violation], color: bool) -> str:
+    header = paint(f"dlgit: {what} blocked", "bold", color) + f" on {describe_branch(branch)}"
+    body = [line for violation in violations for line in ["", *format_violation(violation, color)]]
+    ids = sorted({v.rule for v in violations})
+    footer = [
+        "",
+        f"{len(violations)} violation(s). More about a rule: dlgit explain {ids[0]}",
+        "Skipping the hook (git commit --no-verify) does not help: `dlgit check` and the pre-push hook verify history too.",
+    ]
+    return "\n".join([header, *body, *footer])
+
+
+def emit(text: str, stream: TextIO | None = None) -> None:
+    print(text, file=stream or sys.stderr)
