@@ -1,0 +1,120 @@
+"""Real git in temporary repositories: fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_CONFIG = (
+    "# the template task\n"
+    "VERSION: 0.1.0  # core version\n"
+    "DEBUG: false\n"
+    "RESUME: null\n"
+    "TRAIN: true\n"
+    "TEST: false\n"
+    "MODEL_PATH: null\n"
+    "RANDOM_SEED: 42\n"
+    "lr: 0.01\n"
+)
+HOOK_SCRIPT = '#!/bin/sh\nexec dlgit hook {name} "$@"\n'
+DIRECT_HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user or system git config leaks in; commits have a fixed identity."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("PRE_COMMIT_HOME", str(tmp_path_factory.getbasetemp() / "pre-commit-cache"))
+    for key in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_REFLOG_ACTION", "NO_COLOR"):
+        monkeypatch.delenv(key, raising=False)
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
+    monkeypatch.setenv("GIT_EDITOR", "true")
+
+
+class Repo:
+    """A temporary repository driven through the real git command line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def git(self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["git", *args], cwd=self.path, capture_output=True, text=True, input=input,
+            env={**os.environ, **(env or {})}, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def dlgit(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [shutil.which("dlgit") or "dlgit", *args], cwd=self.path, capture_output=True, text=True,
+            input=input, env={**os.environ, **(env or {})}, check=False,
+        )
+
+    def write(self, relpath: str, content: str | bytes = "x\n") -> Path:
+        target = self.path / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+        return target
+
+    def commit(self, message: str, *paths: str, check: bool = True, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+        """Stage the given paths (all changes when none) and commit with the hooks in force."""
+        self.git("add", "--", *(paths or (".",)))
+        return self.git("commit", "-m", message, *extra, check=check)
+
+    def head(self, ref: str = "HEAD") -> str:
+        return self.git("rev-parse", ref).stdout.strip()
+
+    def branch(self) -> str:
+        return self.git("symbolic-ref", "--short", "HEAD").stdout.strip()
+
+    def install_direct_hooks(self) -> None:
+        hooks = Path(self.git("rev-parse", "--git-path", "hooks").stdout.strip())
+        hooks = hooks if hooks.is_absolute() else self.path / hooks
+        hooks.mkdir(parents=True, exist_ok=True)
+        for name in DIRECT_HOOKS:
+            script = hooks / name
+            script.write_text(HOOK_SCRIPT.format(name=name))
+            script.chmod(0o755)
+
+
+def make_repo(path: Path) -> Repo:
+    path.mkdir(parents=True, exist_ok=True)
+    repo = Repo(path)
+    repo.git("init", "-q", "-b", "main")
+    return repo
+
+
+@pytest.fixture
+def bare_repo(tmp_path: Path) -> Repo:
+    """An empty repository (no commits, no hooks)."""
+    return make_repo(tmp_path / "repo with space")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Repo]:
+    """main with the template task and a first commit, dev branched from it, hooks installed
+    directly (`.git/hooks/*` exec `dlgit hook ...`). Checked out: main."""
+    r = make_repo(tmp_path / "repo with space")
+    r.write("tasks/main/config.yaml", TEMPLATE_CONFIG)
+    r.write("tasks/main/train.py", "print('train')\n")
+    r.write("model/net.py", "NET = 1\n")
+    r.commit("chore: initial layout")
+    r.git("branch", "dev")
+    r.install_direct_hooks()
+    yield r
