@@ -1,6 +1,7 @@
-"""Thin click wiring: each command calls one function in its module and exits with its code.
+"""The `dlgit` entry point (console script and `python -m dlgit`).
 
-Command modules are imported inside the commands so that a hook pays only for what it runs.
+A hook runs on every commit, so `dlgit hook NAME [ARGS]` is dispatched here without importing
+click (≈20 ms); every other command line goes to the click application in `dlgit.commands`.
 """
 
 from __future__ import annotations
@@ -8,148 +9,96 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-import click
-
-from dlgit import __version__
 from dlgit.errors import UsageError
 
 
-def _run(action: Callable[[], int]) -> None:
+def _pre_commit(args: Sequence[str | None]) -> int:
+    from dlgit import hooks
+
+    return hooks.pre_commit()
+
+
+def _commit_msg(args: Sequence[str | None]) -> int:
+    from dlgit import hooks
+
+    return hooks.commit_msg(args[0] if args else None)
+
+
+def _pre_push(args: Sequence[str | None]) -> int:
+    from dlgit import push
+
+    padded = [*args, None, None]
+    return push.pre_push(padded[0], padded[1], sys.stdin)
+
+
+def _pre_receive(args: Sequence[str | None]) -> int:
+    from dlgit import push
+
+    return push.pre_receive(sys.stdin)
+
+
+# hook name -> (most positional arguments, body)
+HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
+    "pre-commit": (0, _pre_commit),
+    "pre-merge-commit": (0, _pre_commit),
+    "commit-msg": (1, _commit_msg),
+    "pre-push": (2, _pre_push),
+    "pre-receive": (0, _pre_receive),
+}
+
+
+def run_action(action: Callable[[], int]) -> int:
     """Run a command body; bad input ends in one paragraph on stderr and exit 2."""
     from dlgit.git import GitError
 
     try:
-        code = action()
+        return action()
     except UsageError as exc:
-        click.echo(f"dlgit: error: {exc}", err=True)
-        code = exc.exit_code
+        print(f"dlgit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except GitError as exc:
-        click.echo(f"dlgit: error: {exc}", err=True)
-        code = 2
-    sys.exit(code)
+        print(f"dlgit: error: {exc}", file=sys.stderr)
+        return 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="dlgit")
-def main() -> None:
-    """Keep a deep-learning research repository honest: branch model, hooks and flows."""
+def run_hook(name: str, args: Sequence[str | None] = ()) -> int:
+    return run_action(lambda: HOOKS[name][1](args))
 
 
-@main.group()
-def hook() -> None:
-    """Entry points that git (or the pre-commit framework) calls."""
+def fast_hook(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """(name, args) when argv is a plain `hook NAME [ARGS]` call; None leaves it to click
+    (options such as --help, unknown names, too many arguments)."""
+    if len(argv) < 2 or argv[0] != "hook" or argv[1] not in HOOKS:
+        return None
+    args = list(argv[2:])
+    if len(args) > HOOKS[argv[1]][0] or any(arg.startswith("-") for arg in args):
+        return None
+    return argv[1], args
 
 
-@hook.command("pre-commit")
-def hook_pre_commit() -> None:
-    """Judge the staged change (also a conflicted merge being concluded)."""
-    from dlgit import hooks
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run dlgit with argv (default: the command line) and exit with its code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    hook = fast_hook(args)
+    if hook is not None:
+        sys.exit(run_hook(*hook))
+    from dlgit.commands import main as app
 
-    _run(hooks.pre_commit)
-
-
-@hook.command("pre-merge-commit")
-def hook_pre_merge_commit() -> None:
-    """Judge a clean merge before git records it."""
-    from dlgit import hooks
-
-    _run(hooks.pre_commit)
-
-
-@hook.command("commit-msg")
-@click.argument("message_file", required=False)
-def hook_commit_msg(message_file: str | None) -> None:
-    """Judge the commit message (default file: .git/COMMIT_EDITMSG)."""
-    from dlgit import hooks
-
-    _run(lambda: hooks.commit_msg(message_file))
-
-
-@hook.command("pre-push")
-@click.argument("remote", required=False)
-@click.argument("url", required=False)
-def hook_pre_push(remote: str | None, url: str | None) -> None:
-    """Check every pushed ref (ref lines on stdin) with the same rules as `dlgit check`."""
-    from dlgit import push
-
-    _run(lambda: push.pre_push(remote, url, sys.stdin))
-
-
-@hook.command("pre-receive")
-def hook_pre_receive() -> None:
-    """Server side: check `<old> <new> <ref>` lines on stdin; refuse what breaks the policy."""
-    from dlgit import push
-
-    _run(lambda: push.pre_receive(sys.stdin))
-
-
-@main.command()
-@click.argument("rule_id", required=False)
-def explain(rule_id: str | None) -> None:
-    """Explain a rule (or list them all; `config` shows the settings)."""
-    from dlgit import explain as explain_module
-
-    _run(lambda: explain_module.explain(rule_id))
-
-
-@main.command()
-def status() -> None:
-    """Branch, kind, what is allowed here, and which hooks are installed."""
-    from dlgit import install
-
-    _run(install.status)
-
-
-@main.command("install")
-@click.option("--force", is_flag=True, help="Replace foreign hooks (a backup is kept).")
-def install_cmd(force: bool) -> None:
-    """Install dlgit's git hooks into the hooks folder git uses."""
-    from dlgit import install
-
-    _run(lambda: install.install(force))
-
-
-@main.command()
-def uninstall() -> None:
-    """Remove the hooks dlgit installed (and nothing else)."""
-    from dlgit import install
-
-    _run(install.uninstall)
-
-
-@main.command()
-def demo() -> None:
-    """Walk through the branch model in a throw-away repository."""
-    from dlgit import demo as demo_module
-
-    _run(demo_module.demo)
-
-
-@main.command()
-@click.argument("revision_range", required=False)
-@click.option("--branch", help="The branch the commits are being put on (default: the current one).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(revision_range: str | None, branch: str | None, output_format: str) -> None:
-    """Re-verify commits in RANGE with the same rules as the hooks."""
-    from dlgit import check as check_module
-
-    _run(lambda: check_module.main(revision_range, branch, output_format))
-
-
-@main.command()
-@click.argument("provider", type=click.Choice(["github", "gitlab"]))
-@click.option("--write", is_flag=True, help="Write the workflow file instead of printing it.")
-def ci(provider: str, write: bool) -> None:
-    """Print (or write) a CI workflow that runs `dlgit check` on every push."""
-    from dlgit import ci as ci_module
-
-    _run(lambda: ci_module.main(provider, write))
+    app.main(args=args, prog_name="dlgit")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Entry for tests: run the CLI in-process and return its exit code."""
+    import click
+
+    from dlgit.commands import main as app
+
+    args = list(argv) if argv is not None else None
+    hook = fast_hook(args) if args is not None else None
+    if hook is not None:
+        return run_hook(*hook)
     try:
-        main.main(args=list(argv) if argv is not None else None, prog_name="dlgit", standalone_mode=False)
+        app.main(args=args, prog_name="dlgit", standalone_mode=False)
     except SystemExit as exc:
         return int(exc.code or 0)
     except click.exceptions.UsageError as exc:

@@ -13,9 +13,13 @@ from dlgit import branches, git
 from dlgit.branches import Branch, Kind
 from dlgit.config import Settings
 from dlgit.policy import Change, Entry, Merge
-from dlgit.policy.rules import MERGE_SOURCES, SQUASH_SOURCES_INTO_MAIN
+from dlgit.policy.rules import MERGE_SOURCES, SQUASH_SOURCES_INTO_MAIN, squash_trailer
 
-_TASK_CONFIG = re.compile(r"^[^/]+/[^/]+/config\.yaml$")
+
+def is_task_config(path: str, settings: Settings) -> bool:
+    """tasks/<folder>/config.yaml (any task folder, the template included)."""
+    folder, _, rest = path.partition("/")
+    return folder == settings.tasks_dir and rest.count("/") == 1 and rest.endswith("/config.yaml")
 
 
 def rebase_in_progress(git_dir: Path) -> bool:
@@ -31,8 +35,10 @@ def amending() -> bool:
             status = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return False
-        if os.path.basename(argv[0]) in (b"git", b"git.exe") and b"commit" in argv:
-            return b"--amend" in argv
+        if os.path.basename(argv[0]) in (b"git", b"git.exe"):  # the git that runs this hook
+            options = argv[1:argv.index(b"--")] if b"--" in argv else argv[1:]
+            # git accepts unique abbreviations (`--amen`); an alias (`git ci --amend`) keeps the option
+            return any(len(arg) >= 4 and b"--amend".startswith(arg) for arg in options)
         pid = int(status.rsplit(")", 1)[1].split()[1])
         if pid <= 1:
             return False
@@ -64,6 +70,7 @@ def _source_for_sha(sha: str, preferred: frozenset[Kind], settings: Settings, cw
 
 
 _QUOTED = re.compile(r"'([^']+)'")
+_REV_SYNTAX = re.compile(r"[~^:?*\[\\\s]|@\{|\.\.")
 
 
 def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings, cwd: Path | None) -> Merge | None:
@@ -81,6 +88,11 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
         names = [w for w in words[1:] if not w.startswith("-")]
         sha = git.rev(names[-1], cwd) if names else None
         return Merge(_pick(names[-1:], sha, preferred, settings, cwd), sha) if sha else None
+    if words and words[0] == "pull":  # `git pull` merges what it fetched: FETCH_HEAD names it
+        fetched = _fetched_for_merge(git_dir)
+        if fetched:
+            sha, name = fetched
+            return Merge(branches.parse(name, settings) if name else _source_for_sha(sha, preferred, settings, cwd), sha)
     squash_msg = git_dir / "SQUASH_MSG"
     if squash_msg.exists():
         match = re.search(r"^commit ([0-9a-f]{40,64})$", squash_msg.read_text(errors="replace"), re.M)
@@ -91,12 +103,44 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
     return None
 
 
+def _fetched_for_merge(git_dir: Path) -> tuple[str, str | None] | None:
+    """(sha, remote branch name) of the first FETCH_HEAD line that `git pull` merges."""
+    try:
+        lines = (git_dir / "FETCH_HEAD").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        sha, _, rest = line.partition("\t")
+        flag, _, description = rest.partition("\t")
+        if sha and not flag:
+            match = re.match(r"^branch '([^']+)' of ", description)
+            return sha, match.group(1) if match else None
+    return None
+
+
 def _pick(names: list[str], sha: str | None, preferred: frozenset[Kind], settings: Settings, cwd: Path | None) -> Branch | None:
-    """The source branch: the name git recorded when it is one, else whoever holds the sha."""
+    """The source branch: the name git recorded when it is a branch at that commit (not a sha,
+    tag or `dev~1`), else whoever holds the sha."""
     for name in names:
-        if git.rev(name, cwd) == sha or git.rev(f"refs/remotes/{name}", cwd) == sha:
+        if _REV_SYNTAX.search(name):  # `dev~1`, `dev^2`, `dev@{1}` are commits, not branches
+            continue
+        refs = [name] if name.startswith(("refs/heads/", "refs/remotes/")) else [f"refs/heads/{name}", f"refs/remotes/{name}"]
+        if sha and any(git.rev(ref, cwd) == sha for ref in refs):
             return resolve_source(name, settings, cwd)
     return _source_for_sha(sha, preferred, settings, cwd) if sha else None
+
+
+def _amended_merge(parents: list[str], message: str, target: Branch | None, settings: Settings, cwd: Path | None) -> Merge | None:
+    """`git commit --amend` of a merge keeps its second parent: the amend is still that merge.
+    The amend of a squash on main is still that squash when the old message names it (trailer)."""
+    if len(parents) > 1:
+        preferred = MERGE_SOURCES.get(target.kind, frozenset()) if target else frozenset()
+        return Merge(_source_for_sha(parents[1], preferred, settings, cwd), parents[1])
+    trailer = squash_trailer(message) if target is not None and target.kind is Kind.MAIN else None
+    sha = git.rev(trailer[1], cwd) if trailer else None
+    if sha is None:
+        return None
+    return Merge(_source_for_sha(sha, SQUASH_SOURCES_INTO_MAIN, settings, cwd), sha, squash=True)
 
 
 def _first_line(path: Path) -> str:
@@ -112,18 +156,21 @@ def gather(git_dir: Path, settings: Settings, message: str | None = None, cwd: P
     branch = branches.parse(name, settings) if name else None
     head = git.rev("HEAD", cwd)
     base = head
-    if head and amending():
-        base = git.rev("HEAD^1", cwd)  # the amended commit replaces HEAD
+    amended = None
+    if head and amending():  # the amended commit replaces HEAD, keeping its parents
+        parents, old_message = git.parents_and_message(head, cwd)
+        base = parents[0] if parents else None
+        amended = _amended_merge(parents, old_message, branch, settings, cwd)
     raw = git.staged_entries(base, cwd)
     sizes = git.object_sizes((e.new_blob for e in raw if e.new_blob), cwd)
     entries = tuple(Entry(e.status, e.path, e.old_path, sizes.get(e.new_blob) if e.new_blob else None) for e in raw)
-    config_blobs = {e.path: e.new_blob for e in raw if e.new_blob and _TASK_CONFIG.match(e.path) and e.path.startswith(settings.tasks_dir + "/")}
+    config_blobs = {e.path: e.new_blob for e in raw if e.new_blob and is_task_config(e.path, settings)}
     contents = git.read_blobs(list(config_blobs.values()), cwd)
     before = git.show_file(base, settings.template_config, cwd) if base and settings.template_config in config_blobs else None
     return Change(
         branch=branch,
         entries=entries,
-        merge=_merge_in_progress(git_dir, branch, settings, cwd),
+        merge=_merge_in_progress(git_dir, branch, settings, cwd) or amended,
         is_root=base is None,
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),

@@ -138,6 +138,7 @@ class RawEntry:
     path: str
     old_path: str | None
     new_blob: str | None  # None for deletions
+    old_blob: str | None = None  # None for additions
 
 
 _NULL_SHA = re.compile(r"^0+$")
@@ -148,21 +149,27 @@ def _parse_raw(data: bytes) -> list[RawEntry]:
     entries: list[RawEntry] = []
     i = 0
     while i < len(fields) - 1:
-        meta = fields[i].decode("ascii")
-        if not meta.startswith(":"):
+        if not fields[i].startswith(b":"):
             i += 1
             continue
-        _, _, _, new_sha, status = meta[1:].split(" ")
-        code = status[0]
-        if code in "RC":
-            old, new = os.fsdecode(fields[i + 1]), os.fsdecode(fields[i + 2])
-            i += 3
-        else:
-            old, new = None, os.fsdecode(fields[i + 1])
-            i += 2
-        blob = None if code == "D" or _NULL_SHA.match(new_sha) else new_sha
-        entries.append(RawEntry(code, new, old, blob))
+        i = _raw_entry(fields, i, entries)
     return entries
+
+
+def _raw_entry(fields: list[bytes], i: int, entries: list[RawEntry]) -> int:
+    """Parse the `--raw -z` entry whose meta field is fields[i] (leading newline allowed) into
+    entries; return the index of the field after it."""
+    _, _, old_sha, new_sha, status = fields[i].decode("ascii").lstrip("\n")[1:].split(" ")
+    code = status[0]
+    if code in "RC":
+        old, new = os.fsdecode(fields[i + 1]), os.fsdecode(fields[i + 2])
+        i += 3
+    else:
+        old, new = None, os.fsdecode(fields[i + 1])
+        i += 2
+    blob = None if code == "D" or _NULL_SHA.match(new_sha) else new_sha
+    entries.append(RawEntry(code, new, old, blob, None if _NULL_SHA.match(old_sha) else old_sha))
+    return i
 
 
 def staged_entries(base: str | None, cwd: Path | str | None = None) -> list[RawEntry]:
@@ -180,8 +187,17 @@ def numstat(base: str | None, cached: bool = True, cwd: Path | str | None = None
         args.append("--cached")
     if base is not None:
         args.append(base)
+    return _parse_numstat(run(*args, cwd=cwd).stdout)
+
+
+def diff_numstat(old: str, new: str, cwd: Path | str | None = None) -> dict[str, tuple[int, int]]:
+    """path -> (added, deleted) lines between two commits; binary files count as (0, 0)."""
+    return _parse_numstat(run("diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", old, new, cwd=cwd).stdout)
+
+
+def _parse_numstat(data: bytes) -> dict[str, tuple[int, int]]:
     result: dict[str, tuple[int, int]] = {}
-    fields = run(*args, cwd=cwd).stdout.split(b"\0")
+    fields = data.split(b"\0")
     i = 0
     while i < len(fields):
         head = fields[i]
@@ -256,3 +272,125 @@ def git_path(name: str, cwd: Path | str | None = None) -> Path:
 
 def check_ref_format(branch: str) -> bool:
     return run("check-ref-format", "--branch", branch, check=False).returncode == 0
+
+
+def parents_and_message(commit: str, cwd: Path | str | None = None) -> tuple[list[str], str]:
+    """The parent shas and the raw message of a commit (one `git cat-file commit`)."""
+    data = os.fsdecode(run("cat-file", "commit", commit, cwd=cwd).stdout)
+    header, _, message = data.partition("\n\n")
+    parents = [line.split(" ", 1)[1] for line in header.splitlines() if line.startswith("parent ")]
+    return parents, message
+
+
+# --- history: `dlgit check`, pre-push and pre-receive ------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogCommit:
+    sha: str
+    parents: tuple[str, ...]
+    tree: str
+    message: str
+    entries: tuple[RawEntry, ...]  # the diff against the first parent (a root commit: every file)
+
+
+_LOG_FORMAT = "%H%x00%P%x00%T%x00%B"
+
+
+def log_raw(revs: Sequence[str], cwd: Path | str | None = None) -> list[LogCommit]:
+    """Every commit that `revs` (tips and ^exclusions) name, newest first, each with its raw diff
+    against its first parent: one `git log` process; the revisions go through stdin so that any
+    number of exclusions fit. Replace refs are ignored: history is judged as it is stored."""
+    if not any(not r.startswith("^") for r in revs):
+        return []  # no tip: `git log` would fall back to HEAD
+    proc = run(
+        "--no-replace-objects", "log", "--stdin", f"--format={_LOG_FORMAT}", "-z", "--raw", "--no-abbrev", "-M", "--root",
+        "--diff-merges=first-parent", "--no-show-signature", "--no-color",
+        cwd=cwd, stdin="\n".join(revs).encode() + b"\n",
+    )
+    return _parse_log(proc.stdout)
+
+
+def _parse_log(data: bytes) -> list[LogCommit]:
+    fields = data.split(b"\0")
+    commits: list[LogCommit] = []
+    i = 0
+    while i + 3 < len(fields):
+        sha, parents, tree, body = fields[i:i + 4]
+        i += 4
+        entries: list[RawEntry] = []
+        while i < len(fields) and fields[i].lstrip(b"\n").startswith(b":"):
+            i = _raw_entry(fields, i, entries)
+        commits.append(LogCommit(sha.decode(), tuple(parents.decode().split()), tree.decode(),
+                                 body.decode("utf-8", "replace"), tuple(entries)))
+    return commits
+
+
+def rev_parse_range(spec: str, cwd: Path | str | None = None) -> list[str] | None:
+    """The revisions a range names (tips as shas, exclusions as ^sha); None when git cannot read it."""
+    proc = run("rev-parse", "--end-of-options", spec, "--", cwd=cwd, check=False)
+    if proc.returncode != 0:
+        return None
+    return [line for line in proc.stdout.decode().splitlines() if line and line not in ("--", "--end-of-options")]
+
+
+def refs(*patterns: str, cwd: Path | str | None = None) -> list[tuple[str, str]]:
+    """(refname, commit sha) for the refs under `patterns`; tags are peeled to their commit."""
+    data = run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", *patterns, cwd=cwd).stdout
+    found = []
+    for line in os.fsdecode(data).splitlines():
+        name, sha, peeled = line.split("\0")
+        found.append((name, peeled or sha))
+    return found
+
+
+def is_ancestor(ancestor: str, descendant: str, cwd: Path | str | None = None) -> bool:
+    proc = run("merge-base", "--is-ancestor", ancestor, descendant, cwd=cwd, check=False)
+    if proc.returncode > 1:
+        raise GitError(("merge-base", "--is-ancestor", ancestor, descendant), proc.returncode, os.fsdecode(proc.stderr))
+    return proc.returncode == 0
+
+
+def resolve_commits(names: Iterable[str], cwd: Path | str | None = None) -> dict[str, str]:
+    """name -> full commit sha for each name that names a commit (one `cat-file --batch-check`)."""
+    wanted = [name for name in dict.fromkeys(names) if name and "\n" not in name]
+    if not wanted:
+        return {}
+    data = run("cat-file", "--batch-check=%(objectname) %(objecttype)", cwd=cwd, stdin="\n".join(wanted).encode() + b"\n").stdout
+    found = {}
+    for name, line in zip(wanted, data.decode().splitlines(), strict=True):
+        sha, _, kind = line.partition(" ")
+        if kind == "commit":
+            found[name] = sha
+    return found
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    tree: str
+    conflicted: tuple[str, ...]  # paths merge-tree could not merge cleanly
+
+
+def merge_tree(ours: str, theirs: str, cwd: Path | str | None = None) -> MergeResult:
+    """`git merge-tree --write-tree`: the tree a merge of two commits would record. On git 2.39 a
+    bad revision also exits 1 (like a conflict): callers pass commits they have verified."""
+    args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+    proc = run(*args, cwd=cwd, check=False)
+    fields = proc.stdout.split(b"\0")
+    if proc.returncode > 1 or not fields[0]:
+        raise GitError(args, proc.returncode, os.fsdecode(proc.stderr))
+    conflicted = fields[1:fields.index(b"", 1)] if b"" in fields[1:] else fields[1:]
+    return MergeResult(fields[0].decode(), tuple(os.fsdecode(path) for path in conflicted))
+
+
+def diff_tree_paths(old: str, new: str, cwd: Path | str | None = None) -> list[str]:
+    """Paths that differ between two trees (or commits), without rename detection."""
+    return split_z(run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new, cwd=cwd).stdout)
+
+
+def comment_string(cwd: Path | str | None = None) -> str:
+    """What starts a comment line in a commit message: core.commentString or core.commentChar
+    (whichever is set last; git 2.45+ allows several characters), '#' by default, or 'auto'."""
+    proc = run("config", "--get-regexp", r"^core\.comment(char|string)$", cwd=cwd, check=False)
+    values = [line.partition(" ")[2] for line in os.fsdecode(proc.stdout).splitlines()]
+    return values[-1] if values and values[-1] else "#"

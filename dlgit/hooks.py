@@ -59,8 +59,7 @@ def commit_msg(message_file: str | None) -> int:
         raw = path.read_bytes()
     except OSError as exc:
         raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
-    comment_char = git.config_get("core.commentChar") or "#"
-    message = clean_message(raw.decode("utf-8", "replace"), "#" if comment_char == "auto" else comment_char[0])
+    message = clean_message(raw.decode("utf-8", "replace"), git.comment_string())
     name = git.current_branch()
     branch = branches.parse(name, settings) if name else None
     # The content matters to the message rules only on main (squash trailer) and for a bump.
@@ -69,12 +68,28 @@ def commit_msg(message_file: str | None) -> int:
     return _judge("commit message", change, settings, MESSAGE_RULES)
 
 
+AUTO_COMMENT_CHARS = "#;@!$%^&|:"  # git's candidates for core.commentChar=auto, in its order
+
+
 def clean_message(text: str, comment_char: str = "#") -> str:
     """The message as git will store it: comments and everything below the scissors line gone."""
+    lines = text.splitlines()
+    if comment_char == "auto":
+        comment_char = _auto_comment_char(lines)
     kept = []
-    for line in text.splitlines():
+    for line in lines:
         if line == comment_char + SCISSORS:
             break
         if not line.startswith(comment_char):
             kept.append(line.rstrip())
     return "\n".join(kept).strip()
+
+
+def _auto_comment_char(lines: list[str]) -> str:
+    """The character git picked for core.commentChar=auto: the one of its scissors line, else the
+    one starting the last line (git's status template ends the file), else '#'."""
+    for line in lines:
+        if line[:1] in AUTO_COMMENT_CHARS and line[1:] == SCISSORS:
+            return line[0]
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    return last[0] if last[:1] in AUTO_COMMENT_CHARS and last[1:2] in ("", " ", "\t") else "#"

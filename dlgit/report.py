@@ -9,6 +9,7 @@ from typing import TextIO
 
 from dlgit.branches import Branch
 from dlgit.policy import Violation
+from dlgit.policy.rules import escape, is_plain
 
 _CODES = {"red": "31", "yellow": "33", "bold": "1", "dim": "2", "green": "32"}
 
@@ -30,7 +31,7 @@ def format_violation(violation: Violation, color: bool) -> list[str]:
         paint(f"✗ {violation.rule}", "red", color) + f": {violation.statement}",
         f"    {violation.detail}",
     ]
-    lines += [f"      - {item!r}" if "\n" in item else f"      - {item}" for item in violation.items]
+    lines += [f"      - {item}" if is_plain(item) else f"      - '{escape(item)}'" for item in violation.items]
     lines.append(paint("    why: ", "bold", color) + violation.why)
     if violation.fix:
         lines.append(paint("    fix:", "bold", color))

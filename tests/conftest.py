@@ -22,7 +22,7 @@ TEMPLATE_CONFIG = (
     "RANDOM_SEED: 42\n"
     "lr: 0.01\n"
 )
-HOOK_SCRIPT = '#!/bin/sh\nexec dlgit hook {name} "$@"\n'
+HOOK_SCRIPT = '#!/bin/sh\n# dlgit-managed hook\nexec dlgit hook {name} "$@"\n'
 DIRECT_HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg")
 
 
@@ -48,7 +48,9 @@ class Repo:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def git(self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def git(
+        self, *args: str, check: bool = True, input: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             ["git", *args], cwd=self.path, capture_output=True, text=True, input=input,
             env={**os.environ, **(env or {})}, check=False,

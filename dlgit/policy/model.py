@@ -43,6 +43,28 @@ class Merge:
 
 
 @dataclass(frozen=True)
+class SquashEvidence:
+    """What history shows about a squash commit's `Squashed-from` trailer (gathered by `dlgit check`,
+    which computes it with git; the hooks, judging a squash being made, leave it None)."""
+
+    exists: bool  # the trailer's sha names a commit in this repository
+    on_branch: bool | None = None  # reachable from the branch the trailer names; None: no such branch here
+    differing: tuple[str, ...] = ()  # paths where the commit differs from `git merge-tree <parent> <sha>`,
+    # other than those merge-tree reports as conflicted (hand-resolved conflicts may differ)
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    """A ref being pushed (pre-push, pre-receive) or a release tag being checked (`dlgit check`)."""
+
+    ref: str  # full name: refs/heads/main, refs/tags/v1.2.0
+    deleted: bool = False
+    forced: bool = False  # the new value does not contain the old one: history is rewritten
+    on_main: bool | None = None  # tags: the commit is on the main branch
+    version: str | None = None  # tags: VERSION in the template config at the tagged commit
+
+
+@dataclass(frozen=True)
 class Change:
     branch: Branch | None  # the branch the change lands on; None on a detached HEAD
     entries: tuple[Entry, ...] = ()
@@ -55,6 +77,10 @@ class Change:
     template_config_before: bytes | None = None
     # hotfix branches: (path, changed lines) from the fork point with main, committed + staged
     hotfix_diff: tuple[tuple[str, int], ...] | None = None
+    # history only: the content check of a squash commit on main (see SquashEvidence)
+    squash_evidence: SquashEvidence | None = None
+    # pushes and tags: the ref update being judged (branch is the branch it updates, if any)
+    ref_update: RefUpdate | None = None
 
     @property
     def paths(self) -> list[str]:

@@ -6,6 +6,8 @@ A rule sees only a Change and the Settings; it returns violations carrying the e
 from __future__ import annotations
 
 import fnmatch
+import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -27,9 +29,39 @@ def rule(rule_id: str, statement: str, why: str) -> Callable[[CheckFn], CheckFn]
     return register
 
 
+def escape(text: str) -> str:
+    """Backslash escapes for what a terminal cannot show as is: control characters (a newline in a
+    path) and the bytes of a non-UTF-8 name (decoded by git.py with surrogateescape) as \\xNN."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in "\\'":
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif not ch.isprintable() and ch != " ":
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def is_plain(text: str) -> bool:
+    """True when `text` can be printed as is (no control characters, no undecodable bytes)."""
+    return all(ch.isprintable() or ch == " " for ch in text) and not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
+
+
 def _quote(path: str) -> str:
-    """A path as a shell word (for the fix commands we print)."""
-    return path if re.fullmatch(r"[A-Za-z0-9._/@:+=-]+", path) else "'" + path.replace("'", "'\\''") + "'"
+    """A path as a shell word (for the fix commands we print); ANSI-C `$'...'` for odd names."""
+    if re.fullmatch(r"[A-Za-z0-9._/@:+=-]+", path):
+        return path
+    if not is_plain(path):
+        return "$'" + escape(path) + "'"
+    return "'" + path.replace("'", "'\\''") + "'"
 
 
 def _under(path: str, folder: str) -> bool:
@@ -61,8 +93,10 @@ def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
         return None
     old_lines = change.template_config_before.decode("utf-8", "replace").splitlines()
     new_lines = after.decode("utf-8", "replace").splitlines()
-    differing = [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
-    if len(old_lines) != len(new_lines) or len(differing) != 1:
+    if len(old_lines) != len(new_lines):
+        return None
+    differing = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
+    if len(differing) != 1:
         return None
     old, new = (_version_line(line) for line in differing[0])
     if old and new and _semver_key(new) > _semver_key(old):
@@ -139,8 +173,12 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
                     f"a squash of '{merge.source.name}' onto {settings.main} must end with the trailer '{expected}' "
                     "so that `dlgit check` can verify its content later",
                     [expected],
-                    [f'git commit --trailer "{expected}"   # keep your message, add the trailer', "dlgit release   # makes the squash, bump and tag for you"],
+                    [
+                        f'git commit --trailer "{expected}"   # keep your message, add the trailer',
+                        "dlgit release   # makes the squash, bump and tag for you",
+                    ],
                 )
+        yield from _unverified_squash(change)
         return  # which branch may be squashed here is merge-direction's question
     if merge is not None or version_bump(change, settings):
         return
@@ -156,6 +194,28 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
+def _unverified_squash(change: Change) -> Iterator[Violation]:
+    """What `dlgit check` found when it recomputed a squash commit from its trailer."""
+    evidence, merge = change.squash_evidence, change.merge
+    if evidence is None or merge is None:
+        return
+    named = f"{SQUASH_TRAILER}: {merge.label}@{merge.sha}"
+    redo = "dlgit release   # (or dlgit hotfix finish) redoes the squash and writes the trailer from the real commit"
+    this = RULES["main-protected"]
+    if not evidence.exists:
+        yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
+                             [named], [f"git push REMOTE {_quote(merge.label)}   # the squashed branch must be pushed first", redo])
+    elif evidence.on_branch is False:
+        yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], [redo])
+    elif evidence.differing:
+        yield this.violation(
+            f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
+            "that are not merge conflicts: it carries changes that were never on the squashed branch",
+            evidence.differing[:MAX_LISTED],
+            ["commit those changes on the squashed branch (or a hotfix branch) instead", redo],
+        )
+
+
 @rule(
     "merge-direction",
     "merges follow the branch model (SPEC §2) and debug branches are never merged",
@@ -168,7 +228,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
     if merge is None or target is None or not target.valid:
         return
     this = RULES["merge-direction"]
-    undo = "git reset --merge   # undo the squash, keeping your other uncommitted work" if merge.squash else "git merge --abort   # undo this merge"
+    undo = "git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"
     source = merge.source
     action = "squash" if merge.squash else "merge"
     if source is None:
@@ -188,17 +248,24 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
             [undo, f"dlgit debug finish   # carries code fixes (not logs) to {settings.dev}"],
         )
         return
-    allowed = SQUASH_SOURCES_INTO_MAIN if merge.squash and target.kind is Kind.MAIN else MERGE_SOURCES[target.kind]
-    if not merge.squash and source.kind in allowed or merge.squash and (target.kind is not Kind.MAIN or source.kind in allowed):
+    if merge.squash and target.kind is not Kind.MAIN:
+        return  # elsewhere a squash is an ordinary commit: the content rules judge it
+    allowed = SQUASH_SOURCES_INTO_MAIN if merge.squash else MERGE_SOURCES[target.kind]
+    if source.kind in allowed:
         return
     names = ", ".join(sorted(k.value for k in allowed))
     yield this.violation(
         f"a {action} of {source.kind.value} branch '{source.name}' into {target.kind.value} branch '{target.name}' "
         f"is not allowed (allowed sources here: {names})",
         [source.name],
-        [undo]
-        + ([f"git switch {settings.dev} && git merge {_quote(source.name)}   # feature work goes to {settings.dev}, then `dlgit release`"] if source.kind is Kind.FEATURE else []),
+        [undo, *_feature_route(source, settings)],
     )
+
+
+def _feature_route(source: Branch, settings: Settings) -> list[str]:
+    if source.kind is not Kind.FEATURE:
+        return []
+    return [f"git switch {settings.dev} && git merge {_quote(source.name)}   # feature work goes to {settings.dev}, then `dlgit release`"]
 
 
 @rule(
@@ -224,7 +291,8 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
     if merge:
         fix = ["git merge --abort   # the task branch changed files outside its folder; fix it there first"]
-    fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; a new hyper-parameter in config.yaml often avoids them")
+    fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
+               "a new hyper-parameter in config.yaml often avoids them")
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
 
 
@@ -254,7 +322,9 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
-_GIT_OWN_MESSAGE = re.compile(r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )")
+_GIT_OWN_MESSAGE = re.compile(
+    r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )"
+)
 _BUMP_MESSAGE = re.compile(r"^bump: version \S+ (→|->) \S+")
 
 
@@ -289,6 +359,25 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _pattern_index(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
+    """`*.ext`-style patterns as plain suffixes, the rest as one regex: a commit with 20,000 files
+    must not cost 20,000 x patterns fnmatch calls."""
+    suffixes = tuple(os.path.normcase(p[1:]) for p in patterns if p.startswith("*") and not any(c in p[1:] for c in "*?["))
+    others = [p for p in patterns if os.path.normcase(p[1:]) not in suffixes or not p.startswith("*")]
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(os.path.normcase(p))})" for p in others)) if others else None
+    return suffixes, regex
+
+
+def _matching_pattern(name: str, path: str, patterns: tuple[str, ...]) -> str | None:
+    """The first pattern that the file name or the whole path matches (fnmatch semantics)."""
+    suffixes, regex = _pattern_index(patterns)
+    cased = os.path.normcase(path)  # `*.pt` matches the name exactly when it matches the path
+    if not (cased.endswith(suffixes) or (regex and (regex.match(os.path.normcase(name)) or regex.match(cased)))):
+        return None
+    return next((p for p in patterns if fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p)), None)
+
+
 @rule(
     "large-file",
     "no file over the size limit or matching a model/data pattern enters git",
@@ -301,7 +390,7 @@ def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
         if not entry.adds_content:
             continue
         name = entry.path.rsplit("/", 1)[-1]
-        pattern = next((p for p in settings.large_file_patterns if fnmatch.fnmatch(name, p) or fnmatch.fnmatch(entry.path, p)), None)
+        pattern = _matching_pattern(name, entry.path, settings.large_file_patterns)
         if pattern:
             offending.append((entry.path, f"matches {pattern}"))
         elif entry.size is not None and entry.size > settings.large_file_max_bytes:
@@ -394,3 +483,51 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
         found[:MAX_LISTED],
         [*undo, f"git rm -r --cached -- {' '.join(_quote(f) for f in folders)}"],
     )
+
+
+@rule(
+    "history-rewrite",
+    "main and dev are never force-pushed or deleted",
+    "main and dev are the shared record that tags, task branches and results point into; rewriting "
+    "or deleting them orphans those commits and makes every clone disagree about what was released.",
+)
+def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
+    update, branch = change.ref_update, change.branch
+    if update is None or branch is None or branch.kind not in (Kind.MAIN, Kind.DEV):
+        return
+    if update.deleted:
+        yield RULES["history-rewrite"].violation(f"the push deletes '{branch.name}'", [update.ref], [
+            f"git push REMOTE {_quote(branch.name)}   # push it instead of deleting it (long-lived branches stay)"])
+    elif update.forced:
+        yield RULES["history-rewrite"].violation(
+            f"the push replaces '{branch.name}' with a history that does not contain its current tip (a force push)",
+            [update.ref],
+            [
+                f"git switch {_quote(branch.name)} && git reset --keep @{{upstream}}   # drop the rewrite, keep your work tree",
+                "git revert COMMIT   # undo a commit by adding its inverse, never by removing it",
+            ],
+        )
+
+
+@rule(
+    "release-tag",
+    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z",
+    "a task records the core version it ran on; a tag off main or with another VERSION points that "
+    "record at code that was never released as that version.",
+)
+def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
+    update = change.ref_update
+    match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update and not update.deleted else None
+    if update is None or match is None:
+        return
+    problems = []
+    if update.on_main is False:
+        problems.append(f"the tagged commit is not on '{settings.main}'")
+    if update.version != match.group(1):
+        problems.append(f"{settings.template_config} there says VERSION {update.version or '(missing)'}")
+    if problems:
+        tag = update.ref.removeprefix("refs/tags/")
+        yield RULES["release-tag"].violation(f"tag {tag}: " + "; ".join(problems), [tag], [
+            f"git tag -d {tag}   # remove the wrong tag (and `git push REMOTE :refs/tags/{tag}` if it was pushed)",
+            "dlgit release   # bumps VERSION on main and tags that commit",
+        ])

@@ -1,0 +1,215 @@
+"""How long dlgit's hooks take, next to the tools a user would otherwise run.
+
+    python bench/bench_hooks.py [--runs N] [--sizes 2000,20000] [--profile] [--check]
+
+(a) commit-msg: `dlgit hook commit-msg FILE` vs `conventional-pre-commit TYPES FILE` vs
+    `cz check --commit-msg-file FILE`, with `python -c pass` as the floor;
+(b) pre-commit on a task branch with N files staged under tasks/<branch>/ vs
+    `git diff --cached --name-status -z` alone on the same index.
+Commands run round-robin (so drift on a busy machine hits all alike); medians are printed side by
+side, then whether the targets hold. --profile adds `python -X importtime` of the hook path;
+--check exits 1 when a target is missed. Needs the bench extra: pip install '.[bench]'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "task")
+TASK_BRANCH = "task-0.1.0-20261128T062233-bench"
+TEMPLATE_CONFIG = "VERSION: 0.1.0\nDEBUG: false\nRESUME: null\nTRAIN: true\nTEST: false\nMODEL_PATH: null\nRANDOM_SEED: 42\nlr: 0.01\n"
+COMMIT_MSG_TARGET = "commit-msg median no slower than conventional-pre-commit"
+PRE_COMMIT_TARGETS = {2000: 100.0, 20000: 150.0}  # staged files -> ms
+ENV = {
+    **os.environ,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    "NO_COLOR": "1",
+}
+
+
+def tool(name: str) -> str | None:
+    """The real executable (next to this interpreter first: a pyenv/asdf shim adds its own cost)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which(name)
+
+
+def git(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    proc = subprocess.run(["git", *args], cwd=cwd, env=ENV, input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"bench: git {' '.join(args)} failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def time_once(command: Sequence[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, env=ENV, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    elapsed = (time.perf_counter() - start) * 1000
+    if proc.returncode != 0:
+        sys.exit(f"bench: `{' '.join(command)}` exited {proc.returncode} (it must accept the input):\n"
+                 f"{proc.stdout.decode(errors='replace')}{proc.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def medians(commands: dict[str, Sequence[str]], cwd: Path, runs: int) -> dict[str, float]:
+    """Median wall time in ms of each command; one warm-up each, then round-robin runs."""
+    samples: dict[str, list[float]] = {label: [] for label in commands}
+    for command in commands.values():
+        time_once(command, cwd)
+    for _ in range(runs):
+        for label, command in commands.items():
+            samples[label].append(time_once(command, cwd))
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "tasks/main").mkdir(parents=True)
+    (path / "tasks/main/config.yaml").write_text(TEMPLATE_CONFIG)
+    (path / "model").mkdir()
+    (path / "model/net.py").write_text("LAYERS = 2\n")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "--no-verify", "-m", "chore: initial layout")
+    return path
+
+
+def commit_msg_repo(root: Path) -> tuple[Path, Path]:
+    repo = make_repo(root / "msg")
+    git(repo, "switch", "-q", "-c", "dev")
+    message = repo / "MSG"
+    message.write_text("feat: add a data loader\n\nLoads shards lazily.\n")
+    return repo, message
+
+
+def staged_repo(root: Path, files: int) -> Path:
+    """A task branch with `files` new files staged under its folder (its config.yaml among them)."""
+    repo = make_repo(root / f"staged-{files}")
+    git(repo, "switch", "-q", "-c", TASK_BRANCH)
+    folder = repo / "tasks" / TASK_BRANCH
+    (folder / "out").mkdir(parents=True)
+    (folder / "config.yaml").write_text(TEMPLATE_CONFIG)
+    for i in range(files - 1):
+        (folder / "out" / f"step{i:06d}.txt").write_text(f"step {i} loss {1 / (i + 1):.6f}\n")
+    git(repo, "add", ".")
+    return repo
+
+
+def bench_commit_msg(root: Path, runs: int) -> dict[str, float]:
+    repo, message = commit_msg_repo(root)
+    commands: dict[str, Sequence[str]] = {"python -c pass (floor)": [sys.executable, "-c", "pass"]}
+    dlgit = tool("dlgit")
+    if dlgit:
+        commands["dlgit hook commit-msg FILE"] = [dlgit, "hook", "commit-msg", str(message)]
+    commands["python -m dlgit hook commit-msg FILE"] = [sys.executable, "-m", "dlgit", "hook", "commit-msg", str(message)]
+    for label, name, args in (
+        ("conventional-pre-commit TYPES FILE", "conventional-pre-commit", [*TYPES, str(message)]),
+        ("cz check --commit-msg-file FILE", "cz", ["check", "--commit-msg-file", str(message)]),
+    ):
+        found = tool(name)
+        if found:
+            commands[label] = [found, *args]
+        else:
+            print(f"  ({name} not installed: pip install '.[bench]')")
+    return medians(commands, repo, runs)
+
+
+def bench_pre_commit(root: Path, sizes: Sequence[int], runs: int) -> dict[int, dict[str, float]]:
+    hook = [tool("dlgit") or "dlgit", "hook", "pre-commit"]
+    results = {}
+    for size in sizes:
+        started = time.perf_counter()
+        repo = staged_repo(root, size)
+        print(f"  built a task branch with {size:,} staged files in {time.perf_counter() - started:.1f} s")
+        results[size] = medians({
+            "git diff --cached --name-status -z": ["git", "diff", "--cached", "--name-status", "-z"],
+            "dlgit hook pre-commit": hook,
+        }, repo, runs)
+    return results
+
+
+def print_commit_msg(results: dict[str, float]) -> None:
+    print("\ncommit-msg (valid message, median ms)")
+    for label, value in results.items():
+        print(f"  {label:<40} {value:8.1f}")
+
+
+def print_pre_commit(results: dict[int, dict[str, float]]) -> None:
+    sizes = list(results)
+    if not sizes:
+        return
+    print("\npre-commit on a task branch (median ms by staged files under tasks/<branch>/)")
+    print(f"  {'':<40}" + "".join(f"{size:>10,}" for size in sizes))
+    for label in next(iter(results.values())):
+        print(f"  {label:<40}" + "".join(f"{results[size][label]:10.1f}" for size in sizes))
+
+
+def verdicts(msg: dict[str, float], pre: dict[int, dict[str, float]]) -> list[tuple[str, bool]]:
+    found = []
+    ours, theirs = msg.get("dlgit hook commit-msg FILE"), msg.get("conventional-pre-commit TYPES FILE")
+    if ours is not None and theirs is not None:
+        found.append((f"{COMMIT_MSG_TARGET} ({ours:.1f} vs {theirs:.1f} ms)", ours <= theirs))
+    for size, limit in PRE_COMMIT_TARGETS.items():
+        if size in pre:
+            value = pre[size]["dlgit hook pre-commit"]
+            found.append((f"pre-commit hook <= {limit:.0f} ms at {size:,} staged files ({value:.1f} ms)", value <= limit))
+    return found
+
+
+def profile(root: Path) -> None:
+    """The heaviest imports on the commit-msg hook path (cumulative microseconds)."""
+    repo, message = commit_msg_repo(root / "profile")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dlgit", "hook", "commit-msg", str(message)],
+                          cwd=repo, env=ENV, capture_output=True, text=True, check=False)
+    rows = []
+    for line in proc.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            _, cumulative, name = line[len("import time:"):].split("|")
+            rows.append((int(cumulative), name.rstrip()))
+    print("\nimports on `python -m dlgit hook commit-msg FILE` (cumulative, top 15)")
+    for cumulative, name in sorted(rows, reverse=True)[:15]:
+        print(f"  {cumulative / 1000:7.1f} ms {name}")
+    heavy = [name.strip() for _, name in rows if name.strip().split(".")[0] in ("git", "commitizen", "click")]
+    print("  forbidden/heavy modules imported: " + (", ".join(sorted(set(heavy))) or "none"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per command (after one warm-up)")
+    parser.add_argument("--sizes", default="2000,20000", help="staged file counts for the pre-commit benchmark")
+    parser.add_argument("--profile", action="store_true", help="also show the imports on the hook path")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    print(f"python {sys.version.split()[0]}, {git(Path.cwd(), '--version').decode().strip()}, "
+          f"{os.cpu_count()} CPUs, {args.runs} runs per command")
+    with tempfile.TemporaryDirectory(prefix="dlgit-bench-") as tmp:
+        root = Path(tmp)
+        msg = bench_commit_msg(root, args.runs)
+        pre = bench_pre_commit(root, sizes, args.runs)
+        print_commit_msg(msg)
+        print_pre_commit(pre)
+        if args.profile:
+            profile(root)
+    print("\ntargets")
+    results = verdicts(msg, pre)
+    for text, ok in results:
+        print(f"  {'PASS' if ok else 'MISS'}  {text}")
+    return 1 if args.check and not all(ok for _, ok in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""`dlgit install|uninstall|status` through real git: hooks written where git looks, then real
+commits and merges blocked and allowed by them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import ROOT, TEMPLATE_CONFIG, Repo
+
+from dlgit.install import HOOKS, MARKER, script
+
+FRAMEWORK_FIX = "pre-commit install -t pre-merge-commit -t commit-msg -t pre-push"
+
+
+def layout(repo: Repo) -> None:
+    """The template task and some core code, committed on main as the root commit."""
+    repo.write("tasks/main/config.yaml", TEMPLATE_CONFIG)
+    repo.write("model/net.py", "NET = 1\n")
+    repo.commit("chore: initial layout")
+
+
+def hooks_dir(repo: Repo) -> Path:
+    return repo.path / ".git" / "hooks"
+
+
+def installed(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".sample")) if folder.exists() else []
+
+
+def test_installed_hooks_block_and_allow_real_commits_and_merges(bare_repo: Repo) -> None:
+    repo = bare_repo
+    result = repo.dlgit("install")
+    assert result.returncode == 0, result.stderr
+    assert installed(hooks_dir(repo)) == sorted(HOOKS)
+    layout(repo)  # the root commit is allowed on main
+    repo.git("branch", "dev")
+
+    repo.write("model/net.py", "NET = 2\n")
+    blocked = repo.commit("feat: tweak on main", check=False)
+    assert blocked.returncode == 1 and "main-protected" in blocked.stderr and "model/net.py" in blocked.stderr
+    repo.git("switch", "dev")  # carries the staged change along
+    assert repo.commit("wip", check=False).returncode == 1  # commit-msg hook
+    repo.commit("feat: tweak")
+
+    repo.git("switch", "-c", "feature-loader")
+    repo.write("data/loader.py", "LOADER = 1\n")
+    repo.commit("feat: loader")
+    repo.git("switch", "main")
+    merge = repo.git("merge", "--no-ff", "feature-loader", "-m", "feat: loader", check=False)
+    assert merge.returncode != 0 and "merge-direction" in merge.stderr and "git merge --abort" in merge.stderr
+    repo.git("merge", "--abort")
+    repo.git("merge", "--no-ff", "dev", "-m", "feat: release the tweak")  # dev into main is allowed
+
+    status = repo.dlgit("status")
+    assert status.returncode == 0 and "missing" not in status.stdout
+    assert all(f"{name:<17} dlgit" in status.stdout for name in HOOKS[:4])
+
+
+def test_install_honours_core_hooks_path(bare_repo: Repo) -> None:
+    repo = bare_repo
+    repo.git("config", "core.hooksPath", "shared hooks")
+    assert repo.dlgit("install").returncode == 0
+    assert installed(repo.path / "shared hooks") == sorted(HOOKS)
+    assert installed(hooks_dir(repo)) == []
+    layout(repo)
+    repo.write("model/net.py", "NET = 3\n")
+    assert "main-protected" in repo.commit("feat: direct", "model/net.py", check=False).stderr
+
+
+def test_install_from_a_worktree_serves_every_worktree(bare_repo: Repo, tmp_path: Path) -> None:
+    repo = bare_repo
+    layout(repo)  # before the hooks exist
+    other = Repo(tmp_path / "dev worktree")
+    repo.git("worktree", "add", "-b", "dev", str(other.path))
+    assert other.dlgit("install").returncode == 0
+    assert installed(hooks_dir(repo)) == sorted(HOOKS)  # the common hooks folder, not the worktree's
+    other.write("model/net.py", "NET = 4\n")
+    other.commit("feat: on dev")
+    repo.write("model/net.py", "NET = 5\n")
+    assert repo.commit("feat: on main", check=False).returncode == 1
+
+
+def test_foreign_hook_is_refused_then_replaced_with_a_backup_and_restored(bare_repo: Repo) -> None:
+    repo = bare_repo
+    foreign = hooks_dir(repo) / "pre-commit"
+    foreign.write_text("#!/bin/sh\necho foreign\n")
+    foreign.chmod(0o755)
+
+    refused = repo.dlgit("install")
+    assert refused.returncode == 2
+    assert str(foreign) in refused.stderr and "--force" in refused.stderr
+    assert installed(hooks_dir(repo)) == ["pre-commit"]  # nothing written
+
+    assert repo.dlgit("install", "--force").returncode == 0
+    backup = hooks_dir(repo) / "pre-commit.dlgit-backup"
+    assert backup.read_text() == "#!/bin/sh\necho foreign\n" and MARKER in foreign.read_text()
+    again = repo.dlgit("install")
+    assert again.returncode == 0 and again.stdout.count("already installed") == len(HOOKS)
+
+    assert repo.dlgit("uninstall").returncode == 0
+    assert installed(hooks_dir(repo)) == ["pre-commit"] and foreign.read_text() == "#!/bin/sh\necho foreign\n"
+
+
+def test_install_with_a_pre_commit_config_prints_the_framework_instructions(bare_repo: Repo) -> None:
+    repo = bare_repo
+    repo.write(".pre-commit-config.yaml", "repos: []\n")
+    result = repo.dlgit("install")
+    assert result.returncode == 0, result.stderr
+    assert installed(hooks_dir(repo)) == []
+    for line in ("  - repo: ", "    rev: ", "      - id: dlgit-policy", "      - id: dlgit-commit-msg", "      - id: dlgit-pre-push",
+                 "pre-commit install -t pre-commit -t pre-merge-commit -t commit-msg -t pre-push", "#1908"):
+        assert line in result.stdout
+
+
+def test_shipped_hook_scripts_are_what_install_writes_and_explain_a_missing_dlgit(bare_repo: Repo) -> None:
+    for name in HOOKS:
+        path = ROOT / "hooks" / name
+        assert path.read_text() == script(name) and os.access(path, os.X_OK)
+    proc = subprocess.run([str(ROOT / "hooks" / "pre-commit")], cwd=bare_repo.path, capture_output=True, text=True,
+                          env={**os.environ, "PATH": "/usr/bin:/bin"}, check=False)
+    assert proc.returncode == 1 and "dlgit is not on PATH" in proc.stderr and "--no-verify" in proc.stderr
+
+
+def test_status_without_hooks_says_what_is_allowed_and_how_to_install(bare_repo: Repo) -> None:
+    repo = bare_repo
+    layout(repo)
+    repo.git("switch", "-c", "task-0.1.0-20261128T062233-lr0.01")
+    result = repo.dlgit("status")
+    assert result.returncode == 0, result.stderr
+    assert "(kind: task)" in result.stdout and "only tasks/task-0.1.0-20261128T062233-lr0.01/" in result.stdout
+    assert result.stdout.count("missing") == 4 and "  dlgit install" in result.stdout
+
+
+def test_status_spots_the_plain_pre_commit_install_pitfall(bare_repo: Repo) -> None:
+    repo = bare_repo
+    repo.write(".pre-commit-config.yaml", "repos:\n  - repo: x\n    rev: v1\n    hooks:\n      - id: dlgit-policy\n"
+               "      - id: dlgit-commit-msg\n      - id: dlgit-pre-push\n")
+    subprocess.run(["pre-commit", "install"], cwd=repo.path, check=True, capture_output=True)
+    result = repo.dlgit("status")
+    assert result.returncode == 0, result.stderr
+    assert "pre-commit        pre-commit framework" in result.stdout and "plain `pre-commit install`" in result.stdout
+    assert f"  {FRAMEWORK_FIX}\n" in result.stdout
+
+
+def test_status_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
+    result = Repo(tmp_path).dlgit("status")
+    assert result.returncode == 2 and "not inside a git repository" in result.stderr
+
+
+def test_status_on_a_detached_head(bare_repo: Repo) -> None:
+    layout(bare_repo)
+    bare_repo.git("switch", "--detach")
+    assert "HEAD is detached" in bare_repo.dlgit("status").stdout
+
