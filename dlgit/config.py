@@ -107,7 +107,7 @@ def parse(text: str, source: str = CONFIG_FILE) -> Settings:
         problem = getattr(exc, "problem", None) or str(exc)
         raise UsageError(f"{source}{line}: not valid YAML ({problem}). Fix the syntax or delete the file to use the defaults.") from None
     values: dict[str, Any] = {}
-    if root is not None:
+    if root is not None and not (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
         _walk(root, (), source, values)
     return Settings(**values)
 
@@ -124,15 +124,31 @@ def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any])
         elif key_path in _SCHEMA:
             name, kind, description = _SCHEMA[key_path]
             values[name] = _value(value_node, kind, description, ".".join(key_path), source)
+            if name == "disabled_rules":
+                _check_rule_ids(values[name], value_node, source)
         else:
             known = sorted(".".join(p) for p in _SCHEMA if p[: len(path)] == path)
             raise _fail(source, key_node, f"unknown key '{'.'.join(key_path)}' (known here: {', '.join(known)})")
 
 
+def _check_rule_ids(ids: tuple[str, ...], node: Any, source: str) -> None:
+    from dlgit.policy.rules import RULES  # a typo must not leave a rule silently on
+
+    unknown = [rule_id for rule_id in ids if rule_id not in RULES]
+    if unknown:
+        raise _fail(source, node, f"'rules.disable' names unknown rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
+
+
 def _value(node: Any, kind: type, description: str, key: str, source: str) -> Any:
     import yaml
 
-    value = yaml.safe_load(yaml.serialize(node))
+    loader = yaml.SafeLoader("")
+    try:
+        value = loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        raise _fail(source, node, f"'{key}' must be {description} ({getattr(exc, 'problem', None) or exc})") from None
+    finally:
+        loader.dispose()
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _fail(source, node, f"'{key}' must be {description} (strings)")
@@ -174,6 +190,8 @@ def describe_defaults() -> str:
     defaults = Settings()
     lines = []
     for key_path, (name, _, description) in _SCHEMA.items():
-        lines.append(f"  {'.'.join(key_path)}: {getattr(defaults, name)!r}  ({description})")
+        value = getattr(defaults, name)
+        shown = "[" + ", ".join(value) + "]" if isinstance(value, tuple) else value
+        lines.append(f"  {'.'.join(key_path)}: {shown}  ({description})")
     return "\n".join(lines)
 

@@ -59,9 +59,10 @@ class StepFailed(Exception):
 def isolated_environment() -> Iterator[None]:
     """A fixed identity and no user/system git config for this process and the hooks it starts."""
     saved = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent)  # `python -m dlgit` works uninstalled too
     os.environ.update(IDENTITY)
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, saved.get("PYTHONPATH")) if p)
+    extra = _source_dir()
+    if extra:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (extra, saved.get("PYTHONPATH")) if p)
     for name in FOREIGN:
         os.environ.pop(name, None)
     try:
@@ -69,6 +70,17 @@ def isolated_environment() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _source_dir() -> str | None:
+    """The folder holding this dlgit package when it is not a site-packages folder (a source checkout
+    or an editable install), so that the hooks' `python -m dlgit` finds the same code; never put
+    site-packages itself on PYTHONPATH, where it would come before the standard library."""
+    import site
+
+    parent = os.path.realpath(Path(__file__).resolve().parent.parent)
+    site_dirs = {os.path.realpath(p) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    return None if parent in site_dirs else parent
 
 
 def hook_script(name: str) -> str:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, NamedTuple
 
 from dlgit.errors import UsageError
 
@@ -82,16 +85,19 @@ class RepoInfo:
 
 
 def repo_info(cwd: Path | str | None = None) -> RepoInfo:
-    proc = run(
-        "rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository",
-        cwd=cwd, check=False,
-    )
+    # One process in the usual case (a work tree); --show-toplevel fails in a bare repo or inside .git.
+    asks = ("rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository")
+    proc = run(*asks, "--show-toplevel", cwd=cwd, check=False)
+    lines = os.fsdecode(proc.stdout).splitlines()
+    if proc.returncode != 0 or len(lines) != 4:
+        proc = run(*asks, cwd=cwd, check=False)
+        lines = os.fsdecode(proc.stdout).splitlines()
     if proc.returncode != 0:
         where = os.path.abspath(cwd or os.getcwd())
         raise UsageError(f"{where} is not inside a git repository; run dlgit from a repository's work tree.")
-    git_dir, common, bare = os.fsdecode(proc.stdout).splitlines()
+    git_dir, common, bare = lines[:3]
     common_dir = Path(common) if os.path.isabs(common) else Path(cwd or os.getcwd()) / common
-    toplevel = None if bare == "true" else Path(out("rev-parse", "--show-toplevel", cwd=cwd))
+    toplevel = None if bare == "true" else Path(lines[3] if len(lines) == 4 else out("rev-parse", "--show-toplevel", cwd=cwd))
     return RepoInfo(Path(git_dir), common_dir.resolve(), toplevel)
 
 
@@ -130,8 +136,7 @@ def _short_ref(ref: str) -> str:
     return ref
 
 
-@dataclass(frozen=True)
-class RawEntry:
+class RawEntry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed path of a whole history
     """One line of `git diff --raw`: a path changed between two trees."""
 
     status: str  # A, M, D, R, C, T
@@ -141,7 +146,9 @@ class RawEntry:
     old_blob: str | None = None  # None for additions
 
 
-_NULL_SHA = re.compile(r"^0+$")
+_ZERO_IDS = frozenset({b"0" * 40, b"0" * 64})
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (a whole history has 100,000s)
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode, minus its checks
 
 
 def _parse_raw(data: bytes) -> list[RawEntry]:
@@ -157,19 +164,22 @@ def _parse_raw(data: bytes) -> list[RawEntry]:
 
 
 def _raw_entry(fields: list[bytes], i: int, entries: list[RawEntry]) -> int:
-    """Parse the `--raw -z` entry whose meta field is fields[i] (leading newline allowed) into
-    entries; return the index of the field after it."""
-    _, _, old_sha, new_sha, status = fields[i].decode("ascii").lstrip("\n")[1:].split(" ")
-    code = status[0]
-    if code in "RC":
-        old, new = os.fsdecode(fields[i + 1]), os.fsdecode(fields[i + 2])
-        i += 3
-    else:
-        old, new = None, os.fsdecode(fields[i + 1])
-        i += 2
-    blob = None if code == "D" or _NULL_SHA.match(new_sha) else new_sha
-    entries.append(RawEntry(code, new, old, blob, None if _NULL_SHA.match(old_sha) else old_sha))
-    return i
+    """Parse the `--raw -z` entry whose meta field is fields[i] into entries; return the index of
+    the field after it."""
+    meta = fields[i].split(b" ")
+    paths = fields[i + 1:i + 3] if meta[4][:1] in (b"R", b"C") else fields[i + 1:i + 2]
+    entries.append(_entry(meta, paths))
+    return i + 1 + len(paths)
+
+
+def _entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
+    """A RawEntry from a split `:mode mode old new status` field and its one or two paths."""
+    _, _, old_sha, new_sha, status = meta
+    code = chr(status[0])
+    path = paths[-1].decode(_FS_ENCODING, _FS_ERRORS)
+    old_path = paths[0].decode(_FS_ENCODING, _FS_ERRORS) if len(paths) == 2 else None
+    new_blob = None if code == "D" or new_sha in _ZERO_IDS else new_sha.decode()
+    return _new_tuple(RawEntry, (code, path, old_path, new_blob, None if old_sha in _ZERO_IDS else old_sha.decode()))
 
 
 def staged_entries(base: str | None, cwd: Path | str | None = None) -> list[RawEntry]:
@@ -295,35 +305,132 @@ class LogCommit:
 
 
 _LOG_FORMAT = "%H%x00%P%x00%T%x00%B"
+_CHUNK = 1 << 20
 
 
-def log_raw(revs: Sequence[str], cwd: Path | str | None = None) -> list[LogCommit]:
+def _popen(args: Sequence[str], cwd: Path | str | None, stdin: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(["git", *args], cwd=cwd, env={**_env(), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise UsageError("git is not installed or not on PATH; dlgit needs git 2.38 or newer.") from None
+
+
+def _finish(proc: subprocess.Popen[bytes], args: Sequence[str]) -> None:
+    stderr = proc.stderr.read() if proc.stderr else b""
+    if proc.wait() != 0:
+        raise GitError(args, proc.returncode, os.fsdecode(stderr))
+
+
+def iter_log(revs: Sequence[str], cwd: Path | str | None = None) -> Iterator[LogCommit]:
     """Every commit that `revs` (tips and ^exclusions) name, newest first, each with its raw diff
-    against its first parent: one `git log` process; the revisions go through stdin so that any
-    number of exclusions fit. Replace refs are ignored: history is judged as it is stored."""
-    if not any(not r.startswith("^") for r in revs):
-        return []  # no tip: `git log` would fall back to HEAD
-    proc = run(
-        "--no-replace-objects", "log", "--stdin", f"--format={_LOG_FORMAT}", "-z", "--raw", "--no-abbrev", "-M", "--root",
-        "--diff-merges=first-parent", "--no-show-signature", "--no-color",
-        cwd=cwd, stdin="\n".join(revs).encode() + b"\n",
-    )
-    return _parse_log(proc.stdout)
+    against its first parent, streamed from one `git log` process as git produces it. The revisions
+    go through stdin so that any number of exclusions fit. Replace refs are ignored: history is
+    judged as it is stored."""
+    if all(rev.startswith("^") for rev in revs):
+        return  # no tip: `git log` would fall back to HEAD
+    args = ("--no-replace-objects", "log", "--stdin", f"--format={_LOG_FORMAT}", "-z", "--raw", "--no-abbrev", "-M", "--root",
+            "--diff-merges=first-parent", "--no-show-signature", "--no-color")
+    proc = _popen(args, cwd, stdin=True, env={"GIT_FLUSH": "0"})  # big writes, not one per commit
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("\n".join(revs).encode() + b"\n")
+    proc.stdin.close()
+    parser, tail = _LogParser(), b""
+    while chunk := proc.stdout.read1(_CHUNK):  # type: ignore[attr-defined]
+        fields = (tail + chunk).split(b"\0")
+        tail = fields.pop()
+        yield from parser.feed(fields)
+    yield from parser.feed([tail] if tail else [], final=True)
+    _finish(proc, args)
 
 
-def _parse_log(data: bytes) -> list[LogCommit]:
-    fields = data.split(b"\0")
-    commits: list[LogCommit] = []
-    i = 0
-    while i + 3 < len(fields):
-        sha, parents, tree, body = fields[i:i + 4]
-        i += 4
-        entries: list[RawEntry] = []
-        while i < len(fields) and fields[i].lstrip(b"\n").startswith(b":"):
-            i = _raw_entry(fields, i, entries)
-        commits.append(LogCommit(sha.decode(), tuple(parents.decode().split()), tree.decode(),
-                                 body.decode("utf-8", "replace"), tuple(entries)))
-    return commits
+class _LogParser:
+    """Fields of `git log -z --raw --format=%H%x00%P%x00%T%x00%B` -> LogCommits, fed in pieces: a
+    commit is 4 header fields, then `:meta` fields each followed by its one or two paths. Fields
+    that may belong to an unfinished entry or commit wait for the next piece."""
+
+    def __init__(self) -> None:
+        self.header: list[bytes] | None = None
+        self.entries: list[RawEntry] = []
+        self.rest: list[bytes] = []
+
+    def feed(self, fields: list[bytes], final: bool = False) -> list[LogCommit]:
+        fields = self.rest + fields if self.rest else fields
+        done: list[LogCommit] = []
+        i, n = 0, len(fields)
+        while True:
+            if self.header is None:
+                if i + 4 > n:
+                    break
+                self.header, i = fields[i:i + 4], i + 4
+            i, ended = self._entries(fields, i)
+            if not (ended or final):
+                break  # the commit may go on in the next piece
+            done.append(self._commit())
+            if i == n:
+                break
+        self.rest = fields[i:]
+        return done
+
+    def _entries(self, fields: list[bytes], i: int) -> tuple[int, bool]:
+        """Consume entries from fields[i]; (next index, whether the next commit's header follows)."""
+        n, append = len(fields), self.entries.append
+        while i < n:
+            meta = fields[i]
+            if meta[:1] != b":" and meta[:2] != b"\n:":
+                return i, True
+            parts = meta.lstrip(b"\n").split(b" ")
+            width = 2 if parts[4][:1] in (b"R", b"C") else 1
+            if i + width >= n:
+                break  # its paths are in the next piece
+            append(_entry(parts, fields[i + 1:i + 1 + width]))
+            i += 1 + width
+        return i, False
+
+    def _commit(self) -> LogCommit:
+        assert self.header is not None
+        sha, parents, tree, body = self.header
+        commit = LogCommit(sha.decode(), tuple(parents.decode().split()), tree.decode(), body.decode("utf-8", "replace"),
+                           tuple(self.entries))
+        self.header, self.entries = None, []
+        return commit
+
+
+class ObjectSizes:
+    """`git cat-file --batch-check` running alongside the caller: `add` object ids as they become
+    known (a thread drains the answers), then `result()` -> {id: size} (missing objects left out)."""
+
+    ARGS = ("cat-file", "--batch-check=%(objectname) %(objectsize)", "--buffer")
+
+    def __init__(self, cwd: Path | str | None = None) -> None:
+        self.proc = _popen(self.ARGS, cwd, stdin=True)
+        self.seen: set[str] = set()
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True)
+        self.reader.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        while chunk := stream.read(_CHUNK):
+            self.chunks.append(chunk)
+
+    def add(self, ids: Iterable[str]) -> None:
+        new = [i for i in ids if i not in self.seen]
+        if new:
+            self.seen.update(new)
+            assert self.proc.stdin
+            self.proc.stdin.write("\n".join(new).encode() + b"\n")
+
+    def result(self) -> dict[str, int]:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.reader.join()
+        _finish(self.proc, self.ARGS)
+        sizes = {}
+        for line in b"".join(self.chunks).decode().splitlines():
+            sha, _, size = line.partition(" ")
+            if size.isdigit():
+                sizes[sha] = int(size)
+        return sizes
 
 
 def rev_parse_range(spec: str, cwd: Path | str | None = None) -> list[str] | None:

@@ -10,6 +10,7 @@ on main is recomputed with `git merge-tree`. All git work happens here: the rule
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -97,6 +98,10 @@ def existing_commits(prefixes: Sequence[str], except_branch: str | None, cwd: st
 # --- which branch a merge came from ---------------------------------------------------------------
 
 
+_new_tuple = tuple.__new__  # an Entry without the NamedTuple's Python-level __new__ (100,000s per history)
+_parse_branch = functools.lru_cache(maxsize=4096)(branches.parse)  # merge messages repeat names
+
+
 def named_branches(message: str, settings: Settings) -> list[Branch]:
     """Branches a merge message names: quoted names first (git's `Merge branch 'x'`), then words of
     the subject that read as a branch of the model (`task: merge task-0.1.0-...`, `user/feature-x`)."""
@@ -105,7 +110,7 @@ def named_branches(message: str, settings: Settings) -> list[Branch]:
     found: list[Branch] = []
     for name in [*quoted, *(word.strip(_PUNCTUATION) for word in subject.split())]:
         for candidate in dict.fromkeys((name, name.partition("/")[2] or name)):
-            branch = branches.parse(candidate, settings)
+            branch = _parse_branch(candidate, settings)
             if branch.valid and (name in quoted or branch.kind is not Kind.EXTRA):
                 found.append(branch)
                 break
@@ -172,13 +177,23 @@ def _place(tip: str, target: Branch | None, graph: dict[str, git.LogCommit], ref
 class _Blobs:
     sizes: dict[str, int]
     contents: dict[str, bytes]  # task configs after, template config before
+    configs: dict[str, list[git.RawEntry]]  # commit -> the task configs it adds or edits
 
 
-def _blobs(commits: Sequence[git.LogCommit], settings: Settings, cwd: str | None) -> _Blobs:
-    entries = [entry for commit in commits for entry in commit.entries]
-    wanted = [e.new_blob for e in entries if e.new_blob and is_task_config(e.path, settings)]
-    wanted += [e.old_blob for e in entries if e.old_blob and e.path == settings.template_config]
-    return _Blobs(git.object_sizes((e.new_blob for e in entries if e.new_blob), cwd), git.read_blobs(wanted, cwd))
+def _read_range(revs: Sequence[str], settings: Settings, cwd: str | None) -> tuple[list[git.LogCommit], _Blobs]:
+    """The range's commits from one streamed `git log`, the sizes of the blobs they add from a
+    `cat-file` running alongside it, then the task configs they touch in one `cat-file --batch`."""
+    sizes = git.ObjectSizes(cwd)
+    commits, configs = [], {}
+    for commit in git.iter_log(revs, cwd):
+        commits.append(commit)
+        sizes.add([blob for _, _, _, blob, _ in commit.entries if blob])
+        touched = [e for e in commit.entries if e.new_blob and e.path.endswith("/config.yaml") and is_task_config(e.path, settings)]
+        if touched:
+            configs[commit.sha] = touched
+    wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
+    wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
+    return commits, _Blobs(sizes.result(), git.read_blobs(wanted, cwd), configs)
 
 
 def _squashes(commits: Iterable[git.LogCommit], places: dict[str, _Place]) -> dict[str, tuple[str, str]]:
@@ -229,12 +244,12 @@ class _Range:
 def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Settings, refs: RefView, has_base: bool) -> list[Judged]:
     """Facts for every commit reachable from `tip` and not from `bases`, oldest first. `has_base`:
     the range continues an existing history (a parentless commit is then no new repository's root)."""
-    commits = git.log_raw([tip, *(f"^{base}" for base in bases)], refs.cwd)
+    commits, blobs = _read_range([tip, *(f"^{base}" for base in bases)], settings, refs.cwd)
     graph = {commit.sha: commit for commit in commits}
     places = _place(tip, target, graph, refs, settings)
     squashes = _squashes(commits, places)
     resolved = git.resolve_commits((sha for _, sha in squashes.values()), refs.cwd)
-    context = _Range(graph, places, _blobs(commits, settings, refs.cwd), squashes, resolved, refs, settings, has_base)
+    context = _Range(graph, places, blobs, squashes, resolved, refs, settings, has_base)
     return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in reversed(commits)]
 
 
@@ -247,18 +262,20 @@ def _change(commit: git.LogCommit, context: _Range) -> Change:
         evidence = _evidence(commit, name, context.resolved.get(sha), context.refs)
     elif len(commit.parents) > 1:
         merge = Merge(place.source, commit.parents[1])
-    entries = commit.entries
+    size = blobs.sizes.get
+    entries = tuple([_new_tuple(Entry, (status, path, old_path, size(blob) if blob else None))
+                     for status, path, old_path, blob, _ in commit.entries])
+    changed_configs = blobs.configs.get(commit.sha, [])
     hotfix = place.branch is not None and place.branch.kind is Kind.HOTFIX and place.chain_start
     return Change(
         branch=place.branch,
-        entries=tuple(Entry(e.status, e.path, e.old_path, blobs.sizes.get(e.new_blob) if e.new_blob else None) for e in entries),
+        entries=entries,
         merge=merge,
         is_root=not commit.parents and not context.has_base,
         message=commit.message.strip(),
-        configs=tuple((e.path, blobs.contents.get(e.new_blob, b"")) for e in entries if e.new_blob and is_task_config(e.path, settings)),
-        template_config_before=next(
-            (blobs.contents.get(e.old_blob) for e in entries if e.path == settings.template_config and e.old_blob and e.new_blob), None
-        ),
+        configs=tuple((e.path, blobs.contents.get(e.new_blob, b"")) for e in changed_configs if e.new_blob),
+        template_config_before=next((blobs.contents.get(e.old_blob) for e in changed_configs
+                                     if e.path == settings.template_config and e.old_blob), None),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def _isolated_git(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
         monkeypatch.setenv(f"GIT_{role}_NAME", "Test")
         monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
     monkeypatch.setenv("GIT_EDITOR", "true")
+    # Hooks `exec dlgit`: prefer this interpreter's own script to a version-manager shim.
+    bindir = os.path.dirname(sys.executable)
+    if os.path.exists(os.path.join(bindir, "dlgit")):
+        monkeypatch.setenv("PATH", bindir + os.pathsep + os.environ.get("PATH", ""))
 
 
 class Repo:

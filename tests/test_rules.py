@@ -31,7 +31,7 @@ def start_task(repo: Repo, name: str = TASK) -> str:
     repo.git("switch", "-q", "-c", name, "main")
     repo.write(f"tasks/{name}/config.yaml", TEMPLATE_CONFIG)
     repo.write(f"tasks/{name}/train.py", "print('train')\n")
-    assert_allowed(repo.commit("task: start", f"tasks/{name}"))
+    setup_commit(repo, "task: start", f"tasks/{name}")
     return name
 
 
@@ -89,7 +89,7 @@ def test_main_protected_root_commit_allowed(bare_repo: Repo) -> None:
 def test_main_protected_no_ff_merge_of_dev_allowed(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 2\n")
-    assert_allowed(repo.commit("feat: better net"))
+    setup_commit(repo, "feat: better net")
     repo.git("switch", "-q", "main")
     assert_allowed(repo.git("merge", "--no-ff", "-m", "feat: release better net", "dev", check=False))
     assert repo.git("rev-list", "--count", "--merges", "main").stdout.strip() == "1"
@@ -98,9 +98,9 @@ def test_main_protected_no_ff_merge_of_dev_allowed(repo: Repo) -> None:
 def _squash_dev(repo: Repo) -> str:
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 2\n")
-    assert_allowed(repo.commit("feat: better net"))
+    setup_commit(repo, "feat: better net")
     repo.write("model/head.py")
-    assert_allowed(repo.commit("feat: a head"))
+    setup_commit(repo, "feat: a head")
     repo.git("switch", "-q", "main")
     repo.git("merge", "--squash", "dev")
     return repo.head("dev")
@@ -120,6 +120,9 @@ def test_main_protected_squash_without_trailer_blocked_at_commit_msg(repo: Repo)
     assert "commit message blocked" in proc.stderr
     # a trailer naming another commit is no better
     proc = repo.git("commit", "-m", "feat: release", "--trailer", f"Squashed-from: dev@{repo.head('main')}", check=False)
+    assert_blocked(proc, "main-protected", f"Squashed-from: dev@{tip}", fix="--trailer")
+    # an abbreviated sha is not enough: `dlgit check` needs the full one
+    proc = repo.git("commit", "-m", "feat: release", "--trailer", f"Squashed-from: dev@{tip[:12]}", check=False)
     assert_blocked(proc, "main-protected", f"Squashed-from: dev@{tip}", fix="--trailer")
 
 
@@ -153,6 +156,10 @@ def test_bump_message_requires_a_real_bump(repo: Repo) -> None:
     repo.write("model/net.py", "NET = 2\n")
     proc = repo.commit("bump: version 0.1.0 → 0.2.0", check=False)
     assert_blocked(proc, "commit-message", "bump: version 0.1.0 → 0.2.0")
+    repo.git("switch", "-q", "-f", "main")
+    repo.write("tasks/main/config.yaml", BUMPED)
+    proc = repo.commit("bump: version 0.1.0 → 0.3.0", check=False)  # a bump, but not the one it claims
+    assert_blocked(proc, "commit-message", "bump: version 0.1.0 → 0.3.0")
 
 
 # --- merge-direction ---------------------------------------------------------------------------
@@ -161,7 +168,7 @@ def test_bump_message_requires_a_real_bump(repo: Repo) -> None:
 def _feature(repo: Repo, name: str = "feature-x", path: str = "model/x.py", content: str = "x\n") -> None:
     on_branch(repo, name)
     repo.write(path, content)
-    assert_allowed(repo.commit(f"feat: {name}"))
+    setup_commit(repo, f"feat: {name}")
 
 
 def test_merge_direction_feature_into_main_blocked_and_commit_of_that_merge_blocked(repo: Repo) -> None:
@@ -192,7 +199,7 @@ def test_merge_direction_custom_message_does_not_decide_the_source(repo: Repo) -
     repo.git("merge", "--abort")
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 3\n")
-    assert_allowed(repo.commit("feat: net 3"))
+    setup_commit(repo, "feat: net 3")
     repo.git("switch", "-q", "main")
     assert_allowed(repo.git("merge", "--no-ff", "-m", "feat: custom 'feature-x'", "dev", check=False))
 
@@ -204,12 +211,28 @@ def test_merge_direction_source_by_commit_when_not_named_by_a_branch(repo: Repo)
         repo.write(f"model/{name}.py")
         setup_commit(repo, f"feat: {name}")
     repo.git("switch", "-q", "main")
-    for spec in (repo.head("dev"), "dev~1"):
-        assert_allowed(repo.git("merge", "--no-ff", "-m", "feat: release", spec, check=False))
-        repo.git("reset", "-q", "--hard", "HEAD^")
+    assert_allowed(repo.git("merge", "--no-ff", "-m", "feat: release", "dev~1", check=False))
+    repo.git("reset", "-q", "--hard", "HEAD^")
     _feature(repo, "feature-y", "model/y.py")
     repo.git("switch", "-q", "main")
     assert_blocked(repo.git("merge", "--no-ff", "-m", "feat: y", repo.head("feature-y"), check=False), "merge-direction", "feature-y")
+
+
+def test_merge_direction_remote_tracking_source(repo: Repo) -> None:
+    _feature(repo)
+    repo.git("switch", "-q", "dev")
+    repo.write("model/d.py")
+    setup_commit(repo, "feat: d")
+    repo.git("update-ref", "refs/remotes/origin/feature-x", "feature-x")
+    repo.git("switch", "-q", "main")
+    repo.git("branch", "-D", "feature-x")
+    proc = repo.git("merge", "--no-ff", "-m", "feat: x", "origin/feature-x", check=False)
+    assert_blocked(proc, "merge-direction", "feature branch 'feature-x'")
+    repo.git("merge", "--abort")
+    repo.git("update-ref", "refs/remotes/origin/dev", "dev")
+    repo.git("branch", "-D", "dev")
+    assert_allowed(repo.git("merge", "--no-ff", "-m", "feat: release", "origin/dev", check=False))
+    assert repo.git("rev-parse", "HEAD^2").stdout.strip() == repo.head("origin/dev")
 
 
 def test_merge_direction_git_pull_source_from_fetch_head(repo: Repo) -> None:
@@ -241,7 +264,7 @@ def test_merge_direction_conflicted_merge_concluded_by_commit(repo: Repo) -> Non
     """The source comes from MERGE_MSG: `feature-same` and dev point at the same commit."""
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 'dev'\n")
-    assert_allowed(repo.commit("feat: dev net"))
+    setup_commit(repo, "feat: dev net")
     repo.git("branch", "feature-same", "dev")
     repo.git("switch", "-q", "main")
     repo.write("model/net.py", "NET = 'main'\n")
@@ -263,7 +286,7 @@ def test_merge_direction_conflicted_merge_concluded_by_commit(repo: Repo) -> Non
 def test_merge_direction_task_into_main_only_its_folder_allowed(repo: Repo) -> None:
     task = start_task(repo)
     repo.write(f"tasks/{task}/result.txt", "acc 0.9\n")
-    assert_allowed(repo.commit("task: result"))
+    setup_commit(repo, "task: result")
     repo.git("switch", "-q", "main")
     assert_allowed(repo.git("merge", "--no-ff", "-m", f"task: merge {task}", task, check=False))
     repo.git("switch", "-q", "dev")
@@ -281,6 +304,19 @@ def test_merge_of_task_that_touched_core_blocked_by_task_scope(repo: Repo) -> No
     repo.git("switch", "-q", "dev")
     proc = repo.git("merge", "--no-ff", "-m", f"task: merge {task}", task, check=False)
     assert_blocked(proc, "task-scope", "model/net.py")
+
+
+def test_merge_direction_hotfix_squashed_into_main_and_merged_into_dev(repo: Repo) -> None:
+    on_branch(repo, "hotfix-nan", "main")
+    repo.write("model/net.py", "NET = 'fixed'\n")
+    setup_commit(repo, "fix: nan")
+    repo.git("branch", "feature-same", "hotfix-nan")  # a tip shared with a branch that may not go to main
+    repo.git("switch", "-q", "main")
+    repo.git("merge", "--squash", "hotfix-nan")
+    trailer = f"Squashed-from: hotfix-nan@{repo.head('hotfix-nan')}"
+    assert_allowed(repo.git("commit", "-m", "fix: nan loss", "--trailer", trailer, check=False))
+    repo.git("switch", "-q", "dev")
+    assert_allowed(repo.git("merge", "--no-ff", "--no-edit", "hotfix-nan", check=False))
 
 
 def test_merge_direction_squash_of_feature_into_main_blocked(repo: Repo) -> None:
@@ -330,6 +366,17 @@ def test_task_scope_other_task_folder_blocked(repo: Repo) -> None:
     assert_blocked(proc, "task-scope", "tasks/task-0.1.0-20250101T000000-old/config.yaml")
 
 
+def test_task_scope_squash_into_a_task_branch_is_an_ordinary_commit(repo: Repo) -> None:
+    task = start_task(repo)
+    repo.git("switch", "-q", "dev")
+    repo.write("model/net.py", "NET = 'dev'\n")
+    setup_commit(repo, "feat: dev net")
+    repo.git("switch", "-q", task)
+    repo.git("merge", "--squash", "dev")
+    proc = repo.git("commit", "-m", "task: take dev", check=False)
+    assert_blocked(proc, "task-scope", "model/net.py", "git restore --staged -- model/net.py")
+
+
 # --- hotfix-size -------------------------------------------------------------------------------
 
 
@@ -337,11 +384,13 @@ def test_hotfix_size_cumulative_files(repo: Repo) -> None:
     on_branch(repo, "hotfix-nan", "main")
     for i in range(3):
         repo.write(f"model/fix{i}.py")
-    assert_allowed(repo.commit("fix: part one"))
+    setup_commit(repo, "fix: part one")
     for i in range(3, 6):
         repo.write(f"model/fix{i}.py")
     proc = repo.commit("fix: part two", check=False)
-    assert_blocked(proc, "hotfix-size", "changes 6 file(s)", "model/fix0.py (1 lines)", "limits: 5 files, 50 lines")
+    assert_blocked(
+        proc, "hotfix-size", "changes 6 file(s)", "model/fix0.py (1 lines)", "limits: 5 files, 50 lines", "git restore --staged -- PATH"
+    )
     repo.git("rm", "-q", "--cached", "model/fix5.py")
     assert_allowed(repo.git("commit", "-m", "fix: part two", check=False))
 
@@ -393,16 +442,19 @@ def test_commit_message_gits_own_allowed_off_main(repo: Repo, message: str) -> N
 def test_commit_message_gits_own_merge_message_blocked_on_main(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 2\n")
-    assert_allowed(repo.commit("feat: net 2"))
+    setup_commit(repo, "feat: net 2")
     repo.git("switch", "-q", "main")
     proc = repo.git("merge", "--no-ff", "--no-edit", "dev", check=False)
     assert_blocked(proc, "commit-message", "Merge branch 'dev'", "not enough on main")
+    # git keeps the merge in progress: concluding it with a conventional message is allowed
+    assert_allowed(repo.git("commit", "-m", "feat: release net 2", check=False))
+    assert repo.git("rev-parse", "HEAD^2").stdout.strip() == repo.head("dev")
 
 
 def test_commit_message_fixup_blocked_on_main_hook(repo: Repo) -> None:
     msg = repo.write(".git/MSG", "fixup! chore: initial layout\n")
     assert_blocked(repo.dlgit("hook", "commit-msg", str(msg)), "commit-message", "fixup! chore: initial layout")
-    msg.write_text("Revert \"chore: initial layout\"\n")
+    msg.write_text('Revert "chore: initial layout"\n')
     assert_blocked(repo.dlgit("hook", "commit-msg", str(msg)), "commit-message", "Revert")
 
 
@@ -414,6 +466,12 @@ def test_large_file_model_pattern_blocked(repo: Repo) -> None:
     repo.write("weights/best.pt", b"\0" * 10)
     proc = repo.commit("feat: weights", check=False)
     assert_blocked(proc, "large-file", "weights/best.pt (matches *.pt)", "dvc add weights/best.pt", "git rm --cached -- weights/best.pt")
+
+
+def test_large_file_patterns_ignore_case(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write("weights/best.PT", b"\0" * 10)
+    assert_blocked(repo.commit("feat: weights", check=False), "large-file", "weights/best.PT (matches *.pt)")
 
 
 def test_large_file_over_default_size_blocked_small_allowed(repo: Repo) -> None:

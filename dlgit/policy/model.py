@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from dlgit.branches import Branch
 from dlgit.config import Settings
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed path of a whole history
     """One path the change adds, modifies, deletes, renames or copies."""
 
     status: str  # A, M, D, R, C, T (git diff --raw)

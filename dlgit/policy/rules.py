@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -44,7 +43,7 @@ def escape(text: str) -> str:
         elif ch == "\t":
             out.append("\\t")
         elif not ch.isprintable() and ch != " ":
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
         else:
             out.append(ch)
     return "".join(out)
@@ -120,7 +119,7 @@ def squash_trailer(message: str) -> tuple[str, str] | None:
     """(branch, sha) from a `Squashed-from: <branch>@<sha>` trailer in the last paragraph."""
     last = message.strip().split("\n\n")[-1]
     for line in last.splitlines():
-        match = re.match(rf"^{SQUASH_TRAILER}:\s*(\S+)@([0-9a-f]{{7,64}})\s*$", line)
+        match = re.match(rf"^{SQUASH_TRAILER}:\s*(\S+)@([0-9a-f]{{40}}|[0-9a-f]{{64}})\s*$", line)
         if match:
             return match.group(1), match.group(2)
     return None
@@ -278,7 +277,7 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     branch, merge = change.branch, change.merge
     if branch is None:
         return
-    if branch.kind is Kind.TASK and merge is None:
+    if branch.kind is Kind.TASK and (merge is None or merge.squash):  # a squash is an ordinary commit here
         folder, what = f"{settings.tasks_dir}/{branch.name}", "this commit"
     elif branch.kind in (Kind.MAIN, Kind.DEV) and merge and merge.source and merge.source.kind is Kind.TASK:
         folder, what = f"{settings.tasks_dir}/{merge.source.name}", f"the merge of '{merge.source.name}'"
@@ -289,8 +288,9 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     quoted = " ".join(_quote(p) for p in outside[:MAX_LISTED])
     fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
-    if merge:
-        fix = ["git merge --abort   # the task branch changed files outside its folder; fix it there first"]
+    if merge and merge.source and merge.source.kind is Kind.TASK:
+        undo = "git reset --merge   # undo the squash" if merge.squash else "git merge --abort"
+        fix = [f"{undo}   # the task branch changed files outside its folder; fix it there first"]
     fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
                "a new hyper-parameter in config.yaml often avoids them")
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
@@ -325,7 +325,13 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
 _GIT_OWN_MESSAGE = re.compile(
     r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )"
 )
-_BUMP_MESSAGE = re.compile(r"^bump: version \S+ (→|->) \S+")
+_BUMP_MESSAGE = re.compile(r"^bump: version (\S+) (?:→|->) (\S+)")
+
+
+@functools.lru_cache(maxsize=8)
+def _conventional(types: tuple[str, ...]) -> re.Pattern[str]:
+    """`<type>[(scope)][!]: <subject>` for the configured types (compiled once: `dlgit check` asks per commit)."""
+    return re.compile(rf"^({'|'.join(re.escape(t) for t in types)})(\([^()\s]+\))?!?: \S")
 
 
 @rule(
@@ -340,13 +346,13 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     if not message or not message.strip():
         return
     subject = message.strip().splitlines()[0]
-    types = "|".join(re.escape(t) for t in settings.commit_types)
-    if re.match(rf"^({types})(\([^()\s]+\))?!?: \S", subject):
+    if _conventional(settings.commit_types).match(subject):
         return
     on_main = change.branch is not None and change.branch.kind is Kind.MAIN
     if not on_main and _GIT_OWN_MESSAGE.match(subject):
         return
-    if _BUMP_MESSAGE.match(subject) and version_bump(change, settings):
+    bump = _BUMP_MESSAGE.match(subject)
+    if bump and version_bump(change, settings) == (bump.group(1), bump.group(2)):  # and it says which versions
         return
     hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and _GIT_OWN_MESSAGE.match(subject) else ""
     yield RULES["commit-message"].violation(
@@ -359,23 +365,38 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
+def _fold(text: str) -> str:
+    """Model/data patterns ignore case: `best.PT` is a checkpoint too."""
+    return text.lower()
+
+
 @functools.lru_cache(maxsize=8)
 def _pattern_index(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], re.Pattern[str] | None]:
     """`*.ext`-style patterns as plain suffixes, the rest as one regex: a commit with 20,000 files
     must not cost 20,000 x patterns fnmatch calls."""
-    suffixes = tuple(os.path.normcase(p[1:]) for p in patterns if p.startswith("*") and not any(c in p[1:] for c in "*?["))
-    others = [p for p in patterns if os.path.normcase(p[1:]) not in suffixes or not p.startswith("*")]
-    regex = re.compile("|".join(f"(?:{fnmatch.translate(os.path.normcase(p))})" for p in others)) if others else None
+    suffixes = tuple(_fold(p[1:]) for p in patterns if p.startswith("*") and not any(c in p[1:] for c in "*?["))
+    others = [p for p in patterns if _fold(p[1:]) not in suffixes or not p.startswith("*")]
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(_fold(p))})" for p in others)) if others else None
     return suffixes, regex
 
 
 def _matching_pattern(name: str, path: str, patterns: tuple[str, ...]) -> str | None:
     """The first pattern that the file name or the whole path matches (fnmatch semantics)."""
     suffixes, regex = _pattern_index(patterns)
-    cased = os.path.normcase(path)  # `*.pt` matches the name exactly when it matches the path
-    if not (cased.endswith(suffixes) or (regex and (regex.match(os.path.normcase(name)) or regex.match(cased)))):
+    cased = _fold(path)  # `*.pt` matches the name exactly when it matches the path (case-insensitively)
+    if not (cased.endswith(suffixes) or (regex and (regex.match(_fold(name)) or regex.match(cased)))):
         return None
-    return next((p for p in patterns if fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p)), None)
+    return next((p for p in patterns if fnmatch.fnmatchcase(_fold(name), _fold(p)) or fnmatch.fnmatchcase(_fold(path), _fold(p))), None)
+
+
+def _may_hold_large_files(change: Change, settings: Settings) -> bool:
+    """A whole-commit pre-check (C-speed string search, not a call per path): `dlgit check` meets
+    root commits of 100,000 files. False only when no entry can match a pattern or the size."""
+    suffixes, regex = _pattern_index(settings.large_file_patterns)
+    if regex is not None or any(entry.size is not None and entry.size > settings.large_file_max_bytes for entry in change.entries):
+        return True
+    joined = _fold("\0".join(entry.path for entry in change.entries)) + "\0"
+    return any(suffix + "\0" in joined for suffix in suffixes)
 
 
 @rule(
@@ -385,6 +406,8 @@ def _matching_pattern(name: str, path: str, patterns: tuple[str, ...]) -> str | 
     "history; DVC keeps them outside git and versions a small .dvc pointer instead.",
 )
 def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
+    if not _may_hold_large_files(change, settings):
+        return
     offending = []
     for entry in change.entries:
         if not entry.adds_content:
@@ -423,16 +446,22 @@ _TYPE_CHECKS: dict[str, tuple[Callable[[object], bool], str]] = {
 
 def config_problems(text: bytes, folder_branch: Branch | None, settings: Settings) -> list[str]:
     """What is wrong with one task config.yaml (empty list: it is fine)."""
+    return list(_config_problems(text, folder_branch, settings))
+
+
+@functools.lru_cache(maxsize=4096)
+def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settings) -> tuple[str, ...]:
+    """Cached: `dlgit check` meets a task's config again in its merges into main and dev."""
     import yaml  # only when a config.yaml is part of the change
 
     try:
-        data = yaml.safe_load(text.decode("utf-8"))
+        data = yaml.load(text.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        return [f"is not valid UTF-8 YAML{where}"]
+        return (f"is not valid UTF-8 YAML{where}",)
     if not isinstance(data, dict):
-        return ["must be a mapping of KEY: value"]
+        return ("must be a mapping of KEY: value",)
     problems = [f"lacks {key}" for key in settings.required_keys if key not in data]
     for key, (ok, expected) in _TYPE_CHECKS.items():
         if key in data and not ok(data[key]):
@@ -440,7 +469,7 @@ def config_problems(text: bytes, folder_branch: Branch | None, settings: Setting
     version = data.get("VERSION")
     if folder_branch and folder_branch.version and isinstance(version, str) and version != folder_branch.version:
         problems.append(f"VERSION is {version} but the branch name says {folder_branch.version}")
-    return problems
+    return tuple(problems)
 
 
 @rule(

@@ -1,0 +1,140 @@
+"""`dlgit hook pre-push` and `dlgit hook pre-receive`: judge every ref a push updates.
+
+Each updated branch is judged like `dlgit check` (dlgit.check.judge) for the branch it lands on:
+an update from OLD to NEW judges OLD..NEW; a new branch judges the commits no ref of the receiving
+side holds yet; a deletion is skipped, except that main and dev are never deleted nor force-pushed.
+A pushed release tag vX.Y.Z must name a commit on main whose VERSION is X.Y.Z. The settings come
+from the branch as it was before the push (a new branch: the receiving side's main), never from the
+pushed commits, so a push cannot relax its own policy by editing .dlgit.yaml.
+
+pre-push reads every `<local ref> <local sha> <remote ref> <remote sha>` line on stdin. Under the
+pre-commit framework the hook gets no stdin, only PRE_COMMIT_* variables describing the *first*
+pushed ref (pre-commit#1908): dlgit then checks that one ref and says so; `dlgit install` installs a
+pre-push hook that checks them all. pre-receive reads `<old> <new> <ref>` lines in a server's
+(bare) repository before git updates any ref; it never updates refs itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from dlgit import check, config, git, history, report
+from dlgit.policy.model import RefUpdate
+
+FRAMEWORK_NOTICE = (
+    "dlgit: the pre-commit framework hands its pre-push hooks only the first pushed ref (pre-commit#1908); "
+    "only that ref was checked. `dlgit install` sets up a pre-push hook that checks every ref."
+)
+
+
+@dataclass(frozen=True)
+class Update:
+    ref: str  # the ref on the receiving side: refs/heads/main, refs/tags/v1.0.0
+    old: str  # all zeros: the ref is created
+    new: str  # all zeros: the ref is deleted
+
+
+@dataclass(frozen=True)
+class Side:
+    """The receiving side as the hook sees it."""
+
+    existing: tuple[str, ...]  # refs whose commits are already there (a new branch's range excludes them)
+    branches: tuple[str, ...]  # where branch tips are looked up (merge sources, squash trailers, main)
+    toplevel: Path | None  # work tree (for settings when a range has no base), None on a server
+
+
+def pre_push(remote: str | None, url: str | None, stdin: TextIO) -> int:
+    info = git.repo_info()
+    updates = [_pre_push_line(line) for line in _lines(stdin)]
+    framework = not updates
+    if framework:
+        remote = os.environ.get("PRE_COMMIT_REMOTE_NAME") or remote
+        updates = _framework_updates(remote)
+    named = remote is not None and git.config_get(f"remote.{remote}.url") is not None
+    tracking = f"refs/remotes/{remote}/" if named else "refs/remotes/"
+    code = judge_updates(updates, Side((tracking,), ("refs/heads/", tracking), info.toplevel))
+    if framework and updates:
+        report.emit(FRAMEWORK_NOTICE)
+    return code
+
+
+def pre_receive(stdin: TextIO) -> int:
+    info = git.repo_info()
+    updates = []
+    for line in _lines(stdin):
+        old, new, ref = line.split(" ", 2)
+        updates.append(Update(ref, old, new))
+    return judge_updates(updates, Side(("refs/",), ("refs/heads/",), info.toplevel))
+
+
+def _lines(stdin: TextIO) -> list[str]:
+    if stdin is None or stdin.isatty():
+        return []
+    return [line.strip() for line in stdin.read().splitlines() if line.strip()]
+
+
+def _pre_push_line(line: str) -> Update:
+    _, local_sha, remote_ref, remote_sha = line.rsplit(" ", 3)
+    return Update(remote_ref, remote_sha, local_sha)
+
+
+def _framework_updates(remote: str | None) -> list[Update]:
+    """The one ref the pre-commit framework describes in PRE_COMMIT_* variables. FROM_REF is the
+    remote's old tip only when it is the remote-tracking tip; otherwise the branch is new there
+    (the framework then passes the parent of the first new commit)."""
+    env = os.environ
+    remote_ref = env.get("PRE_COMMIT_REMOTE_BRANCH")
+    new = git.rev(env.get("PRE_COMMIT_TO_REF") or env.get("PRE_COMMIT_LOCAL_BRANCH") or "") if remote_ref else None
+    if not remote_ref or new is None:
+        return []
+    from_ref = git.rev(env["PRE_COMMIT_FROM_REF"]) if env.get("PRE_COMMIT_FROM_REF") else None
+    branch = history.short_branch(remote_ref)
+    tracking = git.rev(f"refs/remotes/{remote}/{branch}") if remote and branch else None
+    old = from_ref if from_ref and from_ref == tracking else "0" * len(new)
+    return [Update(remote_ref, old, new)]
+
+
+def judge_updates(updates: Sequence[Update], side: Side) -> int:
+    """Judge every update; print what blocks; 1 when anything does."""
+    if not updates:
+        return 0
+    git.require_version()
+    overrides = {name: u.new for u in updates if (name := history.short_branch(u.ref)) and not history.is_zero(u.new)}
+    refs = history.RefView.load(side.branches, overrides)
+    main = config.load(side.toplevel).main
+    results = [_judge(update, side, refs, main) for update in updates]
+    blocked = [result for result in results if not result.ok]
+    color = report.use_color(sys.stderr)
+    for result in blocked:
+        header = (report.paint(f"dlgit: push to {result.label} blocked", "bold", color)
+                  + f" ({result.checked} commit(s) checked, judged by {result.policy.source})")
+        report.emit(check.render_text(result, color, header))
+    return 1 if blocked else 0
+
+
+def _judge(update: Update, side: Side, refs: history.RefView, main: str) -> check.Result:
+    branch = update.ref[len("refs/heads/"):] if update.ref.startswith("refs/heads/") else None
+    old_known = not history.is_zero(update.old) and git.rev(update.old) is not None
+    main_tip = next((sha for ref, sha in git.refs(*side.existing) if history.short_branch(ref) == main), None)
+    base = update.old if old_known and branch else main_tip if branch != main else None
+    policy = check.policy_at(base, "the old tip" if base == update.old else f"the receiving side's {main}", side.toplevel)
+    if history.is_zero(update.new):
+        return check.judge(check.Span(update.ref, None), branch, policy, refs, RefUpdate(update.ref, deleted=True))
+    if branch is None:
+        if not history.is_release_tag(update.ref):
+            return check.Result(update.ref, None, policy)
+        tag = history.tag_update(update.ref, git.rev(update.new) or update.new, refs, policy.settings)
+        return check.judge(check.Span(update.ref, None), None, policy, refs, tag)
+    if history.is_zero(update.old):
+        bases, forced = history.existing_commits(side.existing, branch), False
+    elif old_known:
+        bases, forced = [update.old], not git.is_ancestor(update.old, update.new)
+    else:  # the receiving side has commits this repository lacks: NEW cannot contain them
+        bases, forced = history.existing_commits(side.existing, branch), True
+    span = check.Span(update.ref, update.new, tuple(bases))
+    return check.judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced))
