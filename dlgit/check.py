@@ -104,21 +104,26 @@ def judge(span: Span, target_name: str | None, policy: Policy, refs: history.Ref
     if target is None:
         result.notices.append("no branch given (detached HEAD): branch rules were skipped; pass --branch NAME to apply them")
     judged = history.gather(span.tip, span.bases, target, settings, refs, has_base=bool(span.bases))
+    _judge_commits(result, judged)
+    if tags:
+        for update in history.release_tags((item.commit.sha for item in judged), refs, settings):
+            result.ref_violations += evaluate(Change(None, ref_update=update), settings, REF_RULES)
+    return result
+
+
+def _judge_commits(result: Result, judged: list[history.Judged]) -> None:
+    """Every commit by the rules of the branch it belongs to; note the ones that edit .dlgit.yaml."""
     result.checked = len(judged)
     for item in judged:
-        violations = evaluate(item.change, settings, COMMIT_RULES)
+        violations = evaluate(item.change, result.policy.settings, COMMIT_RULES)
         if violations:
             result.findings.append(Finding(item, tuple(violations)))
         if history.touches_settings(item.commit):
             result.settings_changed_by.append(item.commit.sha)
     if result.settings_changed_by:
         shas = ", ".join(sha[:12] for sha in result.settings_changed_by)
-        result.notices.append(f"{config.CONFIG_FILE} is changed by {shas}; the range was judged by {policy.source}, "
+        result.notices.append(f"{config.CONFIG_FILE} is changed by {shas}; the range was judged by {result.policy.source}, "
                               "the new settings apply only once that change has landed")
-    if tags:
-        for update in history.release_tags((item.commit.sha for item in judged), refs, settings):
-            result.ref_violations += evaluate(Change(None, ref_update=update), settings, REF_RULES)
-    return result
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -147,7 +152,7 @@ def resolve_range(spec: str | None, branch: str | None, toplevel: Path | None) -
         if git.rev("HEAD") is None:
             raise UsageError(f"'{branch or 'HEAD'}' has no commits yet, so there is nothing to check; commit first or pass a RANGE.")
         if not (branch and git.rev("@{upstream}")):
-            return _new_ref_span("HEAD", "HEAD", branch, toplevel)
+            return _new_ref_span("HEAD (its commits on no remote branch)", "HEAD", branch, toplevel)
         spec = git.out("rev-parse", "--abbrev-ref", "@{upstream}") + "..HEAD"
     new_ref = _NEW_REF_RANGE.match(spec)
     if new_ref:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from dlgit.errors import UsageError
 
@@ -239,22 +240,28 @@ def object_sizes(shas: Iterable[str], cwd: Path | str | None = None) -> dict[str
 
 def read_blobs(shas: Sequence[str], cwd: Path | str | None = None) -> dict[str, bytes]:
     """Contents of several blobs in one `cat-file --batch` process."""
-    wanted = sorted(set(shas))
+    return read_objects(sorted(set(shas)), cwd)
+
+
+def read_objects(names: Sequence[str], cwd: Path | str | None = None) -> dict[str, bytes]:
+    """name -> content for object names (`<sha>`, `<commit>:<path>`) in one `cat-file --batch`;
+    names that name nothing are left out."""
+    wanted = list(dict.fromkeys(name for name in names if "\n" not in name))
     if not wanted:
         return {}
     data = run("cat-file", "--batch", cwd=cwd, stdin="\n".join(wanted).encode() + b"\n").stdout
-    blobs: dict[str, bytes] = {}
+    found: dict[str, bytes] = {}
     pos = 0
-    while pos < len(data):
+    for name in wanted:  # one answer per name, in order
         eol = data.index(b"\n", pos)
         header = data[pos:eol].decode().split(" ")
         pos = eol + 1
-        if len(header) < 3:  # "<sha> missing"
+        if len(header) < 3:  # "<name> missing", "<name> ambiguous"
             continue
         size = int(header[2])
-        blobs[header[0]] = data[pos:pos + size]
+        found[name] = data[pos:pos + size]
         pos += size + 1
-    return blobs
+    return found
 
 
 def show_file(commit: str, path: str, cwd: Path | str | None = None) -> bytes | None:
@@ -300,11 +307,13 @@ class LogCommit:
     sha: str
     parents: tuple[str, ...]
     tree: str
+    time: int  # committer time (seconds since the epoch)
     message: str
     entries: tuple[RawEntry, ...]  # the diff against the first parent (a root commit: every file)
 
 
-_LOG_FORMAT = "%H%x00%P%x00%T%x00%B"
+_LOG_FORMAT = "%H%x00%P%x00%T%x00%ct%x00%B"
+_HEADER_FIELDS = 5
 _CHUNK = 1 << 20
 
 
@@ -323,25 +332,31 @@ def _finish(proc: subprocess.Popen[bytes], args: Sequence[str]) -> None:
 
 
 def iter_log(revs: Sequence[str], cwd: Path | str | None = None) -> Iterator[LogCommit]:
-    """Every commit that `revs` (tips and ^exclusions) name, newest first, each with its raw diff
-    against its first parent, streamed from one `git log` process as git produces it. The revisions
-    go through stdin so that any number of exclusions fit. Replace refs are ignored: history is
-    judged as it is stored."""
+    """Every commit that `revs` (tips and ^exclusions) name, each with its raw diff against its first
+    parent, streamed as git produces it from two `git log` passes running side by side: ordinary
+    commits, and merges (whose first-parent diffs are the costly part). Order: as they come. The
+    revisions go through stdin so that any number of exclusions fit. Replace refs are ignored:
+    history is judged as it is stored."""
     if all(rev.startswith("^") for rev in revs):
         return  # no tip: `git log` would fall back to HEAD
     args = ("--no-replace-objects", "log", "--stdin", f"--format={_LOG_FORMAT}", "-z", "--raw", "--no-abbrev", "-M", "--root",
-            "--diff-merges=first-parent", "--no-show-signature", "--no-color")
-    proc = _popen(args, cwd, stdin=True, env={"GIT_FLUSH": "0"})  # big writes, not one per commit
-    assert proc.stdin and proc.stdout
-    proc.stdin.write("\n".join(revs).encode() + b"\n")
-    proc.stdin.close()
-    parser, tail = _LogParser(), b""
-    while chunk := proc.stdout.read1(_CHUNK):  # type: ignore[attr-defined]
-        fields = (tail + chunk).split(b"\0")
-        tail = fields.pop()
-        yield from parser.feed(fields)
-    yield from parser.feed([tail] if tail else [], final=True)
-    _finish(proc, args)
+            "--reverse", "--no-show-signature", "--no-color")  # oldest first: a root commit's many files come early
+    passes = [(*args, "--no-merges"), (*args, "--merges", "--diff-merges=first-parent")]
+    procs = [_popen(pass_args, cwd, stdin=True, env={"GIT_FLUSH": "0"}) for pass_args in passes]  # big writes, not one per commit
+    selector = selectors.DefaultSelector()
+    for proc in procs:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write("\n".join(revs).encode() + b"\n")
+        proc.stdin.close()
+        selector.register(proc.stdout, selectors.EVENT_READ, _LogParser())
+    while selector.get_map():
+        for key, _ in selector.select():
+            chunk = os.read(key.fd, _CHUNK)
+            if not chunk:
+                selector.unregister(key.fileobj)
+            yield from key.data.feed(chunk, final=not chunk)
+    for proc, pass_args in zip(procs, passes, strict=True):
+        _finish(proc, pass_args)
 
 
 class _LogParser:
@@ -353,16 +368,25 @@ class _LogParser:
         self.header: list[bytes] | None = None
         self.entries: list[RawEntry] = []
         self.rest: list[bytes] = []
+        self.tail = b""  # an unfinished field
 
-    def feed(self, fields: list[bytes], final: bool = False) -> list[LogCommit]:
+    def feed(self, chunk: bytes, final: bool = False) -> list[LogCommit]:
+        """Parse the next piece of output (`final`: the last one)."""
+        fields = (self.tail + chunk).split(b"\0")
+        self.tail = fields.pop()  # after the last NUL: empty when the output so far ends a field
+        if final and self.tail:
+            fields.append(self.tail)
+        return self.feed_fields(fields, final)
+
+    def feed_fields(self, fields: list[bytes], final: bool = False) -> list[LogCommit]:
         fields = self.rest + fields if self.rest else fields
         done: list[LogCommit] = []
         i, n = 0, len(fields)
         while True:
             if self.header is None:
-                if i + 4 > n:
+                if i + _HEADER_FIELDS > n:
                     break
-                self.header, i = fields[i:i + 4], i + 4
+                self.header, i = fields[i:i + _HEADER_FIELDS], i + _HEADER_FIELDS
             i, ended = self._entries(fields, i)
             if not (ended or final):
                 break  # the commit may go on in the next piece
@@ -389,8 +413,8 @@ class _LogParser:
 
     def _commit(self) -> LogCommit:
         assert self.header is not None
-        sha, parents, tree, body = self.header
-        commit = LogCommit(sha.decode(), tuple(parents.decode().split()), tree.decode(), body.decode("utf-8", "replace"),
+        sha, parents, tree, time, body = self.header
+        commit = LogCommit(sha.decode(), tuple(parents.decode().split()), tree.decode(), int(time), body.decode("utf-8", "replace"),
                            tuple(self.entries))
         self.header, self.entries = None, []
         return commit
@@ -398,39 +422,47 @@ class _LogParser:
 
 class ObjectSizes:
     """`git cat-file --batch-check` running alongside the caller: `add` object ids as they become
-    known (a thread drains the answers), then `result()` -> {id: size} (missing objects left out)."""
+    known; a thread reads the answers (in the order asked) into `sizes` as they arrive, counting
+    them in `answered`; `result()` waits for the rest. Missing objects get no size."""
 
     ARGS = ("cat-file", "--batch-check=%(objectname) %(objectsize)", "--buffer")
 
     def __init__(self, cwd: Path | str | None = None) -> None:
         self.proc = _popen(self.ARGS, cwd, stdin=True)
+        self.sizes: dict[str, int] = {}
         self.seen: set[str] = set()
-        self.chunks: list[bytes] = []
-        self.reader = threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True)
+        self.requested = self.answered = 0
+        assert self.proc.stdout
+        self.reader = threading.Thread(target=self._drain, args=(self.proc.stdout.fileno(),), daemon=True)
         self.reader.start()
 
-    def _drain(self, stream: IO[bytes]) -> None:
-        while chunk := stream.read(_CHUNK):
-            self.chunks.append(chunk)
+    def _drain(self, fd: int) -> None:
+        rest = b""
+        while chunk := os.read(fd, _CHUNK):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                sha, _, size = line.partition(b" ")
+                if size.isdigit():
+                    self.sizes[sha.decode()] = int(size)
+            self.answered += len(lines)
 
-    def add(self, ids: Iterable[str]) -> None:
+    def add(self, ids: Iterable[str]) -> int:
+        """Ask for these ids; return the `answered` count at which all of them are known."""
         new = [i for i in ids if i not in self.seen]
         if new:
             self.seen.update(new)
+            self.requested += len(new)
             assert self.proc.stdin
             self.proc.stdin.write("\n".join(new).encode() + b"\n")
+        return self.requested
 
     def result(self) -> dict[str, int]:
         assert self.proc.stdin
         self.proc.stdin.close()
         self.reader.join()
         _finish(self.proc, self.ARGS)
-        sizes = {}
-        for line in b"".join(self.chunks).decode().splitlines():
-            sha, _, size = line.partition(" ")
-            if size.isdigit():
-                sizes[sha] = int(size)
-        return sizes
+        return self.sizes
 
 
 def rev_parse_range(spec: str, cwd: Path | str | None = None) -> list[str] | None:

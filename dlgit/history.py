@@ -1,11 +1,14 @@
 """Facts about commits already in history, for `dlgit check`, pre-push and pre-receive.
 
-One `git log --raw -z` pass gives every commit of a range with its diff against its first parent;
-two `cat-file` batches add blob sizes and the task configs. Which branch's rules judge a commit
-follows the graph: the tip's first-parent chain is what was put on the target branch; the commits a
-merge brought in are judged by the rules of the branch that merge came from (named in its message
-and verified against the refs when that branch exists here, else found through the refs). A squash
-on main is recomputed with `git merge-tree`. All git work happens here: the rules only read facts.
+One streamed `git log --raw -z` pass (ordinary commits and merges in two processes side by side)
+gives every commit of a range with its diff against its first parent; a `cat-file --batch-check`
+running alongside sizes the blobs they add, one `cat-file --batch` reads the task configs.
+
+Which branch's rules judge a commit follows the graph: the tip's first-parent chain is what was put
+on the target branch; the commits a merge brought in are judged by the rules of the branch that
+merge came from (named in its message and verified against the refs when that branch exists here,
+else found through the refs). A squash on main is recomputed with `git merge-tree`. All git work
+happens here: the rules only read the facts.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import functools
 import re
 from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dlgit import branches, git
@@ -28,7 +32,6 @@ _ZERO = re.compile(r"^(0{40}|0{64})$")
 _QUOTED = re.compile(r"'([^'\s]+)'")
 _PUNCTUATION = "'\"`,.:;()[]{}<>"
 _RELEASE_TAG = re.compile(rf"^refs/tags/v{SEMVER}$")
-_LONG_LIVED = (Kind.MAIN, Kind.DEV)
 HotfixDiff = tuple[tuple[str, int], ...]
 
 
@@ -54,6 +57,11 @@ class RefView:
         self._tips = tips
         self.cwd = cwd
         self._ancestry: dict[tuple[str, str], bool] = {}
+        self.graph: dict[str, git.LogCommit] = {}  # the judged range: reachability inside it needs no git
+        self._inside: dict[str, set[str]] = {}
+
+    def use_range(self, graph: dict[str, git.LogCommit]) -> None:
+        self.graph, self._inside = graph, {}
 
     @classmethod
     def load(cls, prefixes: Sequence[str] = ("refs/heads/", "refs/remotes/"), overrides: dict[str, str] | None = None,
@@ -83,9 +91,23 @@ class RefView:
     def _contains(self, tip: str, sha: str) -> bool:
         if tip == sha:
             return True
+        if tip in self.graph and sha in self.graph:  # every path between two range commits stays in the range
+            return sha in self._ancestors(tip)
         if (tip, sha) not in self._ancestry:
             self._ancestry[tip, sha] = git.is_ancestor(sha, tip, self.cwd)
         return self._ancestry[tip, sha]
+
+    def _ancestors(self, tip: str) -> set[str]:
+        """Commits of the range reachable from `tip` (itself included)."""
+        if tip not in self._inside:
+            seen, todo = {tip}, [tip]
+            while todo:
+                for parent in self.graph[todo.pop()].parents:
+                    if parent in self.graph and parent not in seen:
+                        seen.add(parent)
+                        todo.append(parent)
+            self._inside[tip] = seen
+        return self._inside[tip]
 
 
 def existing_commits(prefixes: Sequence[str], except_branch: str | None, cwd: str | None = None) -> list[str]:
@@ -98,7 +120,6 @@ def existing_commits(prefixes: Sequence[str], except_branch: str | None, cwd: st
 # --- which branch a merge came from ---------------------------------------------------------------
 
 
-_new_tuple = tuple.__new__  # an Entry without the NamedTuple's Python-level __new__ (100,000s per history)
 _parse_branch = functools.lru_cache(maxsize=4096)(branches.parse)  # merge messages repeat names
 
 
@@ -175,25 +196,43 @@ def _place(tip: str, target: Branch | None, graph: dict[str, git.LogCommit], ref
 
 @dataclass(frozen=True)
 class _Blobs:
-    sizes: dict[str, int]
+    entries: dict[str, tuple[Entry, ...]]  # commit -> its entries, sized
     contents: dict[str, bytes]  # task configs after, template config before
     configs: dict[str, list[git.RawEntry]]  # commit -> the task configs it adds or edits
 
 
 def _read_range(revs: Sequence[str], settings: Settings, cwd: str | None) -> tuple[list[git.LogCommit], _Blobs]:
-    """The range's commits from one streamed `git log`, the sizes of the blobs they add from a
+    """The range's commits (oldest first) from the streamed `git log`, the sizes of the blobs they add from a
     `cat-file` running alongside it, then the task configs they touch in one `cat-file --batch`."""
     sizes = git.ObjectSizes(cwd)
-    commits, configs = [], {}
+    commits: list[git.LogCommit] = []
+    configs: dict[str, list[git.RawEntry]] = {}
+    entries: dict[str, tuple[Entry, ...]] = {}
+    waiting: deque[tuple[git.LogCommit, int]] = deque()  # commits whose blob sizes are on their way
     for commit in git.iter_log(revs, cwd):
         commits.append(commit)
-        sizes.add([blob for _, _, _, blob, _ in commit.entries if blob])
+        waiting.append((commit, sizes.add([blob for _, _, _, blob, _ in commit.entries if blob])))
         touched = [e for e in commit.entries if e.new_blob and e.path.endswith("/config.yaml") and is_task_config(e.path, settings)]
         if touched:
             configs[commit.sha] = touched
+        while waiting and waiting[0][1] <= sizes.answered:  # size what we can while git still works
+            done = waiting.popleft()[0]
+            entries[done.sha] = _sized(done, sizes.sizes)
+    known = sizes.result()
+    entries.update((commit.sha, _sized(commit, known)) for commit, _ in waiting)
     wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
     wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
-    return commits, _Blobs(sizes.result(), git.read_blobs(wanted, cwd), configs)
+    commits.sort(key=lambda commit: commit.time)  # oldest first, for people reading the report
+    return commits, _Blobs(entries, git.read_blobs(wanted, cwd), configs)
+
+
+_new_tuple = tuple.__new__  # an Entry without the NamedTuple's Python-level __new__ (100,000s per history)
+
+
+def _sized(commit: git.LogCommit, sizes: dict[str, int]) -> tuple[Entry, ...]:
+    size = sizes.get
+    return tuple([_new_tuple(Entry, (status, path, old_path, size(blob) if blob else None))
+                  for status, path, old_path, blob, _ in commit.entries])
 
 
 def _squashes(commits: Iterable[git.LogCommit], places: dict[str, _Place]) -> dict[str, tuple[str, str]]:
@@ -214,8 +253,21 @@ def _evidence(commit: git.LogCommit, branch: str, sha: str | None, refs: RefView
         return SquashEvidence(exists=False)
     result = git.merge_tree(commit.parents[0], sha, refs.cwd)
     conflicted = set(result.conflicted)
-    differing = [path for path in git.diff_tree_paths(result.tree, commit.tree, refs.cwd) if path not in conflicted]
+    same = result.tree == commit.tree
+    differing = [] if same else [path for path in git.diff_tree_paths(result.tree, commit.tree, refs.cwd) if path not in conflicted]
     return SquashEvidence(exists=True, on_branch=refs.holds(branch, sha), differing=tuple(differing))
+
+
+def _all_evidence(squashes: dict[str, tuple[str, str]], resolved: dict[str, str], graph: dict[str, git.LogCommit],
+                  refs: RefView) -> dict[str, SquashEvidence]:
+    """Recompute every squash; each is a few git processes, so they run side by side."""
+
+    def one(sha: str) -> SquashEvidence:
+        branch, named = squashes[sha]
+        return _evidence(graph[sha], branch, resolved.get(named), refs)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(squashes, pool.map(one, squashes), strict=True))
 
 
 def _hotfix_diff(sha: str, place: _Place, graph: dict[str, git.LogCommit], refs: RefView, settings: Settings) -> HotfixDiff | None:
@@ -236,6 +288,7 @@ class _Range:
     blobs: _Blobs
     squashes: dict[str, tuple[str, str]]
     resolved: dict[str, str]  # trailer sha -> full commit sha (missing: no such commit)
+    evidence: dict[str, SquashEvidence]  # squash commit -> what recomputing it showed
     refs: RefView
     settings: Settings
     has_base: bool
@@ -246,11 +299,13 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
     the range continues an existing history (a parentless commit is then no new repository's root)."""
     commits, blobs = _read_range([tip, *(f"^{base}" for base in bases)], settings, refs.cwd)
     graph = {commit.sha: commit for commit in commits}
+    refs.use_range(graph)
     places = _place(tip, target, graph, refs, settings)
     squashes = _squashes(commits, places)
     resolved = git.resolve_commits((sha for _, sha in squashes.values()), refs.cwd)
-    context = _Range(graph, places, blobs, squashes, resolved, refs, settings, has_base)
-    return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in reversed(commits)]
+    evidence = _all_evidence(squashes, resolved, graph, refs)
+    context = _Range(graph, places, blobs, squashes, resolved, evidence, refs, settings, has_base)
+    return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in commits]
 
 
 def _change(commit: git.LogCommit, context: _Range) -> Change:
@@ -259,17 +314,14 @@ def _change(commit: git.LogCommit, context: _Range) -> Change:
     if commit.sha in context.squashes:
         name, sha = context.squashes[commit.sha]
         merge = Merge(branches.parse(name, settings), context.resolved.get(sha, sha), squash=True)
-        evidence = _evidence(commit, name, context.resolved.get(sha), context.refs)
+        evidence = context.evidence[commit.sha]
     elif len(commit.parents) > 1:
         merge = Merge(place.source, commit.parents[1])
-    size = blobs.sizes.get
-    entries = tuple([_new_tuple(Entry, (status, path, old_path, size(blob) if blob else None))
-                     for status, path, old_path, blob, _ in commit.entries])
     changed_configs = blobs.configs.get(commit.sha, [])
     hotfix = place.branch is not None and place.branch.kind is Kind.HOTFIX and place.chain_start
     return Change(
         branch=place.branch,
-        entries=entries,
+        entries=blobs.entries[commit.sha],
         merge=merge,
         is_root=not commit.parents and not context.has_base,
         message=commit.message.strip(),
@@ -288,9 +340,8 @@ def touches_settings(commit: git.LogCommit) -> bool:
 # --- refs: tags and pushed updates ---------------------------------------------------------------
 
 
-def version_at(sha: str, settings: Settings, cwd: str | None = None) -> str | None:
-    """VERSION in the template config at a commit (None: no file, no such key, not YAML)."""
-    raw = git.show_file(sha, settings.template_config, cwd)
+def _version(raw: bytes | None) -> str | None:
+    """VERSION in a template config's text (None: no file, no such key, not YAML)."""
     if raw is None:
         return None
     import yaml
@@ -303,21 +354,21 @@ def version_at(sha: str, settings: Settings, cwd: str | None = None) -> str | No
     return version if isinstance(version, str) else None
 
 
-def tag_update(ref: str, sha: str, refs: RefView, settings: Settings) -> RefUpdate:
-    """The facts about a release tag pointing at commit `sha`."""
-    return RefUpdate(ref, on_main=refs.holds(settings.main, sha), version=version_at(sha, settings, refs.cwd))
+def tag_updates(tags: Sequence[tuple[str, str]], refs: RefView, settings: Settings) -> list[RefUpdate]:
+    """The facts about release tags, given as (ref, commit sha): is the commit on main, and which
+    VERSION does it hold (all read in one `cat-file --batch`)."""
+    texts = git.read_objects([f"{sha}:{settings.template_config}" for _, sha in tags], refs.cwd)
+    return [RefUpdate(ref, on_main=refs.holds(settings.main, sha), version=_version(texts.get(f"{sha}:{settings.template_config}")))
+            for ref, sha in tags]
 
 
 def release_tags(commits: Iterable[str], refs: RefView, settings: Settings) -> list[RefUpdate]:
     """The release tags (vX.Y.Z) that point at one of `commits`."""
     inside = set(commits)
-    return [tag_update(ref, sha, refs, settings) for ref, sha in git.refs("refs/tags/", cwd=refs.cwd)
-            if sha in inside and _RELEASE_TAG.match(ref)]
+    return tag_updates([(ref, sha) for ref, sha in git.refs("refs/tags/", cwd=refs.cwd) if sha in inside and _RELEASE_TAG.match(ref)],
+                       refs, settings)
 
 
 def is_release_tag(ref: str) -> bool:
     return bool(_RELEASE_TAG.match(ref))
 
-
-def is_long_lived(branch: Branch | None) -> bool:
-    return branch is not None and branch.kind in _LONG_LIVED

@@ -107,7 +107,8 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     overrides = {name: u.new for u in updates if (name := history.short_branch(u.ref)) and not history.is_zero(u.new)}
     refs = history.RefView.load(side.branches, overrides)
     main = config.load(side.toplevel).main
-    results = [_judge(update, side, refs, main) for update in updates]
+    main_tip = next((sha for ref, sha in git.refs(*side.existing) if history.short_branch(ref) == main), None)
+    results = [_judge(update, side, refs, (main, main_tip)) for update in updates]
     blocked = [result for result in results if not result.ok]
     color = report.use_color(sys.stderr)
     for result in blocked:
@@ -117,24 +118,26 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     return 1 if blocked else 0
 
 
-def _judge(update: Update, side: Side, refs: history.RefView, main: str) -> check.Result:
+def _judge(update: Update, side: Side, refs: history.RefView, main: tuple[str, str | None]) -> check.Result:
+    """One update. `main`: the main branch's name and its tip on the receiving side."""
     branch = update.ref[len("refs/heads/"):] if update.ref.startswith("refs/heads/") else None
     old_known = not history.is_zero(update.old) and git.rev(update.old) is not None
-    main_tip = next((sha for ref, sha in git.refs(*side.existing) if history.short_branch(ref) == main), None)
-    base = update.old if old_known and branch else main_tip if branch != main else None
-    policy = check.policy_at(base, "the old tip" if base == update.old else f"the receiving side's {main}", side.toplevel)
+    base = update.old if old_known and branch else main[1] if branch != main[0] else None
+    policy = check.policy_at(base, "the old tip" if base == update.old else f"the receiving side's {main[0]}", side.toplevel)
     if history.is_zero(update.new):
         return check.judge(check.Span(update.ref, None), branch, policy, refs, RefUpdate(update.ref, deleted=True))
     if branch is None:
-        if not history.is_release_tag(update.ref):
-            return check.Result(update.ref, None, policy)
-        tag = history.tag_update(update.ref, git.rev(update.new) or update.new, refs, policy.settings)
-        return check.judge(check.Span(update.ref, None), None, policy, refs, tag)
-    if history.is_zero(update.old):
-        bases, forced = history.existing_commits(side.existing, branch), False
-    elif old_known:
+        return _judge_tag(update, refs, policy)
+    if old_known:
         bases, forced = [update.old], not git.is_ancestor(update.old, update.new)
-    else:  # the receiving side has commits this repository lacks: NEW cannot contain them
-        bases, forced = history.existing_commits(side.existing, branch), True
+    else:  # a new branch; or the receiving side has commits this repository lacks, which NEW cannot contain
+        bases, forced = history.existing_commits(side.existing, branch), not history.is_zero(update.old)
     span = check.Span(update.ref, update.new, tuple(bases))
     return check.judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced))
+
+
+def _judge_tag(update: Update, refs: history.RefView, policy: check.Policy) -> check.Result:
+    if not history.is_release_tag(update.ref):
+        return check.Result(update.ref, None, policy)  # other refs: nothing to judge
+    [tag] = history.tag_updates([(update.ref, git.rev(update.new) or update.new)], refs, policy.settings)
+    return check.judge(check.Span(update.ref, None), None, policy, refs, tag)

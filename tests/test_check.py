@@ -124,6 +124,20 @@ def test_honest_release_squash_bump_and_tag_pass(work: Repo, check: Check) -> No
     assert "2 commit(s)" in out
 
 
+def test_squash_may_differ_only_in_hand_resolved_conflicts(work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-net", "main")
+    commit(work, "fix: net overflow", {"model/net.py": "NET = 10\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-net", "fix: merge hotfix-net")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: bigger net", {"model/net.py": "NET = 5\n"})
+    work.git("switch", "-q", "main")
+    assert work.git("merge", "--squash", "dev", check=False).returncode != 0  # conflict in model/net.py
+    commit(work, f"chore: release\n\nSquashed-from: dev@{work.head('dev')}", {"model/net.py": "NET = 15\n"})
+    code, out = check(work)
+    assert code == 0, out
+
+
 def test_squash_with_an_extra_file_fails(work: Repo, check: Check) -> None:
     _to_dev(work)
     squash_release(work, extra={"model/backdoor.py": "X = 1\n"})
@@ -214,6 +228,17 @@ def test_feature_merged_into_main_and_debug_merged_into_dev_fail(work: Repo, che
     code, out = check(work)
     assert code == 1
     assert "merge-direction" in out and "no-debug-on-main" in out
+
+
+def test_merged_hotfix_is_judged_by_its_size_from_the_fork_point(work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-wide", "main")
+    commit(work, "fix: touch a lot", {f"model/f{i}.py": "X = 1\n" for i in range(6)})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-wide", "fix: merge hotfix-wide")
+    code, out = check(work, "--format", "json")
+    assert code == 1
+    [finding] = json.loads(out)["commits"]
+    assert finding["judged_as"]["kind"] == "hotfix" and [v["rule"] for v in finding["violations"]] == ["hotfix-size"]
 
 
 def test_settings_come_from_the_base_and_a_change_is_reported(work: Repo, check: Check) -> None:
