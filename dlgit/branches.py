@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
+from typing import NamedTuple
 
 from dlgit.config import Settings
 
@@ -36,8 +36,7 @@ NAME_FORMATS = {
 }
 
 
-@dataclass(frozen=True)
-class Branch:
+class Branch(NamedTuple):
     name: str
     kind: Kind
     version: str | None = None  # task and debug branches

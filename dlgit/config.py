@@ -23,9 +23,8 @@ rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dlgit.errors import UsageError
 
@@ -40,8 +39,7 @@ DEFAULT_COMMIT_TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "cho
 DEFAULT_REQUIRED_KEYS = ("VERSION", "DEBUG", "RESUME", "TRAIN", "TEST", "MODEL_PATH", "RANDOM_SEED")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     main: str = "main"
     dev: str = "dev"
     feature_prefix: str = "feature-"

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -78,8 +77,7 @@ def require_version() -> None:
         raise UsageError(f"git {found[0]}.{found[1]} is too old; dlgit needs git {need} or newer.")
 
 
-@dataclass(frozen=True)
-class RepoInfo:
+class RepoInfo(NamedTuple):
     git_dir: Path  # this worktree's git dir (MERGE_HEAD, SQUASH_MSG, rebase state live here)
     common_dir: Path  # shared by all worktrees (refs, config, dlgit's flow state)
     toplevel: Path | None  # None in a bare repository
@@ -302,8 +300,7 @@ def parents_and_message(commit: str, cwd: Path | str | None = None) -> tuple[lis
 # --- history: `dlgit check`, pre-push and pre-receive ------------------------------------------
 
 
-@dataclass(frozen=True)
-class LogCommit:
+class LogCommit(NamedTuple):
     sha: str
     parents: tuple[str, ...]
     tree: str
@@ -504,8 +501,7 @@ def resolve_commits(names: Iterable[str], cwd: Path | str | None = None) -> dict
     return found
 
 
-@dataclass(frozen=True)
-class MergeResult:
+class MergeResult(NamedTuple):
     tree: str
     conflicted: tuple[str, ...]  # paths merge-tree could not merge cleanly
 

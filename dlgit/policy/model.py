@@ -4,7 +4,6 @@ the rules find in them. Everything here is plain data: no git, no I/O."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from dlgit.branches import Branch
@@ -29,8 +28,7 @@ class Entry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed pa
         return self.status != "D"
 
 
-@dataclass(frozen=True)
-class Merge:
+class Merge(NamedTuple):
     """The other side of a merge or squash: the branch it names, when dlgit could tell."""
 
     source: Branch | None  # None: only a commit id is known
@@ -42,8 +40,7 @@ class Merge:
         return self.source.name if self.source else (self.sha or "an unknown commit")[:12]
 
 
-@dataclass(frozen=True)
-class SquashEvidence:
+class SquashEvidence(NamedTuple):
     """What history shows about a squash commit's `Squashed-from` trailer (gathered by `dlgit check`,
     which computes it with git; the hooks, judging a squash being made, leave it None)."""
 
@@ -53,8 +50,7 @@ class SquashEvidence:
     # other than those merge-tree reports as conflicted (hand-resolved conflicts may differ)
 
 
-@dataclass(frozen=True)
-class RefUpdate:
+class RefUpdate(NamedTuple):
     """A ref being pushed (pre-push, pre-receive) or a release tag being checked (`dlgit check`)."""
 
     ref: str  # full name: refs/heads/main, refs/tags/v1.2.0
@@ -64,8 +60,7 @@ class RefUpdate:
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     branch: Branch | None  # the branch the change lands on; None on a detached HEAD
     entries: tuple[Entry, ...] = ()
     merge: Merge | None = None
@@ -87,8 +82,7 @@ class Change:
         return [path for entry in self.entries for path in entry.paths]
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(NamedTuple):
     rule: str
     statement: str
     detail: str  # what exactly is wrong with this change
@@ -97,12 +91,11 @@ class Violation:
     fix: tuple[str, ...]  # commands (or one-line instructions) that resolve it
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     id: str
     statement: str
     why: str
-    check: Callable[[Change, Settings], Iterable[Violation]] = field(repr=False)
+    check: Callable[[Change, Settings], Iterable[Violation]]
 
     def violation(self, detail: str, items: Iterable[str] = (), fix: Iterable[str] = ()) -> Violation:
         return Violation(self.id, self.statement, detail, tuple(items), self.why, tuple(fix))
