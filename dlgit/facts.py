@@ -157,14 +157,14 @@ def _blob_sizes(raw: list[git.RawEntry], limit: int, cwd: Path | None) -> dict[s
     (git hashed that file when it was staged); anything else is asked of git exactly. A file
     shrunk after staging a huge blob slips through here; `dlgit check` and pre-push judge the
     stored objects."""
-    top = os.fspath(cwd or ".")
+    top = "" if cwd is None else os.fspath(cwd) + "/"
     sizes: dict[str, int] = {}
     exact = []
     for entry in raw:
         if not entry.new_blob:
             continue
         try:
-            info = os.lstat(os.path.join(top, entry.path))
+            info = os.lstat(top + entry.path)
         except OSError:
             exact.append(entry.new_blob)
             continue
@@ -190,7 +190,7 @@ def gather(git_dir: Path, settings: Settings, message: str | None = None, cwd: P
     raw = git.staged_entries(base, cwd)
     sizes = _blob_sizes(raw, settings.large_file_max_bytes, cwd)
     entries = tuple(Entry(e.status, e.path, e.old_path, sizes.get(e.new_blob) if e.new_blob else None) for e in raw)
-    config_blobs = {e.path: e.new_blob for e in raw if e.new_blob and is_task_config(e.path, settings)}
+    config_blobs = {e.path: e.new_blob for e in raw if e.path.endswith("/config.yaml") and e.new_blob and is_task_config(e.path, settings)}
     contents = git.read_blobs(list(config_blobs.values()), cwd)
     before = git.show_file(base, settings.template_config, cwd) if base and settings.template_config in config_blobs else None
     return Change(

@@ -150,25 +150,25 @@ _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode, minus its checks
 
 
+# One `--raw -z` record: meta, then two paths for a rename or copy, one otherwise.
+_RAW_RECORD = re.compile(rb":\d+ \d+ ([0-9a-f]+) ([0-9a-f]+) (?:([RC])\d*\0([^\0]*)\0([^\0]*)|([A-Z])\d*\0([^\0]*))\0")
+
+
 def _parse_raw(data: bytes) -> list[RawEntry]:
-    fields = data.split(b"\0")
-    entries: list[RawEntry] = []
-    i = 0
-    while i < len(fields) - 1:
-        if not fields[i].startswith(b":"):
-            i += 1
-            continue
-        i = _raw_entry(fields, i, entries)
+    """All records at C speed (a commit may stage 20,000 paths), then one tuple each."""
+    decode, enc, err, zero = bytes.decode, _FS_ENCODING, _FS_ERRORS, _ZERO_IDS
+    entries = []
+    for old, new, moved, source, target, status, path in _RAW_RECORD.findall(data):
+        code = chr((moved or status)[0])
+        new_blob = None if code == "D" or new in zero else new.decode()
+        entries.append(_new_tuple(RawEntry, (
+            code,
+            decode(target if moved else path, enc, err),
+            decode(source, enc, err) if moved else None,
+            new_blob,
+            None if old in zero else old.decode(),
+        )))
     return entries
-
-
-def _raw_entry(fields: list[bytes], i: int, entries: list[RawEntry]) -> int:
-    """Parse the `--raw -z` entry whose meta field is fields[i] into entries; return the index of
-    the field after it."""
-    meta = fields[i].split(b" ")
-    paths = fields[i + 1:i + 3] if meta[4][:1] in (b"R", b"C") else fields[i + 1:i + 2]
-    entries.append(_entry(meta, paths))
-    return i + 1 + len(paths)
 
 
 def _entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
