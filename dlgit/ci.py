@@ -12,7 +12,7 @@ Both templates run the same shell script, fed by DLGIT_* variables that each CI 
 
 The job needs the whole history (fetch-depth 0 / GIT_DEPTH 0) to read the base's .dlgit.yaml.
 Hosted merge buttons that squash or rebase put single-parent commits on main: use merge commits
-there (with a conventional message), or `dlgit release` / `dlgit finish-task` locally.
+there (with a conventional message), or merge locally and push.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def step_task(d: Demo, branch: str) -> None:
     d.git("switch", "-q", "main")
     d.git("switch", "-q", "-c", branch)
     shutil.copytree(d.root / "tasks/main", d.root / folder)
-    d.note(f"copy tasks/main/ to {folder}/ (what `dlgit start-task lr0.01 --set lr=0.01` does)")
+    d.note(f"copy tasks/main/ to {folder}/ (every task starts as a copy of the template)")
     d.write(f"{folder}/config.yaml", TEMPLATE_CONFIG.replace("lr: 0.1", "lr: 0.01"))
     d.git("add", folder)
     d.allowed("commit", "-q", "-m", "task: lr0.01")

@@ -17,7 +17,7 @@ CHECKED_AT: dict[str, str] = {
     "main-protected": "pre-commit, pre-merge-commit, dlgit check",
     "merge-direction": "pre-merge-commit, pre-commit (a conflicted merge or a squash being committed), dlgit check",
     "task-scope": "pre-commit, dlgit check",
-    "hotfix-size": "pre-commit, dlgit hotfix finish, dlgit check",
+    "hotfix-size": "pre-commit, dlgit check",
     "commit-message": "commit-msg, dlgit check",
     "large-file": "pre-commit, dlgit check",
     "task-config": "pre-commit, dlgit check",

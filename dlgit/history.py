@@ -25,7 +25,7 @@ from dlgit.branches import SEMVER, Branch, Kind
 from dlgit.config import CONFIG_FILE, Settings
 from dlgit.facts import is_task_config
 from dlgit.policy import Change, Entry, Merge, squash_trailer
-from dlgit.policy.model import RefUpdate, SquashEvidence
+from dlgit.policy.model import Committed, RefUpdate, SquashEvidence
 from dlgit.policy.rules import MERGE_SOURCES
 
 _ZERO = re.compile(r"^(0{40}|0{64})$")
@@ -292,6 +292,7 @@ class _Range:
     refs: RefView
     settings: Settings
     has_base: bool
+    tip: str  # the judged range's newest commit
 
 
 def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Settings, refs: RefView, has_base: bool) -> list[Judged]:
@@ -304,7 +305,7 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
     squashes = _squashes(commits, places)
     resolved = git.resolve_commits((sha for _, sha in squashes.values()), refs.cwd)
     evidence = _all_evidence(squashes, resolved, graph, refs)
-    context = _Range(graph, places, blobs, squashes, resolved, evidence, refs, settings, has_base)
+    context = _Range(graph, places, blobs, squashes, resolved, evidence, refs, settings, has_base, tip)
     return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in commits]
 
 
@@ -330,6 +331,7 @@ def _change(commit: git.LogCommit, context: _Range) -> Change:
                                      if e.path == settings.template_config and e.old_blob), None),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
+        commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via),
     )
 
 

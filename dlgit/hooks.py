@@ -34,26 +34,32 @@ def _judge(what: str, change: Change, settings: config.Settings, rule_ids: tuple
     return BLOCKED
 
 
-def pre_commit() -> int:
-    """pre-commit and pre-merge-commit: judge the staged result (and the merge being made)."""
+def _repository() -> tuple[git.RepoInfo, config.Settings] | None:
+    """The repository and its settings, or None (after saying why) when the hook stands aside."""
     info = git.repo_info()
     notice = _skip_notice(info.git_dir)
     if notice:
         report.emit(notice)
+        return None
+    return info, config.load(info.toplevel)
+
+
+def pre_commit() -> int:
+    """pre-commit and pre-merge-commit: judge the staged result (and the merge being made)."""
+    found = _repository()
+    if found is None:
         return ALLOWED
-    settings = config.load(info.toplevel)
+    info, settings = found
     change = facts.gather(info.git_dir, settings)
     what = "merge" if change.merge and not change.merge.squash else "commit"
     return _judge(what, change, settings, CONTENT_RULES)
 
 
 def commit_msg(message_file: str | None) -> int:
-    info = git.repo_info()
-    notice = _skip_notice(info.git_dir)
-    if notice:
-        report.emit(notice)
+    found = _repository()
+    if found is None:
         return ALLOWED
-    settings = config.load(info.toplevel)
+    info, settings = found
     path = Path(message_file) if message_file else info.git_dir / "COMMIT_EDITMSG"
     try:
         raw = path.read_bytes()

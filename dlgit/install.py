@@ -309,15 +309,15 @@ _MODEL: dict[Kind, tuple[str, str, str]] = {
         "— (the released state)",
         "nothing directly: only merges from {dev}, {hotfix}* and {task}*, a release or hotfix squash, "
         "or the release's VERSION bump",
-        "— (releases land here; use `dlgit release`, `dlgit hotfix finish`, `dlgit finish-task`)",
+        "— (releases land here: merges from {dev}, hotfix and task branches)",
     ),
-    Kind.DEV: ("{main}", "anything", "{main}, by `dlgit release`"),
-    Kind.FEATURE: ("{dev}", "anything", "{dev} only, by `dlgit feature finish`"),
+    Kind.DEV: ("{main}", "anything", "{main}, by a release"),
+    Kind.FEATURE: ("{dev}", "anything", "{dev} only"),
     Kind.HOTFIX: ("{main}", "a small fix: at most {files} files and {lines} changed lines since it left {main}",
-                  "{main} and {dev}, by `dlgit hotfix finish`"),
-    Kind.TASK: ("{main} or another task branch", "only {tasks}/{name}/", "{main} and {dev}, by `dlgit finish-task`"),
+                  "{main} and {dev}"),
+    Kind.TASK: ("{main} or another task branch", "only {tasks}/{name}/", "{main} and {dev}"),
     Kind.DEBUG: ("{main} or {dev}", "anything (a throw-away run)",
-                 "never (`dlgit debug finish` carries code fixes back to {dev})"),
+                 "never (carry code fixes to {dev} by hand: git stash, switch, pop)"),
     Kind.EXTRA: ("any branch", "anything (the name matches branches.extra_allowed)", "{dev} or a {feature}* branch"),
 }
 

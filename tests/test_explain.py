@@ -22,7 +22,7 @@ def test_one_rule_gives_statement_why_where_checked_and_settings(capsys: pytest.
     rule = RULES["hotfix-size"]
     assert out.startswith(f"hotfix-size: {rule.statement}")
     assert " ".join(rule.why.split()) in " ".join(out.replace("why:", "").split())
-    assert "checked at: pre-commit, dlgit hotfix finish, dlgit check" in out
+    assert "checked at: pre-commit, dlgit check" in out
     assert "hotfix.max_files" in out and "rules: {disable: [hotfix-size]}" in out
 
 

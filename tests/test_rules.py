@@ -256,7 +256,7 @@ def test_merge_direction_debug_branch_never_merged(repo: Repo) -> None:
         else:
             repo.git("switch", "-q", target)
         proc = repo.git("merge", "--no-ff", "--no-edit", DEBUG, check=False)
-        assert_blocked(proc, "merge-direction", DEBUG, "dlgit debug finish")
+        assert_blocked(proc, "merge-direction", DEBUG, f"git checkout {DEBUG} -- PATH...")
         repo.git("merge", "--abort")
 
 

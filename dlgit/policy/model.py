@@ -60,6 +60,15 @@ class RefUpdate(NamedTuple):
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
 
 
+class Committed(NamedTuple):
+    """Where a change judged in history stands (`dlgit check`, pre-push, pre-receive): its fix repairs
+    that commit (amend, rebase, revert) instead of the index of a commit being made."""
+
+    sha: str
+    tip: bool = False  # the newest commit of the judged range (amend or reset reach it directly)
+    merged_by: str | None = None  # the merge that brought it onto the judged branch; None: put there directly
+
+
 class Change(NamedTuple):
     branch: Branch | None  # the branch the change lands on; None on a detached HEAD
     entries: tuple[Entry, ...] = ()
@@ -76,6 +85,8 @@ class Change(NamedTuple):
     squash_evidence: SquashEvidence | None = None
     # pushes and tags: the ref update being judged (branch is the branch it updates, if any)
     ref_update: RefUpdate | None = None
+    # history only: the commit this change already is; None for a commit being made (the hooks)
+    commit: Committed | None = None
 
     @property
     def paths(self) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dlgit.branches import NAME_FORMATS, SEMVER, Branch, Kind, slugify
 from dlgit.config import Settings
@@ -65,6 +65,86 @@ def _quote(path: str) -> str:
 
 def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip("/") + "/")
+
+
+# --- fixes for a commit already in history ---------------------------------------------------------
+# A hook's fix acts on the commit being made (the index, MERGE_HEAD). A commit that `dlgit check`,
+# pre-push or pre-receive finds (Change.commit) is repaired instead: rewritten while it is not pushed;
+# once it is, main and dev only by a new commit (they are never rewritten; main through a hotfix
+# branch), any other branch by the rewrite and a force push.
+
+_TODO = {  # action -> what to change in `git rebase -i`'s todo list: (for a commit, for a merge)
+    "drop": ("mark {short} 'drop'", "delete the line 'merge -C {short} ...'"),
+    "edit": ("mark {short} 'edit', then at the stop:", "add a line 'break' after 'merge -C {short} ...', then at the stop:"),
+    "reword": ("mark {short} 'reword'", "change 'merge -C {short}' to 'merge -c {short}'"),
+}
+
+
+def _repair(change: Change, settings: Settings, action: str, index: Sequence[str] = (), forward: bool = False) -> list[str]:
+    """How to repair `change.commit`: 'drop' it, 'edit' it (the `index` lines fix its content at the
+    tip or at a rebase stop, then it is amended) or 'reword' it; then, for when it is pushed already,
+    _pushed: a revert, or with `forward` the `index` lines in a new commit."""
+    assert change.commit is not None
+    sha, short, tip = change.commit.sha, change.commit.sha[:12], change.commit.tip
+    merge = change.merge is not None and not change.merge.squash
+    at_tip = f"not pushed yet and {short} is the tip:"
+    if tip and action == "drop" and not change.is_root:
+        lines = [f"git reset --keep {sha}^   # {at_tip} drop it (uncommitted work is kept)"]
+    elif tip and action == "reword":
+        lines = [f"git commit --amend   # {at_tip} reword it"]
+    elif tip and action == "edit":
+        lines = []
+    else:
+        where = f"on '{change.branch.name}', " if change.commit.merged_by and change.branch else ""
+        upstream = "--root" if change.is_root else f"{sha}^"
+        todo = _TODO[action][merge].format(short=short)
+        lines = [f"git rebase -i {'--rebase-merges ' if merge else ''}{upstream}   # {where}not pushed yet: {todo}"]
+    if action == "edit":
+        lines += [*index, "git commit --amend --no-edit" + (f"   # {at_tip} amend it" if tip else " && git rebase --continue")]
+    if action == "reword":
+        return lines + _pushed(change, settings, ())
+    return lines + _pushed(change, settings, [*index, f'git commit -m "fix: repair {short}"'] if forward else None)
+
+
+def _merge_hotfix(name: str, settings: Settings) -> str:
+    merge = f"git merge --no-ff -m 'fix: merge {name}' {name}"
+    return f"git switch {settings.main} && {merge} && git switch {settings.dev} && {merge}"
+
+
+def _squash_again(source: str) -> str:
+    """Redo a squash so that its trailer names the real commit."""
+    return (f"git merge --squash {_quote(source)} && git commit --trailer \"{SQUASH_TRAILER}: {source}@$(git rev-parse {_quote(source)})\""
+            "   # squash again, with the trailer")
+
+
+def _pushed(change: Change, settings: Settings, forward: Sequence[str] | None) -> list[str]:
+    """The repair of a commit that is pushed already. On main and dev, which are never rewritten: a
+    new commit, made by the `forward` lines (None: a revert; empty: nothing can be done), on main
+    through a hotfix branch. On any other branch: the rewrite, then a force push."""
+    assert change.commit is not None
+    sha, short, branch = change.commit.sha, change.commit.sha[:12], change.branch
+    if branch is not None and branch.kind not in (Kind.MAIN, Kind.DEV):
+        lines = [f"git push --force-with-lease REMOTE {_quote(branch.name)}   # already pushed: after the rewrite "
+                 f"(only {settings.main} and {settings.dev} are never rewritten)"]
+        if change.commit.merged_by:
+            merged = change.commit.merged_by
+            lines.append(f"then undo merge {merged[:12]}, which brought {short} in (git revert -m 1 {merged} once pushed), "
+                         f"and merge '{branch.name}' again")
+        return lines
+    if forward is not None and not forward:
+        return [f"already pushed: the message of {short} stays ({settings.main} and {settings.dev} are never rewritten)"]
+    before, after, why = None, None, "already pushed: repair it with a new commit"
+    if branch is not None and branch.kind is Kind.MAIN:
+        hotfix = f"{settings.hotfix_prefix}repair-{short}"
+        before, after = f"git switch -c {hotfix} {_quote(branch.name)}", _merge_hotfix(hotfix, settings)
+        why = f"already pushed: {branch.name} is never rewritten, so repair it through a hotfix branch"
+    elif branch is not None:
+        before = f"git switch {_quote(branch.name)}"
+        why = f"already pushed: {branch.name} is never rewritten, so repair it with a new commit"
+    if forward is None:
+        revert = f"git revert {'-m 1 ' if change.merge and not change.merge.squash else ''}{sha}"
+        return [" && ".join(step for step in (before, revert, after) if step) + f"   # {why}"]
+    return [f"{before}   # {why}:" if before else f"{why}:", *forward, *([after] if after else [])]
 
 
 # --- which merges are allowed: target kind -> source kinds (SPEC §2) ---------------------------
@@ -146,7 +226,8 @@ def branch_name(change: Change, settings: Settings) -> Iterator[Violation]:
         [branch.name],
         [
             f"git branch -m {_quote(branch.name)} {_quote(suggestion)}   # rename it (pick the kind you meant)",
-            "dlgit start-task DESC   # task and debug branches are named by dlgit",
+            f"git branch -m {_quote(branch.name)} {settings.task_prefix}X.Y.Z-YYYYMMDDTHHMMSS-desc   "
+            "# a run: VERSION of the template config, UTC time",
         ],
     )
 
@@ -168,50 +249,64 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
             trailer = squash_trailer(change.message)
             if trailer is None or not merge.sha.startswith(trailer[1]) or trailer[0] != merge.source.name:
                 expected = f"{SQUASH_TRAILER}: {merge.source.name}@{merge.sha}"
+                if change.commit is None:
+                    fix = [f'git commit --trailer "{expected}"   # keep your message, add the trailer']
+                else:
+                    amend = [f'git commit --amend --trailer "{expected}"   # not pushed yet and the tip: add the trailer']
+                    fix = [*(amend if change.commit.tip else []), *_repair(change, settings, "drop"), _squash_again(merge.source.name)]
                 yield this.violation(
                     f"a squash of '{merge.source.name}' onto {settings.main} must end with the trailer '{expected}' "
                     "so that `dlgit check` can verify its content later",
                     [expected],
-                    [
-                        f'git commit --trailer "{expected}"   # keep your message, add the trailer',
-                        "dlgit release   # makes the squash, bump and tag for you",
-                    ],
+                    fix,
                 )
-        yield from _unverified_squash(change)
+        yield from _unverified_squash(change, settings)
         return  # which branch may be squashed here is merge-direction's question
     if merge is not None or version_bump(change, settings):
         return
     paths = change.paths
+    release = (f"git switch {settings.main} && git merge --no-ff -m 'chore: release {settings.dev}' {settings.dev}"
+               f"   # a release brings {settings.dev} into {settings.main}")
+    if change.commit is None:
+        fix = [
+            f"git stash && git switch {settings.dev} && git stash pop   # commit it on {settings.dev} instead",
+            f"git switch -c {settings.hotfix_prefix}NAME   # or: a small urgent fix as a hotfix branch (keeps the staged changes)",
+            release,
+        ]
+    else:
+        fix = [
+            *_repair(change, settings, "drop"),
+            f"git switch {settings.dev} && git cherry-pick {change.commit.sha}   # then redo the change on {settings.dev} "
+            f"(a small urgent fix: on a {settings.hotfix_prefix}NAME branch from {settings.main})",
+            release,
+        ]
     yield this.violation(
         f"this is a direct commit on '{settings.main}'" + (f" changing {len(paths)} path(s)" if paths else ""),
         paths[:MAX_LISTED],
-        [
-            f"git stash && git switch {settings.dev} && git stash pop   # commit it on {settings.dev} instead",
-            f"git switch -c {settings.hotfix_prefix}NAME   # or: a small urgent fix as a hotfix branch (keeps the staged changes)",
-            "dlgit release   # to bring dev into main",
-        ],
+        fix,
     )
 
 
-def _unverified_squash(change: Change) -> Iterator[Violation]:
+def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation]:
     """What `dlgit check` found when it recomputed a squash commit from its trailer."""
     evidence, merge = change.squash_evidence, change.merge
     if evidence is None or merge is None:
         return
     named = f"{SQUASH_TRAILER}: {merge.label}@{merge.sha}"
-    redo = "dlgit release   # (or dlgit hotfix finish) redoes the squash and writes the trailer from the real commit"
+    redo = [*(_repair(change, settings, "drop") if change.commit else []),
+            _squash_again(merge.label)]
     this = RULES["main-protected"]
     if not evidence.exists:
         yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
-                             [named], [f"git push REMOTE {_quote(merge.label)}   # the squashed branch must be pushed first", redo])
+                             [named], [f"git push REMOTE {_quote(merge.label)}   # the squashed branch must be pushed first", *redo])
     elif evidence.on_branch is False:
-        yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], [redo])
+        yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], redo)
     elif evidence.differing:
         yield this.violation(
             f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
             "that are not merge conflicts: it carries changes that were never on the squashed branch",
             evidence.differing[:MAX_LISTED],
-            ["commit those changes on the squashed branch (or a hotfix branch) instead", redo],
+            ["commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
         )
 
 
@@ -227,7 +322,10 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
     if merge is None or target is None or not target.valid:
         return
     this = RULES["merge-direction"]
-    undo = "git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"
+    if change.commit is not None:
+        undo = _repair(change, settings, "drop")
+    else:
+        undo = ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
     source = merge.source
     action = "squash" if merge.squash else "merge"
     if source is None:
@@ -235,7 +333,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
             yield this.violation(
                 f"cannot tell which branch commit {merge.label} comes from; a {action} into '{target.name}' must name a branch",
                 [merge.label],
-                [undo, f"git {action if not merge.squash else 'merge --squash'} BRANCH   # merge by branch name"],
+                [*undo, f"git {action if not merge.squash else 'merge --squash'} BRANCH   # merge by branch name"],
             )
         return
     if source.name == target.name:  # pulling the same branch from a remote
@@ -244,7 +342,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         yield this.violation(
             f"'{source.name}' is a debug branch; its runs and changes are never merged anywhere",
             [source.name],
-            [undo, f"dlgit debug finish   # carries code fixes (not logs) to {settings.dev}"],
+            [*undo, f"git switch {settings.dev} && git checkout {_quote(source.name)} -- PATH...   # carry code fixes (not logs) over"],
         )
         return
     if merge.squash and target.kind is not Kind.MAIN:
@@ -257,14 +355,14 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         f"a {action} of {source.kind.value} branch '{source.name}' into {target.kind.value} branch '{target.name}' "
         f"is not allowed (allowed sources here: {names})",
         [source.name],
-        [undo, *_feature_route(source, settings)],
+        [*undo, *_feature_route(source, settings)],
     )
 
 
 def _feature_route(source: Branch, settings: Settings) -> list[str]:
     if source.kind is not Kind.FEATURE:
         return []
-    return [f"git switch {settings.dev} && git merge {_quote(source.name)}   # feature work goes to {settings.dev}, then `dlgit release`"]
+    return [f"git switch {settings.dev} && git merge {_quote(source.name)}   # feature work goes to {settings.dev}, then a release"]
 
 
 @rule(
@@ -287,10 +385,18 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     if not outside:
         return
     quoted = " ".join(_quote(p) for p in outside[:MAX_LISTED])
-    fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
+    commit = change.commit
     if merge and merge.source and merge.source.kind is Kind.TASK:
-        undo = "git reset --merge   # undo the squash" if merge.squash else "git merge --abort"
-        fix = [f"{undo}   # the task branch changed files outside its folder; fix it there first"]
+        there = "the task branch changed files outside its folder; fix it there first"
+        if commit is not None:
+            fix = [*_repair(change, settings, "drop"), there]
+        else:
+            fix = [f"{'git reset --merge   # undo the squash' if merge.squash else 'git merge --abort'}   # {there}"]
+    elif commit is not None:
+        take_out = f"git restore --source={commit.sha}^ --staged --worktree -- {quoted}   # take out what lies outside {folder}/"
+        fix = _repair(change, settings, "edit", [take_out])
+    else:
+        fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
     fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
                "a new hyper-parameter in config.yaml often avoids them")
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
@@ -310,12 +416,19 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
         return
     biggest = sorted(change.hotfix_diff, key=lambda item: -item[1])
+    commit = change.commit
+    if commit is None:
+        trim = ["git restore --staged -- PATH   # keep the hotfix to the fix itself"]
+    else:
+        fork = f"$(git merge-base {commit.merged_by + '^' if commit.merged_by else settings.main} {commit.sha})"
+        trim = [f"git switch {_quote(change.branch.name)} && git rebase -i {fork}   # keep only the fix: drop or edit the rest",
+                *_pushed(change, settings, None)]
     yield RULES["hotfix-size"].violation(
         f"'{change.branch.name}' changes {files} file(s) and {lines} line(s) since it left {settings.main} "
         f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
         [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
         [
-            "git restore --staged -- PATH   # keep the hotfix to the fix itself",
+            *trim,
             f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
             "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml",
         ],
@@ -338,8 +451,8 @@ def _conventional(types: tuple[str, ...]) -> re.Pattern[str]:
     "commit-message",
     "the message reads <type>[(scope)][!]: <subject> with a known type",
     "the type drives the release: feat bumps the minor version, fix the patch, ! or BREAKING "
-    "CHANGE the major; task marks the record of a run. A free-form message breaks `dlgit release "
-    "--bump auto` and hides what a commit is.",
+    "CHANGE the major; task marks the record of a run. A free-form message breaks the automatic "
+    "version bump and hides what a commit is.",
 )
 def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     message = change.message
@@ -355,13 +468,16 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     if bump and version_bump(change, settings) == (bump.group(1), bump.group(2)):  # and it says which versions
         return
     hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and _GIT_OWN_MESSAGE.match(subject) else ""
+    example, others = '"feat: add a data loader"', "or fix:, docs:, task:, refactor(model)!: ..."
+    if change.commit is None:
+        fix = [f"git commit -m {example}   # {others}",
+               "the message you typed is kept in .git/COMMIT_EDITMSG; reuse it with: git commit -e -F .git/COMMIT_EDITMSG"]
+    else:
+        fix = [*_repair(change, settings, "reword"), f"a subject reads like {example} ({others})"]
     yield RULES["commit-message"].violation(
         f"the subject '{subject[:72]}' does not start with one of: {', '.join(settings.commit_types)}{hint}",
         [subject[:72]],
-        [
-            'git commit -m "feat: add a data loader"   # or fix:, docs:, task:, refactor(model)!: ...',
-            "the message you typed is kept in .git/COMMIT_EDITMSG; reuse it with: git commit -e -F .git/COMMIT_EDITMSG",
-        ],
+        fix,
     )
 
 
@@ -422,14 +538,15 @@ def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     limit = f"{settings.large_file_max_bytes / 2**20:g} MiB"
     quoted = " ".join(_quote(path) for path, _ in offending[:MAX_LISTED])
+    to_dvc = [f"git rm --cached -- {quoted}", f"dvc add {quoted}", "git add the new .dvc files and .gitignore"]
+    if change.commit is None:
+        fix = [*to_dvc[:2], to_dvc[2] + ", then commit again"]
+    else:
+        fix = _repair(change, settings, "edit", to_dvc, forward=True)
     yield RULES["large-file"].violation(
         f"{len(offending)} file(s) are model/data files or larger than {limit}",
         [f"{path} ({reason})" for path, reason in offending[:MAX_LISTED]],
-        [
-            f"git rm --cached -- {quoted}",
-            f"dvc add {quoted}",
-            "git add the new .dvc files and .gitignore, then commit again",
-        ],
+        fix,
     )
 
 
@@ -485,10 +602,11 @@ def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
         folder = path.split("/")[-2]
         problems = config_problems(text, parse_branch(folder, settings), settings)
         if problems:
+            edit = [f"edit {_quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {_quote(path)}"]
             yield RULES["task-config"].violation(
                 f"{path}: " + "; ".join(problems),
                 [path],
-                [f"edit {_quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {_quote(path)}"],
+                edit if change.commit is None else _repair(change, settings, "edit", edit, forward=True),
             )
 
 
@@ -506,11 +624,15 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     if not found:
         return
     folders = sorted({"/".join(path.split("/")[:2]) for path in found})
-    undo = ["git merge --abort"] if change.merge and not change.merge.squash else []
+    remove = [f"git rm -r --cached -- {' '.join(_quote(f) for f in folders)}"]
+    if change.commit is not None:
+        fix = _repair(change, settings, "edit", remove, forward=True)
+    else:
+        fix = [*(["git merge --abort"] if change.merge and not change.merge.squash else []), *remove]
     yield RULES["no-debug-on-main"].violation(
         f"{len(found)} path(s) under {', '.join(f + '/' for f in folders)} would land on '{change.branch.name}'",
         found[:MAX_LISTED],
-        [*undo, f"git rm -r --cached -- {' '.join(_quote(f) for f in folders)}"],
+        fix,
     )
 
 
@@ -558,5 +680,5 @@ def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
         tag = update.ref.removeprefix("refs/tags/")
         yield RULES["release-tag"].violation(f"tag {tag}: " + "; ".join(problems), [tag], [
             f"git tag -d {tag}   # remove the wrong tag (and `git push REMOTE :refs/tags/{tag}` if it was pushed)",
-            "dlgit release   # bumps VERSION on main and tags that commit",
+            f"git tag -a v{match.group(1)} COMMIT -m 'v{match.group(1)}'   # COMMIT: the {settings.main} commit whose VERSION is that",
         ])
