@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["histories"]  # shared history fixtures: server, work
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_CONFIG = (
     "# the template task\n"

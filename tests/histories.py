@@ -138,3 +138,19 @@ def install_hooks(repo: Repo) -> None:
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# Fixtures (conftest loads this module as a plugin): an honest history on a bare "server", and a
+# fresh clone of it per test.
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("history")
+    with isolated_git(base / "home"):
+        work = honest_history(base / "work")
+        bare_copy(work.path, base / "server.git")
+    return base / "server.git"
+
+
+@pytest.fixture
+def work(server: Path, tmp_path: Path) -> Repo:
+    return clone(server, tmp_path / "work")

@@ -9,26 +9,12 @@ from pathlib import Path
 
 import pytest
 from conftest import Repo
-from histories import NEW_TASK, TASK, bare_copy, bump, clone, commit, honest_history, isolated_git, merge, squash_release, task_config
+from histories import NEW_TASK, TASK, bump, commit, merge, squash_release, task_config
 
 from dlgit import cli
 
 Check = Callable[..., tuple[int, str]]
 Bypass = Callable[[Repo], tuple[list[str], str]]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("history")
-    with isolated_git(base / "home"):
-        work = honest_history(base / "work")
-        bare_copy(work.path, base / "server.git")
-    return base / "server.git"
-
-
-@pytest.fixture
-def work(server: Path, tmp_path: Path) -> Repo:
-    return clone(server, tmp_path / "work")
 
 
 @pytest.fixture

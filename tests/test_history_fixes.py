@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Repo
-from histories import NEW_TASK, bare_copy, bump, clone, commit, honest_history, isolated_git, merge, task_config
+from histories import NEW_TASK, bump, commit, merge, task_config
 
 from dlgit import config
 from dlgit.branches import parse
@@ -20,20 +19,6 @@ from dlgit.policy import Change, Entry, Merge, evaluate
 from dlgit.policy.model import Committed, SquashEvidence
 
 HOOK_ONLY = ("git merge --abort", "git reset --merge", "git restore --staged --", "COMMIT_EDITMSG", "git stash", "then commit again")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("history")
-    with isolated_git(base / "home"):
-        work = honest_history(base / "work")
-        bare_copy(work.path, base / "server.git")
-    return base / "server.git"
-
-
-@pytest.fixture
-def work(server: Path, tmp_path: Path) -> Repo:
-    return clone(server, tmp_path / "work")
 
 
 def check(repo: Repo, *args: str) -> tuple[int, dict[str, Any]]:
