@@ -14,6 +14,7 @@ from dlgit import branches, git
 from dlgit.branches import Branch, Kind
 from dlgit.config import Settings
 from dlgit.policy import Change, Entry, Merge
+from dlgit.policy.model import SquashEvidence
 from dlgit.policy.rules import MERGE_SOURCES, SQUASH_SOURCES_INTO_MAIN, squash_trailer
 
 
@@ -193,16 +194,26 @@ def gather(git_dir: Path, settings: Settings, message: str | None = None, cwd: P
     config_blobs = {e.path: e.new_blob for e in raw if e.path.endswith("/config.yaml") and e.new_blob and is_task_config(e.path, settings)}
     contents = git.read_blobs(list(config_blobs.values()), cwd)
     before = git.show_file(base, settings.template_config, cwd) if base and settings.template_config in config_blobs else None
+    merge = _merge_in_progress(git_dir, branch, settings, cwd) or amended
     return Change(
         branch=branch,
         entries=entries,
-        merge=_merge_in_progress(git_dir, branch, settings, cwd) or amended,
+        merge=merge,
+        squash_evidence=_squash_evidence(merge, branch, base, cwd),
         is_root=base is None,
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
         template_config_before=before,
         hotfix_diff=_hotfix_diff(branch, settings, cwd),
     )
+
+
+def _squash_evidence(merge: Merge | None, branch: Branch | None, base: str | None, cwd: Path | None) -> SquashEvidence | None:
+    """A squash onto main is recomputed like `dlgit check` does, so that a stale SQUASH_MSG or
+    changes added to the squash cannot pass as the squashed branch."""
+    if not (merge and merge.squash and merge.sha and merge.source and base and branch and branch.kind is Kind.MAIN):
+        return None
+    return SquashEvidence(exists=True, differing=git.unmerged_differences(base, merge.sha, git.write_tree(cwd), cwd))
 
 
 def _hotfix_diff(branch: Branch | None, settings: Settings, cwd: Path | None) -> tuple[tuple[str, int], ...] | None:

@@ -518,6 +518,21 @@ def merge_tree(ours: str, theirs: str, cwd: Path | str | None = None) -> MergeRe
     return MergeResult(fields[0].decode(), tuple(os.fsdecode(path) for path in conflicted))
 
 
+def unmerged_differences(parent: str, theirs: str, tree: str, cwd: Path | str | None = None) -> tuple[str, ...]:
+    """Paths where `tree` differs from `merge-tree <parent> <theirs>`, other than those merge-tree
+    reports as conflicted (a squash with hand-resolved conflicts may differ there)."""
+    result = merge_tree(parent, theirs, cwd)
+    if result.tree == tree:
+        return ()
+    conflicted = set(result.conflicted)
+    return tuple(path for path in diff_tree_paths(result.tree, tree, cwd) if path not in conflicted)
+
+
+def write_tree(cwd: Path | str | None = None) -> str:
+    """The tree of the index (what the commit being made will record)."""
+    return out("write-tree", cwd=cwd)
+
+
 def diff_tree_paths(old: str, new: str, cwd: Path | str | None = None) -> list[str]:
     """Paths that differ between two trees (or commits), without rename detection."""
     return split_z(run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new, cwd=cwd).stdout)

@@ -251,11 +251,8 @@ def _evidence(commit: git.LogCommit, branch: str, sha: str | None, refs: RefView
     """Recompute a squash: its tree must be `merge-tree <parent> <sha>`'s, up to conflicted paths."""
     if sha is None:
         return SquashEvidence(exists=False)
-    result = git.merge_tree(commit.parents[0], sha, refs.cwd)
-    conflicted = set(result.conflicted)
-    same = result.tree == commit.tree
-    differing = [] if same else [path for path in git.diff_tree_paths(result.tree, commit.tree, refs.cwd) if path not in conflicted]
-    return SquashEvidence(exists=True, on_branch=refs.holds(branch, sha), differing=tuple(differing))
+    differing = git.unmerged_differences(commit.parents[0], sha, commit.tree, refs.cwd)
+    return SquashEvidence(exists=True, on_branch=refs.holds(branch, sha), differing=differing)
 
 
 def _all_evidence(squashes: dict[str, tuple[str, str]], resolved: dict[str, str], graph: dict[str, git.LogCommit],

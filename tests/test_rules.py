@@ -550,3 +550,22 @@ def test_no_debug_folder_reaches_main_through_a_dev_merge(repo: Repo) -> None:
     repo.git("switch", "-q", "main")
     proc = repo.git("merge", "--no-ff", "-m", "feat: release", "dev", check=False)
     assert_blocked(proc, "no-debug-on-main", f"tasks/{DEBUG}/log.txt", "git merge --abort")
+
+
+def test_main_protected_squash_is_recomputed_at_commit_time(repo: Repo) -> None:
+    tip = _squash_dev(repo)
+    repo.write("model/extra.py", "SNEAKED = 1\n")  # a change that was never on dev
+    repo.git("add", "model/extra.py")
+    proc = repo.git("commit", "-m", "feat: release", "--trailer", f"Squashed-from: dev@{tip}", check=False)
+    assert_blocked(proc, "main-protected", "model/extra.py", fix="git restore --staged -- model/extra.py")
+    repo.git("rm", "-q", "--cached", "model/extra.py")
+    assert_allowed(repo.git("commit", "-m", "feat: release", "--trailer", f"Squashed-from: dev@{tip}", check=False))
+
+
+def test_stale_squash_msg_does_not_let_a_direct_commit_pass(repo: Repo) -> None:
+    tip = _squash_dev(repo)
+    repo.git("restore", "--staged", "--worktree", "--", ".")  # undo the squash by hand: SQUASH_MSG stays behind
+    repo.write("model/net.py", "NET = 99\n")
+    repo.git("add", "model/net.py")
+    proc = repo.git("commit", "-m", "fix: direct", "--trailer", f"Squashed-from: dev@{tip}", check=False)
+    assert_blocked(proc, "main-protected", "model/head.py")

@@ -293,8 +293,8 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
     if evidence is None or merge is None:
         return
     named = f"{SQUASH_TRAILER}: {merge.label}@{merge.sha}"
-    redo = [*(_repair(change, settings, "drop") if change.commit else []),
-            _squash_again(merge.label)]
+    again = _squash_again(merge.label)
+    redo = [*_repair(change, settings, "drop"), again] if change.commit else [f"git reset --merge && {again}"]
     this = RULES["main-protected"]
     if not evidence.exists:
         yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
@@ -306,7 +306,9 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
             f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
             "that are not merge conflicts: it carries changes that were never on the squashed branch",
             evidence.differing[:MAX_LISTED],
-            ["commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
+            [*([f"git restore --staged -- {' '.join(_quote(p) for p in evidence.differing[:MAX_LISTED])}   # keep them out of the squash"]
+               if change.commit is None else []),
+             "commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
         )
 
 
