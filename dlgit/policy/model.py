@@ -9,6 +9,8 @@ from typing import NamedTuple
 from dlgit.branches import Branch
 from dlgit.config import Settings
 
+SQUASH_TRAILER = "Squashed-from"  # the trailer a squash onto main carries: <branch>@<full sha>
+
 
 class Entry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed path of a whole history
     """One path the change adds, modifies, deletes, renames or copies."""

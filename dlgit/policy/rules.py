@@ -8,11 +8,13 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 from dlgit.branches import NAME_FORMATS, SEMVER, Branch, Kind, slugify
 from dlgit.config import Settings
-from dlgit.policy.model import Change, Rule, Violation
+from dlgit.policy.model import SQUASH_TRAILER, Change, Rule, Violation
+from dlgit.policy.repairs import pushed, repair, squash_again
+from dlgit.policy.shell import quote
 
 RULES: dict[str, Rule] = {}
 MAX_LISTED = 20  # offending items shown per violation
@@ -28,123 +30,8 @@ def rule(rule_id: str, statement: str, why: str) -> Callable[[CheckFn], CheckFn]
     return register
 
 
-def escape(text: str) -> str:
-    """Backslash escapes for what a terminal cannot show as is: control characters (a newline in a
-    path) and the bytes of a non-UTF-8 name (decoded by git.py with surrogateescape) as \\xNN."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch in "\\'":
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif not ch.isprintable() and ch != " ":
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def is_plain(text: str) -> bool:
-    """True when `text` can be printed as is (no control characters, no undecodable bytes)."""
-    return all(ch.isprintable() or ch == " " for ch in text) and not any(0xDC80 <= ord(ch) <= 0xDCFF for ch in text)
-
-
-def _quote(path: str) -> str:
-    """A path as a shell word (for the fix commands we print); ANSI-C `$'...'` for odd names."""
-    if re.fullmatch(r"[A-Za-z0-9._/@:+=-]+", path):
-        return path
-    if not is_plain(path):
-        return "$'" + escape(path) + "'"
-    return "'" + path.replace("'", "'\\''") + "'"
-
-
 def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip("/") + "/")
-
-
-# --- fixes for a commit already in history ---------------------------------------------------------
-# A hook's fix acts on the commit being made (the index, MERGE_HEAD). A commit that `dlgit check`,
-# pre-push or pre-receive finds (Change.commit) is repaired instead: rewritten while it is not pushed;
-# once it is, main and dev only by a new commit (they are never rewritten; main through a hotfix
-# branch), any other branch by the rewrite and a force push.
-
-_TODO = {  # action -> what to change in `git rebase -i`'s todo list: (for a commit, for a merge)
-    "drop": ("mark {short} 'drop'", "delete the line 'merge -C {short} ...'"),
-    "edit": ("mark {short} 'edit', then at the stop:", "add a line 'break' after 'merge -C {short} ...', then at the stop:"),
-    "reword": ("mark {short} 'reword'", "change 'merge -C {short}' to 'merge -c {short}'"),
-}
-
-
-def _repair(change: Change, settings: Settings, action: str, index: Sequence[str] = (), forward: bool = False) -> list[str]:
-    """How to repair `change.commit`: 'drop' it, 'edit' it (the `index` lines fix its content at the
-    tip or at a rebase stop, then it is amended) or 'reword' it; then, for when it is pushed already,
-    _pushed: a revert, or with `forward` the `index` lines in a new commit."""
-    assert change.commit is not None
-    sha, short, tip = change.commit.sha, change.commit.sha[:12], change.commit.tip
-    merge = change.merge is not None and not change.merge.squash
-    at_tip = f"not pushed yet and {short} is the tip:"
-    if tip and action == "drop" and not change.is_root:
-        lines = [f"git reset --keep {sha}^   # {at_tip} drop it (uncommitted work is kept)"]
-    elif tip and action == "reword":
-        lines = [f"git commit --amend   # {at_tip} reword it"]
-    elif tip and action == "edit":
-        lines = []
-    else:
-        where = f"on '{change.branch.name}', " if change.commit.merged_by and change.branch else ""
-        upstream = "--root" if change.is_root else f"{sha}^"
-        todo = _TODO[action][merge].format(short=short)
-        lines = [f"git rebase -i {'--rebase-merges ' if merge else ''}{upstream}   # {where}not pushed yet: {todo}"]
-    if action == "edit":
-        lines += [*index, "git commit --amend --no-edit" + (f"   # {at_tip} amend it" if tip else " && git rebase --continue")]
-    if action == "reword":
-        return lines + _pushed(change, settings, ())
-    return lines + _pushed(change, settings, [*index, f'git commit -m "fix: repair {short}"'] if forward else None)
-
-
-def _merge_hotfix(name: str, settings: Settings) -> str:
-    merge = f"git merge --no-ff -m 'fix: merge {name}' {name}"
-    return f"git switch {settings.main} && {merge} && git switch {settings.dev} && {merge}"
-
-
-def _squash_again(source: str) -> str:
-    """Redo a squash so that its trailer names the real commit."""
-    return (f"git merge --squash {_quote(source)} && git commit --trailer \"{SQUASH_TRAILER}: {source}@$(git rev-parse {_quote(source)})\""
-            "   # squash again, with the trailer")
-
-
-def _pushed(change: Change, settings: Settings, forward: Sequence[str] | None) -> list[str]:
-    """The repair of a commit that is pushed already. On main and dev, which are never rewritten: a
-    new commit, made by the `forward` lines (None: a revert; empty: nothing can be done), on main
-    through a hotfix branch. On any other branch: the rewrite, then a force push."""
-    assert change.commit is not None
-    sha, short, branch = change.commit.sha, change.commit.sha[:12], change.branch
-    if branch is not None and branch.kind not in (Kind.MAIN, Kind.DEV):
-        lines = [f"git push --force-with-lease REMOTE {_quote(branch.name)}   # already pushed: after the rewrite "
-                 f"(only {settings.main} and {settings.dev} are never rewritten)"]
-        if change.commit.merged_by:
-            merged = change.commit.merged_by
-            lines.append(f"then undo merge {merged[:12]}, which brought {short} in (git revert -m 1 {merged} once pushed), "
-                         f"and merge '{branch.name}' again")
-        return lines
-    if forward is not None and not forward:
-        return [f"already pushed: the message of {short} stays ({settings.main} and {settings.dev} are never rewritten)"]
-    before, after, why = None, None, "already pushed: repair it with a new commit"
-    if branch is not None and branch.kind is Kind.MAIN:
-        hotfix = f"{settings.hotfix_prefix}repair-{short}"
-        before, after = f"git switch -c {hotfix} {_quote(branch.name)}", _merge_hotfix(hotfix, settings)
-        why = f"already pushed: {branch.name} is never rewritten, so repair it through a hotfix branch"
-    elif branch is not None:
-        before = f"git switch {_quote(branch.name)}"
-        why = f"already pushed: {branch.name} is never rewritten, so repair it with a new commit"
-    if forward is None:
-        revert = f"git revert {'-m 1 ' if change.merge and not change.merge.squash else ''}{sha}"
-        return [" && ".join(step for step in (before, revert, after) if step) + f"   # {why}"]
-    return [f"{before}   # {why}:" if before else f"{why}:", *forward, *([after] if after else [])]
 
 
 # --- which merges are allowed: target kind -> source kinds (SPEC §2) ---------------------------
@@ -158,7 +45,6 @@ MERGE_SOURCES: dict[Kind, frozenset[Kind]] = {
     Kind.EXTRA: frozenset({Kind.MAIN, Kind.DEV, Kind.FEATURE, Kind.HOTFIX, Kind.TASK, Kind.EXTRA}),
 }
 SQUASH_SOURCES_INTO_MAIN = frozenset({Kind.DEV, Kind.HOTFIX})
-SQUASH_TRAILER = "Squashed-from"
 
 
 def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
@@ -225,8 +111,8 @@ def branch_name(change: Change, settings: Settings) -> Iterator[Violation]:
         + (f", or a pattern in branches.extra_allowed ({', '.join(settings.extra_allowed)})" if settings.extra_allowed else ""),
         [branch.name],
         [
-            f"git branch -m {_quote(branch.name)} {_quote(suggestion)}   # rename it (pick the kind you meant)",
-            f"git branch -m {_quote(branch.name)} {settings.task_prefix}X.Y.Z-YYYYMMDDTHHMMSS-desc   "
+            f"git branch -m {quote(branch.name)} {quote(suggestion)}   # rename it (pick the kind you meant)",
+            f"git branch -m {quote(branch.name)} {settings.task_prefix}X.Y.Z-YYYYMMDDTHHMMSS-desc   "
             "# a run: VERSION of the template config, UTC time",
         ],
     )
@@ -253,7 +139,7 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
                     fix = [f'git commit --trailer "{expected}"   # keep your message, add the trailer']
                 else:
                     amend = [f'git commit --amend --trailer "{expected}"   # not pushed yet and the tip: add the trailer']
-                    fix = [*(amend if change.commit.tip else []), *_repair(change, settings, "drop"), _squash_again(merge.source.name)]
+                    fix = [*(amend if change.commit.tip else []), *repair(change, settings, "drop"), squash_again(merge.source.name)]
                 yield this.violation(
                     f"a squash of '{merge.source.name}' onto {settings.main} must end with the trailer '{expected}' "
                     "so that `dlgit check` can verify its content later",
@@ -275,7 +161,7 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
         ]
     else:
         fix = [
-            *_repair(change, settings, "drop"),
+            *repair(change, settings, "drop"),
             f"git switch {settings.dev} && git cherry-pick {change.commit.sha}   # then redo the change on {settings.dev} "
             f"(a small urgent fix: on a {settings.hotfix_prefix}NAME branch from {settings.main})",
             release,
@@ -293,12 +179,12 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
     if evidence is None or merge is None:
         return
     named = f"{SQUASH_TRAILER}: {merge.label}@{merge.sha}"
-    again = _squash_again(merge.label)
-    redo = [*_repair(change, settings, "drop"), again] if change.commit else [f"git reset --merge && {again}"]
+    again = squash_again(merge.label)
+    redo = [*repair(change, settings, "drop"), again] if change.commit else [f"git reset --merge && {again}"]
     this = RULES["main-protected"]
     if not evidence.exists:
         yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
-                             [named], [f"git push REMOTE {_quote(merge.label)}   # the squashed branch must be pushed first", *redo])
+                             [named], [f"git push REMOTE {quote(merge.label)}   # the squashed branch must be pushed first", *redo])
     elif evidence.on_branch is False:
         yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], redo)
     elif evidence.differing:
@@ -306,7 +192,7 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
             f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
             "that are not merge conflicts: it carries changes that were never on the squashed branch",
             evidence.differing[:MAX_LISTED],
-            [*([f"git restore --staged -- {' '.join(_quote(p) for p in evidence.differing[:MAX_LISTED])}   # keep them out of the squash"]
+            [*([f"git restore --staged -- {' '.join(quote(p) for p in evidence.differing[:MAX_LISTED])}   # keep them out of the squash"]
                if change.commit is None else []),
              "commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
         )
@@ -325,7 +211,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     this = RULES["merge-direction"]
     if change.commit is not None:
-        undo = _repair(change, settings, "drop")
+        undo = repair(change, settings, "drop")
     else:
         undo = ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
     source = merge.source
@@ -344,7 +230,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         yield this.violation(
             f"'{source.name}' is a debug branch; its runs and changes are never merged anywhere",
             [source.name],
-            [*undo, f"git switch {settings.dev} && git checkout {_quote(source.name)} -- PATH...   # carry code fixes (not logs) over"],
+            [*undo, f"git switch {settings.dev} && git checkout {quote(source.name)} -- PATH...   # carry code fixes (not logs) over"],
         )
         return
     if merge.squash and target.kind is not Kind.MAIN:
@@ -364,7 +250,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
 def _feature_route(source: Branch, settings: Settings) -> list[str]:
     if source.kind is not Kind.FEATURE:
         return []
-    return [f"git switch {settings.dev} && git merge {_quote(source.name)}   # feature work goes to {settings.dev}, then a release"]
+    return [f"git switch {settings.dev} && git merge {quote(source.name)}   # feature work goes to {settings.dev}, then a release"]
 
 
 @rule(
@@ -386,17 +272,17 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     outside = [path for path in change.paths if not _under(path, folder)]
     if not outside:
         return
-    quoted = " ".join(_quote(p) for p in outside[:MAX_LISTED])
+    quoted = " ".join(quote(p) for p in outside[:MAX_LISTED])
     commit = change.commit
     if merge and merge.source and merge.source.kind is Kind.TASK:
         there = "the task branch changed files outside its folder; fix it there first"
         if commit is not None:
-            fix = [*_repair(change, settings, "drop"), there]
+            fix = [*repair(change, settings, "drop"), there]
         else:
             fix = [f"{'git reset --merge   # undo the squash' if merge.squash else 'git merge --abort'}   # {there}"]
     elif commit is not None:
         take_out = f"git restore --source={commit.sha}^ --staged --worktree -- {quoted}   # take out what lies outside {folder}/"
-        fix = _repair(change, settings, "edit", [take_out])
+        fix = repair(change, settings, "edit", [take_out])
     else:
         fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
     fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
@@ -423,8 +309,8 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
         trim = ["git restore --staged -- PATH   # keep the hotfix to the fix itself"]
     else:
         fork = f"$(git merge-base {commit.merged_by + '^' if commit.merged_by else settings.main} {commit.sha})"
-        trim = [f"git switch {_quote(change.branch.name)} && git rebase -i {fork}   # keep only the fix: drop or edit the rest",
-                *_pushed(change, settings, None)]
+        trim = [f"git switch {quote(change.branch.name)} && git rebase -i {fork}   # keep only the fix: drop or edit the rest",
+                *pushed(change, settings, None)]
     yield RULES["hotfix-size"].violation(
         f"'{change.branch.name}' changes {files} file(s) and {lines} line(s) since it left {settings.main} "
         f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
@@ -475,7 +361,7 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
         fix = [f"git commit -m {example}   # {others}",
                "the message you typed is kept in .git/COMMIT_EDITMSG; reuse it with: git commit -e -F .git/COMMIT_EDITMSG"]
     else:
-        fix = [*_repair(change, settings, "reword"), f"a subject reads like {example} ({others})"]
+        fix = [*repair(change, settings, "reword"), f"a subject reads like {example} ({others})"]
     yield RULES["commit-message"].violation(
         f"the subject '{subject[:72]}' does not start with one of: {', '.join(settings.commit_types)}{hint}",
         [subject[:72]],
@@ -539,12 +425,12 @@ def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
     if not offending:
         return
     limit = f"{settings.large_file_max_bytes / 2**20:g} MiB"
-    quoted = " ".join(_quote(path) for path, _ in offending[:MAX_LISTED])
+    quoted = " ".join(quote(path) for path, _ in offending[:MAX_LISTED])
     to_dvc = [f"git rm --cached -- {quoted}", f"dvc add {quoted}", "git add the new .dvc files and .gitignore"]
     if change.commit is None:
         fix = [*to_dvc[:2], to_dvc[2] + ", then commit again"]
     else:
-        fix = _repair(change, settings, "edit", to_dvc, forward=True)
+        fix = repair(change, settings, "edit", to_dvc, forward=True)
     yield RULES["large-file"].violation(
         f"{len(offending)} file(s) are model/data files or larger than {limit}",
         [f"{path} ({reason})" for path, reason in offending[:MAX_LISTED]],
@@ -604,11 +490,11 @@ def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
         folder = path.split("/")[-2]
         problems = config_problems(text, parse_branch(folder, settings), settings)
         if problems:
-            edit = [f"edit {_quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {_quote(path)}"]
+            edit = [f"edit {quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {quote(path)}"]
             yield RULES["task-config"].violation(
                 f"{path}: " + "; ".join(problems),
                 [path],
-                edit if change.commit is None else _repair(change, settings, "edit", edit, forward=True),
+                edit if change.commit is None else repair(change, settings, "edit", edit, forward=True),
             )
 
 
@@ -626,9 +512,9 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     if not found:
         return
     folders = sorted({"/".join(path.split("/")[:2]) for path in found})
-    remove = [f"git rm -r --cached -- {' '.join(_quote(f) for f in folders)}"]
+    remove = [f"git rm -r --cached -- {' '.join(quote(f) for f in folders)}"]
     if change.commit is not None:
-        fix = _repair(change, settings, "edit", remove, forward=True)
+        fix = repair(change, settings, "edit", remove, forward=True)
     else:
         fix = [*(["git merge --abort"] if change.merge and not change.merge.squash else []), *remove]
     yield RULES["no-debug-on-main"].violation(
@@ -650,13 +536,13 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     if update.deleted:
         yield RULES["history-rewrite"].violation(f"the push deletes '{branch.name}'", [update.ref], [
-            f"git push REMOTE {_quote(branch.name)}   # push it instead of deleting it (long-lived branches stay)"])
+            f"git push REMOTE {quote(branch.name)}   # push it instead of deleting it (long-lived branches stay)"])
     elif update.forced:
         yield RULES["history-rewrite"].violation(
             f"the push replaces '{branch.name}' with a history that does not contain its current tip (a force push)",
             [update.ref],
             [
-                f"git switch {_quote(branch.name)} && git reset --keep @{{upstream}}   # drop the rewrite, keep your work tree",
+                f"git switch {quote(branch.name)} && git reset --keep @{{upstream}}   # drop the rewrite, keep your work tree",
                 "git revert COMMIT   # undo a commit by adding its inverse, never by removing it",
             ],
         )
