@@ -28,23 +28,48 @@ def rebase_in_progress(git_dir: Path) -> bool:
     return (git_dir / "rebase-merge").exists() or (git_dir / "rebase-apply").exists()
 
 
-def amending() -> bool:
-    """Is an ancestor process `git commit --amend`? (git tells hooks no other way; Linux only.)"""
+def git_options() -> list[bytes] | None:
+    """The arguments of the git command running this hook, found among the ancestor processes
+    (git tells hooks nothing about its options; Linux /proc only, None elsewhere)."""
     pid = os.getppid()
     for _ in range(6):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             status = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
-            return False
-        if os.path.basename(argv[0]) in (b"git", b"git.exe"):  # the git that runs this hook
-            options = argv[1:argv.index(b"--")] if b"--" in argv else argv[1:]
-            # git accepts unique abbreviations (`--amen`); an alias (`git ci --amend`) keeps the option
-            return any(len(arg) >= 4 and b"--amend".startswith(arg) for arg in options)
+            return None
+        if os.path.basename(argv[0]) in (b"git", b"git.exe"):
+            return argv[1:argv.index(b"--")] if b"--" in argv else argv[1:]
         pid = int(status.rsplit(")", 1)[1].split()[1])
         if pid <= 1:
-            return False
-    return False
+            return None
+    return None
+
+
+def amending() -> bool:
+    """Is the hook running for `git commit --amend`? git accepts unique abbreviations (`--amen`),
+    and an alias (`git ci --amend`) keeps the option."""
+    return any(len(arg) >= 4 and b"--amend".startswith(arg) for arg in git_options() or ())
+
+
+def message_keeps_comments() -> bool:
+    """Does git keep '#' lines of this message? Yes for `git commit -m/-F/-C` without an editor
+    under the default cleanup, and for --cleanup=verbatim|whitespace|scissors (or commit.cleanup)."""
+    options = git_options()
+    if not options or b"commit" not in options:
+        return False
+    modes = [arg.partition(b"=")[2].decode() for arg in options if arg.startswith(b"--cleanup=")]
+    mode = modes[-1] if modes else git.config_get("commit.cleanup") or "default"
+    if mode != "default":
+        return mode in ("verbatim", "whitespace", "scissors")
+    edits = any(arg in (b"-e", b"--edit") for arg in options)
+    given = any(arg.startswith((b"--message", b"--file", b"--reuse-message")) or _short_flags(arg) & set("mFC") for arg in options)
+    return given and not edits
+
+
+def _short_flags(arg: bytes) -> set[str]:
+    """The letters of a short-option cluster (`-am` -> {a, m}); empty for anything else."""
+    return set(arg[1:].decode(errors="replace")) if arg[:1] == b"-" and arg[1:2] not in (b"-", b"") else set()
 
 
 def resolve_source(name: str, settings: Settings, cwd: Path | None = None) -> Branch:

@@ -65,7 +65,8 @@ def commit_msg(message_file: str | None) -> int:
         raw = path.read_bytes()
     except OSError as exc:
         raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
-    message = clean_message(raw.decode("utf-8", "replace"), git.comment_string())
+    text = raw.decode("utf-8", "replace")
+    message = text.strip() if facts.message_keeps_comments() else clean_message(text, git.comment_string())
     name = git.current_branch()
     branch = branches.parse(name, settings) if name else None
     # The content matters to the message rules only on main (squash trailer) and for a bump.

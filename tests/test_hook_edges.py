@@ -381,3 +381,18 @@ def test_empty_message_is_left_to_git(repo: Repo) -> None:
     repo.git("add", "model/net.py")
     proc = repo.git("commit", "--allow-empty-message", "-m", "", check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_comment_lines_given_with_dash_m_are_the_message(repo: Repo) -> None:
+    """`git commit -m '# wip'` stores '# wip' (no editor: git keeps '#' lines), so that is judged."""
+    repo.git("switch", "-q", "dev")
+    repo.write("model/a.py")
+    repo.git("add", "model/a.py")
+    proc = repo.git("commit", "-m", "# wip", check=False)
+    assert proc.returncode == 1 and "commit-message" in proc.stderr and "# wip" in proc.stderr
+    assert repo.git("commit", "-qm", "feat: a", "-m", "# a body line, kept by git", check=False).returncode == 0
+    assert "# a body line" in repo.git("log", "-1", "--format=%B").stdout
+    # with the editor (GIT_EDITOR=true here) git strips them, and so does the hook
+    repo.write("model/b.py")
+    repo.git("add", "model/b.py")
+    assert repo.git("commit", "-q", "-e", "-m", "feat: b", "-m", "# dropped", check=False).returncode == 0
