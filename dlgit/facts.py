@@ -244,7 +244,8 @@ def _squash_evidence(merge: Merge | None, branch: Branch | None, base: str | Non
 def _hotfix_diff(branch: Branch | None, settings: Settings, cwd: Path | None) -> tuple[tuple[str, int], ...] | None:
     if branch is None or branch.kind is not Kind.HOTFIX or not git.rev("HEAD", cwd):
         return None
-    fork = git.merge_base(settings.main, "HEAD", cwd)
+    mains = [settings.main, *git.remote_tracking(settings.main, cwd)]  # a clone may lack a local main
+    fork = next((base for ref in mains if (base := git.merge_base(ref, "HEAD", cwd))), None)
     if fork is None:
         return None
     return tuple((path, added + deleted) for path, (added, deleted) in git.numstat(fork, cwd=cwd).items())

@@ -123,6 +123,12 @@ def branches_at(sha: str, cwd: Path | str | None = None) -> list[str]:
     return [_short_ref(ref) for ref in os.fsdecode(data).splitlines()]
 
 
+def remote_tracking(branch: str, cwd: Path | str | None = None) -> list[str]:
+    """Remote-tracking refs of that branch name on any remote (refs/remotes/*/<branch>)."""
+    data = run("for-each-ref", "--format=%(refname)", f"refs/remotes/*/{branch}", cwd=cwd).stdout
+    return os.fsdecode(data).splitlines()
+
+
 def branches_containing(sha: str, cwd: Path | str | None = None) -> list[str]:
     data = run("for-each-ref", "--format=%(refname)", "--contains", sha, "refs/heads", cwd=cwd).stdout
     return [_short_ref(ref) for ref in os.fsdecode(data).splitlines()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE_CONFIG, Repo
@@ -393,6 +394,17 @@ def test_hotfix_size_cumulative_files(repo: Repo) -> None:
     )
     repo.git("rm", "-q", "--cached", "model/fix5.py")
     assert_allowed(repo.git("commit", "-m", "fix: part two", check=False))
+
+
+def test_hotfix_size_measured_from_the_remote_main_when_there_is_no_local_one(repo: Repo, tmp_path: Path) -> None:
+    clone = Repo(tmp_path / "clone")
+    repo.git("clone", "-q", str(repo.path), str(clone.path))
+    clone.install_direct_hooks()
+    clone.git("switch", "-q", "-c", "hotfix-nan", "origin/main")
+    clone.git("branch", "-q", "-D", "main")
+    for i in range(6):
+        clone.write(f"model/fix{i}.py")
+    assert_blocked(clone.commit("fix: nan", check=False), "hotfix-size", "changes 6 file(s)")
 
 
 def test_hotfix_size_cumulative_lines(repo: Repo) -> None:
