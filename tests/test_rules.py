@@ -294,6 +294,20 @@ def test_merge_direction_task_into_main_only_its_folder_allowed(repo: Repo) -> N
     assert_allowed(repo.git("merge", "--no-ff", "-m", f"task: merge {task}", task, check=False))
 
 
+def test_task_started_from_another_task_is_merged_after_it(repo: Repo) -> None:
+    first = start_task(repo)
+    second = "task-0.1.0-20260102T000000-lr0.02"
+    repo.git("switch", "-q", "-c", second, first)
+    repo.write(f"tasks/{second}/config.yaml", TEMPLATE_CONFIG)
+    setup_commit(repo, "task: start", f"tasks/{second}")
+    repo.git("switch", "-q", "main")
+    proc = repo.git("merge", "--no-ff", "-m", f"task: merge {second}", second, check=False)
+    assert_blocked(proc, "task-scope", f"tasks/{first}/config.yaml", fix=f"git merge {first}")
+    repo.git("merge", "--abort")
+    assert_allowed(repo.git("merge", "--no-ff", "-m", f"task: merge {first}", first, check=False))
+    assert_allowed(repo.git("merge", "--no-ff", "-m", f"task: merge {second}", second, check=False))
+
+
 def test_merge_of_task_that_touched_core_blocked_by_task_scope(repo: Repo) -> None:
     task = start_task(repo)
     repo.write("model/net.py", "NET = 'task'\n")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from dlgit.branches import NAME_FORMATS, SEMVER, Branch, Kind, slugify
 from dlgit.config import Settings
-from dlgit.policy.model import SQUASH_TRAILER, Change, Rule, Violation
+from dlgit.policy.model import SQUASH_TRAILER, Change, Merge, Rule, Violation
 from dlgit.policy.repairs import pushed, repair, squash_again
 from dlgit.policy.shell import quote
 
@@ -287,7 +287,19 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
         fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
     fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
                "a new hyper-parameter in config.yaml often avoids them")
+    fix[:0] = _parent_tasks_first(outside, merge, settings)
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
+
+
+def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Settings) -> list[str]:
+    """A task branch started from another task carries that task's folder: when that is all it
+    brings along, the other task has to be merged first."""
+    prefix = f"{settings.tasks_dir}/{settings.task_prefix}"
+    if not merge or not merge.source or any(not path.startswith(prefix) for path in outside):
+        return []
+    parents = sorted({path.split("/")[1] for path in outside})
+    return [f"git merge {' '.join(parents)}   # '{merge.source.name}' was started from {', '.join(parents)}: "
+            "merge that task first (allowed: only its folder), then this one"]
 
 
 @rule(
