@@ -130,8 +130,8 @@ def _judge_commits(result: Result, judged: list[history.Judged]) -> None:
 
 
 def main(revision_range: str | None, branch: str | None, output_format: str) -> int:
-    info = git.repo_info()
     git.require_version()
+    info = git.repo_info()
     name = branch if branch is not None else git.current_branch()
     span = resolve_range(revision_range, name, info.toplevel)
     policy = policy_at(span.settings_base, span.base_label, info.toplevel)

@@ -52,14 +52,14 @@ def amending() -> bool:
     return any(len(arg) >= 4 and b"--amend".startswith(arg) for arg in git_options() or ())
 
 
-def message_keeps_comments() -> bool:
+def message_keeps_comments(configured_cleanup: str | None) -> bool:
     """Does git keep '#' lines of this message? Yes for `git commit -m/-F/-C` without an editor
     under the default cleanup, and for --cleanup=verbatim|whitespace|scissors (or commit.cleanup)."""
     options = git_options()
     if not options or b"commit" not in options:
         return False
     modes = [arg.partition(b"=")[2].decode() for arg in options if arg.startswith(b"--cleanup=")]
-    mode = modes[-1] if modes else git.config_get("commit.cleanup") or "default"
+    mode = modes[-1] if modes else configured_cleanup or "default"
     if mode != "default":
         return mode in ("verbatim", "whitespace", "scissors")
     edits = any(arg in (b"-e", b"--edit") for arg in options)
@@ -238,6 +238,7 @@ def _squash_evidence(merge: Merge | None, branch: Branch | None, base: str | Non
     changes added to the squash cannot pass as the squashed branch."""
     if not (merge and merge.squash and merge.sha and merge.source and base and branch and branch.kind is Kind.MAIN):
         return None
+    git.require_version()  # merge-tree --write-tree
     return SquashEvidence(exists=True, differing=git.unmerged_differences(base, merge.sha, git.write_tree(cwd), cwd))
 
 

@@ -544,9 +544,19 @@ def diff_tree_paths(old: str, new: str, cwd: Path | str | None = None) -> list[s
     return split_z(run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new, cwd=cwd).stdout)
 
 
-def comment_string(cwd: Path | str | None = None) -> str:
-    """What starts a comment line in a commit message: core.commentString or core.commentChar
-    (whichever is set last; git 2.45+ allows several characters), '#' by default, or 'auto'."""
-    proc = run("config", "--get-regexp", r"^core\.comment(char|string)$", cwd=cwd, check=False)
-    values = [line.partition(" ")[2] for line in os.fsdecode(proc.stdout).splitlines()]
-    return values[-1] if values and values[-1] else "#"
+class MessageSettings(NamedTuple):
+    comment: str  # what starts a comment line: '#' by default, several characters (git 2.45+) or 'auto'
+    cleanup: str | None  # commit.cleanup, when set
+
+
+def message_settings(cwd: Path | str | None = None) -> MessageSettings:
+    """core.commentString or core.commentChar (whichever is set last) and commit.cleanup, in one call."""
+    proc = run("config", "--get-regexp", r"^(core\.comment(char|string)|commit\.cleanup)$", cwd=cwd, check=False)
+    comment, cleanup = "#", None
+    for line in os.fsdecode(proc.stdout).splitlines():
+        key, _, value = line.partition(" ")
+        if key == "commit.cleanup":
+            cleanup = value or None
+        elif value:
+            comment = value
+    return MessageSettings(comment, cleanup)

@@ -66,7 +66,9 @@ def commit_msg(message_file: str | None) -> int:
     except OSError as exc:
         raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
     text = raw.decode("utf-8", "replace")
-    message = text.strip() if facts.message_keeps_comments() else clean_message(text, git.comment_string())
+    git_message = git.message_settings()
+    keep = facts.message_keeps_comments(git_message.cleanup)
+    message = text.strip() if keep else clean_message(text, git_message.comment)
     name = git.current_branch()
     branch = branches.parse(name, settings) if name else None
     # The content matters to the message rules only on main (squash trailer) and for a bump.

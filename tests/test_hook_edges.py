@@ -396,3 +396,22 @@ def test_comment_lines_given_with_dash_m_are_the_message(repo: Repo) -> None:
     repo.write("model/b.py")
     repo.git("add", "model/b.py")
     assert repo.git("commit", "-q", "-e", "-m", "feat: b", "-m", "# dropped", check=False).returncode == 0
+
+
+def _fake_git(tmp_path: Path, script: str | None) -> dict[str, str]:
+    """PATH with only the interpreter's bin folder and, if given, a fake `git` script."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir()
+    if script is not None:
+        (bindir / "git").write_text(f"#!/bin/sh\n{script}\n")
+        (bindir / "git").chmod(0o755)
+    return {"PATH": f"{bindir}{os.pathsep}{os.path.dirname(sys.executable)}"}
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [(None, "git is not installed or not on PATH"), ('echo "git version 2.20.1"', "git 2.20 is too old; dlgit needs git 2.38")],
+)
+def test_git_missing_or_too_old_is_a_usage_error(repo: Repo, tmp_path: Path, script: str | None, expected: str) -> None:
+    proc = repo.dlgit("check", env=_fake_git(tmp_path, script))
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr
