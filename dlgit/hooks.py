@@ -65,16 +65,24 @@ def commit_msg(message_file: str | None) -> int:
         raw = path.read_bytes()
     except OSError as exc:
         raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
-    text = raw.decode("utf-8", "replace")
-    git_message = git.message_settings()
-    keep = facts.message_keeps_comments(git_message.cleanup)
-    message = text.strip() if keep else clean_message(text, git_message.comment)
+    message = stored_message(raw.decode("utf-8", "replace"))
     name = git.current_branch()
     branch = branches.parse(name, settings) if name else None
     # The content matters to the message rules only on main (squash trailer) and for a bump.
     needs_content = (branch is not None and branch.kind is Kind.MAIN) or message.startswith("bump:")
     change = facts.gather(info.git_dir, settings, message) if needs_content else Change(branch, message=message)
     return _judge("commit message", change, settings, MESSAGE_RULES)
+
+
+def stored_message(text: str) -> str:
+    """The message as git will store it. Lines that may be comments exist only in an edited
+    message; without them (`git commit -m "feat: x"`) there is nothing to ask git about."""
+    if all(line[:1].isalnum() or not line.strip() for line in text.splitlines()):
+        return text.strip()
+    git_message = git.message_settings()
+    if facts.message_keeps_comments(git_message.cleanup):
+        return text.strip()
+    return clean_message(text, git_message.comment)
 
 
 AUTO_COMMENT_CHARS = "#;@!$%^&|:"  # git's candidates for core.commentChar=auto, in its order
