@@ -202,10 +202,14 @@ def _blob_sizes(raw: list[git.RawEntry], limit: int, cwd: Path | None) -> dict[s
     return sizes
 
 
-def gather(git_dir: Path, settings: Settings, message: str | None = None, cwd: Path | None = None) -> Change:
-    """Facts about the commit `git commit` (or `git merge`) is about to make."""
+def current_branch(settings: Settings, cwd: Path | None = None) -> Branch | None:
+    """The checked-out branch as a Branch of the model; None on a detached HEAD."""
     name = git.current_branch(cwd)
-    branch = branches.parse(name, settings) if name else None
+    return branches.parse(name, settings) if name else None
+
+
+def gather(git_dir: Path, settings: Settings, branch: Branch | None, message: str | None = None, cwd: Path | None = None) -> Change:
+    """Facts about the commit `git commit` (or `git merge`) is about to make on `branch`."""
     head = git.rev("HEAD", cwd)
     base = head
     amended = None
@@ -229,7 +233,7 @@ def gather(git_dir: Path, settings: Settings, message: str | None = None, cwd: P
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
         template_config_before=before,
-        hotfix_diff=_hotfix_diff(branch, settings, cwd),
+        hotfix_diff=_hotfix_diff(branch, head, settings, cwd),
     )
 
 
@@ -242,11 +246,11 @@ def _squash_evidence(merge: Merge | None, branch: Branch | None, base: str | Non
     return SquashEvidence(exists=True, differing=git.unmerged_differences(base, merge.sha, git.write_tree(cwd), cwd))
 
 
-def _hotfix_diff(branch: Branch | None, settings: Settings, cwd: Path | None) -> tuple[tuple[str, int], ...] | None:
-    if branch is None or branch.kind is not Kind.HOTFIX or not git.rev("HEAD", cwd):
+def _hotfix_diff(branch: Branch | None, head: str | None, settings: Settings, cwd: Path | None) -> tuple[tuple[str, int], ...] | None:
+    if branch is None or branch.kind is not Kind.HOTFIX or head is None:
         return None
-    mains = [settings.main, *git.remote_tracking(settings.main, cwd)]  # a clone may lack a local main
-    fork = next((base for ref in mains if (base := git.merge_base(ref, "HEAD", cwd))), None)
+    fork = git.merge_base(settings.main, head, cwd) or next(  # a clone may lack a local main
+        (base for ref in git.remote_tracking(settings.main, cwd) if (base := git.merge_base(ref, head, cwd))), None)
     if fork is None:
         return None
     return tuple((path, added + deleted) for path, (added, deleted) in git.numstat(fork, cwd=cwd).items())

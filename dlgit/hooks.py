@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dlgit import branches, config, facts, git, report
+from dlgit import config, facts, git, report
 from dlgit.branches import Kind
 from dlgit.policy import CONTENT_RULES, MESSAGE_RULES, evaluate
 from dlgit.policy.model import Change
@@ -50,7 +50,7 @@ def pre_commit() -> int:
     if found is None:
         return ALLOWED
     info, settings = found
-    change = facts.gather(info.git_dir, settings)
+    change = facts.gather(info.git_dir, settings, facts.current_branch(settings))
     what = "merge" if change.merge and not change.merge.squash else "commit"
     return _judge(what, change, settings, CONTENT_RULES)
 
@@ -66,11 +66,10 @@ def commit_msg(message_file: str | None) -> int:
     except OSError as exc:
         raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
     message = stored_message(raw.decode("utf-8", "replace"))
-    name = git.current_branch()
-    branch = branches.parse(name, settings) if name else None
+    branch = facts.current_branch(settings)
     # The content matters to the message rules only on main (squash trailer) and for a bump.
     needs_content = (branch is not None and branch.kind is Kind.MAIN) or message.startswith("bump:")
-    change = facts.gather(info.git_dir, settings, message) if needs_content else Change(branch, message=message)
+    change = facts.gather(info.git_dir, settings, branch, message) if needs_content else Change(branch, message=message)
     return _judge("commit message", change, settings, MESSAGE_RULES)
 
 
