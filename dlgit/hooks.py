@@ -25,8 +25,6 @@ def _skip_notice(git_dir: Path) -> str | None:
 
 
 def _judge(what: str, change: Change, settings: config.Settings, rule_ids: tuple[str, ...]) -> int:
-    if change.branch is None:
-        report.emit("dlgit: detached HEAD; branch rules skipped, content and message rules applied.")
     violations = evaluate(change, settings, rule_ids)
     if not violations:
         return ALLOWED
@@ -51,6 +49,8 @@ def pre_commit() -> int:
         return ALLOWED
     info, settings = found
     change = facts.gather(info.git_dir, settings, facts.current_branch(settings))
+    if change.branch is None:  # said once per commit, here rather than again at commit-msg
+        report.emit("dlgit: detached HEAD; branch rules skipped, content and message rules applied.")
     what = "merge" if change.merge and not change.merge.squash else "commit"
     return _judge(what, change, settings, CONTENT_RULES)
 
