@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from datetime import datetime, timezone
 from enum import Enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from dlgit.config import Settings
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 SLUG = r"[A-Za-z0-9._]+(?:-[A-Za-z0-9._]+)*"
 SEMVER = r"(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
 TIME_FORMAT = "%Y%m%dT%H%M%S"
-_SLUG_RE = re.compile(rf"^{SLUG}$")
-_RUN_RE = re.compile(rf"^(?P<version>{SEMVER})-(?P<time>\d{{8}}T\d{{6}})-(?P<desc>{SLUG})$")
+_SLUG_RE = rf"^{SLUG}$"  # compiled on first use: a hook pays only for the patterns it needs
+_RUN_RE = rf"^(?P<version>{SEMVER})-(?P<time>\d{{8}}T\d{{6}})-(?P<desc>{SLUG})$"
 
 
 class Kind(str, Enum):
@@ -80,12 +82,14 @@ def _extra(name: str, settings: Settings) -> bool:
 def _parse_prefixed(name: str, kind: Kind, rest: str) -> Branch:
     expected = f"expected {NAME_FORMATS[kind]}"
     if kind in (Kind.FEATURE, Kind.HOTFIX):
-        if _SLUG_RE.match(rest) and ".." not in rest and not rest.endswith((".", ".lock")):
+        if re.match(_SLUG_RE, rest) and ".." not in rest and not rest.endswith((".", ".lock")):
             return Branch(name, kind, desc=rest)
         return Branch(name, Kind.UNKNOWN, problem=f"{expected} with <name> made of letters, digits, '.', '_' and '-'")
-    match = _RUN_RE.match(rest)
+    match = re.match(_RUN_RE, rest)
     if not match:
         return Branch(name, Kind.UNKNOWN, problem=expected)
+    from datetime import datetime  # only run branches need it
+
     try:
         stamp = match["time"]  # YYYYMMDDTHHMMSS; the constructor checks it without strptime's ~5 ms first-call import
         datetime(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8]), int(stamp[9:11]), int(stamp[11:13]), int(stamp[13:15]))
@@ -104,5 +108,7 @@ def slugify(text: str) -> str:
 
 def run_branch_name(kind: Kind, version: str, desc: str, settings: Settings, when: datetime | None = None) -> str:
     """The name of a new task or debug branch, e.g. task-0.1.0-20261128T062233-lr0.01."""
+    from datetime import datetime, timezone
+
     stamp = (when or datetime.now(timezone.utc)).strftime(TIME_FORMAT)
     return f"{_prefixes(settings)[kind]}{version}-{stamp}-{desc}"

@@ -96,8 +96,9 @@ def _source_for_sha(sha: str, preferred: frozenset[Kind], settings: Settings, cw
     return None
 
 
-_QUOTED = re.compile(r"'([^']+)'")
-_REV_SYNTAX = re.compile(r"[~^:?*\[\\\s]|@\{|\.\.")
+# Patterns are compiled on first use (re caches them): a hook process pays only for those it needs.
+_QUOTED = r"'([^']+)'"
+_REV_SYNTAX = r"[~^:?*\[\\\s]|@\{|\.\."
 
 
 def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings, cwd: Path | None) -> Merge | None:
@@ -107,7 +108,7 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
     merge_head = git_dir / "MERGE_HEAD"
     if merge_head.exists():
         sha = merge_head.read_text().split()[0]
-        names = _QUOTED.findall(_first_line(git_dir / "MERGE_MSG"))
+        names = re.findall(_QUOTED, _first_line(git_dir / "MERGE_MSG"))
         return Merge(_pick(names, sha, preferred, settings, cwd), sha)
     action = os.environ.get("GIT_REFLOG_ACTION", "")
     words = action.split()
@@ -149,7 +150,7 @@ def _pick(names: list[str], sha: str | None, preferred: frozenset[Kind], setting
     """The source branch: the name git recorded when it is a branch at that commit (not a sha,
     tag or `dev~1`), else whoever holds the sha."""
     for name in names:
-        if _REV_SYNTAX.search(name):  # `dev~1`, `dev^2`, `dev@{1}` are commits, not branches
+        if re.search(_REV_SYNTAX, name):  # `dev~1`, `dev^2`, `dev@{1}` are commits, not branches
             continue
         refs = [name] if name.startswith(("refs/heads/", "refs/remotes/")) else [f"refs/heads/{name}", f"refs/remotes/{name}"]
         if sha and any(git.rev(ref, cwd) == sha for ref in refs):
@@ -177,27 +178,34 @@ def _first_line(path: Path) -> str:
         return ""
 
 
-def _blob_sizes(raw: list[git.RawEntry], limit: int, cwd: Path | None) -> dict[str, int]:
-    """Sizes of the staged blobs, as far as large-file needs them. Reading 20,000 object headers
-    costs most of a second, so a regular work-tree file well under the limit stands for its blob
-    (git hashed that file when it was staged); anything else is asked of git exactly. A file
-    shrunk after staging a huge blob slips through here; `dlgit check` and pre-push judge the
-    stored objects."""
+BULK_PATHS = 1000  # staged files from which one pass over the index beats a stat per file
+
+
+def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, cwd: Path | None) -> dict[str, int]:
+    """Sizes of the staged blobs, as far as large-file needs them: a blob left out is well under
+    the limit. Reading 20,000 object headers costs most of a second, so what git saw when the file
+    was staged stands for its blob: the size in the index (`listing`, for a large commit) and a
+    regular work-tree file well under the limit; anything else is asked of git exactly. A file
+    over 4 GiB may pass as small (the index keeps 32 bits), and one shrunk after staging a huge
+    blob may pass a small commit; `dlgit check` and pre-push judge the stored objects."""
+    if listing is not None and len(staged.new_blobs) - staged.new_blobs.count(None) >= BULK_PATHS:
+        recorded = git.recorded_sizes(listing, limit // 2)  # not listed: smaller
+        adding = [(path, blob) for path, blob in zip(staged.paths, staged.new_blobs, strict=True) if path in recorded and blob]
+    else:
+        adding = [(path, blob) for path, blob in zip(staged.paths, staged.new_blobs, strict=True) if blob]
     top = "" if cwd is None else os.fspath(cwd) + "/"
     sizes: dict[str, int] = {}
     exact = []
-    for entry in raw:
-        if not entry.new_blob:
-            continue
+    for path, blob in adding:
         try:
-            info = os.lstat(top + entry.path)
+            info = os.lstat(top + path)
         except OSError:
-            exact.append(entry.new_blob)
+            exact.append(blob)
             continue
         if stat.S_ISREG(info.st_mode) and info.st_size <= limit // 2:
-            sizes[entry.new_blob] = info.st_size
+            sizes[blob] = info.st_size
         else:
-            exact.append(entry.new_blob)
+            exact.append(blob)
     sizes.update(git.object_sizes(exact, cwd))
     return sizes
 
@@ -217,10 +225,19 @@ def gather(git_dir: Path, settings: Settings, branch: Branch | None, message: st
         parents, old_message = git.parents_and_message(head, cwd)
         base = parents[0] if parents else None
         amended = _amended_merge(parents, old_message, branch, settings, cwd)
-    raw = git.staged_entries(base, cwd)
-    sizes = _blob_sizes(raw, settings.large_file_max_bytes, cwd)
-    entries = tuple(Entry(e.status, e.path, e.old_path, sizes.get(e.new_blob) if e.new_blob else None) for e in raw)
-    config_blobs = {e.path: e.new_blob for e in raw if e.path.endswith("/config.yaml") and e.new_blob and is_task_config(e.path, settings)}
+    # A large index is listed alongside the diff, in case the commit is large too (_blob_sizes).
+    listing = git.start_index_listing(cwd) if git.index_bytes(git_dir) >= 64 * BULK_PATHS else None
+    try:
+        staged = git.staged(base, cwd)
+        size = _blob_sizes(staged, settings.large_file_max_bytes, listing, cwd).get
+    finally:
+        if listing is not None:
+            listing.cancel()
+    new = tuple.__new__  # 20,000 entries: no NamedTuple __new__ per path
+    rows = zip(staged.statuses, staged.paths, staged.old_paths, map(size, staged.new_blobs), strict=True)
+    entries = tuple([new(Entry, row) for row in rows])
+    config_blobs = {path: blob for path, blob in zip(staged.paths, staged.new_blobs, strict=True)
+                    if blob and path.endswith("/config.yaml") and is_task_config(path, settings)}
     contents = git.read_blobs(list(config_blobs.values()), cwd)
     before = git.show_file(base, settings.template_config, cwd) if base and settings.template_config in config_blobs else None
     merge = _merge_in_progress(git_dir, branch, settings, cwd) or amended

@@ -156,25 +156,43 @@ _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode, minus its checks
 
 
-# One `--raw -z` record: meta, then two paths for a rename or copy, one otherwise.
-_RAW_RECORD = re.compile(rb":\d+ \d+ ([0-9a-f]+) ([0-9a-f]+) (?:([RC])\d*\0([^\0]*)\0([^\0]*)|([A-Z])\d*\0([^\0]*))\0")
+_SINGLE_PATH_CODES = frozenset("AMDTUX")  # statuses with one path; R and C carry a score and two
 
 
-def _parse_raw(data: bytes) -> list[RawEntry]:
-    """All records at C speed (a commit may stage 20,000 paths), then one tuple each."""
-    decode, enc, err, zero = bytes.decode, _FS_ENCODING, _FS_ERRORS, _ZERO_IDS
-    entries = []
-    for old, new, moved, source, target, status, path in _RAW_RECORD.findall(data):
-        code = chr((moved or status)[0])
-        new_blob = None if code == "D" or new in zero else new.decode()
-        entries.append(_new_tuple(RawEntry, (
-            code,
-            decode(target if moved else path, enc, err),
-            decode(source, enc, err) if moved else None,
-            new_blob,
-            None if old in zero else old.decode(),
-        )))
-    return entries
+class Staged(NamedTuple):
+    """`git diff --cached --raw` as one list per field: a commit may stage 20,000 paths, and
+    whole-list operations cost less than an object per path."""
+
+    statuses: list[str]  # A, M, D, R, C, T, U
+    paths: list[str]
+    old_paths: list[str | None]  # renames and copies
+    new_blobs: list[str | None]  # None for deletions
+
+
+def _parse_raw(data: bytes) -> Staged:
+    """Without renames or copies the fields alternate meta, path: no parse per record."""
+    fields = data.decode(_FS_ENCODING, _FS_ERRORS).split("\0")
+    metas, paths = fields[0:-1:2], fields[1::2]
+    codes = [meta[-1:] for meta in metas]
+    if not _SINGLE_PATH_CODES.issuperset(codes):  # the first rename or copy shows: its score ends in a digit
+        entries = [_entry(meta.split(b" "), moved) for meta, moved in _raw_records(data)]
+        return Staged(*[list(column) for column in zip(*entries, strict=True)][:4])
+    width = (len(metas[0]) - 18) // 2 if metas else 0  # ':' mode ' ' mode ' ' old ' ' new ' ' status
+    zero = "0" * width
+    news = [meta[16 + width:16 + 2 * width] for meta in metas]
+    news = [None if code == "D" or blob == zero else blob for code, blob in zip(codes, news, strict=True)]
+    return Staged(codes, paths, [None] * len(paths), news)
+
+
+def _raw_records(data: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
+    """(meta, its one or two paths) per record, walking the fields."""
+    fields = data.split(b"\0")
+    i = 0
+    while i < len(fields) - 1:
+        meta = fields[i][1:]
+        width = 2 if meta[-1:].isdigit() else 1  # R100 / C75: two paths follow
+        yield meta, fields[i + 1:i + 1 + width]
+        i += 1 + width
 
 
 def _entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
@@ -187,7 +205,7 @@ def _entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
     return _new_tuple(RawEntry, (code, path, old_path, new_blob, None if old_sha in _ZERO_IDS else old_sha.decode()))
 
 
-def staged_entries(base: str | None, cwd: Path | str | None = None) -> list[RawEntry]:
+def staged(base: str | None, cwd: Path | str | None = None) -> Staged:
     """What the index changes relative to `base` (a commit; None = nothing, for a first commit)."""
     args = ["diff", "--cached", "--raw", "--no-abbrev", "-z", "-M", "--no-ext-diff", "--no-textconv", "--ignore-submodules=none"]
     if base is not None:
@@ -240,6 +258,42 @@ def object_sizes(shas: Iterable[str], cwd: Path | str | None = None) -> dict[str
         if size.isdigit():
             sizes[sha] = int(size)
     return sizes
+
+
+_DEBUG_LINES = 5  # `ls-files --debug -z`: ctime, mtime, dev/ino, uid/gid, size/flags after each path
+_DEBUG_ENTRY = rb"([^\0]*)\0  ctime: [^\n]*\n  mtime: [^\n]*\n  dev: [^\n]*\n  uid: [^\n]*\n  size: (\d+)\t[^\n]*\n"
+
+
+def index_bytes(git_dir: Path | str) -> int:
+    """Size of the index file git uses here (GIT_INDEX_FILE during `git commit <path>`)."""
+    try:
+        return os.stat(os.environ.get("GIT_INDEX_FILE") or os.path.join(git_dir, "index")).st_size
+    except OSError:
+        return 0
+
+
+def start_index_listing(cwd: Path | str | None = None) -> Background:
+    """`git ls-files --debug -z` (every index entry with its stat data), for `recorded_sizes`."""
+    return Background(("ls-files", "--debug", "-z"), cwd)
+
+
+def recorded_sizes(listing: Background, min_bytes: int) -> dict[str, int]:
+    """path -> the file size the index recorded when it was staged, for the entries that recorded
+    0 (none recorded, or smudged as racily clean: unknown) or at least about `min_bytes`; every
+    other entry is smaller than `min_bytes`. One pass over the index instead of a stat per path;
+    the index keeps the low 32 bits of a size."""
+    data = listing.result()
+    digits = len(str(min_bytes))  # sizes are found by their number of digits
+    found: dict[str, int] = {}
+    if data.count(b"\n") != _DEBUG_LINES * data.count(b"\0"):  # some path holds a newline: read every entry
+        for path, size in re.findall(_DEBUG_ENTRY, data):
+            if size == b"0" or len(size) >= digits:
+                found[path.decode(_FS_ENCODING, _FS_ERRORS)] = int(size)
+        return found
+    for match in re.finditer(rb"\n  size: (0|[1-9]\d{%d,})\t" % (digits - 1), data):
+        end = data.rfind(b"\0", 0, match.start())  # a path runs from the newline before it to its NUL
+        found[data[data.rfind(b"\n", 0, end) + 1:end].decode(_FS_ENCODING, _FS_ERRORS)] = int(match.group(1))
+    return found
 
 
 def read_blobs(shas: Sequence[str], cwd: Path | str | None = None) -> dict[str, bytes]:
@@ -421,6 +475,32 @@ class _LogParser:
                            tuple(self.entries))
         self.header, self.entries = None, []
         return commit
+
+
+class Background:
+    """`git ARGS` running while the caller works; a thread collects its output, so a full pipe
+    never stalls it. `result()` waits for stdout; `cancel()` stops it (harmless once finished)."""
+
+    def __init__(self, args: Sequence[str], cwd: Path | str | None = None) -> None:
+        self.args = args
+        self.proc = _popen(args, cwd)
+        self.output = self.errors = b""
+        self.reader = threading.Thread(target=self._collect, daemon=True)
+        self.reader.start()
+
+    def _collect(self) -> None:
+        self.output, self.errors = self.proc.communicate()
+
+    def result(self) -> bytes:
+        self.reader.join()
+        if self.proc.returncode != 0:
+            raise GitError(self.args, self.proc.returncode, os.fsdecode(self.errors))
+        return self.output
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.reader.join()
 
 
 class ObjectSizes:

@@ -18,7 +18,7 @@ class Entry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed pa
     status: str  # A, M, D, R, C, T (git diff --raw)
     path: str
     old_path: str | None = None  # renames and copies
-    size: int | None = None  # bytes of the new content; None for deletions
+    size: int | None = None  # bytes of the new content; None for deletions and when known to be far under the limit
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -92,7 +92,9 @@ class Change(NamedTuple):
 
     @property
     def paths(self) -> list[str]:
-        return [path for entry in self.entries for path in entry.paths]
+        """Every path the change touches: both sides of a rename (the old side last)."""
+        found = [entry.path for entry in self.entries]
+        return found + [entry.old_path for entry in self.entries if entry.old_path and entry.status == "R"]
 
 
 class Violation(NamedTuple):

@@ -30,10 +30,6 @@ def rule(rule_id: str, statement: str, why: str) -> Callable[[CheckFn], CheckFn]
     return register
 
 
-def _under(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip("/") + "/")
-
-
 # --- which merges are allowed: target kind -> source kinds (SPEC §2) ---------------------------
 MERGE_SOURCES: dict[Kind, frozenset[Kind]] = {
     Kind.MAIN: frozenset({Kind.DEV, Kind.HOTFIX, Kind.TASK}),
@@ -69,11 +65,11 @@ def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
     return None
 
 
-_VERSION_LINE = re.compile(rf"""^VERSION:\s*(['"]?)({SEMVER})\1\s*(#.*)?$""")
+_VERSION_LINE = rf"""^VERSION:\s*(['"]?)({SEMVER})\1\s*(#.*)?$"""  # patterns compile on first use
 
 
 def _version_line(line: str) -> str | None:
-    match = _VERSION_LINE.match(line)
+    match = re.match(_VERSION_LINE, line)
     return match.group(2) if match else None
 
 
@@ -269,7 +265,8 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
         folder, what = f"{settings.tasks_dir}/{merge.source.name}", f"the merge of '{merge.source.name}'"
     else:
         return
-    outside = [path for path in change.paths if not _under(path, folder)]
+    inside = folder + "/"
+    outside = [path for path in change.paths if not path.startswith(inside)]
     if not outside:
         return
     quoted = " ".join(quote(p) for p in outside[:MAX_LISTED])
@@ -335,10 +332,8 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
-_GIT_OWN_MESSAGE = re.compile(
-    r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )"
-)
-_BUMP_MESSAGE = re.compile(r"^bump: version (\S+) (?:→|->) (\S+)")
+_GIT_OWN_MESSAGE = r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )"
+_BUMP_MESSAGE = r"^bump: version (\S+) (?:→|->) (\S+)"
 
 
 @functools.lru_cache(maxsize=8)
@@ -362,12 +357,12 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     if _conventional(settings.commit_types).match(subject):
         return
     on_main = change.branch is not None and change.branch.kind is Kind.MAIN
-    if not on_main and _GIT_OWN_MESSAGE.match(subject):
+    if not on_main and re.match(_GIT_OWN_MESSAGE, subject):
         return
-    bump = _BUMP_MESSAGE.match(subject)
+    bump = re.match(_BUMP_MESSAGE, subject)
     if bump and version_bump(change, settings) == (bump.group(1), bump.group(2)):  # and it says which versions
         return
-    hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and _GIT_OWN_MESSAGE.match(subject) else ""
+    hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and re.match(_GIT_OWN_MESSAGE, subject) else ""
     example, others = '"feat: add a data loader"', "or fix:, docs:, task:, refactor(model)!: ..."
     if change.commit is None:
         fix = [f"git commit -m {example}   # {others}",
@@ -409,10 +404,11 @@ def _may_hold_large_files(change: Change, settings: Settings) -> bool:
     """A whole-commit pre-check (C-speed string search, not a call per path): `dlgit check` meets
     root commits of 100,000 files. False only when no entry can match a pattern or the size."""
     suffixes, regex = _pattern_index(settings.large_file_patterns)
-    if regex is not None or any(entry.size is not None and entry.size > settings.large_file_max_bytes for entry in change.entries):
+    sizes = [entry.size for entry in change.entries if entry.size]
+    if regex is not None or max(sizes, default=0) > settings.large_file_max_bytes:
         return True
-    joined = _fold("\0".join(entry.path for entry in change.entries)) + "\0"
-    return any(suffix + "\0" in joined for suffix in suffixes)
+    joined = _fold("\0".join([entry.path for entry in change.entries])) + "\0"
+    return bool(suffixes) and re.search(f"(?:{'|'.join(map(re.escape, suffixes))})\0", joined) is not None
 
 
 @rule(

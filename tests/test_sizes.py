@@ -1,0 +1,67 @@
+"""Sizes of staged files in a large commit come from the index's stat data (one `git ls-files
+--debug` pass); whatever that cannot vouch for is measured exactly."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import Repo
+from test_rules import assert_allowed, assert_blocked, start_task
+
+from dlgit import git
+from dlgit.facts import BULK_PATHS
+
+BIG = 6 * 1024 * 1024  # over the default 5 MiB limit
+
+
+def _listed(repo: Repo, min_bytes: int) -> dict[str, int]:
+    return git.recorded_sizes(git.start_index_listing(repo.path), min_bytes)
+
+
+@pytest.mark.parametrize("odd", ["with space.dat", "new\nline.dat"])
+def test_recorded_sizes_lists_large_and_unrecorded_entries(repo: Repo, odd: str) -> None:
+    repo.write("small.txt", "tiny\n")
+    repo.write(odd, b"\1" * 2_000_000)
+    repo.write("big.bin", b"\1" * 1_500_000)
+    blob = repo.git("hash-object", "-w", "--stdin", input="no stat data\n").stdout.strip()
+    repo.git("add", "small.txt", odd, "big.bin")
+    repo.git("update-index", "--add", "--cacheinfo", f"100644,{blob},cached only.txt")
+    found = _listed(repo, 1_000_000)
+    assert found == {odd: 2_000_000, "big.bin": 1_500_000, "cached only.txt": 0}  # 0: git recorded no size
+
+
+def _many_task_files(repo: Repo) -> str:
+    task = start_task(repo)
+    for i in range(BULK_PATHS):
+        repo.write(f"tasks/{task}/out/step{i:05d}.txt", f"{i}\n")
+    return task
+
+
+def test_large_commit_blocks_a_big_file(repo: Repo) -> None:
+    task = _many_task_files(repo)
+    repo.write(f"tasks/{task}/out/dump\nall.bin", b"\1" * BIG)
+    proc = repo.commit("task: results", check=False)
+    assert_blocked(proc, "large-file", "6.0 MiB", "dvc add")
+    assert "step00001.txt" not in proc.stderr
+
+
+def test_large_commit_measures_a_blob_staged_without_stat_data(repo: Repo) -> None:
+    """`update-index --cacheinfo` (like `apply --cached`) records no size: git is asked."""
+    task = _many_task_files(repo)
+    repo.git("add", ".")
+    blob = repo.git("hash-object", "-w", "--stdin", input="x" * BIG).stdout.strip()
+    repo.git("update-index", "--add", "--cacheinfo", f"100644,{blob},tasks/{task}/out/ghost.bin")
+    assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/ghost.bin (6.0 MiB)")
+
+
+def test_large_commit_judges_the_blob_not_the_work_tree_file(repo: Repo) -> None:
+    """A clean filter (as git-lfs uses) stores a small blob for a big file: allowed."""
+    task = _many_task_files(repo)
+    repo.write(".gitattributes", "*.bin filter=pointer\n")
+    repo.git("add", ".gitattributes")
+    repo.git("commit", "-q", "--no-verify", "-m", "chore: attributes")  # outside the task folder
+    repo.git("config", "filter.pointer.clean", "head -c 40")
+    repo.write(f"tasks/{task}/out/weights.bin", b"\1" * BIG)
+    assert os.path.getsize(repo.path / f"tasks/{task}/out/weights.bin") == BIG
+    assert_allowed(repo.commit("task: results"))
