@@ -210,16 +210,15 @@ def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, 
     return sizes
 
 
-def current_branch(settings: Settings, cwd: Path | None = None) -> Branch | None:
+def current_branch(info: git.RepoInfo, settings: Settings) -> Branch | None:
     """The checked-out branch as a Branch of the model; None on a detached HEAD."""
-    name = git.current_branch(cwd)
-    return branches.parse(name, settings) if name else None
+    return branches.parse(info.branch, settings) if info.branch else None
 
 
-def gather(git_dir: Path, settings: Settings, branch: Branch | None, message: str | None = None, cwd: Path | None = None) -> Change:
+def gather(info: git.RepoInfo, settings: Settings, branch: Branch | None, message: str | None = None, cwd: Path | None = None) -> Change:
     """Facts about the commit `git commit` (or `git merge`) is about to make on `branch`."""
-    head = git.rev("HEAD", cwd)
-    base = head
+    git_dir = info.git_dir
+    head = base = info.head
     amended = None
     if head and amending():  # the amended commit replaces HEAD, keeping its parents
         parents, old_message = git.parents_and_message(head, cwd)

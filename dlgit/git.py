@@ -81,11 +81,19 @@ class RepoInfo(NamedTuple):
     git_dir: Path  # this worktree's git dir (MERGE_HEAD, SQUASH_MSG, rebase state live here)
     common_dir: Path  # shared by all worktrees (refs, config, dlgit's flow state)
     toplevel: Path | None  # None in a bare repository
+    head: str | None  # the commit HEAD names; None on an unborn branch
+    branch: str | None  # the checked-out branch (also when unborn); None on a detached HEAD
 
 
 def repo_info(cwd: Path | str | None = None) -> RepoInfo:
-    # One process in the usual case (a work tree); --show-toplevel fails in a bare repo or inside .git.
+    # One process in the usual case (a work tree with commits): the hooks run on every commit.
+    # --show-toplevel fails in a bare repo or inside .git, HEAD on an unborn branch.
     asks = ("rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository")
+    proc = run(*asks, "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD", cwd=cwd, check=False)
+    lines = os.fsdecode(proc.stdout).splitlines()
+    if proc.returncode == 0 and len(lines) == 6:
+        ref = lines[5]
+        return _repo_info(lines[:4], cwd, lines[4], ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None)
     proc = run(*asks, "--show-toplevel", cwd=cwd, check=False)
     lines = os.fsdecode(proc.stdout).splitlines()
     if proc.returncode != 0 or len(lines) != 4:
@@ -94,10 +102,14 @@ def repo_info(cwd: Path | str | None = None) -> RepoInfo:
     if proc.returncode != 0:
         where = os.path.abspath(cwd or os.getcwd())
         raise UsageError(f"{where} is not inside a git repository; run dlgit from a repository's work tree.")
+    return _repo_info(lines, cwd, rev("HEAD", cwd), current_branch(cwd))
+
+
+def _repo_info(lines: list[str], cwd: Path | str | None, head: str | None, branch: str | None) -> RepoInfo:
     git_dir, common, bare = lines[:3]
     common_dir = Path(common) if os.path.isabs(common) else Path(cwd or os.getcwd()) / common
     toplevel = None if bare == "true" else Path(lines[3] if len(lines) == 4 else out("rev-parse", "--show-toplevel", cwd=cwd))
-    return RepoInfo(Path(git_dir), common_dir.resolve(), toplevel)
+    return RepoInfo(Path(git_dir), common_dir.resolve(), toplevel, head, branch)
 
 
 def current_branch(cwd: Path | str | None = None) -> str | None:

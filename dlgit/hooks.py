@@ -48,7 +48,7 @@ def pre_commit() -> int:
     if found is None:
         return ALLOWED
     info, settings = found
-    change = facts.gather(info.git_dir, settings, facts.current_branch(settings))
+    change = facts.gather(info, settings, facts.current_branch(info, settings))
     if change.branch is None:  # said once per commit, here rather than again at commit-msg
         report.emit("dlgit: detached HEAD; branch rules skipped, content and message rules applied.")
     what = "merge" if change.merge and not change.merge.squash else "commit"
@@ -66,10 +66,10 @@ def commit_msg(message_file: str | None) -> int:
     except OSError as exc:
         raise config.UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
     message = stored_message(raw.decode("utf-8", "replace"))
-    branch = facts.current_branch(settings)
+    branch = facts.current_branch(info, settings)
     # The content matters to the message rules only on main (squash trailer) and for a bump.
     needs_content = (branch is not None and branch.kind is Kind.MAIN) or message.startswith("bump:")
-    change = facts.gather(info.git_dir, settings, branch, message) if needs_content else Change(branch, message=message)
+    change = facts.gather(info, settings, branch, message) if needs_content else Change(branch, message=message)
     return _judge("commit message", change, settings, MESSAGE_RULES)
 
 
