@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from dlgit.errors import UsageError
 
@@ -490,29 +490,45 @@ class _LogParser:
 
 
 class Background:
-    """`git ARGS` running while the caller works; a thread collects its output, so a full pipe
-    never stalls it. `result()` waits for stdout; `cancel()` stops it (harmless once finished)."""
+    """`git ARGS` running while the caller works. Its output goes to anonymous files, not pipes,
+    so nothing has to drain them meanwhile. `result()` waits for stdout; `cancel()` stops it."""
 
     def __init__(self, args: Sequence[str], cwd: Path | str | None = None) -> None:
         self.args = args
-        self.proc = _popen(args, cwd)
-        self.output = self.errors = b""
-        self.reader = threading.Thread(target=self._collect, daemon=True)
-        self.reader.start()
-
-    def _collect(self) -> None:
-        self.output, self.errors = self.proc.communicate()
+        self.stdout, self.stderr = _anonymous_file(), _anonymous_file()
+        try:
+            self.proc = subprocess.Popen(["git", *args], cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
+                                         stdout=self.stdout, stderr=self.stderr)
+        except FileNotFoundError:
+            raise UsageError("git is not installed or not on PATH; dlgit needs git 2.38 or newer.") from None
 
     def result(self) -> bytes:
-        self.reader.join()
-        if self.proc.returncode != 0:
-            raise GitError(self.args, self.proc.returncode, os.fsdecode(self.errors))
-        return self.output
+        try:
+            if self.proc.wait() != 0:
+                raise GitError(self.args, self.proc.returncode, os.fsdecode(_read_all(self.stderr)))
+            return _read_all(self.stdout)
+        finally:
+            self.cancel()
 
     def cancel(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-        self.reader.join()
+            self.proc.wait()
+        self.stdout.close()
+        self.stderr.close()
+
+
+def _anonymous_file() -> BinaryIO:
+    if hasattr(os, "memfd_create"):  # Linux: in memory, and no tempfile import on a hook's path
+        return open(os.memfd_create("dlgit"), "w+b")
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
+def _read_all(file: BinaryIO) -> bytes:
+    file.seek(0)
+    return file.read()
 
 
 class ObjectSizes:
