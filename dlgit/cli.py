@@ -6,6 +6,7 @@ click (≈20 ms); every other command line goes to the click application in `dlg
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Sequence
 
@@ -81,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     hook = fast_hook(args)
     if hook is not None:
+        # A hook is a short process that makes an object per staged path: reference counting
+        # frees them; the cyclic collector would only keep pausing to scan them.
+        gc.disable()
         sys.exit(run_hook(*hook))
     from dlgit.commands import main as app
 
