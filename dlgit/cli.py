@@ -79,12 +79,12 @@ def fast_hook(argv: Sequence[str]) -> tuple[str, list[str]] | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run dlgit with argv (default: the command line) and exit with its code."""
+    # dlgit runs briefly and makes an object per staged path or commit, none in cycles worth
+    # collecting: reference counting frees them; the cyclic collector would only pause to scan.
+    gc.disable()
     args = list(sys.argv[1:] if argv is None else argv)
     hook = fast_hook(args)
     if hook is not None:
-        # A hook is a short process that makes an object per staged path: reference counting
-        # frees them; the cyclic collector would only keep pausing to scan them.
-        gc.disable()
         sys.exit(run_hook(*hook))
     from dlgit.commands import main as app
 

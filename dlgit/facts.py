@@ -183,26 +183,31 @@ BULK_PATHS = 1000  # staged files from which one pass over the index beats a sta
 
 def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, cwd: Path | None) -> dict[str, int]:
     """Sizes of the staged blobs, as far as large-file needs them: a blob left out is well under
-    the limit. Reading 20,000 object headers costs most of a second, so what git saw when the file
-    was staged stands for its blob: the size in the index (`listing`, for a large commit) and a
-    regular work-tree file well under the limit; anything else is asked of git exactly. A file
-    over 4 GiB may pass as small (the index keeps 32 bits), and one shrunk after staging a huge
-    blob may pass a small commit; `dlgit check` and pre-push judge the stored objects."""
-    if listing is not None and len(staged.new_blobs) - staged.new_blobs.count(None) >= BULK_PATHS:
-        recorded = git.recorded_sizes(listing, limit // 2)  # not listed: smaller
-        adding = [(path, blob) for path, blob in zip(staged.paths, staged.new_blobs, strict=True) if path in recorded and blob]
-    else:
-        adding = [(path, blob) for path, blob in zip(staged.paths, staged.new_blobs, strict=True) if blob]
-    top = "" if cwd is None else os.fspath(cwd) + "/"
+    the limit. Reading 20,000 object headers costs most of a second, so what git saw when a file
+    was staged stands for its blob: the size the index recorded (`listing`, for a large commit),
+    else a regular work-tree file well under the limit. Anything near the limit or unknown is asked
+    of git exactly. A file over 4 GiB may pass as small (the index keeps 32 bits), and in a small
+    commit one shrunk after a huge blob was staged; `dlgit check` and pre-push judge the objects."""
+    adding = zip(staged.paths, staged.new_blobs, strict=True)
+    half = limit // 2
     sizes: dict[str, int] = {}
-    exact = []
-    for path, blob in adding:
+    exact: list[str] = []
+    if listing is not None and len(staged.new_blobs) - staged.new_blobs.count(None) >= BULK_PATHS:
+        recorded = git.recorded_sizes(listing, half)  # not listed: smaller than `half`
+        listed = [(path, blob, recorded[path]) for path, blob in adding if blob and path in recorded]
+        sizes = {blob: size for _, blob, size in listed if 0 < size <= half}
+        exact = [blob for _, blob, size in listed if size > half]
+        unknown = [(path, blob) for path, blob, size in listed if size == 0]
+    else:
+        unknown = [(path, blob) for path, blob in adding if blob]
+    top = "" if cwd is None else os.fspath(cwd) + "/"
+    for path, blob in unknown:
         try:
             info = os.lstat(top + path)
         except OSError:
             exact.append(blob)
             continue
-        if stat.S_ISREG(info.st_mode) and info.st_size <= limit // 2:
+        if stat.S_ISREG(info.st_mode) and info.st_size <= half:
             sizes[blob] = info.st_size
         else:
             exact.append(blob)

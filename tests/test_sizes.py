@@ -65,3 +65,11 @@ def test_large_commit_judges_the_blob_not_the_work_tree_file(repo: Repo) -> None
     repo.write(f"tasks/{task}/out/weights.bin", b"\1" * BIG)
     assert os.path.getsize(repo.path / f"tasks/{task}/out/weights.bin") == BIG
     assert_allowed(repo.commit("task: results"))
+
+
+def test_large_commit_judges_the_staged_size_not_a_later_edit(repo: Repo) -> None:
+    task = _many_task_files(repo)
+    repo.write(f"tasks/{task}/out/dump.bin", b"\1" * BIG)
+    repo.git("add", ".")
+    repo.write(f"tasks/{task}/out/dump.bin", b"shrunk after staging\n")  # the index still holds the big blob
+    assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/dump.bin (6.0 MiB)")

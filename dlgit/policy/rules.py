@@ -391,6 +391,12 @@ def _pattern_index(patterns: tuple[str, ...]) -> tuple[tuple[str, ...], re.Patte
     return suffixes, regex
 
 
+@functools.lru_cache(maxsize=8)
+def _suffix_regex(suffixes: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of the suffixes at the end of a NUL-terminated path."""
+    return re.compile(f"(?:{'|'.join(map(re.escape, suffixes))})\0")
+
+
 def _matching_pattern(name: str, path: str, patterns: tuple[str, ...]) -> str | None:
     """The first pattern that the file name or the whole path matches (fnmatch semantics)."""
     suffixes, regex = _pattern_index(patterns)
@@ -408,7 +414,7 @@ def _may_hold_large_files(change: Change, settings: Settings) -> bool:
     if regex is not None or max(sizes, default=0) > settings.large_file_max_bytes:
         return True
     joined = _fold("\0".join([entry.path for entry in change.entries])) + "\0"
-    return bool(suffixes) and re.search(f"(?:{'|'.join(map(re.escape, suffixes))})\0", joined) is not None
+    return bool(suffixes) and _suffix_regex(suffixes).search(joined) is not None
 
 
 @rule(
