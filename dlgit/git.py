@@ -386,9 +386,10 @@ _HEADER_FIELDS = 5
 _CHUNK = 1 << 20
 
 
-def _popen(args: Sequence[str], cwd: Path | str | None, stdin: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _popen(args: Sequence[str], cwd: Path | str | None, stdin: bool = False, env: dict[str, str] | None = None,
+           stdout: int | BinaryIO = subprocess.PIPE, stderr: int | BinaryIO = subprocess.PIPE) -> subprocess.Popen[bytes]:
     try:
-        return subprocess.Popen(["git", *args], cwd=cwd, env={**_env(), **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        return subprocess.Popen(["git", *args], cwd=cwd, env={**_env(), **(env or {})}, stdout=stdout, stderr=stderr,
                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
     except FileNotFoundError:
         raise UsageError("git is not installed or not on PATH; dlgit needs git 2.38 or newer.") from None
@@ -496,11 +497,7 @@ class Background:
     def __init__(self, args: Sequence[str], cwd: Path | str | None = None) -> None:
         self.args = args
         self.stdout, self.stderr = _anonymous_file(), _anonymous_file()
-        try:
-            self.proc = subprocess.Popen(["git", *args], cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
-                                         stdout=self.stdout, stderr=self.stderr)
-        except FileNotFoundError:
-            raise UsageError("git is not installed or not on PATH; dlgit needs git 2.38 or newer.") from None
+        self.proc = _popen(args, cwd, stdout=self.stdout, stderr=self.stderr)
 
     def result(self) -> bytes:
         try:
