@@ -1,6 +1,7 @@
 """Gather the facts about the commit being made (index, HEAD, merge/squash state) from git.
 
-Only git plumbing, each a single process; the policy never sees git.
+Only git plumbing, each a single process (and, off Linux, one `ps` listing to find the options of
+the git command running the hook); the policy never sees git.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import stat
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from dlgit import branches, git
@@ -30,20 +33,50 @@ def rebase_in_progress(git_dir: Path) -> bool:
 
 def git_options() -> list[bytes] | None:
     """The arguments of the git command running this hook, found among the ancestor processes
-    (git tells hooks nothing about its options; Linux /proc only, None elsewhere)."""
-    pid = os.getppid()
-    for _ in range(6):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            status = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return None
-        if os.path.basename(argv[0]) in (b"git", b"git.exe"):
+    (git tells hooks nothing about its options); None when no ancestor is git."""
+    ancestry = _proc_ancestry if os.path.isdir("/proc/self") else _ps_ancestry
+    for argv in ancestry(os.getppid()):
+        if argv and os.path.basename(argv[0]) in (b"git", b"git.exe"):
             return argv[1:argv.index(b"--")] if b"--" in argv else argv[1:]
-        pid = int(status.rsplit(")", 1)[1].split()[1])
-        if pid <= 1:
-            return None
     return None
+
+
+ANCESTORS = 6  # git -> pre-commit -> ... -> this hook: how far up to look
+
+
+def _proc_ancestry(pid: int) -> Iterator[list[bytes]]:
+    """argv of `pid` and its ancestors, exactly, from /proc (Linux)."""
+    for _ in range(ANCESTORS):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/stat", "rb") as status:
+                argv, stat_line = cmdline.read().removesuffix(b"\0").split(b"\0"), status.read()
+        except OSError:
+            return
+        yield argv
+        pid = int(stat_line.rsplit(b")", 1)[1].split()[1])
+        if pid <= 1:
+            return
+
+
+def _ps_ancestry(pid: int) -> Iterator[list[bytes]]:
+    """argv of `pid` and its ancestors from one `ps` listing (macOS, BSD): ps joins the arguments
+    with spaces, so an argument holding a space comes back as several."""
+    try:
+        listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "args="], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return
+    table = {}
+    for line in listing.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[0].isdigit() and fields[1].isdigit():
+            table[int(fields[0])] = (int(fields[1]), fields[2:])
+    for _ in range(ANCESTORS):
+        if pid not in table:
+            return
+        pid, argv = table[pid]
+        yield argv
+        if pid <= 1:
+            return
 
 
 def amending() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,21 @@ def test_message_only_amend_is_judged_on_the_whole_amended_commit(repo: Repo, op
     repo.write("model/net.py", "NET = 'task'\n")
     setup_commit(repo, "task: core")
     assert_blocked(repo.git("commit", option, "-m", "task: reworded", check=False), "task-scope", "model/net.py")
+
+
+@pytest.mark.skipif(shutil.which("ps") is None, reason="no ps on this machine")
+def test_git_options_found_without_proc_too(repo: Repo) -> None:
+    """Off Linux the git command's options come from one `ps` listing: the same options, as long
+    as no argument holds a space (ps joins them with spaces)."""
+    probe = repo.write(".git/probe.py", (
+        "import os\n"
+        "from dlgit import facts\n"
+        "for ancestry in (facts._proc_ancestry, facts._ps_ancestry):\n"
+        "    git = next(argv for argv in ancestry(os.getppid()) if os.path.basename(argv[0]) == b'git')\n"
+        "    print(b' '.join(git[-4:]).decode())\n"
+    ))
+    proc = repo.git("-c", f"alias.probe=!'{sys.executable}' '{probe}'", "probe", "--amend", "-m", "x")
+    assert proc.stdout.splitlines() == ["probe --amend -m x"] * 2
 
 
 def test_message_only_amend_of_an_allowed_merge_on_main(repo: Repo) -> None:
