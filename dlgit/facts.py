@@ -140,15 +140,15 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
     preferred = MERGE_SOURCES.get(target.kind, frozenset()) if target else frozenset()
     merge_head = git_dir / "MERGE_HEAD"
     if merge_head.exists():
-        sha = merge_head.read_text().split()[0]
+        shas = merge_head.read_text().split()
         names = re.findall(_QUOTED, _first_line(git_dir / "MERGE_MSG"))
-        return Merge(_pick(names, sha, preferred, settings, cwd), sha)
+        return Merge(_pick(names, shas[0], preferred, settings, cwd), shas[0], octopus=len(shas) > 1)
     action = os.environ.get("GIT_REFLOG_ACTION", "")
     words = action.split()
     if words and words[0] == "merge":
         names = [w for w in words[1:] if not w.startswith("-")]
         sha = git.rev(names[-1], cwd) if names else None
-        return Merge(_pick(names[-1:], sha, preferred, settings, cwd), sha) if sha else None
+        return Merge(_pick(names[-1:], sha, preferred, settings, cwd), sha, octopus=len(names) > 1) if sha else None
     if words and words[0] == "pull":  # `git pull` merges what it fetched: FETCH_HEAD names it
         fetched = _fetched_for_merge(git_dir)
         if fetched:
@@ -196,7 +196,7 @@ def _amended_merge(parents: list[str], message: str, target: Branch | None, sett
     The amend of a squash on main is still that squash when the old message names it (trailer)."""
     if len(parents) > 1:
         preferred = MERGE_SOURCES.get(target.kind, frozenset()) if target else frozenset()
-        return Merge(_source_for_sha(parents[1], preferred, settings, cwd), parents[1])
+        return Merge(_source_for_sha(parents[1], preferred, settings, cwd), parents[1], octopus=len(parents) > 2)
     trailer = squash_trailer(message) if target is not None and target.kind is Kind.MAIN else None
     sha = git.rev(trailer[1], cwd) if trailer else None
     if sha is None:

@@ -314,7 +314,7 @@ def _change(commit: git.LogCommit, context: _Range) -> Change:
         merge = Merge(branches.parse(name, settings), context.resolved.get(sha, sha), squash=True)
         evidence = context.evidence[commit.sha]
     elif len(commit.parents) > 1:
-        merge = Merge(place.source, commit.parents[1])
+        merge = Merge(place.source, commit.parents[1], octopus=len(commit.parents) > 2)
     changed_configs = blobs.configs.get(commit.sha, [])
     hotfix = place.branch is not None and place.branch.kind is Kind.HOTFIX and place.chain_start
     return Change(

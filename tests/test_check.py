@@ -216,6 +216,16 @@ def test_feature_merged_into_main_and_debug_merged_into_dev_fail(work: Repo, che
     assert "merge-direction" in out and "no-debug-on-main" in out
 
 
+def test_octopus_merge_fails(work: Repo, check: Check) -> None:
+    for name in ("feature-o1", "feature-o2"):
+        work.git("switch", "-q", "-c", name, "dev")
+        commit(work, f"feat: {name}", {f"model/{name}.py": "O = 1\n"})
+    work.git("switch", "-q", "dev")
+    work.git("merge", "-q", "--no-verify", "--no-ff", "-m", "feat: both at once", "feature-o1", "feature-o2")
+    code, out = check(work, "--branch", "dev", "dev")
+    assert code == 1 and "merge-direction" in out and "several branches" in out
+
+
 def test_merged_hotfix_is_judged_by_its_size_from_the_fork_point(work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", "hotfix-wide", "main")
     commit(work, "fix: touch a lot", {f"model/f{i}.py": "X = 1\n" for i in range(6)})

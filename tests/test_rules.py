@@ -192,6 +192,17 @@ def test_merge_direction_feature_into_dev_allowed(repo: Repo) -> None:
     assert_allowed(repo.git("merge", "--no-ff", "--no-edit", "feature-x", check=False))
 
 
+def test_merge_direction_octopus_blocked_one_at_a_time_allowed(repo: Repo) -> None:
+    _feature(repo, "feature-a", "model/a.py")
+    _feature(repo, "feature-b", "model/b.py")
+    repo.git("switch", "-q", "dev")
+    proc = repo.git("merge", "--no-ff", "-m", "feat: a and b", "feature-a", "feature-b", check=False)
+    assert_blocked(proc, "merge-direction", "several branches", "one branch per merge", "git merge --abort")
+    repo.git("merge", "--abort")
+    for name in ("feature-a", "feature-b"):
+        assert_allowed(repo.git("merge", "--no-ff", "--no-edit", name, check=False))
+
+
 def test_merge_direction_custom_message_does_not_decide_the_source(repo: Repo) -> None:
     _feature(repo)
     repo.git("switch", "-q", "main")

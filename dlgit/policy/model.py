@@ -36,6 +36,7 @@ class Merge(NamedTuple):
     source: Branch | None  # None: only a commit id is known
     sha: str | None = None
     squash: bool = False
+    octopus: bool = False  # several branches merged at once: `source` is only one of them
 
     @property
     def label(self) -> str:

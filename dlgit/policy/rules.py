@@ -196,7 +196,7 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
 
 @rule(
     "merge-direction",
-    "merges follow the branch model (SPEC §2) and debug branches are never merged",
+    "merges follow the branch model (SPEC §2), one branch per merge, and debug branches are never merged",
     "each kind of branch carries one kind of change: feature work reaches main only through a "
     "release of dev, task branches carry only their results, and debug branches hold throw-away "
     "runs; a merge against the model mixes these and breaks the history that explains a result.",
@@ -212,6 +212,13 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         undo = ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
     source = merge.source
     action = "squash" if merge.squash else "merge"
+    if merge.octopus:
+        yield this.violation(
+            f"this merge brings several branches into '{target.name}' at once; each merge is judged by its one source",
+            [merge.label],
+            [*undo, "git merge BRANCH   # then the next one: one branch per merge"],
+        )
+        return
     if source is None:
         if target.kind in (Kind.MAIN, Kind.DEV):
             yield this.violation(
