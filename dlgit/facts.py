@@ -59,10 +59,10 @@ def _proc_ancestry(pid: int) -> Iterator[list[bytes]]:
 
 
 def _ps_ancestry(pid: int) -> Iterator[list[bytes]]:
-    """argv of `pid` and its ancestors from one `ps` listing (macOS, BSD): ps joins the arguments
-    with spaces, so an argument holding a space comes back as several."""
+    """argv of `pid` and its ancestors from one `ps` listing (macOS, BSD; -ww: never cut to the
+    terminal's width): ps joins the arguments with spaces, so one holding a space comes back as several."""
     try:
-        listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid=", "-o", "args="], capture_output=True, check=True).stdout
+        listing = subprocess.run(["ps", "-ww", "-A", "-o", "pid=", "-o", "ppid=", "-o", "args="], capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return
     table = {}
