@@ -86,30 +86,34 @@ class RepoInfo(NamedTuple):
 
 
 def repo_info(cwd: Path | str | None = None) -> RepoInfo:
-    # One process in the usual case (a work tree with commits): the hooks run on every commit.
-    # --show-toplevel fails in a bare repo or inside .git, HEAD on an unborn branch.
-    asks = ("rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository")
-    proc = run(*asks, "--show-toplevel", "HEAD", "--symbolic-full-name", "HEAD", cwd=cwd, check=False)
+    """Where the repository is, and HEAD as a commit and as a branch: one process in the usual
+    case (a work tree with commits), since the hooks ask on every commit."""
+    proc = run("rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository", "--show-toplevel",
+               "HEAD", "--symbolic-full-name", "HEAD", cwd=cwd, check=False)
     lines = os.fsdecode(proc.stdout).splitlines()
     if proc.returncode == 0 and len(lines) == 6:
-        ref = lines[5]
-        return _repo_info(lines[:4], cwd, lines[4], ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None)
-    proc = run(*asks, "--show-toplevel", cwd=cwd, check=False)
-    lines = os.fsdecode(proc.stdout).splitlines()
-    if proc.returncode != 0 or len(lines) != 4:
-        proc = run(*asks, cwd=cwd, check=False)
-        lines = os.fsdecode(proc.stdout).splitlines()
-    if proc.returncode != 0:
+        git_dir, common, _, toplevel, head, ref = lines
+        return _repo_info(git_dir, common, toplevel, cwd, head, ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None)
+    # One question at a time: a bare repository or the inside of .git (no work tree), an unborn
+    # branch (no HEAD commit), a path holding a newline.
+    git_dir = _rev_parse("--absolute-git-dir", cwd)
+    if git_dir is None:
         where = os.path.abspath(cwd or os.getcwd())
         raise UsageError(f"{where} is not inside a git repository; run dlgit from a repository's work tree.")
-    return _repo_info(lines, cwd, rev("HEAD", cwd), current_branch(cwd))
+    bare = _rev_parse("--is-bare-repository", cwd) == "true"
+    toplevel = None if bare else out("rev-parse", "--show-toplevel", cwd=cwd)
+    return _repo_info(git_dir, _rev_parse("--git-common-dir", cwd) or git_dir, toplevel, cwd, rev("HEAD", cwd), current_branch(cwd))
 
 
-def _repo_info(lines: list[str], cwd: Path | str | None, head: str | None, branch: str | None) -> RepoInfo:
-    git_dir, common, bare = lines[:3]
+def _rev_parse(option: str, cwd: Path | str | None) -> str | None:
+    """One answer of `git rev-parse OPTION`, whole (a path may end in any character but its newline)."""
+    proc = run("rev-parse", option, cwd=cwd, check=False)
+    return os.fsdecode(proc.stdout).removesuffix("\n") if proc.returncode == 0 else None
+
+
+def _repo_info(git_dir: str, common: str, toplevel: str | None, cwd: Path | str | None, head: str | None, branch: str | None) -> RepoInfo:
     common_dir = Path(common) if os.path.isabs(common) else Path(cwd or os.getcwd()) / common
-    toplevel = None if bare == "true" else Path(lines[3] if len(lines) == 4 else out("rev-parse", "--show-toplevel", cwd=cwd))
-    return RepoInfo(Path(git_dir), common_dir.resolve(), toplevel, head, branch)
+    return RepoInfo(Path(git_dir), common_dir.resolve(), Path(toplevel) if toplevel is not None else None, head, branch)
 
 
 def current_branch(cwd: Path | str | None = None) -> str | None:

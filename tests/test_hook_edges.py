@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_CONFIG, Repo
+from conftest import TEMPLATE_CONFIG, Repo, make_repo
 
 TASK = "task-0.1.0-20260101T000000-lr0.01"
 
@@ -123,6 +123,24 @@ def test_message_only_amend_is_judged_on_the_whole_amended_commit(repo: Repo, op
     repo.write("model/net.py", "NET = 'task'\n")
     setup_commit(repo, "task: core")
     assert_blocked(repo.git("commit", option, "-m", "task: reworded", check=False), "task-scope", "model/net.py")
+
+
+def test_repository_path_holding_a_newline(tmp_path: Path) -> None:
+    """git names the repository line by line; such a path is asked for one question at a time."""
+    from dlgit import git
+
+    repo = make_repo(tmp_path / "two\nlines")
+    repo.write("tasks/main/config.yaml", TEMPLATE_CONFIG)
+    repo.commit("chore: initial layout")
+    info = git.repo_info(repo.path)
+    assert (info.git_dir, info.toplevel, info.branch) == (repo.path / ".git", repo.path, "main")
+    repo.install_direct_hooks()
+    repo.git("switch", "-q", "-c", "feature-x")
+    repo.write("model/x.py")
+    repo.commit("feat: x")
+    repo.git("switch", "-q", "main")
+    assert_blocked(repo.git("merge", "--no-ff", "--no-edit", "feature-x", check=False), "merge-direction", "feature-x")
+    assert_blocked(repo.git("commit", "--no-edit", check=False), "merge-direction", "feature-x")  # MERGE_HEAD found
 
 
 @pytest.mark.skipif(shutil.which("ps") is None, reason="no ps on this machine")
