@@ -23,6 +23,7 @@ rules:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -65,6 +66,15 @@ class Settings(NamedTuple):
     def template_config(self) -> str:
         return f"{self.template_dir}/config.yaml"
 
+
+# Names that become refs or paths: a safe subset of git's ref-name rules, and one folder name.
+_NAME_FORMS = {
+    "a branch name": r"[A-Za-z0-9_][A-Za-z0-9._/-]*(?<![./])",
+    "a branch-name prefix": r"[A-Za-z0-9_][A-Za-z0-9._/-]*",
+    "a folder name": r"[A-Za-z0-9_][A-Za-z0-9._-]*",
+    "a folder name under the tasks folder": r"[A-Za-z0-9_][A-Za-z0-9._-]*",
+    "a list of commit types": r"[A-Za-z0-9_-]+",
+}
 
 # YAML path -> (Settings field, expected type, human description)
 _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
@@ -150,12 +160,24 @@ def _value(node: Any, kind: type, description: str, key: str, source: str) -> An
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _fail(source, node, f"'{key}' must be {description} (strings)")
+        for item in value:
+            _check_name(item, description, key, source, node)
         return tuple(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
     if kind is str and (not isinstance(value, str) or not value.strip()):
         raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
+    if kind is str:
+        _check_name(value, description, key, source, node)
     return value
+
+
+def _check_name(value: str, description: str, key: str, source: str, node: Any) -> None:
+    """Branch names, prefixes, folders and commit types become refs, paths and patterns."""
+    form = _NAME_FORMS.get(description)
+    if form and (not re.fullmatch(form, value) or ".." in value or "//" in value or value.endswith(".lock")):
+        allowed = "letters, digits, '.', '_', '-'" + (", '/'" if "/" in form else "")
+        raise _fail(source, node, f"'{key}' must be {description} ({allowed}; no '..'), not {value!r}")
 
 
 def load(toplevel: Path | None) -> Settings:

@@ -93,6 +93,13 @@ def test_partial_section_keeps_other_defaults() -> None:
         ("hotfix:\n  max_files: !!int x\n", [":2:", "'hotfix.max_files' must be a whole number"]),
         ("hotfix:\n  max_files: !custom 1\n", [":2:", "'hotfix.max_files' must be a whole number"]),
         ("rules:\n  disable: [task-scop]\n", [":2:", "unknown rule(s) task-scop", "task-scope"]),
+        ("branches:\n  main: a b\n", [":2:", "'branches.main' must be a branch name", "not 'a b'"]),
+        ("branches:\n  dev: -x\n", [":2:", "'branches.dev' must be a branch name"]),
+        ("branches:\n  dev: release/\n", [":2:", "'branches.dev' must be a branch name"]),
+        ("branches:\n  prefixes: {task: 'x..y-'}\n", [":2:", "'branches.prefixes.task' must be a branch-name prefix", "no '..'"]),
+        ("tasks:\n  dir: ../x\n", [":2:", "'tasks.dir' must be a folder name"]),
+        ("tasks:\n  template: a/b\n", [":2:", "'tasks.template' must be a folder name under the tasks folder"]),
+        ("commit:\n  types: [feat, 'a b']\n", [":2:", "'commit.types' must be a list of commit types", "not 'a b'"]),
     ],
 )
 def test_errors_name_file_line_and_expectation(text: str, expected: list[str]) -> None:
