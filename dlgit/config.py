@@ -67,14 +67,18 @@ class Settings(NamedTuple):
         return f"{self.template_dir}/config.yaml"
 
 
-# Names that become refs or paths: a safe subset of git's ref-name rules, and one folder name.
-_NAME_FORMS = {
-    "a branch name": r"[A-Za-z0-9_][A-Za-z0-9._/-]*(?<![./])",
-    "a branch-name prefix": r"[A-Za-z0-9_][A-Za-z0-9._/-]*",
-    "a folder name": r"[A-Za-z0-9_][A-Za-z0-9._-]*",
-    "a folder name under the tasks folder": r"[A-Za-z0-9_][A-Za-z0-9._-]*",
-    "a list of commit types": r"[A-Za-z0-9_-]+",
+# Names that become refs or paths: a safe subset of git's ref-name rules (any script's letters).
+_SEPARATORS = "letters, digits, '_', '.', '-'"
+_BRANCH = (r"\w[\w./-]*(?<![./])", _SEPARATORS + ", '/'")
+_NESTED_PREFIX = (r"\w[\w./-]*", _SEPARATORS + ", '/'")  # feature/ and hotfix/ styles
+_FOLDER = (r"\w[\w.-]*", _SEPARATORS)  # task and debug branch names are folders under tasks/ too
+_NAME_FORMS: dict[str, tuple[str, str]] = {  # Settings field -> (pattern, what it may hold)
+    "main": _BRANCH, "dev": _BRANCH,
+    "feature_prefix": _NESTED_PREFIX, "hotfix_prefix": _NESTED_PREFIX,
+    "task_prefix": _FOLDER, "debug_prefix": _FOLDER, "tasks_dir": _FOLDER, "template": _FOLDER,
+    "commit_types": (r"\w[\w-]*", "letters, digits, '_', '-'"),
 }
+
 
 # YAML path -> (Settings field, expected type, human description)
 _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
@@ -117,7 +121,10 @@ def parse(text: str, source: str = CONFIG_FILE) -> Settings:
     values: dict[str, Any] = {}
     if root is not None and not (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
         _walk(root, (), source, values)
-    return Settings(**values)
+    settings = Settings(**values)
+    if settings.main == settings.dev:
+        raise UsageError(f"{source}: 'branches.main' and 'branches.dev' are both '{settings.main}'; they must differ.")
+    return settings
 
 
 def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any]) -> None:
@@ -132,6 +139,8 @@ def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any])
         elif key_path in _SCHEMA:
             name, kind, description = _SCHEMA[key_path]
             values[name] = _value(value_node, kind, description, ".".join(key_path), source)
+            for value in values[name] if kind is list else [values[name]]:
+                _check_name(name, value, ".".join(key_path), source, value_node)
             if name == "disabled_rules":
                 _check_rule_ids(values[name], value_node, source)
         else:
@@ -160,24 +169,23 @@ def _value(node: Any, kind: type, description: str, key: str, source: str) -> An
     if kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise _fail(source, node, f"'{key}' must be {description} (strings)")
-        for item in value:
-            _check_name(item, description, key, source, node)
         return tuple(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
     if kind is str and (not isinstance(value, str) or not value.strip()):
         raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
-    if kind is str:
-        _check_name(value, description, key, source, node)
     return value
 
 
-def _check_name(value: str, description: str, key: str, source: str, node: Any) -> None:
+def _check_name(field: str, value: object, key: str, source: str, node: Any) -> None:
     """Branch names, prefixes, folders and commit types become refs, paths and patterns."""
-    form = _NAME_FORMS.get(description)
-    if form and (not re.fullmatch(form, value) or ".." in value or "//" in value or value.endswith(".lock")):
-        allowed = "letters, digits, '.', '_', '-'" + (", '/'" if "/" in form else "")
-        raise _fail(source, node, f"'{key}' must be {description} ({allowed}; no '..'), not {value!r}")
+    if field not in _NAME_FORMS:
+        return
+    pattern, allowed = _NAME_FORMS[field]
+    text = str(value)
+    ref_like = field in ("main", "dev") and (re.fullmatch(r"[A-Z_]*HEAD", text) or text.startswith("refs/"))
+    if not re.fullmatch(pattern, text) or ref_like or ".." in text or "//" in text or "/." in text or ".lock" in text:
+        raise _fail(source, node, f"'{key}' must be a name of {allowed} (no '..', '.lock', 'HEAD' or 'refs/'), not {text!r}")
 
 
 def load(toplevel: Path | None) -> Settings:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 from collections.abc import Iterator
+from itertools import takewhile
 from pathlib import Path
 
 from dlgit import branches, git
@@ -41,6 +41,13 @@ def git_options() -> list[bytes] | None:
     return None
 
 
+def _options_before_free_text(argv: list[bytes]) -> list[bytes]:
+    if b"commit" not in argv:
+        return argv
+    start = argv.index(b"commit") + 1
+    return argv[:start] + list(takewhile(lambda word: word.startswith(b"-"), argv[start:]))
+
+
 ANCESTORS = 6  # git -> pre-commit -> ... -> this hook: how far up to look
 
 
@@ -60,7 +67,9 @@ def _proc_ancestry(pid: int) -> Iterator[list[bytes]]:
 
 def _ps_ancestry(pid: int) -> Iterator[list[bytes]]:
     """argv of `pid` and its ancestors from one `ps` listing (macOS, BSD; -ww: never cut to the
-    terminal's width): ps joins the arguments with spaces, so one holding a space comes back as several."""
+    terminal's width). ps joins the arguments with spaces, so the words of `commit -m "a message"`
+    look like arguments too: after `commit`, only the words up to the first non-option are kept
+    (an option missed there is the safe side: the commit is judged as a new one)."""
     try:
         listing = subprocess.run(["ps", "-ww", "-A", "-o", "pid=", "-o", "ppid=", "-o", "args="], capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -74,7 +83,7 @@ def _ps_ancestry(pid: int) -> Iterator[list[bytes]]:
         if pid not in table:
             return
         pid, argv = table[pid]
-        yield argv
+        yield _options_before_free_text(argv)
         if pid <= 1:
             return
 
@@ -152,8 +161,9 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
     if words and words[0] == "pull":  # `git pull` merges what it fetched: FETCH_HEAD names it
         fetched = _fetched_for_merge(git_dir)
         if fetched:
-            sha, name = fetched
-            return Merge(branches.parse(name, settings) if name else _source_for_sha(sha, preferred, settings, cwd), sha)
+            sha, name = fetched[0]
+            source = branches.parse(name, settings) if name else _source_for_sha(sha, preferred, settings, cwd)
+            return Merge(source, sha, octopus=len(fetched) > 1)
     squash_msg = git_dir / "SQUASH_MSG"
     if squash_msg.exists():
         match = re.search(r"^commit ([0-9a-f]{40,64})$", squash_msg.read_text(errors="replace"), re.M)
@@ -164,19 +174,20 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
     return None
 
 
-def _fetched_for_merge(git_dir: Path) -> tuple[str, str | None] | None:
-    """(sha, remote branch name) of the first FETCH_HEAD line that `git pull` merges."""
+def _fetched_for_merge(git_dir: Path) -> list[tuple[str, str | None]]:
+    """(sha, remote branch name) of each FETCH_HEAD line that `git pull` merges (several: an octopus)."""
     try:
         lines = (git_dir / "FETCH_HEAD").read_text(errors="replace").splitlines()
     except OSError:
-        return None
+        return []
+    found = []
     for line in lines:
         sha, _, rest = line.partition("\t")
         flag, _, description = rest.partition("\t")
         if sha and not flag:
             match = re.match(r"^branch '([^']+)' of ", description)
-            return sha, match.group(1) if match else None
-    return None
+            found.append((sha, match.group(1) if match else None))
+    return found
 
 
 def _pick(names: list[str], sha: str | None, preferred: frozenset[Kind], settings: Settings, cwd: Path | None) -> Branch | None:
@@ -211,40 +222,26 @@ def _first_line(path: Path) -> str:
         return ""
 
 
-BULK_PATHS = 1000  # staged files from which one pass over the index beats a stat per file
+BULK_PATHS = 500  # new files from which the sizes the index recorded replace asking git per blob
+INDEX_BYTES_PER_BLOB = 2000  # ... when the index is not much larger: listing it costs ~1/2000 of a blob query per byte
 
 
-def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, cwd: Path | None) -> dict[str, int]:
-    """Sizes of the staged blobs, as far as large-file needs them: a blob left out is well under
-    the limit. Reading 20,000 object headers costs most of a second, so what git saw when a file
-    was staged stands for its blob: the size the index recorded (`listing`, for a large commit),
-    else a regular work-tree file well under the limit. Anything near the limit or unknown is asked
-    of git exactly. A file over 4 GiB may pass as small (the index keeps 32 bits), and in a small
-    commit one shrunk after a huge blob was staged; `dlgit check` and pre-push judge the objects."""
-    adding = zip(staged.paths, staged.new_blobs, strict=True)
+def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, index_bytes: int, cwd: Path | None) -> dict[str, int]:
+    """Sizes of the staged blobs, as far as large-file needs them: a blob left out is under half
+    the limit. git tells each blob's size exactly (`cat-file --batch-check`, about 30 µs per new
+    loose object here): fine for an ordinary commit, most of a second at 20,000 files. So from
+    BULK_PATHS new files on, the size the index recorded when a file was staged stands for its
+    blob (one `ls-files` pass), and only entries that recorded nothing or over half the limit are
+    asked exactly. There a file of 4 GiB or more may pass as small (the index keeps 32 bits), as
+    may one that a clean filter enlarges; `dlgit check` and pre-push read every object."""
+    adding = [(path, blob) for path, blob in zip(staged.paths, staged.new_blobs, strict=True) if blob]
+    if listing is None or len(adding) < max(BULK_PATHS, index_bytes // INDEX_BYTES_PER_BLOB):
+        return git.object_sizes([blob for _, blob in adding], cwd)
     half = limit // 2
-    sizes: dict[str, int] = {}
-    exact: list[str] = []
-    if listing is not None and len(staged.new_blobs) - staged.new_blobs.count(None) >= BULK_PATHS:
-        recorded = git.recorded_sizes(listing, half)  # not listed: smaller than `half`
-        listed = [(path, blob, recorded[path]) for path, blob in adding if blob and path in recorded]
-        sizes = {blob: size for _, blob, size in listed if 0 < size <= half}
-        exact = [blob for _, blob, size in listed if size > half]
-        unknown = [(path, blob) for path, blob, size in listed if size == 0]
-    else:
-        unknown = [(path, blob) for path, blob in adding if blob]
-    top = "" if cwd is None else os.fspath(cwd) + "/"
-    for path, blob in unknown:
-        try:
-            info = os.lstat(top + path)
-        except OSError:
-            exact.append(blob)
-            continue
-        if stat.S_ISREG(info.st_mode) and info.st_size <= half:
-            sizes[blob] = info.st_size
-        else:
-            exact.append(blob)
-    sizes.update(git.object_sizes(exact, cwd))
+    recorded = git.recorded_sizes(listing, half)  # not listed: under `half`
+    listed = [(blob, recorded[path]) for path, blob in adding if path in recorded]
+    sizes = {blob: size for blob, size in listed if 0 < size <= half}
+    sizes.update(git.object_sizes([blob for blob, size in listed if size == 0 or size > half], cwd))
     return sizes
 
 
@@ -263,10 +260,11 @@ def gather(info: git.RepoInfo, settings: Settings, branch: Branch | None, messag
         base = parents[0] if parents else None
         amended = _amended_merge(parents, old_message, branch, settings, cwd)
     # A large index is listed alongside the diff, in case the commit is large too (_blob_sizes).
-    listing = git.start_index_listing(cwd) if git.index_bytes(git_dir) >= 64 * BULK_PATHS else None
+    index_bytes = git.index_bytes(git_dir)
+    listing = git.start_index_listing(cwd) if index_bytes >= 64 * BULK_PATHS else None
     try:
         staged = git.staged(base, cwd)
-        size = _blob_sizes(staged, settings.large_file_max_bytes, listing, cwd).get
+        size = _blob_sizes(staged, settings.large_file_max_bytes, listing, index_bytes, cwd).get
     finally:
         if listing is not None:
             listing.cancel()

@@ -101,7 +101,9 @@ def repo_info(cwd: Path | str | None = None) -> RepoInfo:
         where = os.path.abspath(cwd or os.getcwd())
         raise UsageError(f"{where} is not inside a git repository; run dlgit from a repository's work tree.")
     bare = _rev_parse("--is-bare-repository", cwd) == "true"
-    toplevel = None if bare else out("rev-parse", "--show-toplevel", cwd=cwd)
+    toplevel = None if bare else _rev_parse("--show-toplevel", cwd)
+    if not bare and toplevel is None:
+        raise UsageError(f"{os.path.abspath(cwd or os.getcwd())} is inside the .git folder; run dlgit from the repository's work tree.")
     return _repo_info(git_dir, _rev_parse("--git-common-dir", cwd) or git_dir, toplevel, cwd, rev("HEAD", cwd), current_branch(cwd))
 
 

@@ -76,12 +76,12 @@ def test_extra_allowed_patterns() -> None:
 
 
 def test_custom_names_and_prefixes() -> None:
-    settings = config.parse("branches:\n  main: master\n  dev: develop\n  prefixes: {feature: feat/, task: exp/}\n")
+    settings = config.parse("branches:\n  main: master\n  dev: develop\n  prefixes: {feature: feat/, task: exp-}\n")
     assert branches.parse("master", settings).kind is Kind.MAIN
     assert branches.parse("develop", settings).kind is Kind.DEV
     assert branches.parse("main", settings).kind is Kind.UNKNOWN
     assert branches.parse("feat/loader", settings).kind is Kind.FEATURE
-    assert branches.parse("exp/0.1.0-20261128T062233-lr", settings).kind is Kind.TASK
+    assert branches.parse("exp-0.1.0-20261128T062233-lr", settings).kind is Kind.TASK
     assert branches.parse("task-0.1.0-20261128T062233-lr", settings).kind is Kind.UNKNOWN
 
 

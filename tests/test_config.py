@@ -14,7 +14,7 @@ FULL = """\
 branches:
   main: master
   dev: develop
-  prefixes: {feature: feat/, hotfix: fix/, task: exp/, debug: dbg/}
+  prefixes: {feature: feat/, hotfix: fix/, task: exp-, debug: dbg-}
   extra_allowed: ["release/*", "renovate/*"]
 tasks:
   dir: experiments
@@ -57,12 +57,19 @@ def test_empty_file_is_the_defaults(text: str) -> None:
 def test_every_key() -> None:
     s = config.parse(FULL)
     assert (s.main, s.dev) == ("master", "develop")
-    assert (s.feature_prefix, s.hotfix_prefix, s.task_prefix, s.debug_prefix) == ("feat/", "fix/", "exp/", "dbg/")
+    assert (s.feature_prefix, s.hotfix_prefix, s.task_prefix, s.debug_prefix) == ("feat/", "fix/", "exp-", "dbg-")
     assert s.extra_allowed == ("release/*", "renovate/*")
     assert (s.tasks_dir, s.template, s.template_config) == ("experiments", "base", "experiments/base/config.yaml")
     assert s.required_keys == ("VERSION", "RANDOM_SEED")
     assert (s.hotfix_max_files, s.hotfix_max_lines, s.large_file_max_bytes, s.large_file_patterns) == (2, 20, 1024, ("*.bin",))
     assert (s.commit_types, s.disabled_rules) == (("feat", "fix"), ("hotfix-size",))
+
+
+def test_names_in_other_scripts_and_nested_prefixes_allowed() -> None:
+    settings = config.parse("branches: {main: 主干, dev: develop, prefixes: {feature: feature/, hotfix: fix/x-}}\n"
+                            "tasks: {dir: 实验, template: base.v2}\ncommit: {types: [feat, 修复]}\n")
+    assert (settings.main, settings.feature_prefix, settings.tasks_dir) == ("主干", "feature/", "实验")
+    assert settings.commit_types == ("feat", "修复")
 
 
 def test_partial_section_keeps_other_defaults() -> None:
@@ -93,13 +100,20 @@ def test_partial_section_keeps_other_defaults() -> None:
         ("hotfix:\n  max_files: !!int x\n", [":2:", "'hotfix.max_files' must be a whole number"]),
         ("hotfix:\n  max_files: !custom 1\n", [":2:", "'hotfix.max_files' must be a whole number"]),
         ("rules:\n  disable: [task-scop]\n", [":2:", "unknown rule(s) task-scop", "task-scope"]),
-        ("branches:\n  main: a b\n", [":2:", "'branches.main' must be a branch name", "not 'a b'"]),
-        ("branches:\n  dev: -x\n", [":2:", "'branches.dev' must be a branch name"]),
-        ("branches:\n  dev: release/\n", [":2:", "'branches.dev' must be a branch name"]),
-        ("branches:\n  prefixes: {task: 'x..y-'}\n", [":2:", "'branches.prefixes.task' must be a branch-name prefix", "no '..'"]),
-        ("tasks:\n  dir: ../x\n", [":2:", "'tasks.dir' must be a folder name"]),
-        ("tasks:\n  template: a/b\n", [":2:", "'tasks.template' must be a folder name under the tasks folder"]),
-        ("commit:\n  types: [feat, 'a b']\n", [":2:", "'commit.types' must be a list of commit types", "not 'a b'"]),
+        ("branches:\n  main: a b\n", [":2:", "'branches.main' must be a name", "not 'a b'"]),
+        ("branches:\n  dev: -x\n", [":2:", "'branches.dev' must be a name"]),
+        ("branches:\n  dev: release/\n", [":2:", "'branches.dev' must be a name"]),
+        ("branches:\n  prefixes: {task: 'x..y-'}\n", [":2:", "'branches.prefixes.task' must be a name", "no '..'"]),
+        ("branches:\n  prefixes: {task: 'exp/task-'}\n", [":2:", "'branches.prefixes.task' must be a name", "not 'exp/task-'"]),
+        ("branches:\n  dev: FETCH_HEAD\n", [":2:", "'branches.dev' must be a name"]),
+        ("branches:\n  dev: refs/heads/dev\n", [":2:", "'branches.dev' must be a name"]),
+        ("branches:\n  dev: a/.hidden\n", [":2:", "'branches.dev' must be a name"]),
+        ("branches:\n  dev: a.lock/b\n", [":2:", "'branches.dev' must be a name"]),
+        ("branches:\n  main: trunk\n  dev: trunk\n", ["repo/.dlgit.yaml:", "both 'trunk'"]),
+        ("tasks:\n  dir: ../x\n", [":2:", "'tasks.dir' must be a name"]),
+        ("tasks:\n  template: a/b\n", [":2:", "'tasks.template' must be a name"]),
+        ("commit:\n  types: [feat, 'a b']\n", [":2:", "'commit.types' must be a name", "not 'a b'"]),
+        ("commit:\n  types: [feat, 'a.b']\n", [":2:", "letters, digits, '_', '-' (no"]),
     ],
 )
 def test_errors_name_file_line_and_expectation(text: str, expected: list[str]) -> None:

@@ -158,6 +158,20 @@ def test_git_options_found_without_proc_too(repo: Repo) -> None:
     assert proc.stdout.splitlines() == ["probe --amend -m x"] * 2
 
 
+@pytest.mark.skipif(shutil.which("ps") is None, reason="no ps on this machine")
+def test_ps_never_reads_a_message_as_options(repo: Repo) -> None:
+    hook = repo.path / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -c 'import os; from dlgit import facts; "
+                    "print(next(a for a in facts._ps_ancestry(os.getppid()) if a[0].endswith(b\"git\")))' >&2\n")
+    repo.git("switch", "-q", "dev")
+    repo.write("model/x.py")
+    repo.git("add", ".")
+    said = repo.git("commit", "-m", "fix: not an --amend", "--cleanup=verbatim").stderr
+    assert "b'commit', b'-m']" in said and "--amend" not in said
+    said = repo.git("commit", "--amend", "-m", "fix: x").stderr
+    assert "b'commit', b'--amend', b'-m']" in said
+
+
 def test_message_only_amend_of_an_allowed_merge_on_main(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 2\n")

@@ -73,3 +73,18 @@ def test_large_commit_judges_the_staged_size_not_a_later_edit(repo: Repo) -> Non
     repo.git("add", ".")
     repo.write(f"tasks/{task}/out/dump.bin", b"shrunk after staging\n")  # the index still holds the big blob
     assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/dump.bin (6.0 MiB)")
+
+
+def test_small_commit_judges_the_staged_blob(repo: Repo) -> None:
+    """An ordinary commit asks git for each blob's size: neither a later edit of the file nor a
+    clean filter that enlarges it hides what is really committed."""
+    repo.git("switch", "-q", "dev")
+    repo.write("data/dump.bin", b"\1" * BIG)
+    repo.git("add", ".")
+    repo.write("data/dump.bin", b"shrunk after staging\n")
+    assert_blocked(repo.git("commit", "-m", "feat: data", check=False), "large-file", "data/dump.bin (6.0 MiB)")
+    repo.git("rm", "-q", "-f", "--cached", "data/dump.bin")
+    repo.write(".gitattributes", "*.grow filter=grow\n")
+    repo.git("config", "filter.grow.clean", f"cat; head -c {BIG} /dev/zero")
+    repo.write("data/seed.grow", "tiny\n")
+    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/seed.grow (6.0 MiB)")
