@@ -474,17 +474,27 @@ class _LogParser:
 
     def _entries(self, fields: list[bytes], i: int) -> tuple[int, bool]:
         """Consume entries from fields[i]; (next index, whether the next commit's header follows)."""
-        n, append = len(fields), self.entries.append
+        n, append, zero = len(fields), self.entries.append, _ZERO_IDS
         while i < n:
             meta = fields[i]
-            if meta[:1] != b":" and meta[:2] != b"\n:":
-                return i, True
-            parts = meta.lstrip(b"\n").split(b" ")
-            width = 2 if parts[4][:1] in (b"R", b"C") else 1
-            if i + width >= n:
-                break  # its paths are in the next piece
-            append(_entry(parts, fields[i + 1:i + 1 + width]))
-            i += 1 + width
+            if meta[:1] != b":":
+                if meta[:2] != b"\n:":
+                    return i, True
+                meta = meta[1:]
+            if not meta[-1:].isalpha():  # R100, C75: two paths follow
+                if i + 2 >= n:
+                    break  # its paths are in the next piece
+                append(_entry(meta.split(b" "), fields[i + 1:i + 3]))
+                i += 3
+                continue
+            if i + 1 >= n:
+                break
+            width = (len(meta) - 18) // 2  # ':' mode ' ' mode ' ' old ' ' new ' ' status, at fixed places
+            old, new = meta[15:15 + width], meta[16 + width:16 + 2 * width]
+            code = chr(meta[-1])
+            append(_new_tuple(RawEntry, (code, fields[i + 1].decode(_FS_ENCODING, _FS_ERRORS), None,
+                                         None if code == "D" or new in zero else new.decode(), None if old in zero else old.decode())))
+            i += 2
         return i, False
 
     def _commit(self) -> LogCommit:
