@@ -222,8 +222,8 @@ def _first_line(path: Path) -> str:
         return ""
 
 
-BULK_PATHS = 500  # new files from which the sizes the index recorded replace asking git per blob
-INDEX_BYTES_PER_BLOB = 2000  # ... when the index is not much larger: listing it costs ~1/2000 of a blob query per byte
+BULK_PATHS = 500  # new files from which the sizes the index recorded replace asking git per blob,
+INDEX_BYTES_PER_BLOB = 2000  # unless the index is larger: listing this many of its bytes costs about one query
 
 
 def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, index_bytes: int, cwd: Path | None) -> dict[str, int]:
