@@ -532,8 +532,10 @@ class Background:
 
 
 def _anonymous_file() -> BinaryIO:
-    if hasattr(os, "memfd_create"):  # Linux: in memory, and no tempfile import on a hook's path
+    try:  # Linux: in memory, and no tempfile import on a hook's path
         return open(os.memfd_create("dlgit"), "w+b")
+    except (AttributeError, OSError):  # elsewhere, or a kernel without memfd
+        pass
     import tempfile
 
     return tempfile.TemporaryFile()
