@@ -88,3 +88,13 @@ def test_small_commit_judges_the_staged_blob(repo: Repo) -> None:
     repo.git("config", "filter.grow.clean", f"cat; head -c {BIG} /dev/zero")
     repo.write("data/seed.grow", "tiny\n")
     assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/seed.grow (6.0 MiB)")
+
+
+def test_listing_without_memfd_uses_a_temporary_file(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(name: str) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "memfd_create", refused, raising=False)
+    repo.write("big.bin", b"\1" * 2_000_000)
+    repo.git("add", "big.bin")
+    assert _listed(repo, 1_000_000) == {"big.bin": 2_000_000}
