@@ -187,6 +187,12 @@ class Staged(NamedTuple):
     new_blobs: list[str | None]  # None for deletions
 
 
+def _id_spans(meta_length: int) -> tuple[slice, slice]:
+    """Where the old and new object ids sit in a one-path `:mode mode old new X` field."""
+    width = (meta_length - 18) // 2  # ':' mode ' ' mode ' ' old ' ' new ' ' X: 18 characters besides the ids
+    return slice(15, 15 + width), slice(16 + width, 16 + 2 * width)
+
+
 def _parse_raw(data: bytes) -> Staged:
     """Without renames or copies the fields alternate meta, path: no parse per record."""
     fields = data.decode(_FS_ENCODING, _FS_ERRORS).split("\0")
@@ -195,9 +201,11 @@ def _parse_raw(data: bytes) -> Staged:
     if not _SINGLE_PATH_CODES.issuperset(codes):  # the first rename or copy shows: its score ends in a digit
         entries = [_entry(meta.split(b" "), moved) for meta, moved in _raw_records(data)]
         return Staged(*[list(column) for column in zip(*entries, strict=True)][:4])
-    width = (len(metas[0]) - 18) // 2 if metas else 0  # ':' mode ' ' mode ' ' old ' ' new ' ' status
-    zero = "0" * width
-    news = [meta[16 + width:16 + 2 * width] for meta in metas]
+    if not metas:
+        return Staged([], [], [], [])
+    new_id = _id_spans(len(metas[0]))[1]
+    zero = "0" * (new_id.stop - new_id.start)
+    news = [meta[new_id] for meta in metas]
     news = [None if code == "D" or blob == zero else blob for code, blob in zip(codes, news, strict=True)]
     return Staged(codes, paths, [None] * len(paths), news)
 
@@ -489,8 +497,8 @@ class _LogParser:
                 continue
             if i + 1 >= n:
                 break
-            width = (len(meta) - 18) // 2  # ':' mode ' ' mode ' ' old ' ' new ' ' status, at fixed places
-            old, new = meta[15:15 + width], meta[16 + width:16 + 2 * width]
+            old_id, new_id = _id_spans(len(meta))
+            old, new = meta[old_id], meta[new_id]
             code = chr(meta[-1])
             append(_new_tuple(RawEntry, (code, fields[i + 1].decode(_FS_ENCODING, _FS_ERRORS), None,
                                          None if code == "D" or new in zero else new.decode(), None if old in zero else old.decode())))
