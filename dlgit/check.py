@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlgit import branches, config, git, history, report
-from dlgit.branches import Branch
+from dlgit import config, git, history, model, report
 from dlgit.errors import UsageError
+from dlgit.model import Branch
 from dlgit.policy import CONTENT_RULES, MESSAGE_RULES, Change, Violation, evaluate
 from dlgit.policy.model import RefUpdate
 
@@ -96,7 +96,7 @@ def judge(span: Span, target_name: str | None, policy: Policy, refs: history.Ref
     """Judge a span for the branch it is put on, and the ref update itself (if any); `tags`: also
     the release tags that point into the span."""
     settings = policy.settings
-    target = branches.parse(target_name, settings) if target_name else None
+    target = model.parse_branch(target_name, settings) if target_name else None
     result = Result(span.label, target, policy)
     result.ref_violations += evaluate(Change(target, ref_update=ref_update), settings, REF_RULES)
     if span.tip is None:

@@ -15,7 +15,7 @@ large_files:
   max_bytes: 5242880
   patterns: ["*.pt", "*.pth", ...]
 commit:
-  types: [feat, fix, docs, style, refactor, test, chore, task]
+  types: [feat, fix, docs, style, refactor, test, chore, build, ci, perf, revert, task]
 rules:
   disable: []                       # rule ids to switch off
 ```
@@ -36,7 +36,7 @@ DEFAULT_LARGE_FILE_PATTERNS = (
     "*.pkl", "*.pickle", "*.joblib", "*.pb", "*.tflite", "*.parquet", "*.feather", "*.tfrecord",
     "*.mdb",
 )
-DEFAULT_COMMIT_TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "task")
+DEFAULT_COMMIT_TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "build", "ci", "perf", "revert", "task")
 DEFAULT_REQUIRED_KEYS = ("VERSION", "DEBUG", "RESUME", "TRAIN", "TEST", "MODEL_PATH", "RANDOM_SEED")
 
 

@@ -152,8 +152,8 @@ def install_hooks(root: Path) -> list[Path]:
 
 
 def task_branch_name() -> str:
-    from dlgit.branches import Kind, run_branch_name
     from dlgit.config import Settings
+    from dlgit.model import Kind, run_branch_name
 
     return run_branch_name(Kind.TASK, VERSION, "lr0.01", Settings())
 

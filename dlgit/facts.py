@@ -13,18 +13,11 @@ from collections.abc import Iterator
 from itertools import takewhile
 from pathlib import Path
 
-from dlgit import branches, git
-from dlgit.branches import Branch, Kind
+from dlgit import git
 from dlgit.config import Settings
+from dlgit.model import MERGE_SOURCES, SQUASH_SOURCES_INTO_MAIN, Branch, Kind, is_task_config, parse_branch, parse_squash_trailer
 from dlgit.policy import Change, Entry, Merge
 from dlgit.policy.model import SquashEvidence
-from dlgit.policy.rules import MERGE_SOURCES, SQUASH_SOURCES_INTO_MAIN, squash_trailer
-
-
-def is_task_config(path: str, settings: Settings) -> bool:
-    """tasks/<folder>/config.yaml (any task folder, the template included)."""
-    folder, _, rest = path.partition("/")
-    return folder == settings.tasks_dir and rest.count("/") == 1 and rest.endswith("/config.yaml")
 
 
 def rebase_in_progress(git_dir: Path) -> bool:
@@ -121,10 +114,10 @@ def resolve_source(name: str, settings: Settings, cwd: Path | None = None) -> Br
             name = name[len(prefix):]
             if prefix == "refs/remotes/":
                 name = name.split("/", 1)[-1]
-            return branches.parse(name, settings)
+            return parse_branch(name, settings)
     if "/" in name and git.rev(f"refs/remotes/{name}", cwd) and not git.rev(f"refs/heads/{name}", cwd):
         name = name.split("/", 1)[1]
-    return branches.parse(name, settings)
+    return parse_branch(name, settings)
 
 
 def _source_for_sha(sha: str, preferred: frozenset[Kind], settings: Settings, cwd: Path | None) -> Branch | None:
@@ -162,7 +155,7 @@ def _merge_in_progress(git_dir: Path, target: Branch | None, settings: Settings,
         fetched = _fetched_for_merge(git_dir)
         if fetched:
             sha, name = fetched[0]
-            source = branches.parse(name, settings) if name else _source_for_sha(sha, preferred, settings, cwd)
+            source = parse_branch(name, settings) if name else _source_for_sha(sha, preferred, settings, cwd)
             return Merge(source, sha, octopus=len(fetched) > 1)
     squash_msg = git_dir / "SQUASH_MSG"
     if squash_msg.exists():
@@ -208,7 +201,7 @@ def _amended_merge(parents: list[str], message: str, target: Branch | None, sett
     if len(parents) > 1:
         preferred = MERGE_SOURCES.get(target.kind, frozenset()) if target else frozenset()
         return Merge(_source_for_sha(parents[1], preferred, settings, cwd), parents[1], octopus=len(parents) > 2)
-    trailer = squash_trailer(message) if target is not None and target.kind is Kind.MAIN else None
+    trailer = parse_squash_trailer(message) if target is not None and target.kind is Kind.MAIN else None
     sha = git.rev(trailer[1], cwd) if trailer else None
     if sha is None:
         return None
@@ -247,7 +240,7 @@ def _blob_sizes(staged: git.Staged, limit: int, listing: git.Background | None, 
 
 def current_branch(info: git.RepoInfo, settings: Settings) -> Branch | None:
     """The checked-out branch as a Branch of the model; None on a detached HEAD."""
-    return branches.parse(info.branch, settings) if info.branch else None
+    return parse_branch(info.branch, settings) if info.branch else None
 
 
 def gather(info: git.RepoInfo, settings: Settings, branch: Branch | None, message: str | None = None, cwd: Path | None = None) -> Change:

@@ -20,13 +20,11 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from dlgit import branches, git
-from dlgit.branches import SEMVER, Branch, Kind
+from dlgit import git
 from dlgit.config import CONFIG_FILE, Settings
-from dlgit.facts import is_task_config
-from dlgit.policy import Change, Entry, Merge, squash_trailer
+from dlgit.model import MERGE_SOURCES, SEMVER, Branch, Kind, is_task_config, parse_branch, parse_squash_trailer
+from dlgit.policy import Change, Entry, Merge
 from dlgit.policy.model import Committed, RefUpdate, SquashEvidence
-from dlgit.policy.rules import MERGE_SOURCES
 
 _ZERO = re.compile(r"^(0{40}|0{64})$")
 _QUOTED = re.compile(r"'([^'\s]+)'")
@@ -120,7 +118,7 @@ def existing_commits(prefixes: Sequence[str], except_branch: str | None, cwd: st
 # --- which branch a merge came from ---------------------------------------------------------------
 
 
-_parse_branch = functools.lru_cache(maxsize=4096)(branches.parse)  # merge messages repeat names
+_parse_branch = functools.lru_cache(maxsize=4096)(parse_branch)  # merge messages repeat names
 
 
 def named_branches(message: str, settings: Settings) -> list[Branch]:
@@ -146,7 +144,7 @@ def merge_source(commit: git.LogCommit, target: Branch | None, refs: RefView, se
         if (target is None or branch.name != target.name) and refs.holds(branch.name, side) is not False:
             return branch
     names = refs.at(side) or git.branches_containing(side, refs.cwd)
-    candidates = [branches.parse(name, settings) for name in names if target is None or name != target.name]
+    candidates = [parse_branch(name, settings) for name in names if target is None or name != target.name]
     preferred = MERGE_SOURCES.get(target.kind, frozenset()) if target else frozenset()
     return next((b for b in candidates if b.kind in preferred), candidates[0] if candidates else None)
 
@@ -241,7 +239,7 @@ def _squashes(commits: Iterable[git.LogCommit], places: dict[str, _Place]) -> di
     for commit in commits:
         branch = places[commit.sha].branch
         if branch is not None and branch.kind is Kind.MAIN and len(commit.parents) == 1:
-            trailer = squash_trailer(commit.message)
+            trailer = parse_squash_trailer(commit.message)
             if trailer:
                 found[commit.sha] = trailer
     return found
@@ -311,7 +309,7 @@ def _change(commit: git.LogCommit, context: _Range) -> Change:
     merge, evidence = None, None
     if commit.sha in context.squashes:
         name, sha = context.squashes[commit.sha]
-        merge = Merge(branches.parse(name, settings), context.resolved.get(sha, sha), squash=True)
+        merge = Merge(parse_branch(name, settings), context.resolved.get(sha, sha), squash=True)
         evidence = context.evidence[commit.sha]
     elif len(commit.parents) > 1:
         merge = Merge(place.source, commit.parents[1], octopus=len(commit.parents) > 2)

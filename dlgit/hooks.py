@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dlgit import config, facts, git, report
-from dlgit.branches import Kind
+from dlgit.model import Kind
 from dlgit.policy import CONTENT_RULES, MESSAGE_RULES, evaluate
 from dlgit.policy.model import Change
 

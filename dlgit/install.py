@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from dlgit import __version__, branches, config, git, report
-from dlgit.branches import Branch, Kind
+from dlgit import __version__, config, git, model, report
 from dlgit.errors import UsageError
-from dlgit.policy.rules import MERGE_SOURCES
+from dlgit.model import MERGE_SOURCES, Branch, Kind
 
 HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push", "pre-receive")
 CLIENT_HOOKS = HOOKS[:4]  # pre-receive runs only on a server that receives pushes
@@ -351,7 +350,7 @@ def _branch_lines(settings: config.Settings) -> list[str]:
     if name is None:
         return ["HEAD is detached (no branch): commits here are not on any branch; branch rules are skipped",
                 f"  to keep work made here: git switch -c {settings.feature_prefix}NAME"]
-    branch = branches.parse(name, settings)
+    branch = model.parse_branch(name, settings)
     unborn = "" if git.rev("HEAD") else " — unborn: no commit yet (the first commit of a repository is allowed on main)"
     return [f"on {report.describe_branch(branch)}{unborn}", *(f"  {line}" for line in allowed_here(branch, settings))]
 

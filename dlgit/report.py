@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from dlgit.branches import Branch
+from dlgit.model import Branch
 from dlgit.policy import Violation
 from dlgit.policy.shell import escape, is_plain
 

@@ -44,7 +44,7 @@ def test_defaults_match_the_spec() -> None:
     assert (s.feature_prefix, s.hotfix_prefix, s.task_prefix, s.debug_prefix) == ("feature-", "hotfix-", "task-", "debug-")
     assert (s.hotfix_max_files, s.hotfix_max_lines, s.large_file_max_bytes) == (5, 50, 5 * 2**20)
     assert {"*.pt", "*.pth", "*.ckpt", "*.safetensors", "*.h5", "*.onnx", "*.npy", "*.npz", "*.pkl"} <= set(s.large_file_patterns)
-    assert s.commit_types == ("feat", "fix", "docs", "style", "refactor", "test", "chore", "task")
+    assert s.commit_types == ("feat", "fix", "docs", "style", "refactor", "test", "chore", "build", "ci", "perf", "revert", "task")
     assert s.required_keys == ("VERSION", "DEBUG", "RESUME", "TRAIN", "TEST", "MODEL_PATH", "RANDOM_SEED")
     assert (s.tasks_dir, s.template_config, s.extra_allowed, s.disabled_rules) == ("tasks", "tasks/main/config.yaml", (), ())
 

@@ -14,7 +14,7 @@ from conftest import Repo
 from histories import NEW_TASK, bump, commit, merge, task_config
 
 from dlgit import config
-from dlgit.branches import parse
+from dlgit.model import parse_branch as parse
 from dlgit.policy import Change, Entry, Merge, evaluate
 from dlgit.policy.model import Committed, SquashEvidence
 

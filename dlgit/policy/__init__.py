@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from dlgit.config import Settings
 from dlgit.policy.model import Change, Entry, Merge, Rule, Violation
-from dlgit.policy.rules import RULES, squash_trailer, version_bump
+from dlgit.policy.rules import RULES, version_bump
 
 # Which rules judge a commit's content, and which judge its message.
 CONTENT_RULES = ("branch-name", "main-protected", "merge-direction", "task-scope", "hotfix-size",
@@ -24,4 +24,4 @@ def evaluate(change: Change, settings: Settings, rule_ids: Iterable[str] = RULES
 
 
 __all__ = ["CONTENT_RULES", "MESSAGE_RULES", "RULES", "Change", "Entry", "Merge", "Rule", "Violation",
-           "evaluate", "squash_trailer", "version_bump"]
+           "evaluate", "version_bump"]

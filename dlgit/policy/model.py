@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from dlgit.branches import Branch
 from dlgit.config import Settings
-
-SQUASH_TRAILER = "Squashed-from"  # the trailer a squash onto main carries: <branch>@<full sha>
+from dlgit.model import Branch
 
 
 class Entry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed path of a whole history

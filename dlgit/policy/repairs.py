@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dlgit.branches import Kind
 from dlgit.config import Settings
-from dlgit.policy.model import SQUASH_TRAILER, Change
+from dlgit.model import SQUASH_TRAILER, Kind
+from dlgit.policy.model import Change
 from dlgit.policy.shell import quote
 
 _TODO = {  # action -> what to change in `git rebase -i`'s todo list: (for a commit, for a merge)

@@ -10,9 +10,25 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from dlgit.branches import NAME_FORMATS, SEMVER, Branch, Kind, slugify
 from dlgit.config import Settings
-from dlgit.policy.model import SQUASH_TRAILER, Change, Merge, Rule, Violation
+from dlgit.model import (
+    MERGE_SOURCES,
+    NAME_FORMATS,
+    SEMVER,
+    SQUASH_SOURCES_INTO_MAIN,
+    Branch,
+    Kind,
+    is_git_own_message,
+    parse_branch,
+    parse_bump_subject,
+    parse_squash_trailer,
+    parse_subject,
+    slugify,
+    squash_trailer,
+    version_key,
+    version_line_of,
+)
+from dlgit.policy.model import Change, Merge, Rule, Violation
 from dlgit.policy.repairs import pushed, repair, squash_again
 from dlgit.policy.shell import quote
 
@@ -28,19 +44,6 @@ def rule(rule_id: str, statement: str, why: str) -> Callable[[CheckFn], CheckFn]
         return check
 
     return register
-
-
-# --- which merges are allowed: target kind -> source kinds (SPEC §2) ---------------------------
-MERGE_SOURCES: dict[Kind, frozenset[Kind]] = {
-    Kind.MAIN: frozenset({Kind.DEV, Kind.HOTFIX, Kind.TASK}),
-    Kind.DEV: frozenset({Kind.MAIN, Kind.FEATURE, Kind.HOTFIX, Kind.TASK, Kind.EXTRA}),
-    Kind.FEATURE: frozenset({Kind.DEV, Kind.FEATURE, Kind.EXTRA}),
-    Kind.HOTFIX: frozenset({Kind.MAIN}),
-    Kind.TASK: frozenset({Kind.MAIN, Kind.TASK}),
-    Kind.DEBUG: frozenset({Kind.MAIN, Kind.DEV, Kind.FEATURE, Kind.HOTFIX}),
-    Kind.EXTRA: frozenset({Kind.MAIN, Kind.DEV, Kind.FEATURE, Kind.HOTFIX, Kind.TASK, Kind.EXTRA}),
-}
-SQUASH_SOURCES_INTO_MAIN = frozenset({Kind.DEV, Kind.HOTFIX})
 
 
 def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
@@ -59,31 +62,9 @@ def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
     differing = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
     if len(differing) != 1:
         return None
-    old, new = (_version_line(line) for line in differing[0])
-    if old and new and _semver_key(new) > _semver_key(old):
+    old, new = (version_line_of(line) for line in differing[0])
+    if old and new and version_key(new) > version_key(old):
         return old, new
-    return None
-
-
-_VERSION_LINE = rf"""^VERSION:\s*(['"]?)({SEMVER})\1\s*(#.*)?$"""  # patterns compile on first use
-
-
-def _version_line(line: str) -> str | None:
-    match = re.match(_VERSION_LINE, line)
-    return match.group(2) if match else None
-
-
-def _semver_key(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
-
-
-def squash_trailer(message: str) -> tuple[str, str] | None:
-    """(branch, sha) from a `Squashed-from: <branch>@<sha>` trailer in the last paragraph."""
-    last = message.strip().split("\n\n")[-1]
-    for line in last.splitlines():
-        match = re.match(rf"^{SQUASH_TRAILER}:\s*(\S+)@([0-9a-f]{{40}}|[0-9a-f]{{64}})\s*$", line)
-        if match:
-            return match.group(1), match.group(2)
     return None
 
 
@@ -128,9 +109,9 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
     merge = change.merge
     if merge is not None and merge.squash:
         if change.message is not None and merge.sha and merge.source and merge.source.kind in SQUASH_SOURCES_INTO_MAIN:
-            trailer = squash_trailer(change.message)
+            trailer = parse_squash_trailer(change.message)
             if trailer is None or not merge.sha.startswith(trailer[1]) or trailer[0] != merge.source.name:
-                expected = f"{SQUASH_TRAILER}: {merge.source.name}@{merge.sha}"
+                expected = squash_trailer(merge.source.name, merge.sha)
                 if change.commit is None:
                     fix = [f'git commit --trailer "{expected}"   # keep your message, add the trailer']
                 else:
@@ -174,7 +155,7 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
     evidence, merge = change.squash_evidence, change.merge
     if evidence is None or merge is None:
         return
-    named = f"{SQUASH_TRAILER}: {merge.label}@{merge.sha}"
+    named = squash_trailer(merge.label, merge.sha or "")
     again = squash_again(merge.label)
     redo = [*repair(change, settings, "drop"), again] if change.commit else [f"git reset --merge && {again}"]
     this = RULES["main-protected"]
@@ -339,14 +320,6 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
-_GIT_OWN_MESSAGE = r"^(Merge (branch|branches|remote-tracking branch|tag|commit|pull request) |Revert \"|(fixup|squash|amend)! )"
-_BUMP_MESSAGE = r"^bump: version (\S+) (?:→|->) (\S+)"
-
-
-@functools.lru_cache(maxsize=8)
-def _conventional(types: tuple[str, ...]) -> re.Pattern[str]:
-    """`<type>[(scope)][!]: <subject>` for the configured types (compiled once: `dlgit check` asks per commit)."""
-    return re.compile(rf"^({'|'.join(re.escape(t) for t in types)})(\([^()\s]+\))?!?: \S")
 
 
 @rule(
@@ -361,15 +334,15 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     if not message or not message.strip():
         return
     subject = message.strip().splitlines()[0]
-    if _conventional(settings.commit_types).match(subject):
+    if parse_subject(subject, settings.commit_types):
         return
     on_main = change.branch is not None and change.branch.kind is Kind.MAIN
-    if not on_main and re.match(_GIT_OWN_MESSAGE, subject):
+    if not on_main and is_git_own_message(subject):
         return
-    bump = re.match(_BUMP_MESSAGE, subject)
-    if bump and version_bump(change, settings) == (bump.group(1), bump.group(2)):  # and it says which versions
+    bump = parse_bump_subject(subject)
+    if bump and version_bump(change, settings) == bump:  # and it says which versions
         return
-    hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and re.match(_GIT_OWN_MESSAGE, subject) else ""
+    hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and is_git_own_message(subject) else ""
     example, others = '"feat: add a data loader"', "or fix:, docs:, task:, refactor(model)!: ..."
     if change.commit is None:
         fix = [f"git commit -m {example}   # {others}",
@@ -505,8 +478,6 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
     "does not match the core version in the branch name makes the recorded result meaningless.",
 )
 def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
-    from dlgit.branches import parse as parse_branch
-
     for path, text in change.configs:
         folder = path.split("/")[-2]
         problems = config_problems(text, parse_branch(folder, settings), settings)

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dlgit import branches, config
-from dlgit.branches import Kind
+from dlgit import config, model
 from dlgit.config import Settings
+from dlgit.model import Kind
 
 S = Settings()
 
@@ -27,14 +27,14 @@ S = Settings()
     ],
 )
 def test_known_kinds(name: str, kind: Kind) -> None:
-    branch = branches.parse(name, S)
+    branch = model.parse_branch(name, S)
     assert branch.kind is kind and branch.valid and branch.problem is None
 
 
 def test_task_fields() -> None:
-    branch = branches.parse("task-0.1.0-20261128T062233-lr0.01-bs64", S)
+    branch = model.parse_branch("task-0.1.0-20261128T062233-lr0.01-bs64", S)
     assert (branch.version, branch.time, branch.desc) == ("0.1.0", "20261128T062233", "lr0.01-bs64")
-    assert branches.parse("feature-x", S).desc == "x"
+    assert model.parse_branch("feature-x", S).desc == "x"
 
 
 @pytest.mark.parametrize(
@@ -61,40 +61,40 @@ def test_task_fields() -> None:
     ],
 )
 def test_malformed_names(name: str, problem: str) -> None:
-    branch = branches.parse(name, S)
+    branch = model.parse_branch(name, S)
     assert branch.kind is Kind.UNKNOWN and not branch.valid
     assert problem in (branch.problem or "")
 
 
 def test_extra_allowed_patterns() -> None:
     settings = config.parse('branches:\n  extra_allowed: ["release/*", "feature-*"]\n')
-    assert branches.parse("release/1.0", settings).kind is Kind.EXTRA
-    assert branches.parse("release", settings).kind is Kind.UNKNOWN
-    assert branches.parse("feature-ok", settings).kind is Kind.FEATURE  # a well-formed name keeps its kind
-    assert branches.parse("feature-a/b", settings).kind is Kind.EXTRA  # malformed, but explicitly allowed
-    assert branches.parse("release/1.0", S).kind is Kind.UNKNOWN
+    assert model.parse_branch("release/1.0", settings).kind is Kind.EXTRA
+    assert model.parse_branch("release", settings).kind is Kind.UNKNOWN
+    assert model.parse_branch("feature-ok", settings).kind is Kind.FEATURE  # a well-formed name keeps its kind
+    assert model.parse_branch("feature-a/b", settings).kind is Kind.EXTRA  # malformed, but explicitly allowed
+    assert model.parse_branch("release/1.0", S).kind is Kind.UNKNOWN
 
 
 def test_custom_names_and_prefixes() -> None:
     settings = config.parse("branches:\n  main: master\n  dev: develop\n  prefixes: {feature: feat/, task: exp-}\n")
-    assert branches.parse("master", settings).kind is Kind.MAIN
-    assert branches.parse("develop", settings).kind is Kind.DEV
-    assert branches.parse("main", settings).kind is Kind.UNKNOWN
-    assert branches.parse("feat/loader", settings).kind is Kind.FEATURE
-    assert branches.parse("exp-0.1.0-20261128T062233-lr", settings).kind is Kind.TASK
-    assert branches.parse("task-0.1.0-20261128T062233-lr", settings).kind is Kind.UNKNOWN
+    assert model.parse_branch("master", settings).kind is Kind.MAIN
+    assert model.parse_branch("develop", settings).kind is Kind.DEV
+    assert model.parse_branch("main", settings).kind is Kind.UNKNOWN
+    assert model.parse_branch("feat/loader", settings).kind is Kind.FEATURE
+    assert model.parse_branch("exp-0.1.0-20261128T062233-lr", settings).kind is Kind.TASK
+    assert model.parse_branch("task-0.1.0-20261128T062233-lr", settings).kind is Kind.UNKNOWN
 
 
 def test_run_branch_name_round_trip() -> None:
     when = datetime(2026, 11, 28, 6, 22, 33, tzinfo=timezone.utc)
-    name = branches.run_branch_name(Kind.TASK, "0.1.0", "lr0.01", S, when)
+    name = model.run_branch_name(Kind.TASK, "0.1.0", "lr0.01", S, when)
     assert name == "task-0.1.0-20261128T062233-lr0.01"
-    parsed = branches.parse(name, S)
+    parsed = model.parse_branch(name, S)
     assert (parsed.kind, parsed.version, parsed.time, parsed.desc) == (Kind.TASK, "0.1.0", "20261128T062233", "lr0.01")
-    debug = branches.run_branch_name(Kind.DEBUG, "1.2.3", branches.slugify("tiny set"), S, when)
-    assert debug == "debug-1.2.3-20261128T062233-tiny-set" and branches.parse(debug, S).kind is Kind.DEBUG
-    now = branches.run_branch_name(Kind.TASK, "0.1.0", "x", S)
-    assert branches.parse(now, S).kind is Kind.TASK
+    debug = model.run_branch_name(Kind.DEBUG, "1.2.3", model.slugify("tiny set"), S, when)
+    assert debug == "debug-1.2.3-20261128T062233-tiny-set" and model.parse_branch(debug, S).kind is Kind.DEBUG
+    now = model.run_branch_name(Kind.TASK, "0.1.0", "x", S)
+    assert model.parse_branch(now, S).kind is Kind.TASK
 
 
 @pytest.mark.parametrize(
@@ -109,6 +109,6 @@ def test_run_branch_name_round_trip() -> None:
     ],
 )
 def test_slugify(text: str, slug: str) -> None:
-    assert branches.slugify(text) == slug
+    assert model.slugify(text) == slug
     if slug:
-        assert branches.parse(f"task-0.1.0-20261128T062233-{slug}", S).kind is Kind.TASK
+        assert model.parse_branch(f"task-0.1.0-20261128T062233-{slug}", S).kind is Kind.TASK
