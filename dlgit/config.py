@@ -10,6 +10,10 @@ tasks:
   dir: tasks
   template: main                    # tasks/<template>/ is copied for each task
   required_keys: [VERSION, DEBUG, RESUME, TRAIN, TEST, MODEL_PATH, RANDOM_SEED]
+  entry: train.py                   # what `dlgit run` runs in the task folder
+  python: null                      # the interpreter for it (null: the one dlgit runs under)
+  outputs: [logs, runs, outputs, checkpoints]   # folders start-task leaves out of a copy
+  metrics: [metrics.json, metrics.yaml]          # where `dlgit tasks` finds a run's metrics
 hotfix: {max_files: 5, max_lines: 50}
 large_files:
   max_bytes: 5242880
@@ -51,6 +55,10 @@ class Settings(NamedTuple):
     tasks_dir: str = "tasks"
     template: str = "main"
     required_keys: tuple[str, ...] = DEFAULT_REQUIRED_KEYS
+    task_entry: str = "train.py"
+    task_python: str | None = None  # None: the interpreter dlgit runs under
+    task_outputs: tuple[str, ...] = ("logs", "runs", "outputs", "checkpoints")
+    task_metrics: tuple[str, ...] = ("metrics.json", "metrics.yaml")
     hotfix_max_files: int = 5
     hotfix_max_lines: int = 50
     large_file_max_bytes: int = 5 * 1024 * 1024
@@ -92,6 +100,10 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("tasks", "dir"): ("tasks_dir", str, "a folder name"),
     ("tasks", "template"): ("template", str, "a folder name under the tasks folder"),
     ("tasks", "required_keys"): ("required_keys", list, "a list of config.yaml keys"),
+    ("tasks", "entry"): ("task_entry", str, "a script path inside the task folder"),
+    ("tasks", "python"): ("task_python", str, "an interpreter command, or null for dlgit's own"),
+    ("tasks", "outputs"): ("task_outputs", list, "a list of folder names"),
+    ("tasks", "metrics"): ("task_metrics", list, "a list of file paths inside the task folder"),
     ("hotfix", "max_files"): ("hotfix_max_files", int, "a whole number of files"),
     ("hotfix", "max_lines"): ("hotfix_max_lines", int, "a whole number of changed lines"),
     ("large_files", "max_bytes"): ("large_file_max_bytes", int, "a size in bytes"),
@@ -99,6 +111,7 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("commit", "types"): ("commit_types", list, "a list of commit types"),
     ("rules", "disable"): ("disabled_rules", list, "a list of rule ids"),
 }
+_DEFAULTS = Settings()
 _SECTIONS = {path[: i + 1] for path in _SCHEMA for i in range(len(path) - 1)}
 
 
@@ -138,8 +151,9 @@ def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any])
             _walk(value_node, key_path, source, values)
         elif key_path in _SCHEMA:
             name, kind, description = _SCHEMA[key_path]
-            values[name] = _value(value_node, kind, description, ".".join(key_path), source)
-            for value in values[name] if kind is list else [values[name]]:
+            nullable = getattr(_DEFAULTS, name) is None  # keys whose default is null accept null
+            values[name] = _value(value_node, kind, description, ".".join(key_path), source, nullable)
+            for value in values[name] if kind is list else [values[name]] if values[name] is not None else []:
                 _check_name(name, value, ".".join(key_path), source, value_node)
             if name == "disabled_rules":
                 _check_rule_ids(values[name], value_node, source)
@@ -156,7 +170,7 @@ def _check_rule_ids(ids: tuple[str, ...], node: Any, source: str) -> None:
         raise _fail(source, node, f"'rules.disable' names unknown rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
 
 
-def _value(node: Any, kind: type, description: str, key: str, source: str) -> Any:
+def _value(node: Any, kind: type, description: str, key: str, source: str, nullable: bool = False) -> Any:
     import yaml
 
     loader = yaml.SafeLoader("")
@@ -172,6 +186,8 @@ def _value(node: Any, kind: type, description: str, key: str, source: str) -> An
         return tuple(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
+    if value is None and nullable:
+        return None
     if kind is str and (not isinstance(value, str) or not value.strip()):
         raise _fail(source, node, f"'{key}' must be {description}, not {value!r}")
     return value
@@ -219,7 +235,7 @@ def describe_defaults() -> str:
     lines = []
     for key_path, (name, _, description) in _SCHEMA.items():
         value = getattr(defaults, name)
-        shown = "[" + ", ".join(value) + "]" if isinstance(value, tuple) else value
+        shown = "[" + ", ".join(value) + "]" if isinstance(value, tuple) else "null" if value is None else value
         lines.append(f"  {'.'.join(key_path)}: {shown}  ({description})")
     return "\n".join(lines)
 
