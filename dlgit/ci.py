@@ -20,8 +20,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dlgit import __version__, git
+from dlgit import __version__
 from dlgit.errors import UsageError
+from dlgit.git import Git
 
 MARKER = "# dlgit-managed CI job"
 INSTALL = f'python -m pip install "dlgit=={__version__}"'
@@ -119,7 +120,7 @@ def main(provider: str, write: bool) -> int:
     if not write:
         sys.stdout.write(text)
         return 0
-    toplevel = git.repo_info().toplevel
+    toplevel = Git.open().root
     if toplevel is None:
         raise UsageError("`dlgit ci --write` needs a work tree; in a bare repository print the job and commit it elsewhere.")
     target = toplevel / PATHS[provider]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from dlgit.errors import UsageError
+from dlgit.model import RULE_IDS
 
 CONFIG_FILE = ".dlgit.yaml"
 
@@ -163,11 +164,10 @@ def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any])
 
 
 def _check_rule_ids(ids: tuple[str, ...], node: Any, source: str) -> None:
-    from dlgit.policy.rules import RULES  # a typo must not leave a rule silently on
-
-    unknown = [rule_id for rule_id in ids if rule_id not in RULES]
+    """A typo must not leave a rule silently on."""
+    unknown = [rule_id for rule_id in ids if rule_id not in RULE_IDS]
     if unknown:
-        raise _fail(source, node, f"'rules.disable' names unknown rule(s) {', '.join(unknown)} (known: {', '.join(RULES)})")
+        raise _fail(source, node, f"'rules.disable' names unknown rule(s) {', '.join(unknown)} (known: {', '.join(RULE_IDS)})")
 
 
 def _value(node: Any, kind: type, description: str, key: str, source: str, nullable: bool = False) -> Any:

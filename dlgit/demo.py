@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlgit import git
+from dlgit.git import Git
 from dlgit.report import paint, use_color
 
 HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg")
@@ -115,7 +115,7 @@ class Demo:
     def git(self, *args: str, blocked: str | None = None, quiet: bool = False) -> subprocess.CompletedProcess[bytes]:
         """Run and print one git command; `blocked` names the rule that must stop it."""
         self.say(paint("$ " + shlex.join(["git", *args]), "bold", self.color))
-        proc = git.run(*args, cwd=self.root, check=False)
+        proc = Git(self.root).run(*args, check=False)
         output = (proc.stdout + proc.stderr).decode("utf-8", "replace").rstrip()
         if output and not quiet:
             self.say("\n".join("    " + line for line in output.splitlines()))
@@ -140,7 +140,7 @@ class Demo:
 
 
 def install_hooks(root: Path) -> list[Path]:
-    hooks_dir = git.git_path("hooks", cwd=root)
+    hooks_dir = Git(root).git_path("hooks")
     hooks_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in HOOKS:

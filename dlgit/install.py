@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from dlgit import __version__, config, git, model, report
+from dlgit import __version__, config, model, report
 from dlgit.errors import UsageError
+from dlgit.git import Git, GitError
 from dlgit.model import MERGE_SOURCES, Branch, Kind
 
 HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push", "pre-receive")
@@ -116,7 +117,7 @@ def classify(path: Path) -> State:
 class Setup:
     """Where hooks go in this repository and whether the pre-commit framework runs them."""
 
-    info: git.RepoInfo
+    repo: Git
     hooks_dir: Path
     framework_config: Path | None  # .pre-commit-config.yaml, when it exists
     framework_scripts: tuple[str, ...]  # hook types whose script the framework generated
@@ -133,12 +134,12 @@ class Setup:
 
 
 def inspect() -> Setup:
-    info = git.repo_info()
-    hooks_dir = git.git_path("hooks")
-    candidate = info.toplevel / FRAMEWORK_CONFIG if info.toplevel else None
+    repo = Git.open()
+    hooks_dir = repo.git_path("hooks")
+    candidate = repo.root / FRAMEWORK_CONFIG if repo.root else None
     found = candidate if candidate is not None and candidate.is_file() else None
     scripts = tuple(name for name in CLIENT_HOOKS if is_framework_script(hooks_dir / name))
-    return Setup(info, hooks_dir, found, scripts)
+    return Setup(repo, hooks_dir, found, scripts)
 
 
 # --- the pre-commit framework ----------------------------------------------------------------
@@ -149,11 +150,11 @@ def _hook_repo() -> tuple[str, str]:
     install), else the project URL of the installed package at the release tag."""
     package = Path(__file__).resolve().parent
     try:
-        top = git.repo_info(package.parent).toplevel
-    except (UsageError, git.GitError):
+        top = Git.open(package.parent).root
+    except (UsageError, GitError):
         top = None
     if top is not None and (top / ".pre-commit-hooks.yaml").is_file() and top.resolve() / "dlgit" == package:
-        sha = git.rev("HEAD", top)
+        sha = Git(top).rev("HEAD")
         if sha:
             return str(top), sha
     return _project_url(), f"v{__version__}"
@@ -197,7 +198,7 @@ def framework_instructions(setup: Setup) -> str:
         "",
         "  (or put `default_install_hook_types: [pre-commit, pre-merge-commit, commit-msg, pre-push]`",
         "  at the top of .pre-commit-config.yaml so that a plain `pre-commit install` does it)",
-        *_hooks_path_note(),
+        *_hooks_path_note(setup.repo),
         "",
         "Note: under the framework the pre-push hook sees only the first ref of a push (pre-commit",
         "issue #1908): `git push origin main dev` checks main only. To check every pushed ref, leave",
@@ -207,8 +208,8 @@ def framework_instructions(setup: Setup) -> str:
     ])
 
 
-def _hooks_path_note() -> list[str]:
-    if not git.config_get("core.hooksPath"):
+def _hooks_path_note(repo: Git) -> list[str]:
+    if not repo.config_get("core.hooksPath"):
         return []
     return ["", "pre-commit refuses to install while core.hooksPath is set; first run: git config --unset-all core.hooksPath"]
 
@@ -345,13 +346,13 @@ def allowed_here(branch: Branch, settings: config.Settings) -> list[str]:
     ]
 
 
-def _branch_lines(settings: config.Settings) -> list[str]:
-    name = git.current_branch()
+def _branch_lines(repo: Git, settings: config.Settings) -> list[str]:
+    name = repo.current_branch()
     if name is None:
         return ["HEAD is detached (no branch): commits here are not on any branch; branch rules are skipped",
                 f"  to keep work made here: git switch -c {settings.feature_prefix}NAME"]
     branch = model.parse_branch(name, settings)
-    unborn = "" if git.rev("HEAD") else " — unborn: no commit yet (the first commit of a repository is allowed on main)"
+    unborn = "" if repo.rev("HEAD") else " — unborn: no commit yet (the first commit of a repository is allowed on main)"
     return [f"on {report.describe_branch(branch)}{unborn}", *(f"  {line}" for line in allowed_here(branch, settings))]
 
 
@@ -399,7 +400,7 @@ def _framework_fixes(setup: Setup, broken: list[HookLine], configured: set[str])
     to_install = tuple(line.name for line in broken if line.state is not State.FRAMEWORK)
     if to_install:
         fixes.append(framework_install_command(to_install))
-    fixes += [line for line in _hooks_path_note() if line]
+    fixes += [line for line in _hooks_path_note(setup.repo) if line]
     return fixes
 
 
@@ -413,12 +414,12 @@ def _pitfall(lines: list[HookLine]) -> list[str]:
 
 def status() -> int:
     setup = inspect()
-    settings = config.load(setup.info.toplevel)
+    settings = config.load(setup.repo.root)
     color = report.use_color(sys.stdout)
     configured = _configured_ids(setup)
     lines = [_hook_line(setup, name, configured) for name in CLIENT_HOOKS]
     mode = f"pre-commit framework ({setup.framework_reason})" if setup.uses_framework else "dlgit's own hook scripts"
-    out = [report.paint("branch", "bold", color), *_branch_lines(settings), "", report.paint("hooks", "bold", color),
+    out = [report.paint("branch", "bold", color), *_branch_lines(setup.repo, settings), "", report.paint("hooks", "bold", color),
            f"  folder: {setup.hooks_dir}", f"  set-up: {mode}"]
     for line in lines:
         shown = report.paint(line.state.value, "green" if line.covered else "red", color)

@@ -14,10 +14,14 @@ import re
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
-from dlgit.config import Settings
-
 if TYPE_CHECKING:
     from datetime import datetime
+
+    from dlgit.config import Settings
+
+# The rules of SPEC §4 by their stable ids (dlgit.policy.rules registers one function for each).
+RULE_IDS = ("branch-name", "main-protected", "merge-direction", "task-scope", "hotfix-size", "commit-message", "large-file",
+            "task-config", "no-debug-on-main", "history-rewrite", "release-tag")
 
 # ASCII classes only: `\d` would accept other scripts' digits (`２０２６` is no UTC time).
 DIGIT = "[0-9]"

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from dlgit.model import Branch
 from dlgit.policy import Violation
-from dlgit.policy.shell import escape, is_plain
+from dlgit.shell import escape, is_plain
 
 _CODES = {"red": "31", "yellow": "33", "bold": "1", "dim": "2", "green": "32"}
 

@@ -25,6 +25,7 @@ TEMPLATE_CONFIG = (
     "RANDOM_SEED: 42\n"
     "lr: 0.01\n"
 )
+TASK = "task-0.1.0-20260101T000000-lr0.01"
 HOOK_SCRIPT = '#!/bin/sh\n# dlgit-managed hook\nexec dlgit hook {name} "$@"\n'
 DIRECT_HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg")
 
@@ -127,3 +128,44 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
     r.git("branch", "dev")
     r.install_direct_hooks()
     yield r
+
+
+# --- shared assertions and scenes ----------------------------------------------------------------
+
+
+def assert_blocked(proc: subprocess.CompletedProcess[str], rule: str, *items: str, fix: str = "fix:") -> None:
+    """Exit 1 and stderr naming the rule, every offending item and a fix."""
+    assert proc.returncode == 1, proc.stderr
+    assert f"✗ {rule}:" in proc.stderr, proc.stderr
+    for item in items:
+        assert item in proc.stderr, (item, proc.stderr)
+    assert fix in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def assert_allowed(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, proc.stderr
+    assert "blocked" not in proc.stderr, proc.stderr
+
+
+def assert_usage_error(proc: subprocess.CompletedProcess[str], *texts: str) -> None:
+    """Exit 2 and one paragraph starting `dlgit: error:`, no traceback."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("dlgit: error: ") and "\n\n" not in proc.stderr.strip(), proc.stderr
+    for text in texts:
+        assert text in proc.stderr, (text, proc.stderr)
+
+
+def setup_commit(repo: Repo, message: str, *paths: str) -> None:
+    """A commit that only prepares a scene (hooks skipped: faster, and not what is tested)."""
+    repo.commit(message, *paths, extra=("--no-verify",))
+
+
+def start_task(repo: Repo, name: str = TASK) -> str:
+    """A task branch from main with its folder copied from the template, committed."""
+    repo.git("switch", "-q", "-c", name, "main")
+    repo.write(f"tasks/{name}/config.yaml", TEMPLATE_CONFIG)
+    repo.write(f"tasks/{name}/train.py", "print('train')\n")
+    setup_commit(repo, "task: start", f"tasks/{name}")
+    return name

@@ -23,7 +23,7 @@ def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
 
     def run(repo: Repo, *args: str) -> tuple[int, str]:
         monkeypatch.chdir(repo.path)
-        code = cli.run(["check", *args])
+        code = cli.main(["check", *args])
         captured = capsys.readouterr()
         return code, captured.out + captured.err
 

@@ -19,7 +19,7 @@ ZERO = "0" * 40
 
 
 def _generated(provider: str, capsys: pytest.CaptureFixture[str]) -> Any:
-    assert cli.run(["ci", provider]) == 0
+    assert cli.main(["ci", provider]) == 0
     return yaml.safe_load(capsys.readouterr().out)
 
 
@@ -44,14 +44,14 @@ def test_templates_parse_install_dlgit_and_run_check(capsys: pytest.CaptureFixtu
 def test_write_creates_the_file_and_never_clobbers_a_foreign_one(repo: Repo, monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(repo.path)
-    assert cli.run(["ci", "github", "--write"]) == 0
+    assert cli.main(["ci", "github", "--write"]) == 0
     workflow = repo.path / ".github/workflows/dlgit.yml"
     assert yaml.safe_load(workflow.read_text())["name"] == "dlgit check"
-    assert cli.run(["ci", "github", "--write"]) == 0  # ours: regenerated
+    assert cli.main(["ci", "github", "--write"]) == 0  # ours: regenerated
     workflow.write_text("name: mine\n")
-    assert cli.run(["ci", "github", "--write"]) == 2 and workflow.read_text() == "name: mine\n"
+    assert cli.main(["ci", "github", "--write"]) == 2 and workflow.read_text() == "name: mine\n"
     (repo.path / ".gitlab-ci.yml").write_text("test:\n  script: [true]\n")
-    assert cli.run(["ci", "gitlab", "--write"]) == 0
+    assert cli.main(["ci", "gitlab", "--write"]) == 0
     assert "local: .gitlab/dlgit.gitlab-ci.yml" in capsys.readouterr().out
     assert "dlgit-check" in yaml.safe_load((repo.path / ".gitlab/dlgit.gitlab-ci.yml").read_text())
 

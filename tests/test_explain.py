@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlgit import config
-from dlgit.cli import run
-from dlgit.explain import CHECKED_AT, RULE_SETTINGS
+from dlgit.cli import main as run
 from dlgit.policy.rules import RULES
 
 
@@ -22,7 +21,7 @@ def test_one_rule_gives_statement_why_where_checked_and_settings(capsys: pytest.
     rule = RULES["hotfix-size"]
     assert out.startswith(f"hotfix-size: {rule.statement}")
     assert " ".join(rule.why.split()) in " ".join(out.replace("why:", "").split())
-    assert "checked at: pre-commit, dlgit check" in out
+    assert "checked at: pre-commit, pre-merge-commit, pre-push, pre-receive, dlgit check" in out
     assert "hotfix.max_files" in out and "rules: {disable: [hotfix-size]}" in out
 
 
@@ -39,5 +38,5 @@ def test_unknown_rule_is_a_usage_error_naming_the_known_ones(capsys: pytest.Capt
 
 def test_every_rule_has_a_checkpoint_and_real_setting_keys() -> None:
     known = config.describe_defaults()
-    assert set(CHECKED_AT) == set(RULES) == set(RULE_SETTINGS)
-    assert all(f"  {key}: " in known for keys in RULE_SETTINGS.values() for key in keys)
+    assert all(rule.stages for rule in RULES.values())
+    assert all(f"  {key}: " in known for rule in RULES.values() for key in rule.settings)

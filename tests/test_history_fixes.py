@@ -16,7 +16,7 @@ from histories import NEW_TASK, bump, commit, merge, task_config
 from dlgit import config
 from dlgit.model import parse_branch as parse
 from dlgit.policy import Change, Entry, Merge, evaluate
-from dlgit.policy.model import Committed, SquashEvidence
+from dlgit.policy.change import Committed, SquashEvidence
 
 HOOK_ONLY = ("git merge --abort", "git reset --merge", "git restore --staged --", "COMMIT_EDITMSG", "git stash", "then commit again")
 

@@ -9,42 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_CONFIG, Repo, make_repo
-
-TASK = "task-0.1.0-20260101T000000-lr0.01"
-
-
-def assert_blocked(proc: subprocess.CompletedProcess[str], rule: str, *items: str) -> None:
-    assert proc.returncode == 1, proc.stderr
-    assert f"✗ {rule}:" in proc.stderr, proc.stderr
-    for item in items:
-        assert item in proc.stderr, (item, proc.stderr)
-    assert "fix:" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-
-
-def assert_allowed(proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, proc.stderr
-    assert "blocked" not in proc.stderr, proc.stderr
-
-
-def assert_usage_error(proc: subprocess.CompletedProcess[str], *texts: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.stderr.startswith("dlgit: error: ") and "\n\n" not in proc.stderr.strip(), proc.stderr
-    for text in texts:
-        assert text in proc.stderr, (text, proc.stderr)
-
-
-def setup_commit(repo: Repo, message: str, *paths: str) -> None:
-    """A commit that only prepares a scene (hooks skipped)."""
-    repo.commit(message, *paths, extra=("--no-verify",))
-
-
-def start_task(repo: Repo) -> None:
-    repo.git("switch", "-q", "-c", TASK, "main")
-    repo.write(f"tasks/{TASK}/config.yaml", TEMPLATE_CONFIG)
-    setup_commit(repo, "task: start")
-
+from conftest import (
+    TASK,
+    TEMPLATE_CONFIG,
+    Repo,
+    assert_allowed,
+    assert_blocked,
+    assert_usage_error,
+    make_repo,
+    setup_commit,
+    start_task,
+)
 
 # --- unborn branch -----------------------------------------------------------------------------
 
@@ -127,12 +102,12 @@ def test_message_only_amend_is_judged_on_the_whole_amended_commit(repo: Repo, op
 
 def test_repository_path_holding_a_newline(tmp_path: Path) -> None:
     """git names the repository line by line; such a path is asked for one question at a time."""
-    from dlgit import git
+    from dlgit.git import Git
 
     repo = make_repo(tmp_path / "two\nlines")
     repo.write("tasks/main/config.yaml", TEMPLATE_CONFIG)
     repo.commit("chore: initial layout")
-    info = git.repo_info(repo.path)
+    info = Git.open(repo.path).info
     assert (info.git_dir, info.toplevel, info.branch) == (repo.path / ".git", repo.path, "main")
     repo.install_direct_hooks()
     repo.git("switch", "-q", "-c", "feature-x")
@@ -149,7 +124,7 @@ def test_git_options_found_without_proc_too(repo: Repo) -> None:
     as no argument holds a space (ps joins them with spaces)."""
     probe = repo.write(".git/probe.py", (
         "import os\n"
-        "from dlgit import facts\n"
+        "from dlgit.git import ancestry as facts\n"
         "for ancestry in (facts._proc_ancestry, facts._ps_ancestry):\n"
         "    git = next(argv for argv in ancestry(os.getppid()) if os.path.basename(argv[0]) == b'git')\n"
         "    print(b' '.join(git[-4:]).decode())\n"
@@ -161,7 +136,7 @@ def test_git_options_found_without_proc_too(repo: Repo) -> None:
 @pytest.mark.skipif(shutil.which("ps") is None, reason="no ps on this machine")
 def test_ps_never_reads_a_message_as_options(repo: Repo) -> None:
     hook = repo.path / ".git" / "hooks" / "pre-commit"
-    hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -c 'import os; from dlgit import facts; "
+    hook.write_text(f"#!/bin/sh\nexec '{sys.executable}' -c 'import os; from dlgit.git import ancestry as facts; "
                     "print(next(a for a in facts._ps_ancestry(os.getppid()) if a[0].endswith(b\"git\")))' >&2\n")
     repo.git("switch", "-q", "dev")
     repo.write("model/x.py")
@@ -406,7 +381,7 @@ def test_comment_char_auto(repo: Repo, tmp_path: Path) -> None:
     ],
 )
 def test_clean_message(text: str, char: str, expected: str) -> None:
-    from dlgit.hooks import clean_message
+    from dlgit.git.message import clean_message
 
     assert clean_message(text, char) == expected
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from conftest import ROOT, TEMPLATE_CONFIG, Repo
@@ -137,7 +138,7 @@ def test_status_spots_the_plain_pre_commit_install_pitfall(bare_repo: Repo) -> N
     repo = bare_repo
     repo.write(".pre-commit-config.yaml", "repos:\n  - repo: x\n    rev: v1\n    hooks:\n      - id: dlgit-policy\n"
                "      - id: dlgit-commit-msg\n      - id: dlgit-pre-push\n")
-    subprocess.run(["pre-commit", "install"], cwd=repo.path, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo.path, check=True, capture_output=True)
     result = repo.dlgit("status")
     assert result.returncode == 0, result.stderr
     assert "pre-commit        pre-commit framework" in result.stdout and "plain `pre-commit install`" in result.stdout

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, TEMPLATE_CONFIG, Repo
 
 HOOK_TYPES = ("pre-commit", "pre-merge-commit", "commit-msg")
+PRE_COMMIT = [sys.executable, "-m", "pre_commit"]  # this interpreter's, whatever PATH says
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -49,7 +51,7 @@ def framework_config(tmp_path_factory: pytest.TempPathFactory) -> str:
     (warm / ".pre-commit-config.yaml").write_text(text)
     _run(["git", "init", "-q"], warm)
     # same store as conftest's per-test PRE_COMMIT_HOME; pip keeps the machine's own settings (real HOME)
-    _run(["pre-commit", "install-hooks"], warm, {"PRE_COMMIT_HOME": str(tmp_path_factory.getbasetemp() / "pre-commit-cache")})
+    _run([*PRE_COMMIT, "install-hooks"], warm, {"PRE_COMMIT_HOME": str(tmp_path_factory.getbasetemp() / "pre-commit-cache")})
     return text
 
 
@@ -58,7 +60,7 @@ def fw_repo(bare_repo: Repo, framework_config: str) -> Repo:
     """main (root commit with the config and template task) and dev; framework hooks installed."""
     repo = bare_repo
     repo.write(".pre-commit-config.yaml", framework_config)
-    _run(["pre-commit", "install", *(arg for hook in HOOK_TYPES for arg in ("-t", hook))], repo.path)
+    _run([*PRE_COMMIT, "install", *(arg for hook in HOOK_TYPES for arg in ("-t", hook))], repo.path)
     repo.write("tasks/main/config.yaml", TEMPLATE_CONFIG)
     repo.write("model/net.py", "NET = 1\n")
     repo.commit("chore: initial layout")

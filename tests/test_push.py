@@ -105,8 +105,8 @@ def test_pre_push_reads_every_ref_line(work: Repo, monkeypatch: pytest.MonkeyPat
     work.git("switch", "-q", "main")
     bad = commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
     old_main = work.head("origin/main")
-    assert push.pre_push("origin", "url", _lines((good, "refs/heads/feature-ok", ZERO))) == 0
-    assert push.pre_push("origin", "url", _lines((good, "refs/heads/feature-ok", ZERO), (bad, "refs/heads/main", old_main))) == 1
+    assert push.pre_push("origin", _lines((good, "refs/heads/feature-ok", ZERO))) == 0
+    assert push.pre_push("origin", _lines((good, "refs/heads/feature-ok", ZERO), (bad, "refs/heads/main", old_main))) == 1
     err = capsys.readouterr().err
     assert "push to refs/heads/main blocked" in err and "feature-ok" not in err
 
@@ -117,9 +117,9 @@ def test_new_branch_judges_only_commits_no_remote_ref_holds(work: Repo, monkeypa
     monkeypatch.chdir(work.path)
     work.git("switch", "-q", "-c", NEW_TASK, "main")
     tip = commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
-    assert push.pre_push("origin", "url", _lines((tip, f"refs/heads/{NEW_TASK}", ZERO))) == 0
+    assert push.pre_push("origin", _lines((tip, f"refs/heads/{NEW_TASK}", ZERO))) == 0
     outside = commit(work, "task: and the net", {"model/net.py": "NET = 8\n"})
-    assert push.pre_push("origin", "url", _lines((outside, f"refs/heads/{NEW_TASK}", ZERO))) == 1
+    assert push.pre_push("origin", _lines((outside, f"refs/heads/{NEW_TASK}", ZERO))) == 1
 
 
 def test_pre_commit_framework_variables_describe_the_first_ref(work: Repo, monkeypatch: pytest.MonkeyPatch,
@@ -131,8 +131,8 @@ def test_pre_commit_framework_variables_describe_the_first_ref(work: Repo, monke
     monkeypatch.setenv("PRE_COMMIT_LOCAL_BRANCH", "refs/heads/main")
     monkeypatch.setenv("PRE_COMMIT_REMOTE_BRANCH", "refs/heads/main")
     monkeypatch.setenv("PRE_COMMIT_REMOTE_NAME", "origin")
-    assert push.pre_push(None, None, io.StringIO("")) == 1
+    assert push.pre_push(None, io.StringIO("")) == 1
     err = capsys.readouterr().err
     assert "main-protected" in err and "pre-commit#1908" in err and "dlgit install" in err
     # real stdin lines win over the variables
-    assert push.pre_push("origin", "url", _lines((work.head("origin/dev"), "refs/heads/dev", work.head("origin/dev")))) == 0
+    assert push.pre_push("origin", _lines((work.head("origin/dev"), "refs/heads/dev", work.head("origin/dev")))) == 0

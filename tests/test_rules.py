@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_CONFIG, Repo
+from conftest import TEMPLATE_CONFIG, Repo, assert_allowed, assert_blocked, setup_commit, start_task
 
-TASK = "task-0.1.0-20260101T000000-lr0.01"
 DEBUG = "debug-0.1.0-20260101T000000-tiny"
-
-
-def assert_blocked(proc: subprocess.CompletedProcess[str], rule: str, *items: str, fix: str = "fix:") -> None:
-    """Exit 1 and stderr naming the rule, every offending item and a fix."""
-    assert proc.returncode == 1, proc.stderr
-    assert f"✗ {rule}:" in proc.stderr, proc.stderr
-    for item in items:
-        assert item in proc.stderr, (item, proc.stderr)
-    assert fix in proc.stderr, proc.stderr
-    assert "Traceback" not in proc.stderr
-
-
-def assert_allowed(proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, proc.stderr
-    assert "blocked" not in proc.stderr, proc.stderr
-
-
-def start_task(repo: Repo, name: str = TASK) -> str:
-    """A task branch from main with its folder copied from the template, committed."""
-    repo.git("switch", "-q", "-c", name, "main")
-    repo.write(f"tasks/{name}/config.yaml", TEMPLATE_CONFIG)
-    repo.write(f"tasks/{name}/train.py", "print('train')\n")
-    setup_commit(repo, "task: start", f"tasks/{name}")
-    return name
-
-
-def setup_commit(repo: Repo, message: str, *paths: str) -> None:
-    """A commit that only prepares a scene (hooks skipped: faster, and not what is tested)."""
-    repo.commit(message, *paths, extra=("--no-verify",))
 
 
 def on_branch(repo: Repo, name: str, start: str = "dev") -> None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import Repo
-from test_rules import assert_allowed, assert_blocked, start_task
+from conftest import Repo, assert_allowed, assert_blocked, start_task
 
-from dlgit import git
 from dlgit.facts import BULK_PATHS
+from dlgit.git import Git
+from dlgit.git.parse import parse_index_sizes
 
 BIG = 6 * 1024 * 1024  # over the default 5 MiB limit
 
 
 def _listed(repo: Repo, min_bytes: int) -> dict[str, int]:
-    return git.recorded_sizes(git.start_index_listing(repo.path), min_bytes)
+    return parse_index_sizes(Git(repo.path).start_index_listing().result(), min_bytes)
 
 
 @pytest.mark.parametrize("odd", ["with space.dat", "new\nline.dat"])

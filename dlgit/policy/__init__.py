@@ -1,17 +1,26 @@
-"""The policy engine: pure rules over facts. Every hook and `dlgit check` calls `evaluate`."""
+"""The policy engine: pure rules over facts. Every hook and `dlgit check` calls `evaluate`.
+
+Each rule carries where it runs (`Rule.stages`); the lists below are derived from that.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from dlgit.config import Settings
-from dlgit.policy.model import Change, Entry, Merge, Rule, Violation
-from dlgit.policy.rules import RULES, version_bump
+from dlgit.policy.change import Change, Entry, Merge, Rule, Violation
+from dlgit.policy.rules import RULES, STAGES, version_bump
 
-# Which rules judge a commit's content, and which judge its message.
-CONTENT_RULES = ("branch-name", "main-protected", "merge-direction", "task-scope", "hotfix-size",
-                 "large-file", "task-config", "no-debug-on-main")
-MESSAGE_RULES = ("commit-message", "main-protected")
+
+def rules_at(stage: str) -> tuple[str, ...]:
+    """The ids of the rules checked at a hook (or "check")."""
+    return tuple(rule.id for rule in RULES.values() if stage in rule.stages)
+
+
+CONTENT_RULES = rules_at("pre-commit")  # what a commit or merge being made changes
+MESSAGE_RULES = rules_at("commit-msg")
+REF_RULES = tuple(rule.id for rule in RULES.values() if rule.per_ref)  # once per branch or ref update
+COMMIT_RULES = tuple(rule for rule in rules_at("check") if rule not in REF_RULES)  # each commit of a range
 
 
 def evaluate(change: Change, settings: Settings, rule_ids: Iterable[str] = RULES) -> list[Violation]:
@@ -23,5 +32,5 @@ def evaluate(change: Change, settings: Settings, rule_ids: Iterable[str] = RULES
     return violations
 
 
-__all__ = ["CONTENT_RULES", "MESSAGE_RULES", "RULES", "Change", "Entry", "Merge", "Rule", "Violation",
-           "evaluate", "version_bump"]
+__all__ = ["COMMIT_RULES", "CONTENT_RULES", "MESSAGE_RULES", "REF_RULES", "RULES", "STAGES", "Change", "Entry", "Merge",
+           "Rule", "Violation", "evaluate", "rules_at", "version_bump"]

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from dlgit.config import Settings
 from dlgit.model import SQUASH_TRAILER, Kind
-from dlgit.policy.model import Change
-from dlgit.policy.shell import quote
+from dlgit.policy.change import Change
+from dlgit.shell import quote
 
 _TODO = {  # action -> what to change in `git rebase -i`'s todo list: (for a commit, for a merge)
     "drop": ("mark {short} 'drop'", "delete the line 'merge -C {short} ...'"),

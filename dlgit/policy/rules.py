@@ -14,6 +14,7 @@ from dlgit.config import Settings
 from dlgit.model import (
     MERGE_SOURCES,
     NAME_FORMATS,
+    RULE_IDS,
     SEMVER,
     SQUASH_SOURCES_INTO_MAIN,
     Branch,
@@ -28,19 +29,32 @@ from dlgit.model import (
     version_key,
     version_line_of,
 )
-from dlgit.policy.model import Change, Merge, Rule, Violation
+from dlgit.policy.change import Change, Merge, Rule, Violation
 from dlgit.policy.repairs import pushed, repair, squash_again
-from dlgit.policy.shell import quote
+from dlgit.shell import quote
 
 RULES: dict[str, Rule] = {}
 MAX_LISTED = 20  # offending items shown per violation
 
 CheckFn = Callable[[Change, Settings], Iterable[Violation]]
 
+# Where rules are checked: the git hooks by name, and "check" for `dlgit check`.
+HISTORY = ("pre-push", "pre-receive", "check")  # history is judged by the same rules
+COMMIT = ("pre-commit", "pre-merge-commit", *HISTORY)  # what a commit changes (a merge's too)
+MESSAGE = ("commit-msg", *HISTORY)
+STAGES = ("pre-commit", "pre-merge-commit", "commit-msg", *HISTORY)
 
-def rule(rule_id: str, statement: str, why: str) -> Callable[[CheckFn], CheckFn]:
+_BRANCH_NAMES = ("branches.main", "branches.dev")
+_PREFIXES = ("branches.prefixes.feature", "branches.prefixes.hotfix", "branches.prefixes.task", "branches.prefixes.debug")
+
+
+def rule(rule_id: str, statement: str, why: str, stages: tuple[str, ...] = COMMIT, settings: tuple[str, ...] = (),
+         per_ref: bool = False, wants_content: Callable[[Branch | None, str], bool] | None = None) -> Callable[[CheckFn], CheckFn]:
+    assert rule_id in RULE_IDS, rule_id  # the ids of SPEC §4, which .dlgit.yaml may name
+
     def register(check: CheckFn) -> CheckFn:
-        RULES[rule_id] = Rule(rule_id, statement, why, check)
+        extra = {"wants_content": wants_content} if wants_content else {}
+        RULES[rule_id] = Rule(rule_id, statement, why, check, stages, settings, per_ref, **extra)
         return check
 
     return register
@@ -76,6 +90,7 @@ def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
     "the branch is of a known kind and well formed",
     "dlgit decides what a branch may change and where it may be merged from its name; a name "
     "it cannot read gets no protection and hides an experiment from the task history.",
+    settings=(*_BRANCH_NAMES, *_PREFIXES, "branches.extra_allowed"), per_ref=True,
 )
 def branch_name(change: Change, settings: Settings) -> Iterator[Violation]:
     branch = change.branch
@@ -101,6 +116,8 @@ def branch_name(change: Change, settings: Settings) -> Iterator[Violation]:
     "main is the released state that every task branch starts from and that VERSION tags name; "
     "it changes only by merges from dev, hotfix-* and task-*, a release/hotfix squash, or the "
     "release's VERSION bump, so every state of main is a reviewed release.",
+    stages=STAGES, settings=("branches.main", "tasks.dir", "tasks.template"),
+    wants_content=lambda branch, message: branch is not None and branch.kind is Kind.MAIN,
 )
 def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
     if change.branch is None or change.branch.kind is not Kind.MAIN or change.is_root:
@@ -181,6 +198,7 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
     "each kind of branch carries one kind of change: feature work reaches main only through a "
     "release of dev, task branches carry only their results, and debug branches hold throw-away "
     "runs; a merge against the model mixes these and breaks the history that explains a result.",
+    settings=(*_BRANCH_NAMES, *_PREFIXES, "branches.extra_allowed"),
 )
 def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
     merge, target = change.merge, change.branch
@@ -242,6 +260,7 @@ def _feature_route(source: Branch, settings: Settings) -> list[str]:
     "a task branch changes only tasks/<its branch name>/ (both sides of a rename; deletions count)",
     "a task run must be reproducible from its core version: if a task branch edits core code, its "
     "result no longer belongs to the version in its name and cannot be merged into main safely.",
+    settings=("branches.prefixes.task", "branches.main", "branches.dev", "tasks.dir"),
 )
 def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     branch, merge = change.branch, change.merge
@@ -292,6 +311,7 @@ def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Setti
     "a hotfix branch stays small: its diff from the fork point with main is within the limits",
     "a hotfix goes straight into main without a release; only a change small enough to review "
     "at a glance may skip dev. Larger work is a feature.",
+    settings=("hotfix.max_files", "hotfix.max_lines", "branches.prefixes.hotfix", "branches.main"),
 )
 def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     if change.branch is None or change.branch.kind is not Kind.HOTFIX or change.hotfix_diff is None:
@@ -328,6 +348,8 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     "the type drives the release: feat bumps the minor version, fix the patch, ! or BREAKING "
     "CHANGE the major; task marks the record of a run. A free-form message breaks the automatic "
     "version bump and hides what a commit is.",
+    stages=MESSAGE, settings=("commit.types", "branches.main"),
+    wants_content=lambda branch, message: parse_bump_subject(message) is not None,  # a bump is recognised by its content
 )
 def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     message = change.message
@@ -402,6 +424,7 @@ def _may_hold_large_files(change: Change, settings: Settings) -> bool:
     "no file over the size limit or matching a model/data pattern enters git",
     "checkpoints and data sets bloat every clone forever and cannot be removed without rewriting "
     "history; DVC keeps them outside git and versions a small .dvc pointer instead.",
+    settings=("large_files.max_bytes", "large_files.patterns"),
 )
 def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
     if not _may_hold_large_files(change, settings):
@@ -476,6 +499,7 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
     "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name",
     "a task is reproduced from its config.yaml: a missing seed, a wrong type or a VERSION that "
     "does not match the core version in the branch name makes the recorded result meaningless.",
+    settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
 )
 def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
     for path, text in change.configs:
@@ -495,6 +519,7 @@ def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
     "main and dev never contain tasks/debug-*/",
     "debug runs use a tiny data set and throw-away settings; their logs and outputs on a "
     "long-lived branch would be mistaken for real results.",
+    settings=("branches.main", "branches.dev", "branches.prefixes.debug", "tasks.dir"),
 )
 def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     if change.branch is None or change.branch.kind not in (Kind.MAIN, Kind.DEV):
@@ -521,6 +546,7 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     "main and dev are never force-pushed or deleted",
     "main and dev are the shared record that tags, task branches and results point into; rewriting "
     "or deleting them orphans those commits and makes every clone disagree about what was released.",
+    stages=("pre-push", "pre-receive"), settings=("branches.main", "branches.dev"), per_ref=True,
 )
 def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
     update, branch = change.ref_update, change.branch
@@ -545,6 +571,7 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
     "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z",
     "a task records the core version it ran on; a tag off main or with another VERSION points that "
     "record at code that was never released as that version.",
+    stages=HISTORY, settings=("branches.main", "tasks.dir", "tasks.template"), per_ref=True,
 )
 def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     update = change.ref_update

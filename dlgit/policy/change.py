@@ -105,11 +105,20 @@ class Violation(NamedTuple):
     fix: tuple[str, ...]  # commands (or one-line instructions) that resolve it
 
 
+def _never(branch: Branch | None, message: str) -> bool:
+    return False
+
+
 class Rule(NamedTuple):
     id: str
     statement: str
     why: str
     check: Callable[[Change, Settings], Iterable[Violation]]
+    stages: tuple[str, ...]  # where it is checked: git hook names, and "check" for `dlgit check`
+    settings: tuple[str, ...] = ()  # the .dlgit.yaml keys that change what it accepts
+    per_ref: bool = False  # history judges it once per branch or ref update, not once per commit
+    # at commit-msg: does judging this message need the staged change too (it costs a diff)?
+    wants_content: Callable[[Branch | None, str], bool] = _never
 
     def violation(self, detail: str, items: Iterable[str] = (), fix: Iterable[str] = ()) -> Violation:
         return Violation(self.id, self.statement, detail, tuple(items), self.why, tuple(fix))

@@ -1,0 +1,76 @@
+"""Running a command body and the hooks git calls: bad input ends in one paragraph on stderr and
+exit 2. `dlgit hook NAME [ARGS]` runs on every commit, so it is dispatched without click (≈20 ms)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from dlgit.errors import UsageError
+
+
+def _pre_commit(args: Sequence[str | None]) -> int:
+    from dlgit import hooks
+
+    return hooks.pre_commit()
+
+
+def _commit_msg(args: Sequence[str | None]) -> int:
+    from dlgit import hooks
+
+    return hooks.commit_msg(args[0] if args else None)
+
+
+def _pre_push(args: Sequence[str | None]) -> int:
+    from dlgit import push
+
+    return push.pre_push(args[0] if args else None, sys.stdin)
+
+
+def _pre_receive(args: Sequence[str | None]) -> int:
+    from dlgit import push
+
+    return push.pre_receive(sys.stdin)
+
+
+# hook name -> (most positional arguments, body)
+HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
+    "pre-commit": (0, _pre_commit),
+    "pre-merge-commit": (0, _pre_commit),
+    "commit-msg": (1, _commit_msg),
+    "pre-push": (2, _pre_push),  # remote name and URL
+    "pre-receive": (0, _pre_receive),
+}
+
+
+def run_action(action: Callable[[], int]) -> int:
+    """Run a command body; bad input ends in one paragraph on stderr and exit 2."""
+    from dlgit.git import GitError
+
+    try:
+        return action()
+    except UsageError as exc:
+        error(str(exc))
+        return exc.exit_code
+    except GitError as exc:
+        error(str(exc))
+        return 2
+
+
+def error(message: str) -> None:
+    print(f"dlgit: error: {message}", file=sys.stderr)
+
+
+def run_hook(name: str, args: Sequence[str | None] = ()) -> int:
+    return run_action(lambda: HOOKS[name][1](args))
+
+
+def fast_hook(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """(name, args) when argv is a plain `hook NAME [ARGS]` call; None leaves it to click
+    (options such as --help, unknown names, too many arguments)."""
+    if len(argv) < 2 or argv[0] != "hook" or argv[1] not in HOOKS:
+        return None
+    args = list(argv[2:])
+    if len(args) > HOOKS[argv[1]][0] or any(arg.startswith("-") for arg in args):
+        return None
+    return argv[1], args

@@ -1,0 +1,254 @@
+"""Pure parsers of git's output: raw diffs, the log stream, numstat, the index listing and
+`cat-file --batch`. Bytes in, plain data out; no processes (tested byte by byte).
+
+Paths are decoded as `os.fsdecode` does (surrogateescape), so spaces, newlines and non-UTF-8
+bytes survive a round trip.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsdecode, minus its checks
+_ZERO_IDS = frozenset({b"0" * 40, b"0" * 64})
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (a whole history has 100,000s)
+_SINGLE_PATH_CODES = frozenset("AMDTUX")  # statuses with one path; R and C carry a score and two
+
+
+def fsdecode(data: bytes) -> str:
+    return data.decode(_FS_ENCODING, _FS_ERRORS)
+
+
+def split_z(data: bytes) -> list[str]:
+    return [fsdecode(part) for part in data.split(b"\0") if part]
+
+
+class RawEntry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed path of a whole history
+    """One line of `git diff --raw`: a path changed between two trees."""
+
+    status: str  # A, M, D, R, C, T
+    path: str
+    old_path: str | None
+    new_blob: str | None  # None for deletions
+    old_blob: str | None = None  # None for additions
+
+
+class Staged(NamedTuple):
+    """`git diff --cached --raw` as one list per field: a commit may stage 20,000 paths, and
+    whole-list operations cost less than an object per path."""
+
+    statuses: list[str]  # A, M, D, R, C, T, U
+    paths: list[str]
+    old_paths: list[str | None]  # renames and copies
+    new_blobs: list[str | None]  # None for deletions
+
+
+def id_spans(meta_length: int) -> tuple[slice, slice]:
+    """Where the old and new object ids sit in a one-path `:mode mode old new X` field."""
+    width = (meta_length - 18) // 2  # ':' mode ' ' mode ' ' old ' ' new ' ' X: 18 characters besides the ids
+    return slice(15, 15 + width), slice(16 + width, 16 + 2 * width)
+
+
+def parse_raw(data: bytes) -> Staged:
+    """`diff --raw -z` output. Without renames or copies the fields alternate meta, path: no parse per record."""
+    fields = fsdecode(data).split("\0")
+    metas, paths = fields[0:-1:2], fields[1::2]
+    codes = [meta[-1:] for meta in metas]
+    if not _SINGLE_PATH_CODES.issuperset(codes):  # the first rename or copy shows: its score ends in a digit
+        entries = [raw_entry(meta.split(b" "), moved) for meta, moved in _raw_records(data)]
+        return Staged(*[list(column) for column in zip(*entries, strict=True)][:4])
+    if not metas:
+        return Staged([], [], [], [])
+    new_id = id_spans(len(metas[0]))[1]
+    zero = "0" * (new_id.stop - new_id.start)
+    news = [meta[new_id] for meta in metas]
+    news = [None if code == "D" or blob == zero else blob for code, blob in zip(codes, news, strict=True)]
+    return Staged(codes, paths, [None] * len(paths), news)
+
+
+def _raw_records(data: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
+    """(meta, its one or two paths) per record, walking the fields."""
+    fields = data.split(b"\0")
+    i = 0
+    while i < len(fields) - 1:
+        meta = fields[i][1:]
+        width = 2 if meta[-1:].isdigit() else 1  # R100 / C75: two paths follow
+        yield meta, fields[i + 1:i + 1 + width]
+        i += 1 + width
+
+
+def raw_entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
+    """A RawEntry from a split `:mode mode old new status` field and its one or two paths."""
+    _, _, old_sha, new_sha, status = meta
+    code = chr(status[0])
+    path = fsdecode(paths[-1])
+    old_path = fsdecode(paths[0]) if len(paths) == 2 else None
+    new_blob = None if code == "D" or new_sha in _ZERO_IDS else new_sha.decode()
+    return _new_tuple(RawEntry, (code, path, old_path, new_blob, None if old_sha in _ZERO_IDS else old_sha.decode()))
+
+
+def parse_numstat(data: bytes) -> dict[str, tuple[int, int]]:
+    """`diff --numstat -z`: path -> (added, deleted) lines; binary files count as (0, 0)."""
+    result: dict[str, tuple[int, int]] = {}
+    fields = data.split(b"\0")
+    i = 0
+    while i < len(fields):
+        head = fields[i]
+        if not head:
+            i += 1
+            continue
+        added, deleted, path = head.split(b"\t", 2)
+        if path == b"":  # rename: old and new paths follow
+            path = fields[i + 2]
+            i += 3
+        else:
+            i += 1
+        result[fsdecode(path)] = (int(added) if added != b"-" else 0, int(deleted) if deleted != b"-" else 0)
+    return result
+
+
+_DEBUG_LINES = 5  # `ls-files --debug -z`: ctime, mtime, dev/ino, uid/gid, size/flags after each path
+_DEBUG_ENTRY = rb"([^\0]*)\0  ctime: [^\n]*\n  mtime: [^\n]*\n  dev: [^\n]*\n  uid: [^\n]*\n  size: ([0-9]+)\t[^\n]*\n"
+
+
+def parse_index_sizes(data: bytes, min_bytes: int) -> dict[str, int]:
+    """`ls-files --debug -z` -> path: recorded size, for the entries that recorded 0 (none
+    recorded, or smudged as racily clean: unknown) or at least about `min_bytes`; every other
+    entry is smaller than `min_bytes`. Sizes are found by their number of digits."""
+    digits = len(str(min_bytes))
+    found: dict[str, int] = {}
+    if data.count(b"\n") != _DEBUG_LINES * data.count(b"\0"):  # some path holds a newline: read every entry
+        for path, size in re.findall(_DEBUG_ENTRY, data):
+            if size == b"0" or len(size) >= digits:
+                found[fsdecode(path)] = int(size)
+        return found
+    for match in re.finditer(rb"\n  size: (0|[1-9][0-9]{%d,})\t" % (digits - 1), data):
+        end = data.rfind(b"\0", 0, match.start())  # a path runs from the newline before it to its NUL
+        found[fsdecode(data[data.rfind(b"\n", 0, end) + 1:end])] = int(match.group(1))
+    return found
+
+
+def parse_batch(names: Sequence[str], data: bytes) -> dict[str, bytes]:
+    """`cat-file --batch` answers, one per name in order -> name: content (missing names left out)."""
+    found: dict[str, bytes] = {}
+    pos = 0
+    for name in names:
+        eol = data.index(b"\n", pos)
+        header = data[pos:eol].decode().split(" ")
+        pos = eol + 1
+        if len(header) < 3:  # "<name> missing", "<name> ambiguous"
+            continue
+        size = int(header[2])
+        found[name] = data[pos:pos + size]
+        pos += size + 1
+    return found
+
+
+class MergeResult(NamedTuple):
+    tree: str
+    conflicted: tuple[str, ...]  # paths merge-tree could not merge cleanly
+
+
+def parse_merge_tree(data: bytes) -> MergeResult | None:
+    """`merge-tree --write-tree -z --name-only --no-messages` output; None when it holds no tree."""
+    fields = data.split(b"\0")
+    if not fields[0]:
+        return None
+    conflicted = fields[1:fields.index(b"", 1)] if b"" in fields[1:] else fields[1:]
+    return MergeResult(fields[0].decode(), tuple(fsdecode(path) for path in conflicted))
+
+
+# --- the log stream: `dlgit check`, pre-push and pre-receive -------------------------------------
+
+
+class LogCommit(NamedTuple):
+    sha: str
+    parents: tuple[str, ...]
+    tree: str
+    time: int  # committer time (seconds since the epoch)
+    message: str
+    entries: tuple[RawEntry, ...]  # the diff against the first parent (a root commit: every file)
+
+
+LOG_FORMAT = "%H%x00%P%x00%T%x00%ct%x00%B"
+_HEADER_FIELDS = 5
+
+
+class LogParser:
+    """Fields of `git log -z --raw --format=LOG_FORMAT` -> LogCommits, fed in pieces: a commit is
+    5 header fields, then `:meta` fields each followed by its one or two paths. Fields that may
+    belong to an unfinished entry or commit wait for the next piece; an unfinished field is kept
+    as a list of pieces, joined once (a 50 MB message read in 1 MB chunks costs one join)."""
+
+    def __init__(self) -> None:
+        self.header: list[bytes] | None = None
+        self.entries: list[RawEntry] = []
+        self.rest: list[bytes] = []
+        self.tail: list[bytes] = []  # the pieces of an unfinished field
+
+    def feed(self, chunk: bytes, final: bool = False) -> list[LogCommit]:
+        """Parse the next piece of output (`final`: the last one)."""
+        if b"\0" not in chunk and not final:
+            self.tail.append(chunk)
+            return []
+        fields = (b"".join(self.tail) + chunk if self.tail else chunk).split(b"\0")
+        last = fields.pop()  # after the last NUL: empty when the output so far ends a field
+        self.tail = [last] if last else []
+        if final and last:
+            fields.append(last)
+            self.tail = []
+        return self.feed_fields(fields, final)
+
+    def feed_fields(self, fields: list[bytes], final: bool = False) -> list[LogCommit]:
+        fields = self.rest + fields if self.rest else fields
+        done: list[LogCommit] = []
+        i, n = 0, len(fields)
+        while True:
+            if self.header is None:
+                if i + _HEADER_FIELDS > n:
+                    break
+                self.header, i = fields[i:i + _HEADER_FIELDS], i + _HEADER_FIELDS
+            i, ended = self._entries(fields, i)
+            if not (ended or final):
+                break  # the commit may go on in the next piece
+            done.append(self._commit())
+            if i == n:
+                break
+        self.rest = fields[i:]
+        return done
+
+    def _entries(self, fields: list[bytes], i: int) -> tuple[int, bool]:
+        """Consume entries from fields[i]; (next index, whether the next commit's header follows)."""
+        n, append, zero = len(fields), self.entries.append, _ZERO_IDS
+        while i < n:
+            meta = fields[i]
+            if meta[:1] != b":":
+                if meta[:2] != b"\n:":
+                    return i, True
+                meta = meta[1:]
+            if not meta[-1:].isalpha():  # R100, C75: two paths follow
+                if i + 2 >= n:
+                    break  # its paths are in the next piece
+                append(raw_entry(meta.split(b" "), fields[i + 1:i + 3]))
+                i += 3
+                continue
+            if i + 1 >= n:
+                break
+            old_id, new_id = id_spans(len(meta))
+            old, new = meta[old_id], meta[new_id]
+            code = chr(meta[-1])
+            append(_new_tuple(RawEntry, (code, fsdecode(fields[i + 1]), None,
+                                         None if code == "D" or new in zero else new.decode(), None if old in zero else old.decode())))
+            i += 2
+        return i, False
+
+    def _commit(self) -> LogCommit:
+        assert self.header is not None
+        sha, parents, tree, time, body = self.header
+        commit = LogCommit(sha.decode(), tuple(parents.decode().split()), tree.decode(), int(time), body.decode("utf-8", "replace"),
+                           tuple(self.entries))
+        self.header, self.entries = None, []
+        return commit

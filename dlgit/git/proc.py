@@ -1,0 +1,165 @@
+"""Starting git processes: the environment they run in, errors, and processes that work alongside
+the caller (their output in anonymous files, or read by a thread)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from dlgit.errors import UsageError
+
+MIN_GIT_VERSION = (2, 38)  # merge-tree --write-tree
+CHUNK = 1 << 20
+_NO_GIT = "git is not installed or not on PATH; dlgit needs git 2.38 or newer."
+
+
+class GitError(Exception):
+    """A git command failed in a way the caller did not expect."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()}")
+        self.command = tuple(args)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    # git hands hooks a GIT_INDEX_FILE relative to the repo root; pin it before any cwd change.
+    index = env.get("GIT_INDEX_FILE")
+    if index and not os.path.isabs(index):
+        env["GIT_INDEX_FILE"] = os.path.abspath(index)
+    env.setdefault("LC_ALL", "C")
+    env["GIT_NO_REPLACE_OBJECTS"] = "1"  # history is judged as it is stored, never through refs/replace/
+    env.update(extra or {})
+    return env
+
+
+def run(args: Sequence[str], cwd: Path | str | None, stdin: bytes | None = None, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run `git ARGS` and return the completed process (stdout and stderr as bytes)."""
+    try:
+        proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=git_env(env), check=False)
+    except FileNotFoundError:
+        raise UsageError(_NO_GIT) from None
+    if check and proc.returncode != 0:
+        raise GitError(args, proc.returncode, os.fsdecode(proc.stderr))
+    return proc
+
+
+def version() -> tuple[int, int]:
+    text = os.fsdecode(run(["--version"], None).stdout)
+    match = re.search(r"([0-9]+)\.([0-9]+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def require_version() -> None:
+    found = version()
+    if found < MIN_GIT_VERSION:
+        need = ".".join(map(str, MIN_GIT_VERSION))
+        raise UsageError(f"git {found[0]}.{found[1]} is too old; dlgit needs git {need} or newer.")
+
+
+def popen(args: Sequence[str], cwd: Path | str | None, stdin: bool = False, env: dict[str, str] | None = None,
+          stdout: int | BinaryIO = subprocess.PIPE, stderr: int | BinaryIO = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(["git", *args], cwd=cwd, env=git_env(env), stdout=stdout, stderr=stderr,
+                                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise UsageError(_NO_GIT) from None
+
+
+def finish(proc: subprocess.Popen[bytes], args: Sequence[str]) -> None:
+    stderr = proc.stderr.read() if proc.stderr else b""
+    if proc.wait() != 0:
+        raise GitError(args, proc.returncode, os.fsdecode(stderr))
+
+
+class Background:
+    """`git ARGS` running while the caller works. Its output goes to anonymous files, not pipes,
+    so nothing has to drain them meanwhile. `result()` waits for stdout; `cancel()` stops it."""
+
+    def __init__(self, args: Sequence[str], cwd: Path | str | None = None) -> None:
+        self.args = args
+        self.stdout, self.stderr = _anonymous_file(), _anonymous_file()
+        self.proc = popen(args, cwd, stdout=self.stdout, stderr=self.stderr)
+
+    def result(self) -> bytes:
+        try:
+            if self.proc.wait() != 0:
+                raise GitError(self.args, self.proc.returncode, os.fsdecode(_read_all(self.stderr)))
+            return _read_all(self.stdout)
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout.close()
+        self.stderr.close()
+
+
+def _anonymous_file() -> BinaryIO:
+    try:  # Linux: in memory, and no tempfile import on a hook's path
+        return open(os.memfd_create("dlgit"), "w+b")
+    except (AttributeError, OSError):  # elsewhere, or a kernel without memfd
+        pass
+    import tempfile
+
+    return tempfile.TemporaryFile()
+
+
+def _read_all(file: BinaryIO) -> bytes:
+    file.seek(0)
+    return file.read()
+
+
+class ObjectSizes:
+    """`git cat-file --batch-check` running alongside the caller: `add` object ids as they become
+    known; a thread reads the answers (in the order asked) into `sizes` as they arrive, counting
+    them in `answered`; `result()` waits for the rest. Missing objects get no size."""
+
+    ARGS = ("cat-file", "--batch-check=%(objectname) %(objectsize)", "--buffer")
+
+    def __init__(self, cwd: Path | str | None = None) -> None:
+        self.proc = popen(self.ARGS, cwd, stdin=True)
+        self.sizes: dict[str, int] = {}
+        self.seen: set[str] = set()
+        self.requested = self.answered = 0
+        assert self.proc.stdout
+        self.reader = threading.Thread(target=self._drain, args=(self.proc.stdout.fileno(),), daemon=True)
+        self.reader.start()
+
+    def _drain(self, fd: int) -> None:
+        rest = b""
+        while chunk := os.read(fd, CHUNK):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                sha, _, size = line.partition(b" ")
+                if size.isdigit():
+                    self.sizes[sha.decode()] = int(size)
+            self.answered += len(lines)
+
+    def add(self, ids: Iterable[str]) -> int:
+        """Ask for these ids; return the `answered` count at which all of them are known."""
+        new = [i for i in ids if i not in self.seen]
+        if new:
+            self.seen.update(new)
+            self.requested += len(new)
+            assert self.proc.stdin
+            self.proc.stdin.write("\n".join(new).encode() + b"\n")
+        return self.requested
+
+    def result(self) -> dict[str, int]:
+        assert self.proc.stdin
+        self.proc.stdin.close()
+        self.reader.join()
+        finish(self.proc, self.ARGS)
+        return self.sizes

@@ -1,0 +1,380 @@
+"""`Git`: one repository, asked things by small queries (one git command each) and written to
+through its `Runner` (dlgit.git.runner). Queries are silent and never change the repository."""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+from collections.abc import Iterable, Iterator, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import NamedTuple
+
+from dlgit.errors import UsageError
+from dlgit.git import parse
+from dlgit.git.parse import LogCommit, MergeResult, Staged, fsdecode, split_z
+from dlgit.git.proc import CHUNK, Background, GitError, ObjectSizes, finish, popen, run
+from dlgit.model import short_ref
+
+
+class RepoInfo(NamedTuple):
+    git_dir: Path  # this worktree's git dir (MERGE_HEAD, SQUASH_MSG, rebase state live here)
+    common_dir: Path  # shared by all worktrees (refs, config)
+    toplevel: Path | None  # None in a bare repository
+    head: str | None  # the commit HEAD names; None on an unborn branch
+    branch: str | None  # the checked-out branch (also when unborn); None on a detached HEAD
+
+
+class InProgress(str, Enum):
+    """An operation git has started in the work tree and not finished."""
+
+    MERGE = "merge"
+    SQUASH = "merge --squash"
+    REBASE = "rebase"
+    CHERRY_PICK = "cherry-pick"
+    REVERT = "revert"
+    BISECT = "bisect"
+
+
+_STATE_FILES = (("rebase-merge", InProgress.REBASE), ("rebase-apply", InProgress.REBASE), ("MERGE_HEAD", InProgress.MERGE),
+                ("CHERRY_PICK_HEAD", InProgress.CHERRY_PICK), ("REVERT_HEAD", InProgress.REVERT),
+                ("SQUASH_MSG", InProgress.SQUASH), ("BISECT_LOG", InProgress.BISECT))
+
+
+class MessageSettings(NamedTuple):
+    comment: str  # what starts a comment line: '#' by default, several characters (git 2.45+) or 'auto'
+    cleanup: str | None  # commit.cleanup, when set
+
+
+class Fetched(NamedTuple):
+    """A FETCH_HEAD line that `git pull` merges."""
+
+    sha: str
+    branch: str | None  # the remote branch's name, when git recorded one
+
+
+class Git:
+    """One repository, found from `cwd` (default: the process's working directory)."""
+
+    def __init__(self, cwd: Path | str | None = None, info: RepoInfo | None = None) -> None:
+        self.cwd = cwd
+        self._info = info
+
+    @classmethod
+    def open(cls, cwd: Path | str | None = None) -> Git:
+        """The repository at `cwd`, its layout read at once (UsageError when there is none)."""
+        repo = cls(cwd)
+        repo._info = repo._repo_info()
+        return repo
+
+    # --- layout ---------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> RepoInfo:
+        if self._info is None:
+            self._info = self._repo_info()
+        return self._info
+
+    @property
+    def git_dir(self) -> Path:
+        return self.info.git_dir
+
+    @property
+    def common_dir(self) -> Path:
+        return self.info.common_dir
+
+    @property
+    def root(self) -> Path | None:
+        """The work tree's top folder; None in a bare repository."""
+        return self.info.toplevel
+
+    def refresh(self) -> RepoInfo:
+        """Read HEAD and the branch again (after a write moved them)."""
+        self._info = self._repo_info()
+        return self._info
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        return run(args, self.cwd, stdin=stdin, check=check)
+
+    def out(self, *args: str) -> str:
+        """Stdout of a git command that must succeed, decoded and stripped of the final newline."""
+        return fsdecode(self.run(*args).stdout).rstrip("\n")
+
+    def _answer(self, *args: str) -> str | None:
+        """Stripped stdout of a command that may fail (None then, or when it printed nothing)."""
+        proc = self.run(*args, check=False)
+        return fsdecode(proc.stdout).strip() or None if proc.returncode == 0 else None
+
+    def _repo_info(self) -> RepoInfo:
+        """Where the repository is, and HEAD as a commit and as a branch: one process in the usual
+        case (a work tree with commits), since the hooks ask on every commit."""
+        proc = self.run("rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository", "--show-toplevel",
+                        "HEAD", "--symbolic-full-name", "HEAD", check=False)
+        lines = fsdecode(proc.stdout).splitlines()
+        if proc.returncode == 0 and len(lines) == 6:
+            git_dir, common, _, toplevel, head, ref = lines
+            return self._layout(git_dir, common, toplevel, head, ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None)
+        # One question at a time: a bare repository or the inside of .git (no work tree), an unborn
+        # branch (no HEAD commit), a path holding a newline.
+        where = os.path.abspath(self.cwd or os.getcwd())
+        git_dir = self._rev_parse("--absolute-git-dir")
+        if git_dir is None:
+            raise UsageError(f"{where} is not inside a git repository; run dlgit from a repository's work tree.")
+        bare = self._rev_parse("--is-bare-repository") == "true"
+        toplevel = None if bare else self._rev_parse("--show-toplevel")
+        if not bare and toplevel is None:
+            raise UsageError(f"{where} is inside the .git folder; run dlgit from the repository's work tree.")
+        return self._layout(git_dir, self._rev_parse("--git-common-dir") or git_dir, toplevel, self.rev("HEAD"), self.current_branch())
+
+    def _rev_parse(self, option: str) -> str | None:
+        """One answer of `git rev-parse OPTION`, whole (a path may end in any character but its newline)."""
+        proc = self.run("rev-parse", option, check=False)
+        return fsdecode(proc.stdout).removesuffix("\n") if proc.returncode == 0 else None
+
+    def _layout(self, git_dir: str, common: str, toplevel: str | None, head: str | None, branch: str | None) -> RepoInfo:
+        common_dir = Path(common) if os.path.isabs(common) else Path(self.cwd or os.getcwd()) / common
+        return RepoInfo(Path(git_dir), common_dir.resolve(), Path(toplevel) if toplevel is not None else None, head, branch)
+
+    # --- refs and commits -------------------------------------------------------------------------
+
+    def current_branch(self) -> str | None:
+        """Short name of the checked-out branch (also when unborn); None on a detached HEAD."""
+        return self._answer("symbolic-ref", "-q", "--short", "HEAD")
+
+    def rev(self, spec: str) -> str | None:
+        """Full sha of a commit-ish, or None when it does not exist (unborn HEAD, bad name)."""
+        return self._answer("rev-parse", "-q", "--verify", "--end-of-options", f"{spec}^{{commit}}")
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        return self._answer("merge-base", a, b)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        proc = self.run("merge-base", "--is-ancestor", ancestor, descendant, check=False)
+        if proc.returncode > 1:
+            raise GitError(("merge-base", "--is-ancestor", ancestor, descendant), proc.returncode, fsdecode(proc.stderr))
+        return proc.returncode == 0
+
+    def branches_at(self, sha: str) -> list[str]:
+        """Local and remote-tracking branches whose tip is `sha` (remote names keep their prefix)."""
+        data = self.run("for-each-ref", "--format=%(refname)", "--points-at", sha, "refs/heads", "refs/remotes").stdout
+        return [short_ref(ref) for ref in fsdecode(data).splitlines()]
+
+    def remote_tracking(self, branch: str) -> list[str]:
+        """Remote-tracking refs of that branch name on any remote (refs/remotes/*/<branch>)."""
+        return fsdecode(self.run("for-each-ref", "--format=%(refname)", f"refs/remotes/*/{branch}").stdout).splitlines()
+
+    def branches_containing(self, sha: str) -> list[str]:
+        data = self.run("for-each-ref", "--format=%(refname)", "--contains", sha, "refs/heads").stdout
+        return [short_ref(ref) for ref in fsdecode(data).splitlines()]
+
+    def refs(self, *patterns: str) -> list[tuple[str, str]]:
+        """(refname, commit sha) for the refs under `patterns`; tags are peeled to their commit."""
+        data = self.run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)", *patterns).stdout
+        found = []
+        for line in fsdecode(data).splitlines():
+            name, sha, peeled = line.split("\0")
+            found.append((name, peeled or sha))
+        return found
+
+    def rev_parse_range(self, spec: str) -> list[str] | None:
+        """The revisions a range names (tips as shas, exclusions as ^sha); None when git cannot read it."""
+        proc = self.run("rev-parse", "--end-of-options", spec, "--", check=False)
+        if proc.returncode != 0:
+            return None
+        return [line for line in proc.stdout.decode().splitlines() if line and line not in ("--", "--end-of-options")]
+
+    def resolve_commits(self, names: Iterable[str]) -> dict[str, str]:
+        """name -> full commit sha for each name that names a commit (one `cat-file --batch-check`)."""
+        wanted = [name for name in dict.fromkeys(names) if name and "\n" not in name]
+        if not wanted:
+            return {}
+        data = self.run("cat-file", "--batch-check=%(objectname) %(objecttype)", stdin="\n".join(wanted).encode() + b"\n").stdout
+        found = {}
+        for name, line in zip(wanted, data.decode().splitlines(), strict=True):
+            sha, _, kind = line.partition(" ")
+            if kind == "commit":
+                found[name] = sha
+        return found
+
+    def parents_and_message(self, commit: str) -> tuple[list[str], str]:
+        """The parent shas and the raw message of a commit (one `git cat-file commit`)."""
+        data = fsdecode(self.run("cat-file", "commit", commit).stdout)
+        header, _, message = data.partition("\n\n")
+        parents = [line.split(" ", 1)[1] for line in header.splitlines() if line.startswith("parent ")]
+        return parents, message
+
+    def config_get(self, key: str) -> str | None:
+        return self._answer("config", "--get", key)
+
+    def git_path(self, name: str) -> Path:
+        """`git rev-parse --git-path NAME`, absolute (honours core.hooksPath and worktrees)."""
+        path = Path(self.out("rev-parse", "--git-path", name))
+        return path if path.is_absolute() else (Path(self.cwd or os.getcwd()) / path).resolve()
+
+    def message_settings(self) -> MessageSettings:
+        """core.commentString or core.commentChar (whichever is set last) and commit.cleanup, in one call."""
+        proc = self.run("config", "--get-regexp", r"^(core\.comment(char|string)|commit\.cleanup)$", check=False)
+        comment, cleanup = "#", None
+        for line in fsdecode(proc.stdout).splitlines():
+            key, _, value = line.partition(" ")
+            if key == "commit.cleanup":
+                cleanup = value or None
+            elif value:
+                comment = value
+        return MessageSettings(comment, cleanup)
+
+    # --- trees, blobs and diffs ---------------------------------------------------------------------
+
+    def staged(self, base: str | None) -> Staged:
+        """What the index changes relative to `base` (a commit; None = nothing, for a first commit)."""
+        args = ["diff", "--cached", "--raw", "--no-abbrev", "-z", "-M", "--no-ext-diff", "--no-textconv", "--ignore-submodules=none"]
+        if base is not None:
+            args.append(base)
+        return parse.parse_raw(self.run(*args).stdout)
+
+    def numstat(self, base: str | None) -> dict[str, tuple[int, int]]:
+        """path -> (added, deleted) lines from `base` to the index; binary files count as (0, 0)."""
+        args = ["diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", "--cached"]
+        return parse.parse_numstat(self.run(*args, *([base] if base is not None else [])).stdout)
+
+    def diff_numstat(self, old: str, new: str) -> dict[str, tuple[int, int]]:
+        """path -> (added, deleted) lines between two commits; binary files count as (0, 0)."""
+        return parse.parse_numstat(self.run("diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", old, new).stdout)
+
+    def object_sizes(self, shas: Iterable[str]) -> dict[str, int]:
+        wanted = sorted(set(shas))
+        if not wanted:
+            return {}
+        data = self.run("cat-file", "--batch-check=%(objectname) %(objectsize)", stdin="\n".join(wanted).encode() + b"\n").stdout
+        sizes: dict[str, int] = {}
+        for line in data.decode().splitlines():
+            sha, _, size = line.partition(" ")
+            if size.isdigit():
+                sizes[sha] = int(size)
+        return sizes
+
+    def index_bytes(self) -> int:
+        """Size of the index file git uses here (GIT_INDEX_FILE during `git commit <path>`)."""
+        try:
+            return os.stat(os.environ.get("GIT_INDEX_FILE") or os.path.join(self.git_dir, "index")).st_size
+        except OSError:
+            return 0
+
+    def start_index_listing(self) -> Background:
+        """`git ls-files --debug -z` (every index entry with its stat data), for `parse_index_sizes`."""
+        return Background(("ls-files", "--debug", "-z"), self.cwd)
+
+    def read_blobs(self, shas: Sequence[str]) -> dict[str, bytes]:
+        """Contents of several blobs in one `cat-file --batch` process."""
+        return self.read_objects(sorted(set(shas)))
+
+    def read_objects(self, names: Sequence[str]) -> dict[str, bytes]:
+        """name -> content for object names (`<sha>`, `<commit>:<path>`) in one `cat-file --batch`;
+        names that name nothing are left out."""
+        wanted = list(dict.fromkeys(name for name in names if "\n" not in name))
+        if not wanted:
+            return {}
+        return parse.parse_batch(wanted, self.run("cat-file", "--batch", stdin="\n".join(wanted).encode() + b"\n").stdout)
+
+    def show_file(self, commit: str, path: str) -> bytes | None:
+        """A file's content at a commit, or None when it is not there."""
+        proc = self.run("cat-file", "blob", f"{commit}:{path}", check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def merge_tree(self, ours: str, theirs: str) -> MergeResult:
+        """`git merge-tree --write-tree`: the tree a merge of two commits would record. On git 2.39 a
+        bad revision also exits 1 (like a conflict): callers pass commits they have verified."""
+        args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
+        proc = self.run(*args, check=False)
+        result = parse.parse_merge_tree(proc.stdout)
+        if proc.returncode > 1 or result is None:
+            raise GitError(args, proc.returncode, fsdecode(proc.stderr))
+        return result
+
+    def unmerged_differences(self, parent: str, theirs: str, tree: str) -> tuple[str, ...]:
+        """Paths where `tree` differs from `merge-tree <parent> <theirs>`, other than those merge-tree
+        reports as conflicted (a squash with hand-resolved conflicts may differ there)."""
+        result = self.merge_tree(parent, theirs)
+        if result.tree == tree:
+            return ()
+        conflicted = set(result.conflicted)
+        return tuple(path for path in self.diff_tree_paths(result.tree, tree) if path not in conflicted)
+
+    def write_tree(self) -> str:
+        """The tree of the index (what the commit being made will record)."""
+        return self.out("write-tree")
+
+    def diff_tree_paths(self, old: str, new: str) -> list[str]:
+        """Paths that differ between two trees (or commits), without rename detection."""
+        return split_z(self.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new).stdout)
+
+    # --- history: `dlgit check`, pre-push and pre-receive ----------------------------------------------
+
+    def iter_log(self, revs: Sequence[str]) -> Iterator[LogCommit]:
+        """Every commit that `revs` (tips and ^exclusions) name, each with its raw diff against its first
+        parent, streamed as git produces it from two `git log` passes running side by side: ordinary
+        commits, and merges (whose first-parent diffs are the costly part). Order: as they come. The
+        revisions go through stdin so that any number of exclusions fit."""
+        if all(rev.startswith("^") for rev in revs):
+            return  # no tip: `git log` would fall back to HEAD
+        args = ("log", "--stdin", f"--format={parse.LOG_FORMAT}", "-z", "--raw", "--no-abbrev", "-M", "--root",
+                "--reverse", "--no-show-signature", "--no-color")  # oldest first: a root commit's many files come early
+        passes = [(*args, "--no-merges"), (*args, "--merges", "--diff-merges=first-parent")]
+        procs = [popen(pass_args, self.cwd, stdin=True, env={"GIT_FLUSH": "0"}) for pass_args in passes]  # big writes
+        selector = selectors.DefaultSelector()
+        for proc in procs:
+            assert proc.stdin and proc.stdout
+            proc.stdin.write("\n".join(revs).encode() + b"\n")
+            proc.stdin.close()
+            selector.register(proc.stdout, selectors.EVENT_READ, parse.LogParser())
+        while selector.get_map():
+            for key, _ in selector.select():
+                chunk = os.read(key.fd, CHUNK)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                yield from key.data.feed(chunk, final=not chunk)
+        for proc, pass_args in zip(procs, passes, strict=True):
+            finish(proc, pass_args)
+
+    def sizes_alongside(self) -> ObjectSizes:
+        """A `cat-file --batch-check` to ask object sizes of while the caller works."""
+        return ObjectSizes(self.cwd)
+
+    # --- the state of the work tree -------------------------------------------------------------------
+
+    def in_progress(self) -> InProgress | None:
+        """The operation git has begun here and not concluded (a merge, a squash, a rebase ...)."""
+        return next((state for name, state in _STATE_FILES if (self.git_dir / name).exists()), None)
+
+    def merge_heads(self) -> list[str]:
+        """MERGE_HEAD's commits: what a conflicted `git merge` being concluded brings in."""
+        return self._state_text("MERGE_HEAD").split()
+
+    def merge_msg_subject(self) -> str:
+        return self._state_text("MERGE_MSG").partition("\n")[0]
+
+    def squashed_commit(self) -> str | None:
+        """The first commit SQUASH_MSG lists (`git merge --squash` writes one `commit <sha>` each)."""
+        match = re.search(r"^commit ([0-9a-f]{40,64})$", self._state_text("SQUASH_MSG"), re.M)
+        return match.group(1) if match else None
+
+    def fetched_for_merge(self) -> list[Fetched]:
+        """The FETCH_HEAD lines that `git pull` merges (several: an octopus)."""
+        found = []
+        for line in self._state_text("FETCH_HEAD").splitlines():
+            sha, _, rest = line.partition("\t")
+            flag, _, description = rest.partition("\t")
+            if sha and not flag:
+                match = re.match(r"^branch '([^']+)' of ", description)
+                found.append(Fetched(sha, match.group(1) if match else None))
+        return found
+
+    def _state_text(self, name: str) -> str:
+        try:
+            return (self.git_dir / name).read_text(errors="replace")
+        except OSError:
+            return ""

@@ -1,0 +1,113 @@
+"""Judging a span of history for the branch it is put on: the library behind `dlgit check`,
+pre-push and pre-receive (and the flows, which check what they made).
+
+A commit is judged by every rule that runs at "check" for the branch it belongs to (see
+dlgit.history.gather); the rules marked `per_ref` (the branch's name, the ref update itself, the
+release tags) once per span. The settings come from a base commit, never from the judged commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dlgit import config
+from dlgit.evidence import RefView
+from dlgit.git import Git
+from dlgit.history import gather
+from dlgit.model import Branch, parse_branch
+from dlgit.policy import COMMIT_RULES, REF_RULES, Change, Violation, evaluate
+from dlgit.policy.change import RefUpdate
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings a range is judged by, and where they come from (never the judged commits)."""
+
+    settings: config.Settings
+    source: str  # for people: ".dlgit.yaml at origin/main (1a2b3c4d5e6f)", "the defaults", ...
+    commit: str | None = None  # the base commit whose .dlgit.yaml was read
+
+
+def policy_at(repo: Git, base: str | None, label: str | None) -> Policy:
+    """Settings from the .dlgit.yaml in commit `base`; without a base (a whole history, a first push)
+    from the work tree like the hooks (a bare repository: the defaults)."""
+    if base is None:
+        settings = config.load(repo.root)
+        found = repo.root is not None and (repo.root / config.CONFIG_FILE).exists()
+        return Policy(settings, f"the work tree's {config.CONFIG_FILE} (the range has no base)" if found else "the defaults")
+    where = f"{label} ({base[:12]})" if label and label != base else base[:12]
+    raw = repo.show_file(base, config.CONFIG_FILE)
+    source = f"{config.CONFIG_FILE} at {where}" if raw is not None else f"the defaults (no {config.CONFIG_FILE} at {where})"
+    return Policy(config.from_bytes(raw, f"{config.CONFIG_FILE} at {where}"), source, base)
+
+
+@dataclass(frozen=True)
+class Finding:
+    judged: gather.Judged
+    violations: tuple[Violation, ...]
+
+
+@dataclass
+class Result:
+    label: str  # the range or the pushed ref
+    target: Branch | None
+    policy: Policy
+    checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    ref_violations: list[Violation] = field(default_factory=list)
+    settings_changed_by: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def violations(self) -> int:
+        return len(self.ref_violations) + sum(len(f.violations) for f in self.findings)
+
+    @property
+    def ok(self) -> bool:
+        return self.violations == 0
+
+
+@dataclass(frozen=True)
+class Span:
+    """What to judge: the commits reachable from `tip` and not from `bases`."""
+
+    label: str
+    tip: str | None  # None: no commits (a deletion, a tag)
+    bases: tuple[str, ...] = ()
+    settings_base: str | None = None  # the commit whose .dlgit.yaml judges (None: no base)
+    base_label: str | None = None  # how to name it
+
+
+def judge(span: Span, target_name: str | None, policy: Policy, refs: RefView,
+          ref_update: RefUpdate | None = None, tags: bool = False) -> Result:
+    """Judge a span for the branch it is put on, and the ref update itself (if any); `tags`: also
+    the release tags that point into the span."""
+    settings = policy.settings
+    target = parse_branch(target_name, settings) if target_name else None
+    result = Result(span.label, target, policy)
+    result.ref_violations += evaluate(Change(target, ref_update=ref_update), settings, REF_RULES)
+    if span.tip is None:
+        return result
+    if target is None:
+        result.notices.append("no branch given (detached HEAD): branch rules were skipped; pass --branch NAME to apply them")
+    judged = gather.gather(span.tip, span.bases, target, settings, refs, has_base=bool(span.bases))
+    _judge_commits(result, judged)
+    if tags:
+        for update in gather.release_tags((item.commit.sha for item in judged), refs, settings):
+            result.ref_violations += evaluate(Change(None, ref_update=update), settings, REF_RULES)
+    return result
+
+
+def _judge_commits(result: Result, judged: list[gather.Judged]) -> None:
+    """Every commit by the rules of the branch it belongs to; note the ones that edit .dlgit.yaml."""
+    result.checked = len(judged)
+    for item in judged:
+        violations = evaluate(item.change, result.policy.settings, COMMIT_RULES)
+        if violations:
+            result.findings.append(Finding(item, tuple(violations)))
+        if gather.touches_settings(item.commit):
+            result.settings_changed_by.append(item.commit.sha)
+    if result.settings_changed_by:
+        shas = ", ".join(sha[:12] for sha in result.settings_changed_by)
+        result.notices.append(f"{config.CONFIG_FILE} is changed by {shas}; the range was judged by {result.policy.source}, "
+                              "the new settings apply only once that change has landed")
