@@ -344,6 +344,53 @@ class Git:
         """A `cat-file --batch-check` to ask object sizes of while the caller works."""
         return ObjectSizes(self.cwd)
 
+    # --- what the flows ask before and while they write --------------------------------------------
+
+    def ref(self, ref: str) -> str | None:
+        """The object a full ref name points at (a tag object for an annotated tag), or None."""
+        return self._answer("rev-parse", "-q", "--verify", "--end-of-options", ref)
+
+    def changed_paths(self) -> list[str]:
+        """Tracked paths with staged or unstaged changes (untracked files left out)."""
+        data = self.run("status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none").stdout
+        entries, paths = data.split(b"\0"), []
+        i = 0
+        while i < len(entries) and entries[i]:
+            paths.append(fsdecode(entries[i][3:]))
+            i += 2 if entries[i][:1] in (b"R", b"C") else 1  # a rename's old path follows
+        return paths
+
+    def is_tracked(self, path: str) -> bool:
+        return bool(self.run("ls-files", "-z", "--", f":(literal){path}").stdout)
+
+    def unmerged_paths(self) -> list[str]:
+        return sorted(set(split_z(self.run("diff", "--name-only", "-z", "--diff-filter=U").stdout)))
+
+    def stashes(self) -> list[str]:
+        """The stash entries' commits, newest first."""
+        return fsdecode(self.run("stash", "list", "--format=%H").stdout).split()
+
+    def log_messages(self, revs: Sequence[str], first_parent: bool = False, merges: bool | None = None) -> list[tuple[str, str]]:
+        """(sha, message) of the commits `revs` name, newest first."""
+        args = ["log", "--format=%H%x00%B%x00", "--stdin", "--no-color"]
+        if first_parent:
+            args.append("--first-parent")
+        if merges is not None:
+            args.append("--merges" if merges else "--no-merges")
+        data = self.run(*args, stdin="\n".join(revs).encode() + b"\n").stdout.decode("utf-8", "replace").split("\0")
+        return [(data[i].strip(), data[i + 1].strip()) for i in range(0, len(data) - 1, 2)]
+
+    def worktrees(self) -> dict[str, Path]:
+        """branch -> the work tree it is checked out in (every worktree of the repository)."""
+        found: dict[str, Path] = {}
+        path: Path | None = None
+        for line in fsdecode(self.run("worktree", "list", "--porcelain", "-z").stdout).split("\0"):
+            if line.startswith("worktree "):
+                path = Path(line[len("worktree "):])
+            elif line.startswith("branch refs/heads/") and path is not None:
+                found[line[len("branch refs/heads/"):]] = path
+        return found
+
     # --- the state of the work tree -------------------------------------------------------------------
 
     def in_progress(self) -> InProgress | None:

@@ -1,0 +1,440 @@
+"""The steps flows are made of, after git-town's opcodes: each is plain data (saved in the run
+state as JSON), says what it does and which git commands it runs (for --dry-run), recognises by
+content that it is done already (so a step re-run after a crash does nothing twice), and runs.
+Ref changes are rolled back by the runner from its snapshot; a step only declares the other
+things it leaves behind (`abort`).
+
+A value written `@name` is a result of an earlier step (`Commit(save="bump")` makes `@bump`),
+resolved when the step runs: a tag points at the commit a step made, never at "HEAD".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TextIO
+
+from dlgit.config import Settings
+from dlgit.git import Git, GitError, InProgress, Runner
+from dlgit.model import parse_squash_trailer, read_version, rewrite_version
+
+
+class Conflict(Exception):
+    """A merge stopped on conflicts: resolve them, then `dlgit continue` (or `dlgit abort`)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        super().__init__(", ".join(paths))
+        self.paths = tuple(paths)
+
+
+class StepFailed(Exception):
+    """git or a hook refused a step; the message says what it printed."""
+
+
+@dataclass
+class Context:
+    repo: Git
+    settings: Settings
+    vars: dict[str, str]
+    out: TextIO = sys.stdout
+    dry_run: bool = False
+
+    @property
+    def git(self) -> Runner:
+        return Runner(self.repo, echo=self.out, dry_run=self.dry_run)
+
+    def git_in(self, worktree: str | None) -> Runner:
+        """Writes in another work tree (a branch checked out there is merged into there)."""
+        return self.git if worktree is None else Runner(Git(worktree), echo=self.out, dry_run=self.dry_run)
+
+    def value(self, text: str) -> str:
+        """`@name` -> what an earlier step saved under that name."""
+        if not text.startswith("@"):
+            return text
+        if text[1:] not in self.vars:
+            raise StepFailed(f"no earlier step recorded {text} (the run state is incomplete)")
+        return self.vars[text[1:]]
+
+
+def shown(text: str) -> str:
+    """How a `@name` value appears in a plan: <name>."""
+    return f"<{text[1:]}>" if text.startswith("@") else text
+
+
+def _failed(proc: subprocess.CompletedProcess[bytes], what: str) -> StepFailed:
+    said = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
+    return StepFailed(f"{what} failed (git exit {proc.returncode})" + (f":\n{said}" if said else ""))
+
+
+STEPS: dict[str, type[Step]] = {}
+
+
+@dataclass
+class Step:
+    op: ClassVar[str]
+    undoable: ClassVar[bool] = True  # `dlgit undo` can take it back (a push cannot be)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        STEPS[cls.op] = cls
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def commands(self) -> list[list[str]]:
+        """The git commands the step runs (what --dry-run prints)."""
+        return []
+
+    def done(self, ctx: Context) -> bool:
+        """Is the step's work there already (recognised by content)?"""
+        return False
+
+    def run(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def resume(self, ctx: Context) -> None:
+        """`dlgit continue` at this step: after a conflict, a refusal or a crash in the middle of it."""
+        if not self.done(ctx):
+            self.run(ctx)
+
+    def abort(self, ctx: Context) -> None:
+        """Take back what the step left outside refs (refs are restored by the runner)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"op": self.op, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Step:
+        fields = dict(data)
+        return STEPS[fields.pop("op")](**fields)
+
+
+def _run(runner: Runner, *args: str) -> subprocess.CompletedProcess[bytes]:
+    proc = runner(*args, check=False)
+    if proc.returncode != 0:
+        raise _failed(proc, f"git {args[0]}")
+    return proc
+
+
+@dataclass
+class Switch(Step):
+    op = "switch"
+    branch: str
+
+    def describe(self) -> str:
+        return f"switch to {self.branch}"
+
+    def commands(self) -> list[list[str]]:
+        return [["switch", self.branch]]
+
+    def done(self, ctx: Context) -> bool:
+        return ctx.repo.current_branch() == self.branch
+
+    def run(self, ctx: Context) -> None:
+        _run(ctx.git, "switch", self.branch)
+
+
+@dataclass
+class CreateBranch(Step):
+    op = "create-branch"
+    name: str
+    start: str  # a commit (or @name)
+    switch: bool = True
+
+    def describe(self) -> str:
+        return f"create {self.name} from {shown(self.start)[:12]}" + (" and switch to it" if self.switch else "")
+
+    def commands(self) -> list[list[str]]:
+        return [["switch", "-c", self.name, shown(self.start)] if self.switch else ["branch", self.name, shown(self.start)]]
+
+    def done(self, ctx: Context) -> bool:
+        exists = ctx.repo.ref(f"refs/heads/{self.name}") is not None
+        return exists and (not self.switch or ctx.repo.current_branch() == self.name)
+
+    def run(self, ctx: Context) -> None:
+        if ctx.repo.ref(f"refs/heads/{self.name}") is not None:  # made before a crash: only the switch is left
+            _run(ctx.git, "switch", self.name)
+        elif self.switch:
+            _run(ctx.git, "switch", "-c", self.name, ctx.value(self.start))
+        else:
+            _run(ctx.git, "branch", self.name, ctx.value(self.start))
+
+
+def _conflicts(repo: Git) -> None:
+    unmerged = repo.unmerged_paths()
+    if unmerged:
+        raise Conflict(unmerged)
+
+
+@dataclass
+class Merge(Step):
+    """`git merge --no-ff -m MESSAGE SOURCE` into the branch checked out (in `worktree`, if given)."""
+
+    op = "merge"
+    source: str
+    into: str
+    message: str
+    worktree: str | None = None
+
+    def describe(self) -> str:
+        return f"merge {self.source} into {self.into}" + (f" (in the work tree {self.worktree})" if self.worktree else "")
+
+    def commands(self) -> list[list[str]]:
+        return [["merge", "--no-ff", "-m", self.message, self.source]]
+
+    def _repo(self, ctx: Context) -> Git:
+        return Git(self.worktree) if self.worktree else ctx.repo
+
+    def done(self, ctx: Context) -> bool:
+        repo = self._repo(ctx)
+        source = repo.rev(self.source)
+        return source is not None and repo.in_progress() is None and repo.is_ancestor(source, self.into)
+
+    def run(self, ctx: Context) -> None:
+        repo = self._repo(ctx)
+        if repo.current_branch() != self.into:
+            raise StepFailed(f"expected {self.into} to be checked out{' in ' + self.worktree if self.worktree else ''}")
+        proc = ctx.git_in(self.worktree)("merge", "--no-ff", "-m", self.message, self.source, check=False)
+        if proc.returncode != 0:
+            _conflicts(repo)
+            raise _failed(proc, f"merging {self.source} into {self.into}")
+
+    def resume(self, ctx: Context) -> None:
+        repo = self._repo(ctx)
+        if repo.in_progress() is not InProgress.MERGE:
+            super().resume(ctx)
+            return
+        _conflicts(repo)
+        _run(ctx.git_in(self.worktree), "commit", "--no-edit")  # the message given to the merge, through the hooks
+
+
+@dataclass
+class SquashMerge(Step):
+    """`git merge --squash SOURCE`: stage what SOURCE (at `sha`) brings; a Commit step follows."""
+
+    op = "squash-merge"
+    source: str
+    sha: str
+
+    def describe(self) -> str:
+        return f"stage a squash of {self.source} ({self.sha[:12]})"
+
+    def commands(self) -> list[list[str]]:
+        return [["merge", "--squash", self.source]]
+
+    def _staged(self, ctx: Context) -> bool:
+        return ctx.repo.in_progress() is InProgress.SQUASH and ctx.repo.squashed_commit() == self.sha
+
+    def done(self, ctx: Context) -> bool:
+        if self._staged(ctx):
+            return not ctx.repo.unmerged_paths()
+        head = ctx.repo.rev("HEAD")
+        trailer = parse_squash_trailer(ctx.repo.parents_and_message(head)[1]) if head else None
+        return trailer == (self.source, self.sha)  # committed already
+
+    def run(self, ctx: Context) -> None:
+        if ctx.repo.rev(self.source) != self.sha:
+            raise StepFailed(f"{self.source} moved since the flow began (it was {self.sha[:12]}); `dlgit abort` and start again")
+        proc = ctx.git("merge", "--squash", self.source, check=False)
+        if proc.returncode != 0:
+            _conflicts(ctx.repo)
+            raise _failed(proc, f"squashing {self.source}")
+
+    def resume(self, ctx: Context) -> None:
+        if self._staged(ctx):
+            _conflicts(ctx.repo)
+        else:
+            super().resume(ctx)
+
+
+@dataclass
+class Commit(Step):
+    """Commit what is staged (`paths`: stage those first), through the hooks; `save`: remember the commit."""
+
+    op = "commit"
+    message: str
+    paths: list[str] = dataclasses.field(default_factory=list)
+    save: str | None = None
+
+    def describe(self) -> str:
+        return f"commit '{self.message.partition(chr(10))[0]}'"
+
+    def commands(self) -> list[list[str]]:
+        return [*([["add", "-A", "--", *self.paths]] if self.paths else []), ["commit", "-m", self.message]]
+
+    def done(self, ctx: Context) -> bool:
+        head = ctx.repo.rev("HEAD")
+        if head is None or ctx.repo.parents_and_message(head)[1].strip() != self.message.strip():
+            return False
+        if self.save:
+            ctx.vars[self.save] = head
+        return True
+
+    def run(self, ctx: Context) -> None:
+        if self.paths:
+            _run(ctx.git, "add", "-A", "--", *self.paths)
+        _run(ctx.git, "commit", "-m", self.message)
+        if self.save:
+            ctx.vars[self.save] = ctx.repo.rev("HEAD") or ""
+
+
+@dataclass
+class BumpVersion(Step):
+    """Set VERSION in the template config (nothing else of the file changes) and commit it."""
+
+    op = "bump-version"
+    path: str
+    old: str
+    new: str
+    message: str
+    save: str | None = None
+
+    def describe(self) -> str:
+        return f"set VERSION {self.old} → {self.new} in {self.path} and commit it"
+
+    def commands(self) -> list[list[str]]:
+        return [["add", "--", self.path], ["commit", "-m", self.message]]
+
+    def done(self, ctx: Context) -> bool:
+        head = ctx.repo.rev("HEAD")
+        if head is None or read_version(ctx.repo.show_file(head, self.path)) != self.new:
+            return False
+        if ctx.repo.parents_and_message(head)[1].strip() != self.message:
+            return False
+        if self.save:
+            ctx.vars[self.save] = head
+        return True
+
+    def run(self, ctx: Context) -> None:
+        assert ctx.repo.root is not None
+        file = ctx.repo.root / self.path
+        try:
+            file.write_bytes(rewrite_version(file.read_bytes().decode("utf-8"), self.new).encode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise StepFailed(f"cannot set VERSION in {self.path}: {exc}") from None
+        Commit(self.message, [self.path], self.save).run(ctx)
+
+
+@dataclass
+class Tag(Step):
+    """An annotated tag on an explicit commit (a result of an earlier step)."""
+
+    op = "tag"
+    name: str
+    target: str
+    message: str
+
+    def describe(self) -> str:
+        return f"tag {shown(self.target)} as {self.name}"
+
+    def commands(self) -> list[list[str]]:
+        return [["tag", "-a", self.name, "-m", self.message, shown(self.target)]]
+
+    def done(self, ctx: Context) -> bool:
+        found = ctx.repo.rev(f"refs/tags/{self.name}")
+        if found is not None and found != ctx.value(self.target):
+            raise StepFailed(f"tag {self.name} exists already and names {found[:12]}; release tags never move")
+        return found is not None
+
+    def run(self, ctx: Context) -> None:
+        _run(ctx.git, "tag", "-a", self.name, "-m", self.message, ctx.value(self.target))
+
+
+@dataclass
+class DeleteBranch(Step):
+    """`git branch -d`: git refuses when the branch holds commits not merged; the flow then stops."""
+
+    op = "delete-branch"
+    name: str
+
+    def describe(self) -> str:
+        return f"delete the branch {self.name}"
+
+    def commands(self) -> list[list[str]]:
+        return [["branch", "-d", self.name]]
+
+    def done(self, ctx: Context) -> bool:
+        return ctx.repo.ref(f"refs/heads/{self.name}") is None
+
+    def run(self, ctx: Context) -> None:
+        _run(ctx.git, "branch", "-d", self.name)
+
+
+@dataclass
+class Push(Step):
+    op = "push"
+    undoable = False
+    remote: str
+    refs: list[str]
+
+    def describe(self) -> str:
+        return f"push {', '.join(self.refs)} to {self.remote} at once (--atomic)"
+
+    def commands(self) -> list[list[str]]:
+        return [["push", "--atomic", self.remote, *self.refs]]
+
+    def run(self, ctx: Context) -> None:
+        _run(ctx.git, "push", "--atomic", self.remote, *self.refs)
+
+
+@dataclass
+class WriteFile(Step):
+    """Write a file that is not there yet (never overwrites one)."""
+
+    op = "write-file"
+    path: str
+    content: str
+    mode: int = 0o644
+
+    def describe(self) -> str:
+        return f"write {self.path}"
+
+    def _file(self, ctx: Context) -> Path:
+        assert ctx.repo.root is not None
+        return ctx.repo.root / self.path
+
+    def done(self, ctx: Context) -> bool:
+        return self._file(ctx).exists()
+
+    def run(self, ctx: Context) -> None:
+        file = self._file(ctx)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            with open(file, "x", encoding="utf-8") as out:
+                out.write(self.content)
+            os.chmod(file, self.mode)
+        except OSError as exc:
+            raise StepFailed(f"cannot write {self.path}: {exc.strerror}") from None
+
+    def abort(self, ctx: Context) -> None:
+        """An untracked file the flow wrote goes (a committed one went with the ref rollback)."""
+        file = self._file(ctx)
+        if file.exists() and file.read_text(encoding="utf-8", errors="replace") == self.content and not ctx.repo.is_tracked(self.path):
+            file.unlink()
+
+
+@dataclass
+class Call(Step):
+    """A named dlgit action that is not a git command (installing hooks, `dvc init`): see ACTIONS."""
+
+    op = "call"
+    action: str
+    args: list[str] = dataclasses.field(default_factory=list)
+    text: str = ""
+
+    def describe(self) -> str:
+        return self.text or self.action
+
+    def commands(self) -> list[list[str]]:
+        return []
+
+    def run(self, ctx: Context) -> None:
+        ACTIONS[self.action](ctx, *self.args)
+
+
+ACTIONS: dict[str, Callable[..., None]] = {}  # filled by the modules that define flows
