@@ -118,3 +118,109 @@ def ci(provider: str, write: bool) -> int:
     from dlgit import ci as ci_module
 
     return run_action(lambda: ci_module.main(provider, write))
+
+
+# --- flows ---------------------------------------------------------------------------------------
+
+DRY_RUN = click.option("--dry-run", is_flag=True, help="Print the plan (each step and its git commands); change nothing.")
+
+
+@main.command()
+@click.option("--bump", type=click.Choice(["auto", "major", "minor", "patch"]), default="auto", show_default=True,
+              help="auto: from the commit types since the last release (feat minor, fix patch, ! major).")
+@click.option("--no-squash", is_flag=True, help="Merge dev with --no-ff instead of squashing it.")
+@click.option("--push", is_flag=True, help="Push main, dev and the tag atomically at the end (undo then refuses).")
+@DRY_RUN
+def release(bump: str, no_squash: bool, push: bool, dry_run: bool) -> int:
+    """Release dev: squash it onto main, bump VERSION, tag vX.Y.Z, merge main back into dev."""
+    from dlgit.flows import dev
+
+    return run_action(lambda: dev.release(bump, not no_squash, push, dry_run))
+
+
+@main.group()
+def feature() -> None:
+    """feature-<name> branches: start from dev, finish by merging into dev."""
+
+
+@feature.command("start")
+@click.argument("name")
+@DRY_RUN
+def feature_start(name: str, dry_run: bool) -> int:
+    """Create feature-NAME from dev and switch to it."""
+    from dlgit.flows import dev
+    from dlgit.model import Kind
+
+    return run_action(lambda: dev.start(Kind.FEATURE, name, dry_run))
+
+
+@feature.command("finish")
+@click.argument("name", required=False)
+@click.option("-m", "--message", help="The merge commit's message (default: chore: merge <branch> into dev).")
+@DRY_RUN
+def feature_finish(name: str | None, message: str | None, dry_run: bool) -> int:
+    """Merge the feature branch (default: the current one) into dev with --no-ff, then delete it."""
+    from dlgit.flows import dev
+
+    return run_action(lambda: dev.feature_finish(name, message, dry_run))
+
+
+@main.group()
+def hotfix() -> None:
+    """hotfix-<name> branches: start from main, finish into main and dev."""
+
+
+@hotfix.command("start")
+@click.argument("name")
+@DRY_RUN
+def hotfix_start(name: str, dry_run: bool) -> int:
+    """Create hotfix-NAME from main and switch to it."""
+    from dlgit.flows import dev
+    from dlgit.model import Kind
+
+    return run_action(lambda: dev.start(Kind.HOTFIX, name, dry_run))
+
+
+@hotfix.command("finish")
+@click.argument("name", required=False)
+@click.option("--no-bump", is_flag=True, help="Leave VERSION and tags alone (default: bump the patch version and tag it).")
+@DRY_RUN
+def hotfix_finish(name: str | None, no_bump: bool, dry_run: bool) -> int:
+    """Check the hotfix's size, merge it into main (bump and tag the patch version), then into dev; delete it."""
+    from dlgit.flows import dev
+
+    return run_action(lambda: dev.hotfix_finish(name, not no_bump, dry_run))
+
+
+@main.command("continue")
+def continue_() -> int:
+    """Go on with the unfinished flow (after resolving a conflict, or after a crash)."""
+    from dlgit.flows import control
+
+    return run_action(control.resume)
+
+
+@main.command()
+def abort() -> int:
+    """Take the unfinished flow back: every ref, and the branch, as they were when it began."""
+    from dlgit.flows import control
+
+    return run_action(control.abort)
+
+
+@main.command()
+def undo() -> int:
+    """Take back the last finished flow, while nothing it touched has moved or been pushed."""
+    from dlgit.flows import control
+
+    return run_action(control.undo)
+
+
+@main.command("log")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json (one object per line) for scripts.")
+def log_cmd(output_format: str) -> int:
+    """The flows that ran here, with the refs before and after each."""
+    from dlgit.flows import control
+
+    return run_action(lambda: control.log(output_format))

@@ -58,7 +58,7 @@ def release(facts: Release) -> Flow:
         Switch(s.dev),
         Merge(s.main, s.dev, back_merge_message(s)),
         *_return_to(facts.origin, s.dev),
-        Verify([(s.main, facts.main), (s.dev, facts.dev)]),
+        Verify([[s.main, facts.main], [s.dev, facts.dev]]),
     ]
     if facts.remote:
         steps.append(Push(facts.remote, [s.main, s.dev, tag]))
@@ -126,7 +126,7 @@ def hotfix_finish(facts: HotfixFinish) -> Flow:
         touches.append(f"refs/tags/{tag}")
     steps += [Switch(s.dev), Merge(s.main, s.dev, back_merge_message(s)), DeleteBranch(facts.name),
               *([Switch(facts.origin)] if facts.origin not in (None, facts.name, s.dev) else []),
-              Verify([(s.main, facts.main), (s.dev, facts.dev)])]
+              Verify([[s.main, facts.main], [s.dev, facts.dev]])]
     version = f", VERSION {facts.new} tagged" if facts.new else ""
     return Flow("hotfix finish", f"merge {facts.name} into {s.main} and {s.dev}", steps, touches,
                 summary=[f"{facts.name} is on {s.main} and {s.dev}{version}, and deleted"])

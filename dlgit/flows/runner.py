@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from dlgit import config
 from dlgit.errors import UsageError
 from dlgit.flows import state
+from dlgit.flows import verify  # noqa: F401  (registers its step for runs read back from JSON)
 from dlgit.flows.steps import Conflict, Context, Step, StepFailed
 from dlgit.git import Git, InProgress, command_line
 from dlgit.model import short_branch
@@ -187,7 +188,7 @@ class FlowRunner:
             raise UsageError("there is no finished flow to undo here (`dlgit log` lists the flows that ran).")
         if not last.get("undoable"):
             raise UsageError(f"the {last['name']} flow ({last['title']}) pushed to a remote; a push cannot be undone locally.")
-        self._require_clean("undo")
+        self.require_clean("undo")
         current = self._current_refs(last)
         moved = [ref for ref, sha in last["after"]["refs"].items() if current[ref] != sha]
         if moved:
@@ -219,11 +220,17 @@ class FlowRunner:
                 found.append(name)
         return found
 
-    def _require_clean(self, verb: str) -> None:
+    def require_clean(self, verb: str) -> None:
+        """No operation under way and no uncommitted change to a tracked file (untracked files are
+        left alone: git refuses to overwrite them)."""
+        doing = self.repo.in_progress()
+        if doing is not None:
+            raise UsageError(f"a {doing.value} is in progress; finish it (or `git {doing.value.split()[0]} --abort`) first.")
         changed = self.repo.changed_paths()
         if changed:
-            listed = ", ".join(escape(path) for path in changed[:10])
-            raise UsageError(f"uncommitted changes ({listed}{' ...' if len(changed) > 10 else ''}); commit or stash them before `dlgit {verb}`.")
+            listed = "\n".join(f"  {escape(path)}" for path in changed[:20])
+            raise UsageError(f"the work tree has uncommitted changes, and a flow never mixes them into its commits:\n{listed}\n"
+                             f"Commit them, or put them aside with `git stash`, then run `dlgit {verb}` again.")
 
     def _conclude_operation(self) -> None:
         """A merge or squash the flow began and did not conclude is taken back first."""

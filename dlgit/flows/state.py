@@ -63,10 +63,7 @@ def write(path: Path, data: dict[str, Any]) -> None:
 
 
 def remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)
 
 
 def append_log(repo: Git, entry: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from dlgit.config import Settings
-from dlgit.git import Git, GitError, InProgress, Runner
+from dlgit.git import Git, InProgress, Runner
 from dlgit.model import parse_squash_trailer, read_version, rewrite_version
 
 
@@ -298,7 +298,7 @@ class BumpVersion(Step):
         return f"set VERSION {self.old} → {self.new} in {self.path} and commit it"
 
     def commands(self) -> list[list[str]]:
-        return [["add", "--", self.path], ["commit", "-m", self.message]]
+        return Commit(self.message, [self.path]).commands()
 
     def done(self, ctx: Context) -> bool:
         head = ctx.repo.rev("HEAD")
