@@ -412,6 +412,18 @@ def _pitfall(lines: list[HookLine]) -> list[str]:
     return []
 
 
+def _flow_lines(repo: Git, color: bool) -> list[str]:
+    from dlgit.flows.runner import FlowRunner
+
+    running = FlowRunner(repo).unfinished()
+    if running is None:
+        return []
+    return ["", report.paint("flow", "bold", color),
+            f"  the {running['name']} flow ({running['title']}) is unfinished: stopped at step {running['next'] + 1} "
+            f"of {len(running['steps'])} ({running.get('status')})",
+            "  go on: dlgit continue    go back: dlgit abort"]
+
+
 def status() -> int:
     setup = inspect()
     settings = config.load(setup.repo.root)
@@ -424,6 +436,7 @@ def status() -> int:
     for line in lines:
         shown = report.paint(line.state.value, "green" if line.covered else "red", color)
         out.append(f"  {line.name:<17} {shown}" + (f" — {line.note}" if line.note else ""))
+    out += _flow_lines(setup.repo, color)
     fixes = _fixes(setup, lines, configured)
     if fixes:
         out += ["", *_pitfall(lines), report.paint("fix:", "bold", color), *(f"  {part}" for fix in fixes for part in fix.splitlines())]

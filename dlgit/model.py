@@ -294,10 +294,11 @@ def message_bump(message: str, types: tuple[str, ...]) -> Bump:
     return Bump.MINOR if subject.type == "feat" else Bump.PATCH
 
 
-def next_version(current: str, bump: Bump) -> str:
-    """The version after `bump`; below 1.0 a breaking change bumps the minor (semver's 0.y.z)."""
+def next_version(current: str, bump: Bump, major_zero: bool = True) -> str:
+    """The version after `bump`; with `major_zero`, below 1.0 a breaking change bumps the minor
+    (semver's 0.y.z; commitizen's major_version_zero)."""
     major, minor, patch = version_key(current)
-    if bump is Bump.MAJOR and major == 0:
+    if bump is Bump.MAJOR and major == 0 and major_zero:
         bump = Bump.MINOR
     if bump is Bump.MAJOR:
         return f"{major + 1}.0.0"

@@ -106,7 +106,8 @@ def release(bump: str, squash: bool, push: bool, dry_run: bool) -> int:
     old = session.version_at(merged.tree, f"{s.main} after the merge of {s.dev}")
     messages = _messages_since_release(repo, s, main, dev)
     level = BUMPS.get(bump) or max((message_bump(message, s.commit_types) for message in messages), default=Bump.NONE)
-    new = next_version(old, level if level is not Bump.NONE else Bump.PATCH)  # dev differs in content: at least a patch
+    new = next_version(old, level if level is not Bump.NONE else Bump.PATCH,  # dev differs in content: at least a patch
+                       major_zero=bump == "auto")  # an explicit --bump major means 1.0.0
     session.free_tag(new)
     facts = plans.Release(s, repo.current_branch(), main, dev, old, new,
                           subjects=tuple(message.partition("\n")[0] for message in reversed(messages)),

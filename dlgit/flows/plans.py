@@ -56,7 +56,7 @@ def release(facts: Release) -> Flow:
         BumpVersion(s.template_config, facts.old, facts.new, bump_subject(facts.old, facts.new), save="bump"),
         Tag(tag, "@bump", f"release {facts.new}"),
         Switch(s.dev),
-        Merge(s.main, s.dev, back_merge_message(s)),
+        Merge(s.main, s.dev, back_merge_message(s), adopt_if=facts.dev if facts.squash else None),
         *_return_to(facts.origin, s.dev),
         Verify([[s.main, facts.main], [s.dev, facts.dev]]),
     ]

@@ -19,8 +19,10 @@ from typing import Any, TextIO
 
 from dlgit import config
 from dlgit.errors import UsageError
-from dlgit.flows import state
-from dlgit.flows import verify  # noqa: F401  (registers its step for runs read back from JSON)
+from dlgit.flows import (
+    state,
+    verify,  # noqa: F401  (registers its step for runs read back from JSON)
+)
 from dlgit.flows.steps import Conflict, Context, Step, StepFailed
 from dlgit.git import Git, InProgress, command_line
 from dlgit.model import short_branch
@@ -199,6 +201,7 @@ class FlowRunner:
             raise UsageError(f"cannot undo the {last['name']} flow: {', '.join(pushed)} is on a remote already "
                              "(a pushed commit is never taken back; make a new commit instead).")
         self._say(f"dlgit undo: {last['name']} ({last['title']})")
+        self._conclude_operation()
         self._restore(last["before"], last.get("keep_work"), current)
         last.update(status="undone", ended=_now())
         self._log(last)
@@ -236,6 +239,7 @@ class FlowRunner:
         """A merge or squash the flow began and did not conclude is taken back first."""
         doing = self.repo.in_progress()
         runner = Context(self.repo, config.Settings(), {}, self.out).git
+        runner("update-index", "-q", "--refresh", check=False)  # stale stat data alone must not stop a reset
         if doing is InProgress.MERGE:
             runner("merge", "--abort")
         elif doing is InProgress.SQUASH:

@@ -173,22 +173,32 @@ def _conflicts(repo: Git) -> None:
 
 @dataclass
 class Merge(Step):
-    """`git merge --no-ff -m MESSAGE SOURCE` into the branch checked out (in `worktree`, if given)."""
+    """`git merge --no-ff -m MESSAGE SOURCE` into the branch checked out (in `worktree`, if given).
+    `adopt_if`: when `into` is still at that commit, everything of it is in SOURCE already (a
+    release squashed it there), so the merge records SOURCE's tree: conflicts resolved in the
+    squash are not met again."""
 
     op = "merge"
     source: str
     into: str
     message: str
     worktree: str | None = None
+    adopt_if: str | None = None
 
     def describe(self) -> str:
         return f"merge {self.source} into {self.into}" + (f" (in the work tree {self.worktree})" if self.worktree else "")
 
     def commands(self) -> list[list[str]]:
+        if self.adopt_if:
+            return [["merge", "--no-ff", "--no-commit", "-s", "ours", "-m", self.message, self.source],
+                    ["read-tree", "-u", "--reset", self.source], ["commit", "--no-edit"]]
         return [["merge", "--no-ff", "-m", self.message, self.source]]
 
     def _repo(self, ctx: Context) -> Git:
         return Git(self.worktree) if self.worktree else ctx.repo
+
+    def _adopting(self, repo: Git) -> bool:
+        return self.adopt_if is not None and repo.rev(f"refs/heads/{self.into}") == self.adopt_if
 
     def done(self, ctx: Context) -> bool:
         repo = self._repo(ctx)
@@ -196,21 +206,30 @@ class Merge(Step):
         return source is not None and repo.in_progress() is None and repo.is_ancestor(source, self.into)
 
     def run(self, ctx: Context) -> None:
-        repo = self._repo(ctx)
+        repo, git = self._repo(ctx), ctx.git_in(self.worktree)
         if repo.current_branch() != self.into:
             raise StepFailed(f"expected {self.into} to be checked out{' in ' + self.worktree if self.worktree else ''}")
-        proc = ctx.git_in(self.worktree)("merge", "--no-ff", "-m", self.message, self.source, check=False)
+        if self._adopting(repo):
+            _run(git, "merge", "--no-ff", "--no-commit", "-s", "ours", "-m", self.message, self.source)
+            self._conclude(repo, git)
+            return
+        proc = git("merge", "--no-ff", "-m", self.message, self.source, check=False)
         if proc.returncode != 0:
             _conflicts(repo)
             raise _failed(proc, f"merging {self.source} into {self.into}")
+
+    def _conclude(self, repo: Git, git: Runner) -> None:
+        if self._adopting(repo):
+            _run(git, "read-tree", "-u", "--reset", self.source)
+        _conflicts(repo)
+        _run(git, "commit", "--no-edit")  # the message given to the merge, through the hooks
 
     def resume(self, ctx: Context) -> None:
         repo = self._repo(ctx)
         if repo.in_progress() is not InProgress.MERGE:
             super().resume(ctx)
-            return
-        _conflicts(repo)
-        _run(ctx.git_in(self.worktree), "commit", "--no-edit")  # the message given to the merge, through the hooks
+        else:
+            self._conclude(repo, ctx.git_in(self.worktree))
 
 
 @dataclass
