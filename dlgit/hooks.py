@@ -39,7 +39,7 @@ def _repository() -> tuple[git.RepoInfo, config.Settings] | None:
     if notice:
         report.emit(notice)
         return None
-    return info, config.load(info.toplevel)
+    return info, config.load(info.toplevel, config.settings_cache(info.git_dir))
 
 
 def pre_commit() -> int:
