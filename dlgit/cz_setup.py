@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from dlgit.errors import UsageError
 
 COMMITIZEN_REPO = "https://github.com/commitizen-tools/commitizen"
-COMMITIZEN_FALLBACK_REV = "v4.1.0"  # when commitizen is not installed here: a release with the plugin and provider API used
+COMMITIZEN_FALLBACK_REV = "v4.19.3"  # when commitizen is not installed here: the release dlgit was tested with
 # Where commitizen looks for its settings, in its order (commitizen.defaults.CONFIG_FILES).
 CONFIG_FILES = (".cz.toml", "cz.toml", ".cz.json", "cz.json", ".cz.yaml", "cz.yaml", "pyproject.toml")
 ESSENTIAL = ("name", "version_provider", "tag_format")  # what dlgit needs; the rest are defaults the user may change
@@ -50,7 +50,8 @@ def commitizen_config(toplevel: Path, changelog: bool = False, write: bool = Tru
         path, section = existing
         wrong = {key: wanted[key] for key in ESSENTIAL if section.get(key) != wanted[key]}
         if wrong:
-            lines = ", ".join(f"{key} = {_toml(value)}" for key, value in wrong.items())
+            lines = ", ".join(f"{json.dumps(key)}: {json.dumps(value)}" if path.suffix == ".json" else
+                              f"{key}: {value}" if path.suffix == ".yaml" else f"{key} = {_toml(value)}" for key, value in wrong.items())
             raise UsageError(f"{path.name} already configures commitizen, differently: set {lines} in its commitizen "
                              "section (dlgit does not rewrite it), then run this again.")
         return ConfigPlan(path, "unchanged", "")

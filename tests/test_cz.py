@@ -370,7 +370,7 @@ def test_config_goes_into_an_existing_pyproject(tmp_path: Path) -> None:
 
 def test_config_that_disagrees_is_refused(tmp_path: Path) -> None:
     (tmp_path / ".cz.json").write_text(json.dumps({"commitizen": {"name": "cz_conventional_commits", "tag_format": "v$version"}}))
-    with pytest.raises(UsageError, match=r'\.cz\.json .* set name = "cz_dlgit", version_provider = "dlgit"'):
+    with pytest.raises(UsageError, match=r'\.cz\.json .* set "name": "cz_dlgit", "version_provider": "dlgit" in'):
         cz_setup.commitizen_config(tmp_path)
 
 
