@@ -3,7 +3,8 @@
     python bench/bench_hooks.py [--runs N] [--sizes 2000,20000] [--profile] [--check]
 
 (a) commit-msg: `dlgit hook commit-msg FILE` vs `conventional-pre-commit TYPES FILE` vs
-    `cz check --commit-msg-file FILE`, with `python -c pass` as the floor;
+    `cz check --commit-msg-file FILE`, with `python -c pass` as the floor; then dlgit's hook in a
+    repository with a .dlgit.yaml (its parsed settings cached in the git dir after the warm-up run);
 (b) pre-commit on a task branch with N result files staged under tasks/<branch>/ vs
     `git diff --cached --name-status -z` alone on the same index; then the same with the task's
     config.yaml edited too (the hook then imports PyYAML and parses it).
@@ -37,6 +38,9 @@ TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "task")
 TASK_BRANCH = "task-0.1.0-20261128T062233-bench"
 TEMPLATE_CONFIG = "VERSION: 0.1.0\nDEBUG: false\nRESUME: null\nTRAIN: true\nTEST: false\nMODEL_PATH: null\nRANDOM_SEED: 42\nlr: 0.01\n"
 COMMIT_MSG_TARGET = "commit-msg median no slower than conventional-pre-commit"
+WITH_SETTINGS = "dlgit hook commit-msg FILE, .dlgit.yaml"
+WITH_SETTINGS_TARGET = 0.8  # with a .dlgit.yaml: at most this fraction of conventional-pre-commit's time
+DLGIT_YAML = "commit:\n  types: [feat, fix, docs, style, refactor, test, chore, task]\nhotfix:\n  max_files: 5\n"
 FLOOR = "python -c pass (floor)"
 CPC = "conventional-pre-commit TYPES FILE"
 CZ = "cz check --commit-msg-file FILE"
@@ -80,14 +84,16 @@ def time_once(command: Sequence[str], cwd: Path) -> float:
     return elapsed
 
 
-def medians(commands: dict[str, Sequence[str]], cwd: Path, runs: int) -> dict[str, float]:
-    """Median wall time in ms of each command; one warm-up each, then round-robin runs."""
+def medians(commands: dict[str, Sequence[str]], cwd: Path, runs: int, cwds: dict[str, Path] | None = None) -> dict[str, float]:
+    """Median wall time in ms of each command (run in `cwd`, or in its own `cwds` entry); one
+    warm-up each, then round-robin runs."""
     samples: dict[str, list[float]] = {label: [] for label in commands}
-    for command in commands.values():
-        time_once(command, cwd)
+    where = {label: (cwds or {}).get(label, cwd) for label in commands}
+    for label, command in commands.items():
+        time_once(command, where[label])
     for _ in range(runs):
         for label, command in commands.items():
-            samples[label].append(time_once(command, cwd))
+            samples[label].append(time_once(command, where[label]))
     return {label: statistics.median(values) for label, values in samples.items()}
 
 
@@ -103,8 +109,8 @@ def make_repo(path: Path) -> Path:
     return path
 
 
-def commit_msg_repo(root: Path) -> tuple[Path, Path]:
-    repo = make_repo(root / "msg")
+def commit_msg_repo(root: Path, name: str = "msg") -> tuple[Path, Path]:
+    repo = make_repo(root / name)
     git(repo, "switch", "-q", "-c", "dev")
     message = repo / "MSG"
     message.write_text("feat: add a data loader\n\nLoads shards lazily.\n")
@@ -140,6 +146,10 @@ def bench_commit_msg(root: Path, runs: int) -> dict[str, float]:
     if dlgit:
         commands["dlgit hook commit-msg FILE"] = [dlgit, "hook", "commit-msg", str(message)]
     commands["python -m dlgit hook commit-msg FILE"] = [sys.executable, "-m", "dlgit", "hook", "commit-msg", str(message)]
+    configured, configured_message = commit_msg_repo(root, "msg-configured")
+    (configured / ".dlgit.yaml").write_text(DLGIT_YAML)
+    if dlgit:
+        commands[WITH_SETTINGS] = [dlgit, "hook", "commit-msg", str(configured_message)]
     for label, name, args in (
         (CPC, "conventional-pre-commit", [*TYPES, str(message)]),
         (CZ, "cz", ["check", "--commit-msg-file", str(message)]),
@@ -149,7 +159,7 @@ def bench_commit_msg(root: Path, runs: int) -> dict[str, float]:
             commands[label] = [found, *args]
         else:
             print(f"  ({name} not installed: pip install '.[bench]')")
-    return medians(commands, repo, runs)
+    return medians(commands, repo, runs, {WITH_SETTINGS: configured})
 
 
 def bench_pre_commit(root: Path, sizes: Sequence[int], runs: int) -> dict[int, dict[str, float]]:
@@ -195,6 +205,10 @@ def verdicts(msg: dict[str, float], pre: dict[int, dict[str, float]]) -> list[tu
     ours, theirs = msg.get("dlgit hook commit-msg FILE"), msg.get(CPC)
     if ours is not None and theirs is not None:
         found.append((f"{COMMIT_MSG_TARGET} ({ours:.1f} vs {theirs:.1f} ms)", ours <= theirs))
+    configured = msg.get(WITH_SETTINGS)
+    if configured is not None and theirs is not None:
+        found.append((f"commit-msg with a .dlgit.yaml no slower than {WITH_SETTINGS_TARGET}x conventional-pre-commit "
+                      f"({configured:.1f} vs {WITH_SETTINGS_TARGET * theirs:.1f} ms)", configured <= WITH_SETTINGS_TARGET * theirs))
     factor = machine_factor(msg)
     for size, limit in PRE_COMMIT_TARGETS.items():
         if size in pre:

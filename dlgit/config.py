@@ -204,8 +204,10 @@ def _check_name(field: str, value: object, key: str, source: str, node: Any) -> 
         raise _fail(source, node, f"'{key}' must be a name of {allowed} (no '..', '.lock', 'HEAD' or 'refs/'), not {text!r}")
 
 
-def load(toplevel: Path | None) -> Settings:
-    """Settings from `<toplevel>/.dlgit.yaml` in the work tree, or the defaults."""
+def load(toplevel: Path | None, cache: Path | None = None) -> Settings:
+    """Settings from `<toplevel>/.dlgit.yaml` in the work tree, or the defaults. With `cache` (a file
+    in the git dir, see settings_cache), the parsed settings are kept there for the next hook, so
+    that it skips PyYAML while the file's content stays the same."""
     if toplevel is None:
         return Settings()
     path = toplevel / CONFIG_FILE
@@ -215,7 +217,52 @@ def load(toplevel: Path | None) -> Settings:
         return Settings()
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror}).") from None
-    return parse(_decode(raw, str(path)), str(path))
+    settings = _cached(cache, raw) if cache else None
+    if settings is None:
+        settings = parse(_decode(raw, str(path)), str(path))
+        if cache:
+            _store(cache, raw, settings)
+    return settings
+
+
+# --- the parsed-settings cache of the hooks ------------------------------------------------------
+
+
+def settings_cache(git_dir: Path) -> Path:
+    return git_dir / "dlgit" / "settings-cache"
+
+
+def _cache_key(raw: bytes) -> tuple[str, tuple[str, ...], bytes]:
+    from dlgit import __version__
+
+    return __version__, Settings._fields, raw  # the whole content, compared byte for byte: no hash to collide
+
+
+def _cached(cache: Path, raw: bytes) -> Settings | None:
+    """The settings stored for exactly this content by this dlgit, else None (absent, stale, corrupt)."""
+    import marshal
+
+    try:
+        key, values = marshal.loads(cache.read_bytes())
+        return Settings(*values) if key == _cache_key(raw) and len(values) == len(Settings._fields) else None
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+
+
+def _store(cache: Path, raw: bytes, settings: Settings) -> None:
+    """Best effort (a read-only git dir just means no cache); written whole, then renamed into place."""
+    import contextlib
+    import marshal
+    import os
+
+    temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        temporary.write_bytes(marshal.dumps((_cache_key(raw), tuple(settings))))
+        os.replace(temporary, cache)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def from_bytes(raw: bytes | None, source: str) -> Settings:

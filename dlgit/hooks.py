@@ -33,7 +33,7 @@ def _repository() -> tuple[Git, config.Settings] | None:
     if repo.in_progress() is InProgress.REBASE:
         report.emit("dlgit: rebase in progress; commit checks skipped (run `dlgit check` after the rebase).")
         return None
-    return repo, config.load(repo.root)
+    return repo, config.load(repo.root, config.settings_cache(repo.git_dir))
 
 
 def pre_commit() -> int:

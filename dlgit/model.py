@@ -15,6 +15,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     from dlgit.config import Settings
@@ -156,7 +157,7 @@ def merge_sources(target: Branch | None) -> frozenset[Kind]:
 
 SQUASH_TRAILER = "Squashed-from"  # the trailer a squash onto main carries: <branch>@<full sha>
 _TRAILER_LINE = rf"^{SQUASH_TRAILER}:[ \t]*(\S+)@([0-9a-f]{{40}}|[0-9a-f]{{64}})[ \t]*$"
-_BUMP_SUBJECT = r"^bump: version (\S+) (?:→|->) (\S+)"
+BUMP_SUBJECT = r"bump: version (\S+) (?:→|->) (\S+)"  # commitizen's, as a prefix
 
 
 def squash_trailer(branch: str, sha: str) -> str:
@@ -179,7 +180,7 @@ def bump_subject(old: str, new: str) -> str:
 
 
 def parse_bump_subject(subject: str) -> tuple[str, str] | None:
-    match = re.match(_BUMP_SUBJECT, subject)
+    match = re.match(BUMP_SUBJECT, subject)
     return (match.group(1), match.group(2)) if match else None
 
 
@@ -241,8 +242,18 @@ def tag_version(ref: str) -> str | None:
 
 # --- commit messages: types, and how they bump the version -----------------------------------------
 
-_GIT_OWN_MESSAGE = (r"^(Merge (branch|branches|remote-tracking branch|remote-tracking branches|tag|tags|commit|pull request) "
-                    r"|Merge \S+ into \S+$|Merge \S+$|Revert \"|Reapply \"|(fixup|squash|amend)! )")
+# The patterns below read one line and stop at its end without `$` (which, inside a whole message,
+# would mean the message's end), so that commitizen's schema_pattern is built from the same pieces
+# (message_pattern, used by dlgit.cz) as the rule's own checks.
+_END_OF_LINE = r"[^\S\n]*(?![^\n])"  # trailing blanks, then the end of the line
+GIT_OWN_MESSAGE = (  # the subjects git (and the forges) write themselves, as prefixes
+    r"Merge (?:branch|branches|remote-tracking branch|remote-tracking branches|tag|tags|commit|commits|pull request) "
+    rf"|Merge \S+(?: into \S+)?{_END_OF_LINE}"
+    r"|Merge (?:\.\.?/|/|~|[A-Za-z][A-Za-z0-9+.-]*://|[\w.-]+@[\w.-]+:)"  # `git pull <url>`: "Merge ../other repo into dev"
+    r'|Revert "|Reapply "|(?:fixup|squash|amend)! '
+)
+_SUBJECT_FORM = r"(?P<type>{type})(?:\((?P<scope>[^()\s]+)\))?(?P<bang>!)?: (?P<description>\S[^\n]*)"
+_ANY_TYPE = r"[^\s():!]+"  # configured types are narrower (config: letters, digits, '_', '-')
 
 
 class Subject(NamedTuple):
@@ -252,20 +263,36 @@ class Subject(NamedTuple):
     description: str
 
 
-_SUBJECT = r"^(?P<type>[^\s():!]+)(?:\((?P<scope>[^()\s]+)\))?(?P<bang>!)?: (?P<description>\S.*)$"
+def subject_line(message: str) -> str:
+    """The first line of a message: what the commit-message rule judges. A line ends at LF, CRLF
+    or a lone CR (as Python's text mode, and so commitizen, reads a message file)."""
+    return re.split(r"\r\n?|\n", message.strip(), maxsplit=1)[0]
 
 
 def parse_subject(subject: str, types: tuple[str, ...]) -> Subject | None:
     """`<type>[(scope)][!]: <subject>` with a known type, else None."""
-    match = re.match(_SUBJECT, subject)
+    match = re.match(_SUBJECT_FORM.format(type=_ANY_TYPE), subject)
     if not match or match["type"] not in types:
         return None
     return Subject(match["type"], match["scope"], bool(match["bang"]), match["description"])
 
 
 def is_git_own_message(subject: str) -> bool:
-    """The messages git writes itself (merges, reverts, fixup!): allowed off main."""
-    return re.match(_GIT_OWN_MESSAGE, subject) is not None
+    """The messages git writes itself (merges, pulls, reverts, fixup!): allowed off main."""
+    return re.match(GIT_OWN_MESSAGE, subject) is not None
+
+
+def _alternatives(words: tuple[str, ...]) -> str:
+    return "|".join(re.escape(word) for word in words)
+
+
+def message_pattern(types: tuple[str, ...]) -> str:
+    """A regex that a whole message (stripped, comment lines gone) matches exactly when the
+    commit-message rule accepts it off main, given that a `bump:` subject comes with a real bump:
+    its first line a conventional subject, one of git's own or a bump subject, anything below.
+    commitizen's schema_pattern (dlgit.cz); an empty message matches too."""
+    subject = _SUBJECT_FORM.format(type=_alternatives(types))
+    return rf"(?s)(?:(?:{subject}|(?:{GIT_OWN_MESSAGE}|{BUMP_SUBJECT})[^\n]*)(?:\n.*)?)?\Z"
 
 
 class Bump(int, Enum):
@@ -275,31 +302,82 @@ class Bump(int, Enum):
     MAJOR = 3
 
 
-NO_BUMP_TYPES = frozenset({"task"})  # task runs and their merges change no core code
-_BREAKING_FOOTER = r"^BREAKING[ -]CHANGE:"
+NO_BUMP_TYPES = ("task",)  # task runs and their merges change no core code
+
+
+def bump_pattern(types: tuple[str, ...]) -> str:
+    """commitizen's bump_pattern, searched in every line: a conventional subject of a known type or
+    a BREAKING CHANGE footer; group 1 (`feat(data)!`, `BREAKING CHANGE`) is what BUMP_RULES read."""
+    return rf"^(BREAKING[ -]CHANGE(?=:)|(?:{_alternatives(types)})(?:\([^()\s]+\))?!?(?=: \S))"
+
+
+# commitizen's bump_map: the first rule whose regex matches group 1 of bump_pattern decides.
+BUMP_RULES: tuple[tuple[str, Bump], ...] = (
+    *((rf"^{re.escape(kind)}(?![\w-])", Bump.NONE) for kind in NO_BUMP_TYPES),  # before `!`: a task never bumps
+    (r"^BREAKING[ -]CHANGE", Bump.MAJOR),
+    (r"^.*!$", Bump.MAJOR),
+    (r"^feat(?![\w-])", Bump.MINOR),
+    (r"^", Bump.PATCH),  # every other known type
+)
+
+
+def below_one(bump: Bump) -> Bump:
+    """Below 1.0 a breaking change bumps the minor version (semver's 0.y.z)."""
+    return Bump.MINOR if bump is Bump.MAJOR else bump
+
+
+def _log_lines(message: str) -> list[str]:
+    """The lines commitizen's bump reads of a commit: git's subject (`%s`: the first paragraph on
+    one line) and the body (`%b`), each stripped as commitizen strips them."""
+    lines = message.strip().split("\n")
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    title = " ".join(line.rstrip() for line in lines[:end]).strip()
+    body = "\n".join(lines[end:]).strip()
+    return f"{title}\n\n{body}".strip().split("\n")
+
+
+def _bumping(message: str, types: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(line, what bump_pattern found in it) for each line of a message that commitizen's bump
+    reads as a type or a BREAKING CHANGE footer."""
+    pattern = bump_pattern(types)
+    return [(line, match.group(1)) for line in _log_lines(message) if (match := re.search(pattern, line))]
+
+
+def squash_lines(message: str, types: tuple[str, ...]) -> list[str]:
+    """What a release squash lists of a squashed commit: its subject, then its other lines that bump
+    (so that the squash bumps, line by line, as the commits it holds)."""
+    subject = _log_lines(message)[0]
+    return [subject, *(line for line, _ in _bumping(message, types) if line != subject)]
 
 
 def message_bump(message: str, types: tuple[str, ...]) -> Bump:
-    """How one commit message bumps the core version: `!` or a BREAKING CHANGE footer → major,
-    feat → minor, fix, perf, refactor and the rest of the known types → patch, task → none,
-    anything else (git's own merges, bumps) → none."""
-    lines = message.strip().splitlines()
-    subject = parse_subject(lines[0], types) if lines else None
-    if subject is None:
-        return Bump.NONE
-    if subject.type in NO_BUMP_TYPES:
-        return Bump.NONE
-    if subject.breaking or any(re.match(_BREAKING_FOOTER, line) for line in lines[1:]):
-        return Bump.MAJOR
-    return Bump.MINOR if subject.type == "feat" else Bump.PATCH
+    """How one commit message bumps the core version: its strongest line, where a line is a
+    conventional subject of a known type (`!` → major, feat → minor, task → none, every other type →
+    patch) or a BREAKING CHANGE footer (major); other lines (git's merges, bumps) → none. Line by
+    line, as commitizen reads bump_pattern and BUMP_RULES, so `cz bump` agrees."""
+    return max((next(bump for regex, bump in BUMP_RULES if re.match(regex, token)) for _, token in _bumping(message, types)),
+               default=Bump.NONE)
+
+
+def release_bump(messages: Iterable[str], types: tuple[str, ...]) -> Bump:
+    """The bump of a release: the strongest of its commits' messages (those since the last release
+    tag, every parent's side, as `git log vX.Y.Z..HEAD` lists them and `cz bump` reads them)."""
+    return max((message_bump(message, types) for message in messages), default=Bump.NONE)
+
+
+def release_version(current: str, messages: Iterable[str], types: tuple[str, ...]) -> str | None:
+    """The next version after `current` for the messages since the last release; None when none of
+    them bumps (as `cz bump` refuses: "not eligible to be bumped")."""
+    bump = release_bump(messages, types)
+    return None if bump is Bump.NONE else next_version(current, bump)
 
 
 def next_version(current: str, bump: Bump, major_zero: bool = True) -> str:
     """The version after `bump`; with `major_zero`, below 1.0 a breaking change bumps the minor
     (semver's 0.y.z; commitizen's major_version_zero)."""
     major, minor, patch = version_key(current)
-    if bump is Bump.MAJOR and major == 0 and major_zero:
-        bump = Bump.MINOR
+    if major == 0 and major_zero:
+        bump = below_one(bump)
     if bump is Bump.MAJOR:
         return f"{major + 1}.0.0"
     if bump is Bump.MINOR:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -429,13 +430,21 @@ def test_commit_message_conventional_allowed(repo: Repo, message: str) -> None:
     assert_allowed(repo.commit(message))
 
 
-@pytest.mark.parametrize("message", ["wip: stuff", "Feat: capital", "feat:no space", "fix tests"])
-def test_commit_message_bad_type_blocked(repo: Repo, message: str) -> None:
+@pytest.mark.parametrize(("message", "diagnosis", "fix"), [
+    ("wip: stuff", "has the unknown type 'wip' (known: feat, fix,", "git commit -m 'feat: add a data loader'   # or fix:"),
+    ("Feat: capital", "has an upper-case type: write 'feat: capital'", "git commit -m 'feat: capital'"),
+    ("feat:no space", "has no space after the colon", "git commit -m 'feat: no space'"),
+    ("fix tests", "has no colon after the type", "git commit -m 'fix: tests'"),
+    ("feat(data loader): x\n\nbody", "has a space in the scope", "git commit -m 'feat(data-loader): x' -m body"),
+])
+def test_commit_message_bad_subject_blocked_with_its_diagnosis(repo: Repo, message: str, diagnosis: str, fix: str) -> None:
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 2\n")
     proc = repo.commit(message, check=False)
-    assert_blocked(proc, "commit-message", message, 'git commit -m "feat: ')
-    assert "commit message blocked" in proc.stderr
+    assert_blocked(proc, "commit-message", message.partition("\n")[0], diagnosis, fix)
+    assert "commit message blocked" in proc.stderr and "does not start with one of" not in proc.stderr
+    pasted = subprocess.run(["bash", "-c", fix], cwd=repo.path, capture_output=True, text=True, check=False)  # the printed fix works
+    assert_allowed(pasted)
 
 
 @pytest.mark.parametrize("message", ["Merge branch 'feature-x' into dev", 'Revert "feat: a loader"', "fixup! feat: a loader", "squash! x"])
@@ -451,7 +460,7 @@ def test_commit_message_gits_own_merge_message_blocked_on_main(repo: Repo) -> No
     setup_commit(repo, "feat: net 2")
     repo.git("switch", "-q", "main")
     proc = repo.git("merge", "--no-ff", "--no-edit", "dev", check=False)
-    assert_blocked(proc, "commit-message", "Merge branch 'dev'", "not enough on main")
+    assert_blocked(proc, "commit-message", "Merge branch 'dev'", "enough off main only", "git commit -m 'chore: release dev'")
     # git keeps the merge in progress: concluding it with a conventional message is allowed
     assert_allowed(repo.git("commit", "-m", "feat: release net 2", check=False))
     assert repo.git("rev-parse", "HEAD^2").stdout.strip() == repo.head("dev")

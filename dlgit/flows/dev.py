@@ -4,7 +4,6 @@ runner. A precondition that fails is one paragraph and exit 2, with nothing chan
 
 from __future__ import annotations
 
-import re
 import sys
 
 from dlgit import config, report
@@ -17,18 +16,18 @@ from dlgit.git import Git, require_version
 from dlgit.model import (
     Bump,
     Kind,
-    message_bump,
     next_version,
     parse_branch,
     parse_squash_trailer,
     read_version,
+    release_bump,
     release_tag,
+    squash_lines,
 )
 from dlgit.policy import Change, evaluate
 from dlgit.shell import escape
 
 BUMPS = {"major": Bump.MAJOR, "minor": Bump.MINOR, "patch": Bump.PATCH}
-_BREAKING = r"^BREAKING[ -]CHANGE:.*$"
 
 
 class Session:
@@ -105,14 +104,13 @@ def release(bump: str, squash: bool, push: bool, dry_run: bool) -> int:
         return DONE
     old = session.version_at(merged.tree, f"{s.main} after the merge of {s.dev}")
     messages = _messages_since_release(repo, s, main, dev)
-    level = BUMPS.get(bump) or max((message_bump(message, s.commit_types) for message in messages), default=Bump.NONE)
+    level = BUMPS.get(bump) or release_bump(messages, s.commit_types)
     new = next_version(old, level if level is not Bump.NONE else Bump.PATCH,  # dev differs in content: at least a patch
                        major_zero=bump == "auto")  # an explicit --bump major means 1.0.0
     session.free_tag(new)
-    facts = plans.Release(s, repo.current_branch(), main, dev, old, new,
-                          subjects=tuple(message.partition("\n")[0] for message in reversed(messages)),
-                          breaking=tuple(dict.fromkeys(m for message in messages for m in re.findall(_BREAKING, message, re.M))),
-                          squash=squash, remote=_push_remote(repo, s) if push else None)
+    listed = tuple(line for message in reversed(messages) for line in squash_lines(message, s.commit_types))
+    facts = plans.Release(s, repo.current_branch(), main, dev, old, new, listed, squash=squash,
+                          remote=_push_remote(repo, s) if push else None)
     return session.runner.start(plans.release(facts), dry_run)
 
 

@@ -29,20 +29,18 @@ class Release:
     dev: str  # dev's tip: what is released
     old: str  # VERSION after the squash, before the bump
     new: str
-    subjects: tuple[str, ...]  # dev's commits since the last release, oldest first (no merges)
-    breaking: tuple[str, ...]  # their BREAKING CHANGE footers
+    listed: tuple[str, ...]  # dev's commits since the last release, oldest first: subjects and the lines that bump
     squash: bool = True
     remote: str | None = None  # --push: where
 
 
 def release_message(facts: Release) -> str:
-    """The squash commit: a conventional subject, the squashed subjects one per line (so that
-    commitizen, reading every line of the message on main, bumps as dlgit does), their breaking
-    changes, and the trailer `dlgit check` verifies."""
-    body = "\n".join(facts.subjects) or "(no commits of their own: merges only)"
-    footers = "\n".join(facts.breaking)
+    """The squash commit: a conventional subject, the squashed subjects one per line with their
+    lines that bump (so that commitizen, reading every line of the message on main, bumps as dlgit
+    does), and the trailer `dlgit check` verifies."""
+    body = "\n".join(facts.listed) or "(no commits of their own: merges only)"
     trailer = squash_trailer(facts.settings.dev, facts.dev)
-    return "\n\n".join(part for part in (f"chore(release): {facts.new} from {facts.settings.dev}", body, footers, trailer) if part)
+    return "\n\n".join([f"chore(release): {facts.new} from {facts.settings.dev}", body, trailer])
 
 
 def release(facts: Release) -> Flow:

@@ -10,7 +10,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from dlgit.config import Settings
+from dlgit.config import CONFIG_FILE, Settings
 from dlgit.model import (
     MERGE_SOURCES,
     NAME_FORMATS,
@@ -26,6 +26,7 @@ from dlgit.model import (
     parse_subject,
     slugify,
     squash_trailer,
+    subject_line,
     version_key,
     version_line_of,
 )
@@ -342,6 +343,10 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
 
 
 
+_EXAMPLE = "feat: add a data loader"
+_MAX_BODY_IN_FIX = 400  # characters of a body repeated in the printed `git commit -m ... -m ...`
+
+
 @rule(
     "commit-message",
     "the message reads <type>[(scope)][!]: <subject> with a known type",
@@ -353,9 +358,9 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
 )
 def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     message = change.message
-    if not message or not message.strip():
+    if not message or not message.strip():  # `git commit --allow-empty-message`: nothing to judge
         return
-    subject = message.strip().splitlines()[0]
+    subject = subject_line(message)
     if parse_subject(subject, settings.commit_types):
         return
     on_main = change.branch is not None and change.branch.kind is Kind.MAIN
@@ -364,18 +369,82 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     bump = parse_bump_subject(subject)
     if bump and version_bump(change, settings) == bump:  # and it says which versions
         return
-    hint = " (git's own Merge/Revert/fixup! messages are not enough on main)" if on_main and is_git_own_message(subject) else ""
-    example, others = '"feat: add a data loader"', "or fix:, docs:, task:, refactor(model)!: ..."
+    problem, corrected = _subject_problem(subject, bump, on_main, settings)
+    example = corrected or _merge_subject(change) or _EXAMPLE
     if change.commit is None:
-        fix = [f"git commit -m {example}   # {others}",
+        rest = message.strip()[len(subject):].strip() if corrected else ""
+        body = f" -m {quote(rest)}" if rest and len(rest) <= _MAX_BODY_IN_FIX else ""
+        other_types = "   # or fix:, docs:, task:, refactor(model)!: ..." if example == _EXAMPLE else ""
+        fix = [f"git commit -m {quote(example)}{body}{other_types}",
                "the message you typed is kept in .git/COMMIT_EDITMSG; reuse it with: git commit -e -F .git/COMMIT_EDITMSG"]
     else:
-        fix = [*repair(change, settings, "reword"), f"a subject reads like {example} ({others})"]
-    yield RULES["commit-message"].violation(
-        f"the subject '{subject[:72]}' does not start with one of: {', '.join(settings.commit_types)}{hint}",
-        [subject[:72]],
-        fix,
-    )
+        fix = [*repair(change, settings, "reword"), f"a subject reads like {quote(example)}"]
+    yield RULES["commit-message"].violation(f"the subject '{subject[:72]}' {problem}", [subject[:72]], fix)
+
+
+# A subject as people mistype it: every part optional, blanks allowed where they do not belong.
+_LOOSE_SUBJECT = (r"(?P<type>[^\s():!]*)(?P<gap>\s*)(?:\((?P<scope>[^()]*)\))?(?P<bang>!)?(?P<colon>\s*:)?"
+                  r"(?P<space>\s*)(?P<description>.*)")
+
+
+def _subject_problem(subject: str, bump: tuple[str, str] | None, on_main: bool, settings: Settings) -> tuple[str, str | None]:
+    """What is wrong with a refused subject, said once per failure (after "the subject '...'"), and
+    the corrected subject when it can be derived (None when only the author knows what to write)."""
+    types, form = settings.commit_types, "<type>[(scope)][!]: <description>"
+    if bump:
+        return (f"is commitizen's version-bump subject, allowed only on the commit that changes nothing but VERSION "
+                f"in {settings.template_config} from {bump[0]} to {bump[1]}; this one is not that"), None
+    if on_main and is_git_own_message(subject):
+        return f"is git's own message, enough off {settings.main} only: a commit on {settings.main} reads {form}", None
+    loose = re.fullmatch(_LOOSE_SUBJECT, subject)
+    assert loose is not None  # every part is optional
+    kind, scope, description = loose["type"], loose["scope"], loose["description"].strip()
+    if kind not in types and kind.lower() not in types:
+        if not loose["colon"]:
+            return f"does not start with a type and ':' (types: {', '.join(types)})", None
+        unknown = f"the unknown type '{kind}'" if kind else "no type before ':'"
+        return f"has {unknown} (known: {', '.join(types)}; commit.types in {CONFIG_FILE} adds more)", None
+    if not loose["colon"] and ":" in description:
+        return f"does not read {form}", None
+    problems = []
+    if kind not in types:
+        problems.append("an upper-case type")
+        kind = kind.lower()
+    if scope is not None and not scope.strip():
+        problems.append("an empty scope")
+    elif scope is not None and re.search(r"\s", scope):
+        problems.append("a space in the scope")
+    if not loose["colon"]:
+        problems.append("no colon after the type")
+    elif loose["gap"] or loose["colon"] != ":":
+        problems.append("a space before the colon")
+    scope_text = "-".join(scope.split()) if scope else ""
+    prefix = f"{kind}{f'({scope_text})' if scope_text else ''}{loose['bang'] or ''}"
+    if not description:
+        return f"has {_listed([*problems, 'an empty description'])}: say what the commit does after '{prefix}: '", None
+    if loose["colon"] and loose["space"] != " ":
+        problems.append("more than one space after the colon" if loose["space"] else "no space after the colon")
+    if not problems:
+        return f"does not read {form}", None
+    return f"has {_listed(problems)}: write '{prefix}: {description}'", _checked(f"{prefix}: {description}", types)
+
+
+_MERGE_TYPES = {Kind.TASK: "task: merge", Kind.HOTFIX: "fix: merge", Kind.DEV: "chore: release"}
+
+
+def _merge_subject(change: Change) -> str | None:
+    """The subject dlgit's flows give a merge onto main from the branch being merged."""
+    source = change.merge.source if change.merge and not change.merge.squash else None
+    prefix = _MERGE_TYPES.get(source.kind) if source else None
+    return f"{prefix} {source.name}" if source and prefix else None
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _checked(subject: str, types: tuple[str, ...]) -> str | None:
+    return subject if parse_subject(subject, types) else None
 
 
 def _fold(text: str) -> str:
