@@ -126,6 +126,17 @@ DRY_RUN = click.option("--dry-run", is_flag=True, help="Print the plan (each ste
 
 
 @main.command()
+@click.option("--dvc", is_flag=True, help="Also set up DVC (dvc init) for large files.")
+@click.option("--commitizen", is_flag=True, help="Also write commitizen's configuration (cz_dlgit, the dlgit version provider).")
+@DRY_RUN
+def init(dvc: bool, commitizen: bool, dry_run: bool) -> int:
+    """Set the repository up: template task, .dlgit.yaml, .gitignore, hooks, dev. Adds only what is missing."""
+    from dlgit.flows import init as init_flow
+
+    return run_action(lambda: init_flow.init(dvc, commitizen, dry_run))
+
+
+@main.command()
 @click.option("--bump", type=click.Choice(["auto", "major", "minor", "patch"]), default="auto", show_default=True,
               help="auto: from the commit types since the last release (feat minor, fix patch, ! major).")
 @click.option("--no-squash", is_flag=True, help="Merge dev with --no-ff instead of squashing it.")

@@ -27,6 +27,7 @@ rules:
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -275,6 +276,22 @@ def _decode(raw: bytes, source: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{source}: is not UTF-8 text; save it as UTF-8.") from None
+
+
+def commented_defaults() -> str:
+    """A .dlgit.yaml holding every setting at its default, commented out (what `dlgit init` writes)."""
+    lines = ["# dlgit's settings: every key is optional and shows its default; uncomment what you change.",
+             "# `dlgit explain config` describes them, `dlgit explain RULE` the rules they shape."]
+    written: set[tuple[str, ...]] = set()
+    for key_path, (name, _, description) in _SCHEMA.items():
+        for depth in range(len(key_path) - 1):
+            if key_path[:depth + 1] not in written:
+                written.add(key_path[:depth + 1])
+                lines.append(f"# {'  ' * depth}{key_path[depth]}:")
+        value = getattr(_DEFAULTS, name)
+        shown = json.dumps(list(value)) if isinstance(value, tuple) else "null" if value is None else value  # JSON is YAML
+        lines.append(f"# {'  ' * (len(key_path) - 1)}{key_path[-1]}: {shown}   # {description}")
+    return "\n".join(lines) + "\n"
 
 
 def describe_defaults() -> str:

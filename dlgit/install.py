@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TextIO
 
 from dlgit import __version__, config, model, report
 from dlgit.errors import UsageError
@@ -217,7 +218,11 @@ def _hooks_path_note(repo: Git) -> list[str]:
 def _configured_ids(setup: Setup) -> set[str]:
     if setup.framework_config is None:
         return set()
-    text = setup.framework_config.read_text(errors="replace")
+    return configured_ids(setup.framework_config.read_text(errors="replace"))
+
+
+def configured_ids(text: str) -> set[str]:
+    """dlgit's hook ids that a .pre-commit-config.yaml's text names."""
     return {hook_id for hook_id in FRAMEWORK_IDS if re.search(rf"""\bid:\s*['"]?{hook_id}['"]?\s*($|#)""", text, re.M)}
 
 
@@ -233,15 +238,39 @@ def install(force: bool = False) -> int:
     if setup.uses_framework:
         print(framework_instructions(setup))
         return 0
-    hooks = [setup.hooks_dir / name for name in HOOKS]
-    foreign = [hook for hook in hooks if _exists(hook) and not is_ours(hook)]
-    _refuse_foreign(foreign, force)
-    setup.hooks_dir.mkdir(parents=True, exist_ok=True)
-    print(f"dlgit: hooks folder {setup.hooks_dir}")
-    for hook in hooks:
-        print(f"  {hook.name:<17} {_install_one(hook)}")
+    write_hooks(setup, force)
     print("Check the set-up any time with: dlgit status")
     return 0
+
+
+def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
+    """dlgit's hook scripts into the hooks folder (UsageError, with nothing written, when a foreign
+    hook is in the way and not `force`)."""
+    hooks = [setup.hooks_dir / name for name in HOOKS]
+    _refuse_foreign([hook for hook in hooks if _exists(hook) and not is_ours(hook)], force)
+    setup.hooks_dir.mkdir(parents=True, exist_ok=True)
+    print(f"dlgit: hooks folder {setup.hooks_dir}", file=out)
+    for hook in hooks:
+        print(f"  {hook.name:<17} {_install_one(hook)}", file=out)
+
+
+def refuse_foreign(setup: Setup) -> None:
+    """UsageError when a hook that is not dlgit's would have to be replaced."""
+    _refuse_foreign([hook for name in HOOKS if _exists(hook := setup.hooks_dir / name) and not is_ours(hook)], False)
+
+
+def missing_framework_entries(text: str, where: str) -> str | None:
+    """The `repos:` entry to add to a .pre-commit-config.yaml (its `text`) for dlgit's hook ids it
+    lacks (None: none lacks). UsageError when it cannot simply be added at the end of the file."""
+    needed = tuple(hook_id for hook_id in FRAMEWORK_IDS if hook_id not in configured_ids(text))
+    if not needed:
+        return None
+    snippet = framework_snippet(needed) + "\n"
+    top_keys = re.findall(r"^([A-Za-z_][\w-]*):", text, re.M)
+    if not top_keys or top_keys[-1] != "repos" or re.search(r"^repos:\s*\[", text, re.M):
+        raise UsageError(f"{where} does not end with a block `repos:` list, so dlgit cannot add its hooks "
+                         f"there itself; add this under `repos:` and run dlgit init again:\n{snippet}")
+    return snippet
 
 
 def _refuse_foreign(foreign: list[Path], force: bool) -> None:

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 from dlgit.config import Settings
 from dlgit.flows.runner import Flow
-from dlgit.flows.steps import BumpVersion, Commit, CreateBranch, DeleteBranch, Merge, Push, SquashMerge, Step, Switch, Tag
-from dlgit.flows.verify import Verify
+from dlgit.flows.steps import BumpVersion, Commit, CreateBranch, DeleteBranch, Merge, Push, SquashMerge, Step, Switch, Tag, Verify
 from dlgit.model import bump_subject, release_tag, squash_trailer
 
 

@@ -19,12 +19,9 @@ from typing import Any, TextIO
 
 from dlgit import config
 from dlgit.errors import UsageError
-from dlgit.flows import (
-    state,
-    verify,  # noqa: F401  (registers its step for runs read back from JSON)
-)
+from dlgit.flows import state
 from dlgit.flows.steps import Conflict, Context, Step, StepFailed
-from dlgit.git import Git, InProgress, command_line
+from dlgit.git import Git, GitError, InProgress, command_line
 from dlgit.model import short_branch
 from dlgit.shell import escape, quote
 
@@ -112,6 +109,8 @@ class FlowRunner:
                 return self._stop(run, "conflict", CONFLICT, self._conflict_text(conflict))
             except StepFailed as failure:
                 return self._stop(run, "refused", REFUSED, str(failure))
+            except (GitError, OSError) as error:  # a write that failed (a full disk, a lock held): the state still holds
+                return self._stop(run, "refused", REFUSED, f"dlgit: step {index + 1} failed: {error}")
             resuming = False
             _crash_point(index)
             run["next"], run["status"] = index + 1, "running"
@@ -203,6 +202,9 @@ class FlowRunner:
         self._say(f"dlgit undo: {last['name']} ({last['title']})")
         self._conclude_operation()
         self._restore(last["before"], last.get("keep_work"), current)
+        ctx = self._context(last)
+        for data in reversed(last["steps"]):
+            Step.from_json(data).abort(ctx)
         last.update(status="undone", ended=_now())
         self._log(last)
         state.remove(state.state_path(self.repo, state.LAST))
@@ -270,7 +272,10 @@ class FlowRunner:
             if now == old:
                 continue
             branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
-            if branch is not None and branch == self.repo.current_branch() and old is not None:
+            if branch is not None and branch == self.repo.current_branch() and old is None:
+                git("update-ref", "-d", ref, *([now] if now else []))  # back to an unborn branch: nothing staged either
+                git("read-tree", "--empty")
+            elif branch is not None and branch == self.repo.current_branch():
                 git("reset", "--mixed" if branch == keep_work else "--keep", old)
             elif branch is not None and branch in elsewhere and elsewhere[branch].resolve() != here and old is not None:
                 Context(Git(elsewhere[branch]), config.Settings(), {}, self.out).git("reset", "--keep", old)

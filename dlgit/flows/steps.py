@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from dlgit.config import Settings
+from dlgit.errors import UsageError
 from dlgit.git import Git, InProgress, Runner
 from dlgit.model import parse_squash_trailer, read_version, rewrite_version
 
@@ -111,7 +113,11 @@ class Step:
     @staticmethod
     def from_json(data: dict[str, Any]) -> Step:
         fields = dict(data)
-        return STEPS[fields.pop("op")](**fields)
+        kind = STEPS.get(fields.pop("op", None))
+        if kind is None:
+            raise UsageError(f"the flow state names a step this dlgit does not know ({data.get('op')!r}); "
+                             "was it written by another version? Finish the flow with that version.")
+        return kind(**fields)
 
 
 def _run(runner: Runner, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -295,8 +301,10 @@ class Commit(Step):
         return True
 
     def run(self, ctx: Context) -> None:
-        if self.paths:
-            _run(ctx.git, "add", "-A", "--", *self.paths)
+        assert ctx.repo.root is not None
+        present = [path for path in self.paths if (ctx.repo.root / path).exists() or ctx.repo.is_tracked(path)]
+        if present:
+            _run(ctx.git, "add", "-A", "--", *present)
         _run(ctx.git, "commit", "-m", self.message)
         if self.save:
             ctx.vars[self.save] = ctx.repo.rev("HEAD") or ""
@@ -431,29 +439,156 @@ class WriteFile(Step):
             raise StepFailed(f"cannot write {self.path}: {exc.strerror}") from None
 
     def abort(self, ctx: Context) -> None:
-        """An untracked file the flow wrote goes (a committed one went with the ref rollback)."""
+        """An untracked file the flow wrote goes, with the folders that held only it (a committed one
+        went with the ref rollback)."""
         file = self._file(ctx)
         if file.exists() and file.read_text(encoding="utf-8", errors="replace") == self.content and not ctx.repo.is_tracked(self.path):
             file.unlink()
+            assert ctx.repo.root is not None
+            for folder in file.parents:
+                if folder == ctx.repo.root or any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
 
 @dataclass
-class Call(Step):
-    """A named dlgit action that is not a git command (installing hooks, `dvc init`): see ACTIONS."""
+class AppendText(Step):
+    """Lines added at the end of a file (made when missing); done when they are all there."""
 
-    op = "call"
-    action: str
-    args: list[str] = dataclasses.field(default_factory=list)
-    text: str = ""
+    op = "append-text"
+    path: str
+    text: str
 
     def describe(self) -> str:
-        return self.text or self.action
+        return f"add to {self.path}"
+
+    def _file(self, ctx: Context) -> Path:
+        assert ctx.repo.root is not None
+        return ctx.repo.root / self.path
+
+    def done(self, ctx: Context) -> bool:
+        file = self._file(ctx)
+        return file.exists() and self.text in file.read_text(encoding="utf-8", errors="replace")
+
+    def abort(self, ctx: Context) -> None:
+        """Text the flow added to a file git does not track goes again."""
+        file = self._file(ctx)
+        if not file.exists() or ctx.repo.is_tracked(self.path):
+            return
+        content = file.read_text(encoding="utf-8", errors="replace")
+        if content == self.text:
+            file.unlink()
+        elif content.endswith(self.text):
+            file.write_text(content[:-len(self.text)], encoding="utf-8")
+
+    def run(self, ctx: Context) -> None:
+        file = self._file(ctx)
+        try:
+            before = file.read_text(encoding="utf-8") if file.exists() else ""
+            file.write_text(before + ("" if not before or before.endswith("\n") else "\n") + self.text, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StepFailed(f"cannot add to {self.path}: {exc}") from None
+
+
+@dataclass
+class Verify(Step):
+    """The last step of a flow that wrote to main or dev: the commits it made there are judged by
+    the rules `dlgit check` uses, so a flow never leaves history that check refuses, with or
+    without the hooks installed."""
+
+    op = "verify"
+    branches: list[list[str]]  # [branch, its tip before the flow] (JSON has no tuples)
+
+    def describe(self) -> str:
+        return f"check the new commits on {', '.join(name for name, _ in self.branches)} with dlgit's rules"
+
+    def run(self, ctx: Context) -> None:
+        from dlgit.evidence import RefView
+        from dlgit.history.judge import Span, judge, policy_at
+        from dlgit.history.render import render_text
+
+        refs = RefView.load(ctx.repo)
+        for name, before in self.branches:
+            tip = ctx.repo.rev(f"refs/heads/{name}")
+            if tip is None or tip == before:
+                continue
+            result = judge(Span(f"{before[:12]}..{name}", tip, (before,)), name, policy_at(ctx.repo, before, name), refs)
+            if not result.ok:
+                raise StepFailed(render_text(result, color=False))
+
+
+@dataclass
+class InstallHooks(Step):
+    """dlgit's own hook scripts, in the hooks folder git uses."""
+
+    op = "install-hooks"
+
+    def describe(self) -> str:
+        return "install dlgit's hooks (pre-commit, pre-merge-commit, commit-msg, pre-push)"
+
+    def done(self, ctx: Context) -> bool:
+        from dlgit import install
+
+        hooks = ctx.repo.git_path("hooks")
+        return all(install.is_ours(hooks / name) for name in install.CLIENT_HOOKS)
+
+    def run(self, ctx: Context) -> None:
+        from dlgit import install
+
+        try:
+            install.write_hooks(install.inspect(), force=False, out=ctx.out)
+        except UsageError as exc:
+            raise StepFailed(str(exc)) from None
+
+
+@dataclass
+class CommitizenConfig(Step):
+    """commitizen's settings for cz_dlgit and the dlgit version provider."""
+
+    op = "commitizen-config"
+
+    def describe(self) -> str:
+        return "write commitizen's configuration (cz_dlgit, the dlgit version provider, tags vX.Y.Z)"
+
+    def done(self, ctx: Context) -> bool:
+        from dlgit import cz_setup
+
+        assert ctx.repo.root is not None
+        return cz_setup.commitizen_config(ctx.repo.root, write=False).action == "unchanged"
+
+    def run(self, ctx: Context) -> None:
+        from dlgit import cz_setup
+
+        assert ctx.repo.root is not None
+        try:
+            cz_setup.commitizen_config(ctx.repo.root, write=True)
+        except UsageError as exc:
+            raise StepFailed(str(exc)) from None
+
+
+@dataclass
+class DvcInit(Step):
+    """`dvc init`: DVC's own files (.dvc/, .dvcignore), committed with the rest."""
+
+    op = "dvc-init"
+
+    def describe(self) -> str:
+        return "set up DVC (dvc init) for large files"
 
     def commands(self) -> list[list[str]]:
         return []
 
+    def done(self, ctx: Context) -> bool:
+        return ctx.repo.root is not None and (ctx.repo.root / ".dvc" / "config").is_file()
+
     def run(self, ctx: Context) -> None:
-        ACTIONS[self.action](ctx, *self.args)
+        proc = subprocess.run(dvc_command("init", "--quiet"), cwd=ctx.repo.root, capture_output=True, text=True, check=False,
+                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        if proc.returncode != 0:
+            raise StepFailed(f"dvc init failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}")
 
 
-ACTIONS: dict[str, Callable[..., None]] = {}  # filled by the modules that define flows
+def dvc_command(*args: str) -> list[str]:
+    """DVC from PATH, else the one installed beside dlgit."""
+    found = shutil.which("dvc")
+    return [found, *args] if found else [sys.executable, "-m", "dvc", *args]
