@@ -125,3 +125,30 @@ def ci(provider: str, write: bool) -> None:
     from dlgit import ci as ci_module
 
     _run(lambda: ci_module.main(provider, write))
+
+
+class _RunCommand(click.Command):
+    """Everything after `--` goes to the script untouched (options included)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            args, ctx.meta["dlgit.script_args"] = args[:split], args[split + 1:]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_RunCommand)
+@click.argument("script", required=False)
+@click.option("--debug", is_flag=True, help="Run with DEBUG true (an effective config beside the record; config.yaml untouched).")
+@click.option("--profile", is_flag=True, help="Run under cProfile; print the 20 most expensive functions.")
+@click.option("--allow-dirty", is_flag=True, help="Run even with uncommitted changes outside the task folder.")
+@click.pass_context
+def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allow_dirty: bool) -> None:
+    """Run the branch's task script (default: tasks.entry) from its folder; log and record the run.
+
+    Arguments for the script follow `--`: dlgit run [SCRIPT] -- --lr 0.1
+    """
+    from dlgit.tasks import run as run_module
+
+    args = ctx.meta.get("dlgit.script_args", [])
+    _run(lambda: run_module.run(script, args, debug=debug, profile=profile, allow_dirty=allow_dirty))

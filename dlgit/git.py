@@ -691,3 +691,83 @@ def message_settings(cwd: Path | str | None = None) -> MessageSettings:
         elif value:
             comment = value
     return MessageSettings(comment, cleanup)
+
+
+# --- task runs and the task table (issue 10: `dlgit run`, `dlgit tasks`) ------------------------
+
+
+def changed_paths(cwd: Path | str | None = None) -> list[str]:
+    """Every path `git status` reports (staged, unstaged, untracked; both sides of a rename),
+    relative to the top of the work tree. Optional locks off: a run must not contend with the
+    user's git commands."""
+    fields = run("--no-optional-locks", "status", "--porcelain=v1", "-z", "--untracked-files=all", cwd=cwd).stdout.split(b"\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        i += 1
+        if len(field) < 4:
+            continue
+        paths.append(os.fsdecode(field[3:]))
+        if b"R" in field[:2] or b"C" in field[:2]:  # a rename or copy: its source path follows
+            paths.append(os.fsdecode(fields[i]))
+            i += 1
+    return paths
+
+
+class BranchHead(NamedTuple):
+    name: str  # short name (refs/heads/ removed)
+    sha: str
+    subject: str  # the tip commit's subject
+
+
+def branch_heads(cwd: Path | str | None = None) -> list[BranchHead]:
+    """Every local branch with its tip and the tip's subject (one `for-each-ref`)."""
+    data = run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(contents:subject)", "refs/heads", cwd=cwd).stdout
+    heads = []
+    for line in os.fsdecode(data).splitlines():
+        name, sha, subject = line.split("\0", 2)
+        heads.append(BranchHead(name.removeprefix("refs/heads/"), sha, subject))
+    return heads
+
+
+def merged_branches(target: str, cwd: Path | str | None = None) -> set[str]:
+    """Local branches whose tip is reachable from `target` (empty when `target` does not exist)."""
+    proc = run("for-each-ref", "--format=%(refname)", f"--merged={target}", "refs/heads", cwd=cwd, check=False)
+    return {ref.removeprefix("refs/heads/") for ref in os.fsdecode(proc.stdout).splitlines()} if proc.returncode == 0 else set()
+
+
+def worktree_branches(cwd: Path | str | None = None) -> dict[str, Path]:
+    """branch -> the work tree it is checked out in (`git worktree list`, all worktrees)."""
+    found: dict[str, Path] = {}
+    path: str | None = None
+    for field in split_z(run("worktree", "list", "--porcelain", "-z", cwd=cwd).stdout):
+        key, _, value = field.partition(" ")
+        if key == "worktree":
+            path = value
+        elif key == "branch" and path is not None:
+            found[value.removeprefix("refs/heads/")] = Path(path)
+    return found
+
+
+class TreeEntry(NamedTuple):
+    mode: str
+    name: str
+    sha: str
+
+    @property
+    def is_tree(self) -> bool:
+        return self.mode == "40000"
+
+
+def tree_entries(data: bytes, id_bytes: int) -> list[TreeEntry]:
+    """The entries of a raw tree object (as `cat-file --batch` returns it): `<mode> <name>\\0<id>`,
+    the id binary (`id_bytes`: 20 for SHA-1, 32 for SHA-256)."""
+    entries: list[TreeEntry] = []
+    pos = 0
+    while pos < len(data):
+        nul = data.index(b"\0", pos)
+        mode, _, name = data[pos:nul].partition(b" ")
+        entries.append(TreeEntry(mode.decode(), os.fsdecode(name), data[nul + 1:nul + 1 + id_bytes].hex()))
+        pos = nul + 1 + id_bytes
+    return entries
