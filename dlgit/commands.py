@@ -152,3 +152,25 @@ def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allo
 
     args = ctx.meta.get("dlgit.script_args", [])
     _run(lambda: run_module.run(script, args, debug=debug, profile=profile, allow_dirty=allow_dirty))
+
+
+@main.group(invoke_without_command=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.pass_context
+def tasks(ctx: click.Context, output_format: str) -> None:
+    """Every task: state, last run, the parameters that differ from the template, metrics."""
+    if ctx.invoked_subcommand is None:
+        from dlgit.tasks import table
+
+        _run(lambda: table.show(output_format))
+
+
+@tasks.command("diff")
+@click.argument("task_a")
+@click.argument("task_b")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def tasks_diff(task_a: str, task_b: str, output_format: str) -> None:
+    """The config and metrics values that differ between two tasks (names or unique name ends)."""
+    from dlgit.tasks import table
+
+    _run(lambda: table.diff(task_a, task_b, output_format))

@@ -760,14 +760,42 @@ class TreeEntry(NamedTuple):
         return self.mode == "40000"
 
 
-def tree_entries(data: bytes, id_bytes: int) -> list[TreeEntry]:
-    """The entries of a raw tree object (as `cat-file --batch` returns it): `<mode> <name>\\0<id>`,
-    the id binary (`id_bytes`: 20 for SHA-1, 32 for SHA-256)."""
-    entries: list[TreeEntry] = []
+class GitObject(NamedTuple):
+    sha: str
+    type: str  # blob, tree, commit, tag
+    data: bytes
+
+    def entries(self) -> list[TreeEntry]:
+        """A tree's entries (`<mode> <name>\\0<binary id>` each); nothing for other objects."""
+        if self.type != "tree":
+            return []
+        width = len(self.sha) // 2  # 20 bytes for SHA-1, 32 for SHA-256
+        entries: list[TreeEntry] = []
+        pos = 0
+        while pos < len(self.data):
+            nul = self.data.index(b"\0", pos)
+            mode, _, name = self.data[pos:nul].partition(b" ")
+            entries.append(TreeEntry(mode.decode(), os.fsdecode(name), self.data[nul + 1:nul + 1 + width].hex()))
+            pos = nul + 1 + width
+        return entries
+
+
+def cat_objects(names: Sequence[str], cwd: Path | str | None = None) -> dict[str, GitObject]:
+    """name -> the object (id, type, raw content) for object names (`<sha>`, `<rev>:<path>`) in one
+    `cat-file --batch`; names that name nothing are left out. Like `read_objects`, with the type."""
+    wanted = list(dict.fromkeys(name for name in names if "\n" not in name))
+    if not wanted:
+        return {}
+    data = run("cat-file", "--batch", cwd=cwd, stdin="\n".join(wanted).encode() + b"\n").stdout
+    found: dict[str, GitObject] = {}
     pos = 0
-    while pos < len(data):
-        nul = data.index(b"\0", pos)
-        mode, _, name = data[pos:nul].partition(b" ")
-        entries.append(TreeEntry(mode.decode(), os.fsdecode(name), data[nul + 1:nul + 1 + id_bytes].hex()))
-        pos = nul + 1 + id_bytes
-    return entries
+    for name in wanted:  # one answer per name, in order
+        eol = data.index(b"\n", pos)
+        header = data[pos:eol].decode().split(" ")
+        pos = eol + 1
+        if len(header) != 3 or not header[2].isdigit():  # "<name> missing", "<name> ambiguous" (a name may hold spaces)
+            continue
+        size = int(header[2])
+        found[name] = GitObject(header[0], header[1], data[pos:pos + size])
+        pos += size + 1
+    return found

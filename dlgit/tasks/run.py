@@ -136,9 +136,13 @@ def debug_config(text: str) -> str:
     else:
         changed = text + ("" if not text or text.endswith("\n") else "\n") + "DEBUG: true\n"
     try:
-        before, after = yaml.safe_load(text) or {}, yaml.safe_load(changed)
+        before = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise UsageError(f"config.yaml is not valid YAML ({getattr(exc, 'problem', None) or exc}); fix it before a --debug run.") from None
+    try:
+        after = yaml.safe_load(changed)
+    except yaml.YAMLError:
+        after = None
     if not isinstance(before, dict) or not isinstance(after, dict) or after.pop("DEBUG", None) is not True or \
             {k: v for k, v in before.items() if k != "DEBUG"} != after:
         raise UsageError("cannot set DEBUG in config.yaml for --debug: it needs a top-level `DEBUG: <true|false>` line "
