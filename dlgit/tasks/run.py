@@ -12,6 +12,7 @@ the whole process group); dlgit outlives it, records the run as interrupted and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -37,6 +38,7 @@ from dlgit.policy.shell import escape, quote
 from dlgit.tasks import lock
 
 CHUNK = 1 << 16
+COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
 SHOWN_PATHS = 20  # dirty paths listed before "... and N more"
 FACT_TIMEOUT = 5.0  # seconds a fact (GPU list, interpreter version) may take once the run is over
 QUIET_AFTER_EXIT = 0.2  # seconds of silence after the script exits before its pipes are let go
@@ -254,6 +256,8 @@ def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
                 except OSError:  # the terminal or pipe went away: the log goes on
                     echo[stream] = False
             log.feed(stream, chunk)
+        if events and len(chunk) < CHUNK:
+            time.sleep(COALESCE)  # let a fast writer fill the pipe: one wake-up per batch, not per write
     selector.close()
 
 
@@ -303,12 +307,15 @@ def _own(python: list[str]) -> bool:
 
 
 def _background(command: Sequence[str], stdout: Any = subprocess.PIPE) -> subprocess.Popen[bytes] | None:
-    """A helper process in its own session (Ctrl-C is for the script) at the lowest priority."""
+    """A helper process in its own session (Ctrl-C is for the script) at the lowest priority (set
+    from here: a `preexec_fn` would cost a full fork of dlgit)."""
     try:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=lambda: os.nice(19))
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError:
         return None
+    with contextlib.suppress(OSError):  # it may have ended already
+        os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
+    return proc
 
 
 def _answer(proc: subprocess.Popen[bytes] | None) -> str | None:
