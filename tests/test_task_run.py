@@ -90,10 +90,11 @@ def dlgit_command() -> list[str]:
     return [shutil.which("dlgit") or "dlgit"]
 
 
-def wait_for(path: Path, seconds: float = 10.0) -> None:
+def wait_for(path: Path, pattern: str | None = None, seconds: float = 10.0) -> None:
+    """Until `path` exists (with a file matching `pattern` in it, when given)."""
     deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
+    while not (path.exists() and (pattern is None or any(path.glob(pattern)))):
+        assert time.monotonic() < deadline, f"{path}/{pattern or ''} never appeared"
         time.sleep(0.02)
 
 
@@ -185,6 +186,19 @@ def test_second_run_refused_naming_the_holder_in_any_repository(repo: Repo, tmp_
     assert other.dlgit("run").returncode == 0  # the lock is free again
 
 
+def test_a_killed_dlgit_leaves_its_record_and_frees_the_lock(repo: Repo) -> None:
+    folder = task_branch(repo, WAIT_SCRIPT)
+    with background_run(repo) as proc:
+        wait_for(folder / STARTED)
+        wait_for(folder / "runs", "*.yaml")  # the record is written as the script starts up
+        assert lock.active() is not None
+        os.kill(proc.pid, signal.SIGKILL)  # dlgit alone: its script goes on until the group is killed
+        proc.wait(timeout=10)
+        record = record_of(folder)
+        assert record["state"] == "running" and record["commit"] == repo.head() and record["end"] is None
+        assert lock.active() is None  # the kernel dropped the lock with its holder
+
+
 def test_stale_lock_is_taken_over_with_a_warning(repo: Repo) -> None:
     folder = task_branch(repo, "print('hi')\n")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -253,6 +267,13 @@ def test_changes_outside_the_task_folder_refused_unless_allowed(repo: Repo) -> N
     assert record["dirty"] is True and record["dirty_outside_task"] == ["model/net.py", "notes/new file.txt"]
 
 
+def test_a_rename_out_of_the_core_into_the_task_folder_is_a_change_outside(repo: Repo) -> None:
+    task_branch(repo, "print('hi')\n")
+    repo.git("mv", "model/net.py", f"tasks/{TASK}/net.py")
+    refused = repo.dlgit("run")
+    assert refused.returncode == 2 and "  - model/net.py\n" in refused.stderr and f"  - tasks/{TASK}" not in refused.stderr
+
+
 def test_changes_inside_the_task_folder_are_fine(repo: Repo) -> None:
     folder = task_branch(repo, "print('hi')\n")
     repo.write(f"tasks/{TASK}/config.yaml", TEMPLATE_CONFIG.replace("lr: 0.01", "lr: 0.03"))
@@ -283,6 +304,26 @@ def test_no_task_folder_detached_head_and_bad_scripts_refused(repo: Repo, tmp_pa
     outside = subprocess.run([*dlgit_command(), "run"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert outside.returncode == 2 and "not inside a git repository" in outside.stderr
     assert not (repo.path / "tasks/main/runs").exists()
+
+
+def test_unborn_branch_refused(bare_repo: Repo) -> None:
+    bare_repo.write("tasks/main/train.py", "print('train')\n")
+    refused = bare_repo.dlgit("run")
+    assert refused.returncode == 2 and "no commit yet" in refused.stderr
+
+
+def test_configured_interpreter_runs_the_script_and_is_recorded(repo: Repo) -> None:
+    folder = task_branch(repo, "import sys; print(sys.flags.utf8_mode)\n")
+    repo.write(".dlgit.yaml", f"tasks:\n  python: {sys.executable} -X utf8\n")
+    result = repo.dlgit("run", "--allow-dirty")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1\n"
+    record = record_of(folder)
+    assert record["command"][:3] == [sys.executable, "-X", "utf8"]
+    assert record["python_version"] == sys.version.split()[0]  # asked of that interpreter beside the run
+    repo.write(".dlgit.yaml", "tasks:\n  python: no-such-python3\n")
+    missing = repo.dlgit("run", "--allow-dirty")
+    assert missing.returncode == 2 and "no-such-python3" in missing.stderr and "tasks.python" in missing.stderr
 
 
 def test_script_from_the_folder_or_the_current_directory(repo: Repo) -> None:

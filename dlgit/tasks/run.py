@@ -409,22 +409,38 @@ def _user() -> str:
         return str(os.getuid())
 
 
-def _start_record(task: Task, files: RunFiles, command: list[str], script: str, args: Sequence[str], dirty: bool,
-                  outside: list[str], debug: bool, profile: bool, started: datetime, python: list[str]) -> dict[str, Any]:
-    uname = os.uname()
+class Plan(NamedTuple):
+    """What a run will do, settled before it starts."""
+
+    task: Task
+    script: str  # relative to the task folder
+    args: tuple[str, ...]
+    python: list[str]
+    dirty: bool  # the work tree differs from HEAD at all
+    outside: list[str]  # changed paths outside the task folder (allowed with --allow-dirty)
+    debug_config: str | None  # the effective config text of a --debug run
+    profile: bool
+
+    def command(self, files: RunFiles) -> list[str]:
+        profiling = ["-m", "cProfile", "-o", self.task.relative(files.profile)] if self.profile else []
+        return [*self.python, *profiling, self.script, *self.args]
+
+
+def _start_record(plan: Plan, files: RunFiles, started: datetime) -> dict[str, Any]:
+    task, uname = plan.task, os.uname()
     return {
         "state": "running",
         "branch": task.branch,
         "task_dir": task.folder,
-        "script": script,
-        "args": list(args),
-        "command": command,
+        "script": plan.script,
+        "args": list(plan.args),
+        "command": plan.command(files),
         "commit": task.commit,
-        "dirty": dirty,
-        "dirty_outside_task": outside,
-        "debug": debug,
-        "profile": task.relative(files.profile) if profile else None,
-        "config": task.relative(files.config) if debug else "config.yaml",
+        "dirty": plan.dirty,
+        "dirty_outside_task": plan.outside,
+        "debug": plan.debug_config is not None,
+        "profile": task.relative(files.profile) if plan.profile else None,
+        "config": task.relative(files.config) if plan.debug_config is not None else "config.yaml",
         "start": _iso(started),
         "end": None,
         "duration_s": None,
@@ -434,8 +450,8 @@ def _start_record(task: Task, files: RunFiles, command: list[str], script: str, 
         "host": socket.gethostname(),
         "user": _user(),
         "pid": os.getpid(),
-        "python_executable": shutil.which(python[0]) or python[0],
-        "python_version": sys.version.split()[0] if _own(python) else None,  # else asked beside the run
+        "python_executable": shutil.which(plan.python[0]) or plan.python[0],
+        "python_version": sys.version.split()[0] if _own(plan.python) else None,  # else asked beside the run
         "platform": f"{uname.sysname} {uname.release} {uname.machine}",
         "gpus": None,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -444,30 +460,41 @@ def _start_record(task: Task, files: RunFiles, command: list[str], script: str, 
     }
 
 
-def _environment(task: Task, config_path: Path, debug: bool) -> dict[str, str]:
+def _environment(plan: Plan, files: RunFiles) -> dict[str, str]:
+    task = plan.task
+    config_path = files.config if plan.debug_config is not None else task.path / "config.yaml"
     env = {**os.environ, "DLGIT_TASK": task.branch, "DLGIT_TASK_DIR": str(task.path), "DLGIT_CONFIG": str(config_path)}
     env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the terminal as it happens, as it would on a tty
-    if debug:
+    if plan.debug_config is not None:
         env["DLGIT_DEBUG"] = "1"
     else:
         env.pop("DLGIT_DEBUG", None)
     return env
 
 
-def run(script: str | None, args: Sequence[str], debug: bool = False, profile: bool = False, allow_dirty: bool = False,
-        cwd: Path | str | None = None) -> int:
-    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C)."""
+def prepare(script: str | None, args: Sequence[str], debug: bool, profile: bool, allow_dirty: bool,
+            cwd: Path | str | None = None) -> Plan:
+    """Every check a run makes before it starts (UsageError on the first that fails)."""
     task, settings = locate(cwd)
     script_path = resolve_script(task, script or settings.task_entry, cwd)
     python = interpreter(settings)
     dirty, outside = dirty_state(task)
     if outside and not allow_dirty:
         raise _refuse_dirty(task, outside)
-    config_path = task.path / "config.yaml"
+    effective = None
     if debug:
+        config_path = task.path / "config.yaml"
         if not config_path.is_file():
             raise UsageError(f"--debug needs {quote(task.folder + '/config.yaml')} (with a DEBUG key); there is none.")
         effective = debug_config(config_path.read_text(encoding="utf-8"))
+    return Plan(task, task.relative(script_path), tuple(args), python, dirty, outside, effective, profile)
+
+
+def run(script: str | None, args: Sequence[str], debug: bool = False, profile: bool = False, allow_dirty: bool = False,
+        cwd: Path | str | None = None) -> int:
+    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C)."""
+    plan = prepare(script, args, debug, profile, allow_dirty, cwd)
+    task = plan.task
     started = datetime.now(timezone.utc)
     held, stale = lock.acquire(lock.Holder(os.getpid(), socket.gethostname(), task.branch, str(task.repository),
                                            str(task.toplevel), _iso(started)))
@@ -476,34 +503,30 @@ def run(script: str | None, args: Sequence[str], debug: bool = False, profile: b
             print(f"dlgit: warning: taking over a stale run lock left by {stale.describe()}; that run ended without "
                   "releasing it.", file=sys.stderr)
         files, log_fd = _run_files(task, utc_stamp(started))
-        if debug:
-            files.config.write_text(effective, encoding="utf-8")
-            config_path = files.config
-        profiling = ["-m", "cProfile", "-o", task.relative(files.profile)] if profile else []
-        command = [*python, *profiling, task.relative(script_path), *args]
-        code = _execute(task, files, log_fd, command, _start_record(task, files, command, task.relative(script_path), args, dirty,
-                                                                     outside, debug, profile, started, python),
-                        _environment(task, config_path, debug), python)
+        if plan.debug_config is not None:
+            files.config.write_text(plan.debug_config, encoding="utf-8")
+        code = _execute(plan, files, log_fd, _start_record(plan, files, started))
     finally:
         held.release()
     if profile:
-        _print_profile(python, files.profile)
+        _print_profile(plan.python, files.profile)
     return code
 
 
-def _execute(task: Task, files: RunFiles, log_fd: int, command: list[str], record: dict[str, Any], env: dict[str, str],
-             python: list[str]) -> int:
+def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -> int:
     log = ProgressLog(log_fd)
+    command = record["command"]
     begin = time.monotonic()
     with _Signals() as signals:
         try:
-            proc = subprocess.Popen(command, cwd=task.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(command, cwd=plan.task.path, env=_environment(plan, files),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             log.close()
             files.log.unlink(missing_ok=True)
             raise UsageError(f"cannot start {quote(command[0])}: {exc.strerror}.") from None
         signals.started(proc)
-        facts = _Facts(python, files.freeze)
+        facts = _Facts(plan.python, files.freeze)
         _write_record(files.record, record)
         try:
             _tee(proc, log)
