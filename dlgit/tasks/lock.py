@@ -2,7 +2,9 @@
 repository or worktree.
 
 The lock is an `flock` on `~/.cache/dlgit/run-<host>.lock`: the kernel drops it when its holder
-ends, however it ends, so a lock is never held by a dead process. The file also names the holder
+ends, however it ends, so a lock is never held by a dead process (the script of a `dlgit run`
+killed with SIGKILL goes on unlocked: the lock is not handed to scripts, whose forked helpers could
+otherwise hold it for ever). The file also names the holder
 (pid, host, branch, repository, worktree, start time) for the message a second run prints; a name
 left in a file nobody holds is a stale lock, taken over with a warning. The path depends on HOME
 and the host name only, not on session variables (XDG_RUNTIME_DIR is unset under some `sudo`,
