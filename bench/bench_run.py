@@ -11,6 +11,11 @@ empty script both ways, which shows dlgit's fixed cost (its own interpreter, git
 record) apart from the cost per byte. Printed: the medians, their ratio against the target (≤ 1.2×
 the direct run), and the sizes of what the terminal got and of the log (which keeps the bar only
 in its final state: it must stay small). --check exits 1 when the target or the log's size is missed.
+
+The ratio is mostly dlgit's fixed cost over a short script, so run it on a quiet machine, from a
+regular install (an editable install's finder adds ~8 ms to every Python start):
+
+    python -m venv /tmp/bench-run && /tmp/bench-run/bin/pip install . && /tmp/bench-run/bin/python bench/bench_run.py
 """
 
 from __future__ import annotations
