@@ -4,6 +4,7 @@ machine-wide lock, signals, --debug, --profile and the refusals; then the pure p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,7 +98,7 @@ def wait_for(path: Path, pattern: str | None = None, seconds: float = 10.0) -> N
         time.sleep(0.02)
 
 
-@contextmanager
+@contextlib.contextmanager
 def background_run(repo: Repo, *args: str) -> Iterator[subprocess.Popen[str]]:
     """`dlgit run` in its own session (as a shell's job), killed if the test leaves it running."""
     proc = subprocess.Popen([*dlgit_command(), "run", *args], cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -106,7 +106,7 @@ def background_run(repo: Repo, *args: str) -> Iterator[subprocess.Popen[str]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):  # the script too, even when dlgit is gone
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
 
