@@ -235,3 +235,56 @@ def log_cmd(output_format: str) -> int:
     from dlgit.flows import control
 
     return run_action(lambda: control.log(output_format))
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+class _RunCommand(click.Command):
+    """Everything after `--` goes to the script untouched (options included)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            args, ctx.meta["dlgit.script_args"] = args[:split], args[split + 1:]
+        return super().parse_args(ctx, args)
+
+
+@main.command(cls=_RunCommand)
+@click.argument("script", required=False)
+@click.option("--debug", is_flag=True, help="Run with DEBUG true (an effective config beside the record; config.yaml untouched).")
+@click.option("--profile", is_flag=True, help="Run under cProfile; print the 20 most expensive functions.")
+@click.option("--allow-dirty", is_flag=True, help="Run even with uncommitted changes outside the task folder.")
+@click.pass_context
+def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allow_dirty: bool) -> int:
+    """Run the branch's task script (default: tasks.entry) from its folder; log and record the run.
+
+    Arguments for the script follow `--`: dlgit run [SCRIPT] -- --lr 0.1
+    """
+    from dlgit.tasks import run as run_module
+
+    args = ctx.meta.get("dlgit.script_args", [])
+    return run_action(lambda: run_module.run(script, args, debug=debug, profile=profile, allow_dirty=allow_dirty))
+
+
+@main.group(invoke_without_command=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.pass_context
+def tasks(ctx: click.Context, output_format: str) -> int:
+    """Every task: state, last run, the parameters that differ from the template, metrics."""
+    if ctx.invoked_subcommand is not None:
+        return 0
+    from dlgit.tasks import table
+
+    return run_action(lambda: table.show(output_format))
+
+
+@tasks.command("diff")
+@click.argument("task_a")
+@click.argument("task_b")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def tasks_diff(task_a: str, task_b: str, output_format: str) -> int:
+    """The config and metrics values that differ between two tasks (names or unique name ends)."""
+    from dlgit.tasks import table
+
+    return run_action(lambda: table.diff(task_a, task_b, output_format))

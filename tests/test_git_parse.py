@@ -11,10 +11,10 @@ from dlgit.git.parse import (
     LOG_FORMAT,
     LogParser,
     Staged,
-    parse_batch,
     parse_index_sizes,
     parse_merge_tree,
     parse_numstat,
+    parse_objects,
     parse_raw,
 )
 
@@ -60,7 +60,8 @@ def test_parse_numstat(data: bytes, expected: dict[str, tuple[int, int]]) -> Non
 
 def test_parse_batch_leaves_missing_names_out() -> None:
     data = f"{A} blob 3\nabc\nnope missing\n{B} blob 0\n\n".encode()
-    assert parse_batch([A, "nope", B], data) == {A: b"abc", B: b""}
+    assert {name: obj.data for name, obj in parse_objects([A, "nope", B], data).items()} == {A: b"abc", B: b""}
+    assert parse_objects([A], f"{A} tree 0\n\n".encode())[A].entries() == []
 
 
 def test_parse_merge_tree() -> None:

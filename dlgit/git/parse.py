@@ -131,18 +131,48 @@ def parse_index_sizes(data: bytes, min_bytes: int) -> dict[str, int]:
     return found
 
 
-def parse_batch(names: Sequence[str], data: bytes) -> dict[str, bytes]:
-    """`cat-file --batch` answers, one per name in order -> name: content (missing names left out)."""
-    found: dict[str, bytes] = {}
+class TreeEntry(NamedTuple):
+    mode: str
+    name: str
+    sha: str
+
+    @property
+    def is_tree(self) -> bool:
+        return self.mode == "40000"
+
+
+class GitObject(NamedTuple):
+    sha: str
+    type: str  # blob, tree, commit, tag
+    data: bytes
+
+    def entries(self) -> list[TreeEntry]:
+        """A tree's entries (`<mode> <name>\\0<binary id>` each); nothing for other objects."""
+        if self.type != "tree":
+            return []
+        width = len(self.sha) // 2  # 20 bytes for SHA-1, 32 for SHA-256
+        entries: list[TreeEntry] = []
+        pos = 0
+        while pos < len(self.data):
+            nul = self.data.index(b"\0", pos)
+            mode, _, name = self.data[pos:nul].partition(b" ")
+            entries.append(TreeEntry(mode.decode(), fsdecode(name), self.data[nul + 1:nul + 1 + width].hex()))
+            pos = nul + 1 + width
+        return entries
+
+
+def parse_objects(names: Sequence[str], data: bytes) -> dict[str, GitObject]:
+    """`cat-file --batch` answers, one per name in order -> name: object (missing names left out)."""
+    found: dict[str, GitObject] = {}
     pos = 0
     for name in names:
         eol = data.index(b"\n", pos)
         header = data[pos:eol].decode().split(" ")
         pos = eol + 1
-        if len(header) < 3:  # "<name> missing", "<name> ambiguous"
+        if len(header) != 3 or not header[2].isdigit():  # "<name> missing", "<name> ambiguous" (a name may hold spaces)
             continue
         size = int(header[2])
-        found[name] = data[pos:pos + size]
+        found[name] = GitObject(header[0], header[1], data[pos:pos + size])
         pos += size + 1
     return found
 

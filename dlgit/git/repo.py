@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from dlgit.errors import UsageError
 from dlgit.git import parse
-from dlgit.git.parse import LogCommit, MergeResult, Staged, fsdecode, split_z
+from dlgit.git.parse import GitObject, LogCommit, MergeResult, Staged, fsdecode, split_z
 from dlgit.git.proc import CHUNK, Background, GitError, ObjectSizes, finish, popen, run
 from dlgit.model import short_ref
 
@@ -46,6 +46,12 @@ _STATE_FILES = (("rebase-merge", InProgress.REBASE), ("rebase-apply", InProgress
 class MessageSettings(NamedTuple):
     comment: str  # what starts a comment line: '#' by default, several characters (git 2.45+) or 'auto'
     cleanup: str | None  # commit.cleanup, when set
+
+
+class BranchHead(NamedTuple):
+    name: str  # short name (refs/heads/ removed)
+    sha: str
+    subject: str  # the tip commit's subject
 
 
 class Fetched(NamedTuple):
@@ -275,10 +281,14 @@ class Git:
     def read_objects(self, names: Sequence[str]) -> dict[str, bytes]:
         """name -> content for object names (`<sha>`, `<commit>:<path>`) in one `cat-file --batch`;
         names that name nothing are left out."""
+        return {name: obj.data for name, obj in self.objects(names).items()}
+
+    def objects(self, names: Sequence[str]) -> dict[str, GitObject]:
+        """name -> the object (id, type, raw content) for each object name, in one `cat-file --batch`."""
         wanted = list(dict.fromkeys(name for name in names if "\n" not in name))
         if not wanted:
             return {}
-        return parse.parse_batch(wanted, self.run("cat-file", "--batch", stdin="\n".join(wanted).encode() + b"\n").stdout)
+        return parse.parse_objects(wanted, self.run("cat-file", "--batch", stdin="\n".join(wanted).encode() + b"\n").stdout)
 
     def show_file(self, commit: str, path: str) -> bytes | None:
         """A file's content at a commit, or None when it is not there."""
@@ -350,15 +360,37 @@ class Git:
         """The object a full ref name points at (a tag object for an annotated tag), or None."""
         return self._answer("rev-parse", "-q", "--verify", "--end-of-options", ref)
 
-    def changed_paths(self) -> list[str]:
-        """Tracked paths with staged or unstaged changes (untracked files left out)."""
-        data = self.run("status", "--porcelain=v1", "-z", "--untracked-files=no", "--ignore-submodules=none").stdout
-        entries, paths = data.split(b"\0"), []
+    def changed_paths(self, untracked: bool = False) -> list[str]:
+        """Paths with staged or unstaged changes (both sides of a rename), and with `untracked` the
+        untracked ones too. Optional locks off: a run must not contend with the user's git commands."""
+        data = self.run("--no-optional-locks", "status", "--porcelain=v1", "-z", f"--untracked-files={'all' if untracked else 'no'}",
+                        "--ignore-submodules=none").stdout
+        fields, paths = data.split(b"\0"), []
         i = 0
-        while i < len(entries) and entries[i]:
-            paths.append(fsdecode(entries[i][3:]))
-            i += 2 if entries[i][:1] in (b"R", b"C") else 1  # a rename's old path follows
+        while i < len(fields):
+            field = fields[i]
+            i += 1
+            if len(field) < 4:
+                continue
+            paths.append(fsdecode(field[3:]))
+            if field[:1] in (b"R", b"C") or field[1:2] in (b"R", b"C"):  # a rename or copy: its source path follows
+                paths.append(fsdecode(fields[i]))
+                i += 1
         return paths
+
+    def branch_heads(self) -> list[BranchHead]:
+        """Every local branch with its tip and the tip's subject (one `for-each-ref`)."""
+        data = self.run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(contents:subject)", "refs/heads").stdout
+        heads = []
+        for line in fsdecode(data).splitlines():
+            name, sha, subject = line.split("\0", 2)
+            heads.append(BranchHead(name.removeprefix("refs/heads/"), sha, subject))
+        return heads
+
+    def merged_branches(self, target: str) -> set[str]:
+        """Local branches whose tip is reachable from `target` (empty when `target` does not exist)."""
+        proc = self.run("for-each-ref", "--format=%(refname)", f"--merged={target}", "refs/heads", check=False)
+        return {ref.removeprefix("refs/heads/") for ref in fsdecode(proc.stdout).splitlines()} if proc.returncode == 0 else set()
 
     def is_tracked(self, path: str) -> bool:
         return bool(self.run("ls-files", "-z", "--", f":(literal){path}").stdout)

@@ -1,0 +1,585 @@
+"""`dlgit run`: run a task's script from its folder, tee its output into a log, record the run.
+
+A run belongs to the checked-out branch: `tasks/<branch>/` (on main, the template folder). Its
+script runs with that folder as working directory and DLGIT_TASK, DLGIT_TASK_DIR and DLGIT_CONFIG
+set; stdout and stderr reach the terminal byte for byte as they come, and one log,
+`logs/<time>.log`, keeps each line once, a carriage-return progress line (tqdm) only in its last
+state. `runs/<time>.yaml` records what ran, from which commit, where, and how it ended; it is
+written when the run starts and rewritten when it ends, so even a crash of dlgit leaves one. One
+run per machine at a time (`dlgit.tasks.lock`). Ctrl-C reaches the script (the terminal sends it to
+the whole process group); dlgit outlives it, records the run as interrupted and exits 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import selectors
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any, NamedTuple
+
+from dlgit import config
+from dlgit.config import Settings
+from dlgit.errors import UsageError
+from dlgit.git import Git
+from dlgit.model import task_folder, utc_stamp
+from dlgit.shell import escape, quote
+from dlgit.tasks import lock
+
+CHUNK = 1 << 16
+COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
+SHOWN_PATHS = 20  # dirty paths listed before "... and N more"
+FACT_TIMEOUT = 5.0  # seconds a fact (GPU list, interpreter version) may take once the run is over
+QUIET_AFTER_EXIT = 0.2  # seconds of silence after the script exits before its pipes are let go
+FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # sent to dlgit alone, so passed on to the script
+CAUGHT = (signal.SIGINT, *FORWARDED)  # SIGINT: the terminal sends it to the script too
+INTERRUPTING = {sig.name for sig in CAUGHT}
+PSTATS = "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(20)"
+GPU_QUERY = ("nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
+_DEBUG_LINE = re.compile(r"^(DEBUG[ \t]*:)([ \t]*)([^#\r\n]*?)([ \t]*(?:#[^\r\n]*)?\r?)$", re.M)
+
+
+# --- where the run happens -----------------------------------------------------------------------
+
+
+class Task(NamedTuple):
+    toplevel: Path
+    repository: Path  # the common git dir: what the machine-wide lock names
+    branch: str
+    commit: str
+    folder: str  # tasks/<branch>, relative to the top of the work tree
+    path: Path  # the folder, absolute
+
+    def relative(self, path: Path) -> str:
+        """A path inside the folder as the record names it (relative to the folder)."""
+        return path.relative_to(self.path).as_posix()
+
+
+def locate(cwd: Path | str | None = None) -> tuple[Task, Settings]:
+    """The task of the checked-out branch: its folder must exist in the work tree."""
+    info = Git.open(cwd).info
+    if info.toplevel is None:
+        raise UsageError(f"{info.git_dir} is a bare repository: a task runs in a work tree; run dlgit from a checkout.")
+    if info.branch is None:
+        raise UsageError(f"HEAD is detached{f' at {info.head[:12]}' if info.head else ''}: a run belongs to a branch. "
+                         "Switch to a task branch (`git switch task-...`) or create one with `dlgit start-task [DESC]`.")
+    if info.head is None:
+        raise UsageError(f"branch {quote(info.branch)} has no commit yet: a run must map to a commit. Commit first, then run.")
+    settings = config.load(info.toplevel)
+    folder = settings.template_dir if info.branch == settings.main else task_folder(info.branch, settings)
+    path = info.toplevel / folder
+    if not path.is_dir():
+        if info.branch == settings.main:
+            raise UsageError(f"the template folder {quote(folder)}/ does not exist on {quote(info.branch)}: "
+                             "create it (`dlgit init` sets up tasks/main/) and commit it.")
+        raise UsageError(f"branch {quote(info.branch)} has no task folder {quote(folder)}/: `dlgit run` runs the folder of the "
+                         f"checked-out task branch (or {quote(settings.template_dir)}/ on {settings.main}). Create a task branch "
+                         "with `dlgit start-task [DESC]`, or switch to one (`git switch task-...`).")
+    return Task(info.toplevel, info.common_dir, info.branch, info.head, folder, path.resolve()), settings
+
+
+def resolve_script(task: Task, script: str, cwd: Path | str | None = None) -> Path:
+    """SCRIPT relative to the task folder (or to the current directory), which must hold it."""
+    tried = []
+    for base in (task.path, Path(cwd or os.getcwd())):
+        candidate = (base / script).resolve()
+        if candidate.is_relative_to(task.path) and candidate.is_file():
+            return candidate
+        tried.append(str(candidate))
+    raise UsageError(f"no script {quote(script)} in the task folder {quote(task.folder)}/ (looked for "
+                     f"{' and '.join(map(quote, dict.fromkeys(tried)))}): a run's script must be a file inside its task folder.")
+
+
+def interpreter(settings: Settings) -> list[str]:
+    """`tasks.python` as a command (it may hold arguments), or the Python dlgit runs under."""
+    if settings.task_python is None:
+        return [sys.executable]
+    command = shlex.split(settings.task_python)
+    if not command or shutil.which(command[0]) is None:
+        raise UsageError(f"the task interpreter {quote(settings.task_python)} (tasks.python in .dlgit.yaml) is not found: "
+                         "set it to an existing Python, or remove it to use the one dlgit runs under.")
+    return command
+
+
+def dirty_state(task: Task) -> tuple[bool, list[str]]:
+    """Whether the work tree differs from HEAD at all, and the changed paths outside the task folder."""
+    changed = Git(task.toplevel).changed_paths(untracked=True)
+    prefix = task.folder + "/"
+    return bool(changed), [path for path in changed if not path.startswith(prefix)]
+
+
+def _refuse_dirty(task: Task, outside: list[str]) -> UsageError:
+    shown = [f"  - {escape(path)}" for path in outside[:SHOWN_PATHS]]
+    if len(outside) > SHOWN_PATHS:
+        shown.append(f"  ... and {len(outside) - SHOWN_PATHS} more")
+    return UsageError(f"uncommitted changes outside the task folder {quote(task.folder)}/ — a run's results must map to a "
+                      "commit, and these would not be in it:\n" + "\n".join(shown) + "\nCommit them (on the branch they belong "
+                      "to) or stash them (`git stash -u`), or run with --allow-dirty (the record then says dirty: true).")
+
+
+def debug_config(text: str) -> str:
+    """The config's text with DEBUG set to true and every other byte kept (a DEBUG line is added
+    when there is none). UsageError when the result does not read as that config with DEBUG true."""
+    import yaml
+
+    if _DEBUG_LINE.search(text):
+        changed = _DEBUG_LINE.sub(lambda m: m[1] + (m[2] or " ") + "true" + m[4], text)
+    else:
+        changed = text + ("" if not text or text.endswith("\n") else "\n") + "DEBUG: true\n"
+    try:
+        before = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"config.yaml is not valid YAML ({getattr(exc, 'problem', None) or exc}); fix it before a --debug run.") from None
+    try:
+        after = yaml.safe_load(changed)
+    except yaml.YAMLError:
+        after = None
+    if not isinstance(before, dict) or not isinstance(after, dict) or after.pop("DEBUG", None) is not True or \
+            {k: v for k, v in before.items() if k != "DEBUG"} != after:
+        raise UsageError("cannot set DEBUG in config.yaml for --debug: it needs a top-level `DEBUG: <true|false>` line "
+                         "(one line, a plain value).")
+    return changed
+
+
+# --- the log -------------------------------------------------------------------------------------
+
+
+class _Line:
+    """One output stream's unfinished line: the text after its last carriage return."""
+
+    __slots__ = ("overwrite", "segment")
+
+    def __init__(self) -> None:
+        self.segment = bytearray()
+        self.overwrite = False  # a carriage return ended the last piece: new text replaces the segment
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The lines `chunk` completes, each in its final state."""
+        if not self.overwrite and b"\r" not in chunk:  # plain lines: no per-line work
+            end = chunk.rfind(b"\n") + 1
+            if not end:
+                self.segment += chunk
+                return b""
+            done = bytes(self.segment) + chunk[:end]
+            self.segment = bytearray(chunk[end:])
+            return done
+        pieces = chunk.split(b"\n")
+        done = []
+        for piece in pieces[:-1]:
+            self._apply(piece)
+            done += (bytes(self.segment), b"\n")
+            self.segment, self.overwrite = bytearray(), False
+        self._apply(pieces[-1])
+        return b"".join(done)
+
+    def _apply(self, piece: bytes) -> None:
+        if not piece:
+            return
+        body = piece.rstrip(b"\r")  # "...\r\n" ends a line like "\n"
+        if body:
+            cut = body.rfind(b"\r")
+            if cut >= 0:
+                self.segment = bytearray(body[cut + 1:])
+            elif self.overwrite:
+                self.segment = bytearray(body)
+            else:
+                self.segment += body
+        self.overwrite = len(body) < len(piece)
+
+    def tail(self) -> bytes:
+        """The unfinished line at the end of the output, if it shows anything."""
+        return bytes(self.segment) + b"\n" if self.segment.strip() else b""
+
+
+class ProgressLog:
+    """The run's output as a log keeps it: stdout and stderr line by line, in the order their
+    lines complete, progress bars only in their last state. Written unbuffered: a crash loses nothing."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.lines: dict[int, _Line] = {}
+
+    def feed(self, stream: int, chunk: bytes) -> None:
+        done = self.lines.setdefault(stream, _Line()).feed(chunk)
+        if done:
+            _write_all(self.fd, done)
+
+    def close(self) -> None:
+        for line in self.lines.values():
+            if tail := line.tail():
+                _write_all(self.fd, tail)
+        os.close(self.fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:  # a terminal another program left non-blocking
+            select.select([], [fd], [])
+
+
+def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
+    """Copy the script's stdout and stderr to ours and into the log until both close (or the
+    script has exited and something it left behind still holds them, silent)."""
+    assert proc.stdout and proc.stderr
+    selector = selectors.DefaultSelector()
+    targets = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
+    for fd in targets:
+        selector.register(fd, selectors.EVENT_READ)
+    echo = {1: True, 2: True}
+    while selector.get_map():
+        events = selector.select(QUIET_AFTER_EXIT)
+        if not events and proc.poll() is not None:
+            break
+        for key, _ in events:
+            chunk = os.read(key.fd, CHUNK)
+            stream = targets[key.fd]
+            if not chunk:
+                selector.unregister(key.fd)
+                continue
+            if echo[stream]:
+                try:
+                    _write_all(stream, chunk)
+                except OSError:  # the terminal or pipe went away: the log goes on
+                    echo[stream] = False
+            log.feed(stream, chunk)
+        if events and len(chunk) < CHUNK:
+            time.sleep(COALESCE)  # let a fast writer fill the pipe: one wake-up per batch, not per write
+    selector.close()
+
+
+# --- signals -------------------------------------------------------------------------------------
+
+
+class _Signals:
+    """While the script runs, dlgit survives SIGINT (the script gets it from the terminal) and
+    passes SIGTERM and SIGHUP on to it. Signals that were ignored stay ignored (for the script too:
+    it inherits that), as under `nohup`."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.child: subprocess.Popen[bytes] | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for sig in CAUGHT:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self._forward(signum)
+
+    def _forward(self, signum: int) -> None:
+        if self.child is not None and signum in FORWARDED and self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def started(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        for signum in self.received:  # arrived while it was being started
+            self._forward(signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+# --- facts gathered beside the run -----------------------------------------------------------------
+
+
+def _own(python: list[str]) -> bool:
+    """Whether the script runs under dlgit's own interpreter (whose version dlgit knows)."""
+    return python == [sys.executable]
+
+
+def _background(command: Sequence[str], stdout: Any = subprocess.PIPE) -> subprocess.Popen[bytes] | None:
+    """A helper process in its own session (Ctrl-C is for the script) at the lowest priority (set
+    from here: a `preexec_fn` would cost a full fork of dlgit)."""
+    try:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):  # it may have ended already
+        os.setpriority(os.PRIO_PROCESS, proc.pid, 19)
+    return proc
+
+
+def _answer(proc: subprocess.Popen[bytes] | None) -> str | None:
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=FACT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+    return out.decode("utf-8", "replace").strip() if proc.returncode == 0 else None
+
+
+class _Facts:
+    """pip freeze (into the file beside the record), the interpreter's version when it is not
+    dlgit's own, and the GPUs (nvidia-smi, when there is one), asked while the script runs."""
+
+    def __init__(self, python: list[str], freeze: Path) -> None:
+        with open(freeze, "wb") as out:
+            self.freeze = _background([*python, "-m", "pip", "freeze"], stdout=out)
+        self.freeze_path = freeze
+        self.version = None if _own(python) else _background([*python, "-c", "import platform; print(platform.python_version())"])
+        self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
+
+    def gathered(self) -> dict[str, Any]:
+        """What is known once the run is over. pip freeze may go on (it finishes on its own); a
+        freeze that failed leaves no file."""
+        facts: dict[str, Any] = {}
+        if self.freeze is None or (self.freeze.poll() is not None and self.freeze.returncode != 0):
+            self.freeze_path.unlink(missing_ok=True)
+            facts["pip_freeze"] = None
+        if self.version is not None:
+            facts["python_version"] = _answer(self.version)
+        if self.gpus is not None:
+            answer = _answer(self.gpus)
+            facts["gpus"] = [dict(zip(("name", "memory_total", "driver_version"), (f.strip() for f in line.split(",")), strict=False))
+                             for line in answer.splitlines()] if answer else None
+        return facts
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+class RunFiles(NamedTuple):
+    stem: str  # <UTC time>, or <UTC time>-<n> when that second is taken
+    log: Path
+    record: Path
+    freeze: Path
+    config: Path  # the effective config of a --debug run
+    profile: Path
+
+
+def _run_files(task: Task, stamp: str) -> tuple[RunFiles, int]:
+    """The run's file names, and its log opened (created exclusively: two runs never share one)."""
+    (task.path / "logs").mkdir(exist_ok=True)
+    (task.path / "runs").mkdir(exist_ok=True)
+    for n in range(1000):
+        stem = stamp if n == 0 else f"{stamp}-{n}"
+        runs = task.path / "runs"
+        files = RunFiles(stem, task.path / "logs" / f"{stem}.log", runs / f"{stem}.yaml", runs / f"{stem}.pip-freeze.txt",
+                         runs / f"{stem}.config.yaml", runs / f"{stem}.prof")
+        if files.record.exists():
+            continue
+        try:
+            return files, os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+    raise UsageError(f"too many runs started in the second {stamp} in {quote(task.folder)}/.")
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    """Replace the record whole: a reader never sees half of one."""
+    import yaml
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        return str(os.getuid())
+
+
+class Plan(NamedTuple):
+    """What a run will do, settled before it starts."""
+
+    task: Task
+    script: str  # relative to the task folder
+    args: tuple[str, ...]
+    python: list[str]
+    dirty: bool  # the work tree differs from HEAD at all
+    outside: list[str]  # changed paths outside the task folder (allowed with --allow-dirty)
+    debug_config: str | None  # the effective config text of a --debug run
+    profile: bool
+
+    def command(self, files: RunFiles) -> list[str]:
+        profiling = ["-m", "cProfile", "-o", self.task.relative(files.profile)] if self.profile else []
+        return [*self.python, *profiling, self.script, *self.args]
+
+
+def _start_record(plan: Plan, files: RunFiles, started: datetime) -> dict[str, Any]:
+    task, uname = plan.task, os.uname()
+    return {
+        "state": "running",
+        "branch": task.branch,
+        "task_dir": task.folder,
+        "script": plan.script,
+        "args": list(plan.args),
+        "command": plan.command(files),
+        "commit": task.commit,
+        "dirty": plan.dirty,
+        "dirty_outside_task": plan.outside,
+        "debug": plan.debug_config is not None,
+        "profile": task.relative(files.profile) if plan.profile else None,
+        "config": task.relative(files.config) if plan.debug_config is not None else "config.yaml",
+        "start": _iso(started),
+        "end": None,
+        "duration_s": None,
+        "exit_code": None,
+        "signal": None,
+        "interrupted": False,
+        "host": socket.gethostname(),
+        "user": _user(),
+        "pid": os.getpid(),
+        "python_executable": shutil.which(plan.python[0]) or plan.python[0],
+        "python_version": sys.version.split()[0] if _own(plan.python) else None,  # else asked beside the run
+        "platform": f"{uname.sysname} {uname.release} {uname.machine}",
+        "gpus": None,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "log": task.relative(files.log),
+        "pip_freeze": task.relative(files.freeze),
+    }
+
+
+def _environment(plan: Plan, files: RunFiles) -> dict[str, str]:
+    task = plan.task
+    config_path = files.config if plan.debug_config is not None else task.path / "config.yaml"
+    env = {**os.environ, "DLGIT_TASK": task.branch, "DLGIT_TASK_DIR": str(task.path), "DLGIT_CONFIG": str(config_path)}
+    env.setdefault("PYTHONUNBUFFERED", "1")  # print() reaches the terminal as it happens, as it would on a tty
+    if plan.debug_config is not None:
+        env["DLGIT_DEBUG"] = "1"
+    else:
+        env.pop("DLGIT_DEBUG", None)
+    return env
+
+
+def prepare(script: str | None, args: Sequence[str], debug: bool, profile: bool, allow_dirty: bool,
+            cwd: Path | str | None = None) -> Plan:
+    """Every check a run makes before it starts (UsageError on the first that fails)."""
+    task, settings = locate(cwd)
+    script_path = resolve_script(task, script or settings.task_entry, cwd)
+    python = interpreter(settings)
+    dirty, outside = dirty_state(task)
+    if outside and not allow_dirty:
+        raise _refuse_dirty(task, outside)
+    effective = None
+    if debug:
+        config_path = task.path / "config.yaml"
+        if not config_path.is_file():
+            raise UsageError(f"--debug needs {quote(task.folder + '/config.yaml')} (with a DEBUG key); there is none.")
+        effective = debug_config(config_path.read_text(encoding="utf-8"))
+    return Plan(task, task.relative(script_path), tuple(args), python, dirty, outside, effective, profile)
+
+
+def run(script: str | None, args: Sequence[str], debug: bool = False, profile: bool = False, allow_dirty: bool = False,
+        cwd: Path | str | None = None) -> int:
+    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C)."""
+    plan = prepare(script, args, debug, profile, allow_dirty, cwd)
+    task = plan.task
+    started = datetime.now(timezone.utc)
+    held, stale = lock.acquire(lock.Holder(os.getpid(), socket.gethostname(), task.branch, str(task.repository),
+                                           str(task.toplevel), _iso(started)))
+    try:
+        if stale:
+            print(f"dlgit: warning: taking over a stale run lock left by {stale.describe()}; that run ended without "
+                  "releasing it.", file=sys.stderr)
+        files, log_fd = _run_files(task, utc_stamp(started))
+        if plan.debug_config is not None:
+            files.config.write_text(plan.debug_config, encoding="utf-8")
+        code = _execute(plan, files, log_fd, _start_record(plan, files, started))
+    finally:
+        held.release()
+    if profile:
+        _print_profile(plan.python, files.profile)
+    return code
+
+
+def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -> int:
+    log = ProgressLog(log_fd)
+    command = record["command"]
+    begin = time.monotonic()
+    with _Signals() as signals:
+        try:
+            proc = subprocess.Popen(command, cwd=plan.task.path, env=_environment(plan, files),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            log.close()
+            files.log.unlink(missing_ok=True)
+            raise UsageError(f"cannot start {quote(command[0])}: {exc.strerror}.") from None
+        signals.started(proc)
+        facts = _Facts(plan.python, files.freeze)
+        _write_record(files.record, record)
+        try:
+            _tee(proc, log)
+        except BaseException:
+            assert proc.stdout and proc.stderr
+            proc.stdout.close()  # nobody reads them any more: the script must not block on a full pipe
+            proc.stderr.close()
+            raise
+        finally:
+            returncode = proc.wait()
+            log.close()
+            record.update(_ending(returncode, signals.received, time.monotonic() - begin), **facts.gathered())
+            _write_record(files.record, record)
+    _summary(record, files)
+    return 128 + signals.received[0] if signals.received else record["exit_code"]
+
+
+def _ending(returncode: int, received: list[int], seconds: float) -> dict[str, Any]:
+    killed = _signal_name(-returncode) if returncode < 0 else None
+    interrupted = bool(received) or killed in INTERRUPTING
+    exit_code = 128 - returncode if returncode < 0 else returncode
+    return {
+        "state": "interrupted" if interrupted else "finished" if exit_code == 0 else "failed",
+        "end": _iso(datetime.now(timezone.utc)),
+        "duration_s": round(seconds, 3),
+        "exit_code": exit_code,
+        "signal": killed,
+        "interrupted": interrupted,
+    }
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _summary(record: dict[str, Any], files: RunFiles) -> None:
+    def shown(path: Path) -> str:
+        return quote(os.path.relpath(path))
+
+    how = f"was interrupted ({record['signal'] or 'signal'})" if record["interrupted"] else f"exited {record['exit_code']}"
+    print(f"dlgit: run {how} after {record['duration_s']:.1f} s; log {shown(files.log)}, record {shown(files.record)}",
+          file=sys.stderr)
+
+
+def _print_profile(python: list[str], profile: Path) -> None:
+    """The 20 functions with the most cumulative time, read by the run's own interpreter (the
+    profile's format belongs to its Python version)."""
+    if not profile.is_file():
+        print("dlgit: no profile was written (the script ended before cProfile could save it).", file=sys.stderr)
+        return
+    sys.stdout.flush()
+    subprocess.run([*python, "-c", PSTATS, str(profile)], check=False)
