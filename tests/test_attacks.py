@@ -352,6 +352,53 @@ def test_merge_message_naming_the_real_branch_passes(server: Repo, work: Repo, c
     accepted(push(work, "dev", "feature-real"))
 
 
+def _merged_then_deleted(work: Repo, target: str, message: str) -> str:
+    """A topic branch from TARGET merged into it with MESSAGE, then deleted -> the topic's tip."""
+    work.git("switch", "-q", "-c", "topic", target)
+    tip = commit(work, "feat: topic work", {"model/topic.py": "T = 1\n"})
+    work.git("switch", "-q", target)
+    merge(work, "topic", message)
+    work.git("branch", "-q", "-D", "topic")
+    return tip
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 items 5 and 12")
+def test_merge_source_is_never_a_branch_that_got_the_commit_by_a_later_merge(work: Repo, check: Check) -> None:
+    """A feature merged into main under a neutral message; dev then merged main, so dev *contains*
+    the feature's commit. Containing it proves nothing: the source is unknown, and main refuses it."""
+    _merged_then_deleted(work, "main", "chore: merge")
+    work.git("switch", "-q", "dev")
+    merge(work, "main", "Merge branch 'main' into dev")
+    work.git("switch", "-q", "main")
+    guards = Guards()
+    guards.check(check(work), "merge-direction")
+    line = f"refs/heads/main {work.head('main')} refs/heads/main {work.head('origin/main')}\n"
+    guards.hook(work.dlgit("hook", "pre-push", "origin", "url", input=line), "merge-direction")
+    guards.push(push(work, "main", "dev"), "merge-direction")  # the server asks its own branches: refused already
+    guards.verify()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 12")
+def test_pull_request_into_dev_is_not_judged_as_mains_commit_after_a_release(work: Repo, check: Check) -> None:
+    """A deleted pull-request branch merged into dev, then dev merged into main (a release):
+    main contains the branch's commit now, but it was never a commit made on main."""
+    tip = _merged_then_deleted(work, "dev", "Merge pull request #7 from someone/topic")
+    work.git("switch", "-q", "main")
+    merge(work, "dev", "chore: release dev")
+    _, out = check(work, "--branch", "dev", "--format", "json", "dev")
+    findings = {c["sha"]: [v["rule"] for v in c["violations"]] for c in json.loads(out)["commits"]}
+    assert "main-protected" not in findings.get(tip, []), findings
+
+
+def test_merge_of_an_existing_branch_under_a_neutral_message_is_judged_by_that_branch(work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-neutral", "main")
+    commit(work, "fix: neutral", {"model/net.py": "NET = 2  # fixed\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-neutral", "fix: merge the fix")
+    code, out = check(work)
+    assert code == 0, out
+
+
 # --- 6. the CI job trusting the pull request's head branch name ----------------------------------
 
 
