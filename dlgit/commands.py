@@ -240,6 +240,64 @@ def log_cmd(output_format: str) -> int:
 # --- tasks ---------------------------------------------------------------------------------------
 
 
+@main.command("start-task")
+@click.argument("desc", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Set a config.yaml value in the copy (typed as YAML; dotted keys reach nested maps). Repeatable.")
+@click.option("--add", is_flag=True, help="Let --set add keys the config does not have.")
+@click.option("--from", "source", metavar="BRANCH", help="Start from this branch (main or a task) instead of the current one.")
+@click.option("--resume", metavar="TASK[:CHECKPOINT]", help="Start from a finished task's folder and resume from its checkpoint.")
+@click.option("--worktree", is_flag=False, flag_value="", default=None, metavar="[PATH]",
+              help="Create the task in a work tree of its own (default: <repo>.tasks/<branch>).")
+@DRY_RUN
+def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: str | None, resume: str | None,
+               worktree: str | None, dry_run: bool) -> int:
+    """Create a task branch task-<VERSION>-<UTC time>-<desc> with a copy of the template task, and commit it."""
+    from dlgit.flows import tasks as task_flows
+
+    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run))
+
+
+@main.command("finish-task")
+@click.option("-m", "--message", help="The results commit's message (default: task: results of <desc>, with a run summary).")
+@click.option("--no-dev", is_flag=True, help="Merge into main only.")
+@click.option("--keep-branch", is_flag=True, help="Keep the task branch after the merges.")
+@click.option("--keep-worktree", is_flag=True, help="Keep the task's own work tree after the merges.")
+@DRY_RUN
+def finish_task(message: str | None, no_dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+    """Commit the task's results (big files through DVC), merge it into main and dev."""
+    from dlgit.flows import tasks as task_flows
+
+    return run_action(lambda: task_flows.finish_task(message, not no_dev, keep_branch, keep_worktree, dry_run))
+
+
+@main.group()
+def debug() -> None:
+    """Throw-away debug branches: a DEBUG copy of the template, code fixes carried to dev."""
+
+
+@debug.command("start")
+@click.argument("desc", required=False)
+@click.option("--from", "source", default="dev", show_default=True, metavar="BRANCH", help="dev or main.")
+@DRY_RUN
+def debug_start(desc: str | None, source: str, dry_run: bool) -> int:
+    """Create debug-<VERSION>-<UTC time>-<desc> with a copy of the template whose config has DEBUG: true."""
+    from dlgit.flows import tasks as task_flows
+
+    return run_action(lambda: task_flows.debug_start(desc, source, dry_run))
+
+
+@debug.command("finish")
+@click.option("--to", "target", metavar="BRANCH", help="Where the code changes go (default: dev).")
+@click.option("--keep-logs", is_flag=True, help="Commit the debug folder's logs on the debug branch and keep it.")
+@DRY_RUN
+def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
+    """Carry the code changes made outside the debug folder to dev (uncommitted), through the stash."""
+    from dlgit.flows import tasks as task_flows
+
+    return run_action(lambda: task_flows.debug_finish(target, keep_logs, dry_run))
+
+
 class _RunCommand(click.Command):
     """Everything after `--` goes to the script untouched (options included)."""
 

@@ -382,7 +382,7 @@ def test_progress_log_is_linear(tmp_path: Path) -> None:
     ("DEBUG:\nlr: 0.1\n", "DEBUG: true\nlr: 0.1\n"),
     ("lr: 0.1", "lr: 0.1\nDEBUG: true\n"),
     ("model:\n  DEBUG: false\nDEBUG: true\n", "model:\n  DEBUG: false\nDEBUG: true\n"),
-    ("DEBUG: 'false # x'\n", "DEBUG: true # x'\n"),  # odd, but it reads as DEBUG true and nothing else changed
+    ("DEBUG: 'false # x'\n", "DEBUG: true\n"),  # a quoted value is replaced whole
 ])
 def test_debug_config_changes_only_debug(text: str, expected: str) -> None:
     assert debug_config(text) == expected

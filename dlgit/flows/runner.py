@@ -98,6 +98,8 @@ class FlowRunner:
             index = run["next"]
             step = steps[index]
             self._say(f"[{index + 1}/{len(steps)}] {step.describe()}")
+            if step.prepare(ctx):
+                self._save(run)
             try:
                 if resuming:
                     step.resume(ctx)
@@ -173,7 +175,7 @@ class FlowRunner:
         self._say(f"dlgit abort: {run['name']} ({run['title']}): back to where it began")
         self._conclude_operation()
         ctx = self._context(run)
-        self._restore(run["before"], run.get("keep_work"), self._current_refs(run))
+        self._restore(run["before"], run.get("keep_work"), self._current_refs(run), run["vars"])
         for data in reversed(run["steps"][:run["next"] + 1]):
             Step.from_json(data).abort(ctx)
         run.update(status="aborted", ended=_now(), after=run["before"])
@@ -201,7 +203,7 @@ class FlowRunner:
                              "(a pushed commit is never taken back; make a new commit instead).")
         self._say(f"dlgit undo: {last['name']} ({last['title']})")
         self._conclude_operation()
-        self._restore(last["before"], last.get("keep_work"), current)
+        self._restore(last["before"], last.get("keep_work"), current, last["vars"])
         ctx = self._context(last)
         for data in reversed(last["steps"]):
             Step.from_json(data).abort(ctx)
@@ -249,7 +251,7 @@ class FlowRunner:
         elif doing is not None:
             raise UsageError(f"a {doing.value} is in progress that no flow began; finish or abort it first (git {doing.value} --abort).")
 
-    def _restore(self, before: dict[str, Any], keep_work: str | None, current: dict[str, str | None]) -> None:
+    def _restore(self, before: dict[str, Any], keep_work: str | None, current: dict[str, str | None], found: dict[str, str]) -> None:
         """Every touched ref back to its recorded value, and the recorded branch checked out. The
         branch checked out is moved with `reset --keep` (its files follow; uncommitted work the
         flow had committed comes back uncommitted: `reset --mixed`); a branch checked out in
@@ -259,8 +261,9 @@ class FlowRunner:
         origin = before.get("branch")
         origin_ref = f"refs/heads/{origin}" if origin else None
         if origin_ref and before["refs"].get(origin_ref) and current.get(origin_ref) is None:
-            git("branch", origin, before["refs"][origin_ref])  # the flow deleted it: re-create it
-            current[origin_ref] = before["refs"][origin_ref]
+            # the flow deleted it: re-create it where it was then (with the work it holds), then move it back
+            current[origin_ref] = found.get(f"tip:{origin}") or before["refs"][origin_ref]
+            git("branch", origin, current[origin_ref])
         if origin and self.repo.current_branch() != origin and self.repo.ref(f"refs/heads/{origin}"):
             git("switch", origin)
         elif origin is None and before.get("head") and self.repo.rev("HEAD") != before["head"]:

@@ -24,6 +24,7 @@ from dlgit.config import Settings
 from dlgit.errors import UsageError
 from dlgit.git import Git, InProgress, Runner
 from dlgit.model import parse_squash_trailer, read_version, rewrite_version
+from dlgit.shell import quote
 
 
 class Conflict(Exception):
@@ -53,6 +54,9 @@ class Context:
     def git_in(self, worktree: str | None) -> Runner:
         """Writes in another work tree (a branch checked out there is merged into there)."""
         return self.git if worktree is None else Runner(Git(worktree), echo=self.out, dry_run=self.dry_run)
+
+    def repo_in(self, worktree: str | None) -> Git:
+        return self.repo if worktree is None else Git(worktree)
 
     def value(self, text: str) -> str:
         """`@name` -> what an earlier step saved under that name."""
@@ -94,6 +98,11 @@ class Step:
 
     def done(self, ctx: Context) -> bool:
         """Is the step's work there already (recognised by content)?"""
+        return False
+
+    def prepare(self, ctx: Context) -> bool:
+        """Record in ctx.vars what the step is about to lose, before it runs (the runner saves it
+        first); True when something was recorded."""
         return False
 
     def run(self, ctx: Context) -> None:
@@ -200,19 +209,17 @@ class Merge(Step):
                     ["read-tree", "-u", "--reset", self.source], ["commit", "--no-edit"]]
         return [["merge", "--no-ff", "-m", self.message, self.source]]
 
-    def _repo(self, ctx: Context) -> Git:
-        return Git(self.worktree) if self.worktree else ctx.repo
 
     def _adopting(self, repo: Git) -> bool:
         return self.adopt_if is not None and repo.rev(f"refs/heads/{self.into}") == self.adopt_if
 
     def done(self, ctx: Context) -> bool:
-        repo = self._repo(ctx)
+        repo = ctx.repo_in(self.worktree)
         source = repo.rev(self.source)
         return source is not None and repo.in_progress() is None and repo.is_ancestor(source, self.into)
 
     def run(self, ctx: Context) -> None:
-        repo, git = self._repo(ctx), ctx.git_in(self.worktree)
+        repo, git = ctx.repo_in(self.worktree), ctx.git_in(self.worktree)
         if repo.current_branch() != self.into:
             raise StepFailed(f"expected {self.into} to be checked out{' in ' + self.worktree if self.worktree else ''}")
         if self._adopting(repo):
@@ -231,7 +238,7 @@ class Merge(Step):
         _run(git, "commit", "--no-edit")  # the message given to the merge, through the hooks
 
     def resume(self, ctx: Context) -> None:
-        repo = self._repo(ctx)
+        repo = ctx.repo_in(self.worktree)
         if repo.in_progress() is not InProgress.MERGE:
             super().resume(ctx)
         else:
@@ -279,12 +286,14 @@ class SquashMerge(Step):
 
 @dataclass
 class Commit(Step):
-    """Commit what is staged (`paths`: stage those first), through the hooks; `save`: remember the commit."""
+    """Commit what is staged (`paths`: stage those first), through the hooks; `save`: remember the
+    commit; `worktree`: in that work tree."""
 
     op = "commit"
     message: str
     paths: list[str] = dataclasses.field(default_factory=list)
     save: str | None = None
+    worktree: str | None = None
 
     def describe(self) -> str:
         return f"commit '{self.message.partition(chr(10))[0]}'"
@@ -293,21 +302,23 @@ class Commit(Step):
         return [*([["add", "-A", "--", *self.paths]] if self.paths else []), ["commit", "-m", self.message]]
 
     def done(self, ctx: Context) -> bool:
-        head = ctx.repo.rev("HEAD")
-        if head is None or ctx.repo.parents_and_message(head)[1].strip() != self.message.strip():
+        repo = ctx.repo_in(self.worktree)
+        head = repo.rev("HEAD")
+        if head is None or repo.parents_and_message(head)[1].strip() != self.message.strip():
             return False
         if self.save:
             ctx.vars[self.save] = head
         return True
 
     def run(self, ctx: Context) -> None:
-        assert ctx.repo.root is not None
-        present = [path for path in self.paths if (ctx.repo.root / path).exists() or ctx.repo.is_tracked(path)]
+        repo, git = ctx.repo_in(self.worktree), ctx.git_in(self.worktree)
+        assert repo.root is not None
+        present = [path for path in self.paths if (repo.root / path).exists() or repo.is_tracked(path)]
         if present:
-            _run(ctx.git, "add", "-A", "--", *present)
-        _run(ctx.git, "commit", "-m", self.message)
+            _run(git, "add", "-A", "--", *present)
+        _run(git, "commit", "-m", self.message)
         if self.save:
-            ctx.vars[self.save] = ctx.repo.rev("HEAD") or ""
+            ctx.vars[self.save] = repo.rev("HEAD") or ""
 
 
 @dataclass
@@ -388,8 +399,20 @@ class DeleteBranch(Step):
     def done(self, ctx: Context) -> bool:
         return ctx.repo.ref(f"refs/heads/{self.name}") is None
 
+    def prepare(self, ctx: Context) -> bool:
+        return remember_tip(ctx, self.name)
+
     def run(self, ctx: Context) -> None:
         _run(ctx.git, "branch", "-d", self.name)
+
+
+def remember_tip(ctx: Context, branch: str) -> bool:
+    """A branch's tip, kept before the branch is deleted (abort and undo re-create it there)."""
+    tip = ctx.repo.rev(f"refs/heads/{branch}")
+    if tip is None or ctx.vars.get(f"tip:{branch}") == tip:
+        return False
+    ctx.vars[f"tip:{branch}"] = tip
+    return True
 
 
 @dataclass
@@ -592,3 +615,254 @@ def dvc_command(*args: str) -> list[str]:
     """DVC from PATH, else the one installed beside dlgit."""
     found = shutil.which("dvc")
     return [found, *args] if found else [sys.executable, "-m", "dvc", *args]
+
+
+# --- tasks: work trees, folders, DVC and the stash -------------------------------------------------
+
+
+@dataclass
+class AddWorktree(Step):
+    """A new branch checked out in a work tree of its own."""
+
+    op = "add-worktree"
+    path: str
+    branch: str
+    start: str
+
+    def describe(self) -> str:
+        return f"create {self.branch} from {self.start[:12]} in its own work tree {self.path}"
+
+    def commands(self) -> list[list[str]]:
+        return [["worktree", "add", "-b", self.branch, self.path, self.start]]
+
+    def done(self, ctx: Context) -> bool:
+        found = ctx.repo.worktrees().get(self.branch)
+        return found is not None and found.resolve() == Path(self.path).resolve()
+
+    def run(self, ctx: Context) -> None:
+        if ctx.repo.ref(f"refs/heads/{self.branch}") is not None:  # made before a crash
+            _run(ctx.git, "worktree", "add", self.path, self.branch)
+        else:
+            _run(ctx.git, "worktree", "add", "-b", self.branch, self.path, self.start)
+
+    def abort(self, ctx: Context) -> None:
+        """The work tree goes when it holds nothing but what the flow wrote there (its task folder)."""
+        if not Path(self.path).is_dir():
+            ctx.git("worktree", "prune", check=False)
+            return
+        folder = f"{ctx.settings.tasks_dir}/{self.branch}/"
+        changed = Git(self.path).changed_since(self.start) if (Path(self.path) / ".git").exists() else []
+        force = ["--force"] if all(path.startswith(folder) for path in changed) else []
+        if ctx.git("worktree", "remove", *force, self.path, check=False).returncode != 0:
+            print(f"dlgit: left the work tree {self.path} in place: it holds changes of yours", file=ctx.out)
+
+
+@dataclass
+class CopyFolder(Step):
+    """A folder of a commit written into the work tree under another name, some of its top-level
+    files and folders (a run's outputs) left out and some files given new content."""
+
+    op = "copy-folder"
+    commit: str
+    source: str
+    dest: str
+    exclude: list[str]
+    replace: dict[str, str]  # path inside the folder -> its new text
+    worktree: str | None = None
+
+    def describe(self) -> str:
+        skipped = f" (without {', '.join(f'{name}/' for name in self.exclude)})" if self.exclude else ""
+        return f"copy {self.source}/ of {self.commit[:12]} to {self.dest}/{skipped}"
+
+    def run(self, ctx: Context) -> None:
+        repo = ctx.repo_in(self.worktree)
+        assert repo.root is not None
+        entries = [entry for entry in repo.ls_tree(self.commit, self.source) if not self._excluded(entry.path)]
+        blobs = repo.read_blobs([entry.sha for entry in entries if entry.type == "blob"])
+        try:
+            for entry in entries:
+                inside = entry.path.removeprefix(self.source + "/")
+                target = repo.root / self.dest / inside
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if entry.mode == "120000":
+                    target.unlink(missing_ok=True)
+                    target.symlink_to(blobs[entry.sha].decode("utf-8", "surrogateescape"))
+                elif entry.type == "blob":
+                    data = self.replace[inside].encode("utf-8") if inside in self.replace else blobs[entry.sha]
+                    target.write_bytes(data)
+                    target.chmod(0o755 if entry.mode == "100755" else 0o644)
+        except OSError as exc:
+            raise StepFailed(f"cannot write {self.dest}/: {exc.strerror}") from None
+
+    def _excluded(self, path: str) -> bool:
+        """Is the path one of the left-out top-level files or folders (or inside one)?"""
+        return path.removeprefix(self.source + "/").partition("/")[0] in self.exclude
+
+    def abort(self, ctx: Context) -> None:
+        """The copy goes when git tracks nothing of it (it was never committed)."""
+        repo = ctx.repo_in(self.worktree)
+        if repo.root is not None and (repo.root / self.dest).is_dir() and not repo.is_tracked(self.dest):
+            shutil.rmtree(repo.root / self.dest)
+
+
+@dataclass
+class Detach(Step):
+    """Leave the branch (HEAD at its commit), so that the branch itself can be deleted."""
+
+    op = "detach"
+
+    def describe(self) -> str:
+        return "detach HEAD from the branch"
+
+    def commands(self) -> list[list[str]]:
+        return [["switch", "--detach"]]
+
+    def done(self, ctx: Context) -> bool:
+        return ctx.repo.current_branch() is None
+
+    def run(self, ctx: Context) -> None:
+        _run(ctx.git, "switch", "--detach")
+
+
+@dataclass
+class DropBranch(Step):
+    """Delete a branch that holds only dlgit's own commits (a debug branch), if it is still at `sha`."""
+
+    op = "drop-branch"
+    name: str
+    sha: str
+
+    def describe(self) -> str:
+        return f"delete the debug branch {self.name} (only dlgit's commits)"
+
+    def commands(self) -> list[list[str]]:
+        return [["update-ref", "-d", f"refs/heads/{self.name}", self.sha]]
+
+    def done(self, ctx: Context) -> bool:
+        return ctx.repo.ref(f"refs/heads/{self.name}") is None
+
+    def prepare(self, ctx: Context) -> bool:
+        return remember_tip(ctx, self.name)
+
+    def run(self, ctx: Context) -> None:
+        _run(ctx.git, "update-ref", "-d", f"refs/heads/{self.name}", self.sha)
+
+
+@dataclass
+class DvcAdd(Step):
+    """Big files into DVC: each gets a small `.dvc` pointer and a .gitignore entry beside it."""
+
+    op = "dvc-add"
+    paths: list[str]
+
+    def describe(self) -> str:
+        return f"put {len(self.paths)} big file(s) into DVC (dvc add)"
+
+    def commands(self) -> list[list[str]]:
+        return []
+
+    def done(self, ctx: Context) -> bool:
+        assert ctx.repo.root is not None
+        return all((ctx.repo.root / f"{path}.dvc").is_file() for path in self.paths)
+
+    def run(self, ctx: Context) -> None:
+        self._dvc(ctx, "add", *self.paths)
+
+    def abort(self, ctx: Context) -> None:
+        """The pointers go again, the files stay (never `--outs`)."""
+        assert ctx.repo.root is not None
+        pointers = [pointer for pointer in (f"{path}.dvc" for path in self.paths)
+                    if (ctx.repo.root / pointer).is_file() and not ctx.repo.is_tracked(pointer)]
+        if pointers:
+            self._dvc(ctx, "remove", *pointers)
+
+    @staticmethod
+    def _dvc(ctx: Context, *args: str) -> None:
+        print(f"$ {' '.join(quote(arg) for arg in ['dvc', *args])}", file=ctx.out, flush=True)
+        proc = subprocess.run(dvc_command(*args), cwd=ctx.repo.root, capture_output=True, text=True, check=False,
+                              env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        if proc.returncode != 0:
+            raise StepFailed(f"dvc {args[0]} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}")
+
+
+def _stash_ref(repo: Git, sha: str) -> str | None:
+    stashes = repo.stashes()
+    return f"stash@{{{stashes.index(sha)}}}" if sha in stashes else None
+
+
+@dataclass
+class Stash(Step):
+    """Uncommitted changes (untracked files included) under `pathspec` set aside in the stash."""
+
+    op = "stash"
+    message: str
+    pathspec: list[str]
+    save: str
+
+    def describe(self) -> str:
+        return f"set aside in the stash: {self.message}"
+
+    def commands(self) -> list[list[str]]:
+        return [["stash", "push", "--include-untracked", "-m", self.message, "--", *self.pathspec]]
+
+    def _made(self, ctx: Context) -> str | None:
+        """The stash entry this step made: recorded, or found by its message (a crash came first)."""
+        found = ctx.vars.get(self.save) or next((sha for sha, said in ctx.repo.stash_messages() if said.endswith(self.message)), None)
+        if found and found in ctx.repo.stashes():
+            ctx.vars[self.save] = found
+            return found
+        return None
+
+    def done(self, ctx: Context) -> bool:
+        return self._made(ctx) is not None
+
+    def run(self, ctx: Context) -> None:
+        before = ctx.repo.stashes()
+        _run(ctx.git, "stash", "push", "--include-untracked", "-m", self.message, "--", *self.pathspec)
+        made = [sha for sha in ctx.repo.stashes() if sha not in before]
+        if len(made) != 1:
+            raise StepFailed(f"git stash set nothing aside for: {self.message}")
+        ctx.vars[self.save] = made[0]
+
+    def abort(self, ctx: Context) -> None:
+        """Put the changes back where they came from, if the stash still holds them."""
+        made = self._made(ctx)
+        ref = _stash_ref(ctx.repo, made) if made else None
+        if ref and ctx.git("stash", "pop", ref, check=False).returncode != 0:
+            print(f"dlgit: {self.message}: kept in the stash ({ref}); `git stash pop` it by hand", file=ctx.out)
+
+
+@dataclass
+class StashPop(Step):
+    """Apply a stash entry the flow made, and drop it once it is applied (a conflict keeps it)."""
+
+    op = "stash-pop"
+    stash: str  # @name of the Stash step's result
+
+    def describe(self) -> str:
+        return "bring the stashed changes back here (git stash pop)"
+
+    def commands(self) -> list[list[str]]:
+        return [["stash", "pop", shown(self.stash)]]
+
+    def done(self, ctx: Context) -> bool:
+        return _stash_ref(ctx.repo, ctx.value(self.stash)) is None
+
+    def run(self, ctx: Context) -> None:
+        ref = _stash_ref(ctx.repo, ctx.value(self.stash))
+        assert ref is not None
+        proc = ctx.git("stash", "pop", ref, check=False)
+        if proc.returncode != 0:
+            _conflicts(ctx.repo)
+            raise _failed(proc, "git stash pop")
+
+    def resume(self, ctx: Context) -> None:
+        ref = _stash_ref(ctx.repo, ctx.value(self.stash))
+        if ref is None:
+            return
+        if ctx.repo.unmerged_paths() or not ctx.repo.changed_paths(untracked=True):  # still conflicted, or not applied yet
+            _conflicts(ctx.repo)
+            self.run(ctx)
+            return
+        _run(ctx.git, "reset", "-q")  # the resolution stays in the work tree, uncommitted and unstaged
+        _run(ctx.git, "stash", "drop", ref)

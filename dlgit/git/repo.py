@@ -54,6 +54,13 @@ class BranchHead(NamedTuple):
     subject: str  # the tip commit's subject
 
 
+class TreeItem(NamedTuple):
+    mode: str
+    type: str  # blob, commit (a submodule)
+    sha: str
+    path: str
+
+
 class Fetched(NamedTuple):
     """A FETCH_HEAD line that `git pull` merges."""
 
@@ -378,6 +385,11 @@ class Git:
                 i += 1
         return paths
 
+    def changed_since(self, commit: str) -> list[str]:
+        """Paths where the work tree differs from `commit` (staged or not), and untracked paths."""
+        tracked = split_z(self.run("diff", "--name-only", "-z", "--no-renames", commit).stdout)
+        return tracked + split_z(self.run("ls-files", "-z", "--others", "--exclude-standard").stdout)
+
     def branch_heads(self) -> list[BranchHead]:
         """Every local branch with its tip and the tip's subject (one `for-each-ref`)."""
         data = self.run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(contents:subject)", "refs/heads").stdout
@@ -401,6 +413,22 @@ class Git:
     def stashes(self) -> list[str]:
         """The stash entries' commits, newest first."""
         return fsdecode(self.run("stash", "list", "--format=%H").stdout).split()
+
+    def stash_messages(self) -> list[tuple[str, str]]:
+        """(commit, message) of each stash entry, newest first."""
+        lines = fsdecode(self.run("stash", "list", "--format=%H%x00%s").stdout).splitlines()
+        return [(sha, message) for sha, _, message in (line.partition("\0") for line in lines)]
+
+    def ls_tree(self, commit: str, folder: str) -> list[TreeItem]:
+        """Every file (and symlink, submodule) under `folder` at `commit`, recursively."""
+        data = self.run("ls-tree", "-r", "-z", "--full-tree", commit, "--", f"{folder}/").stdout
+        items = []
+        for record in data.split(b"\0"):
+            if record:
+                meta, _, path = record.partition(b"\t")
+                mode, kind, sha = meta.decode().split()
+                items.append(TreeItem(mode, kind, sha, fsdecode(path)))
+        return items
 
     def log_messages(self, revs: Sequence[str], first_parent: bool = False, merges: bool | None = None) -> list[tuple[str, str]]:
         """(sha, message) of the commits `revs` name, newest first."""

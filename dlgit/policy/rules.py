@@ -488,6 +488,16 @@ def _may_hold_large_files(change: Change, settings: Settings) -> bool:
     return bool(suffixes) and _suffix_regex(suffixes).search(joined) is not None
 
 
+def too_large(path: str, size: int | None, settings: Settings) -> str | None:
+    """Why a file may not enter git (it matches a model/data pattern, or is over the size limit), or None."""
+    pattern = _matching_pattern(path.rsplit("/", 1)[-1], path, settings.large_file_patterns)
+    if pattern:
+        return f"matches {pattern}"
+    if size is not None and size > settings.large_file_max_bytes:
+        return f"{size / 2**20:.1f} MiB"
+    return None
+
+
 @rule(
     "large-file",
     "no file over the size limit or matching a model/data pattern enters git",
@@ -498,16 +508,8 @@ def _may_hold_large_files(change: Change, settings: Settings) -> bool:
 def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
     if not _may_hold_large_files(change, settings):
         return
-    offending = []
-    for entry in change.entries:
-        if not entry.adds_content:
-            continue
-        name = entry.path.rsplit("/", 1)[-1]
-        pattern = _matching_pattern(name, entry.path, settings.large_file_patterns)
-        if pattern:
-            offending.append((entry.path, f"matches {pattern}"))
-        elif entry.size is not None and entry.size > settings.large_file_max_bytes:
-            offending.append((entry.path, f"{entry.size / 2**20:.1f} MiB"))
+    offending = [(entry.path, reason) for entry in change.entries
+                 if entry.adds_content and (reason := too_large(entry.path, entry.size, settings))]
     if not offending:
         return
     limit = f"{settings.large_file_max_bytes / 2**20:g} MiB"

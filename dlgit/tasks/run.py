@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
 import selectors
 import shlex
@@ -48,7 +47,6 @@ CAUGHT = (signal.SIGINT, *FORWARDED)  # SIGINT: the terminal sends it to the scr
 INTERRUPTING = {sig.name for sig in CAUGHT}
 PSTATS = "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(20)"
 GPU_QUERY = ("nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
-_DEBUG_LINE = re.compile(r"^(DEBUG[ \t]*:)([ \t]*)([^#\r\n]*?)([ \t]*(?:#[^\r\n]*)?\r?)$", re.M)
 
 
 # --- where the run happens -----------------------------------------------------------------------
@@ -131,26 +129,13 @@ def _refuse_dirty(task: Task, outside: list[str]) -> UsageError:
 
 def debug_config(text: str) -> str:
     """The config's text with DEBUG set to true and every other byte kept (a DEBUG line is added
-    when there is none). UsageError when the result does not read as that config with DEBUG true."""
-    import yaml
+    when there is none). UsageError when it cannot be set so."""
+    from dlgit.tasks.yamledit import EditError, set_key
 
-    if _DEBUG_LINE.search(text):
-        changed = _DEBUG_LINE.sub(lambda m: m[1] + (m[2] or " ") + "true" + m[4], text)
-    else:
-        changed = text + ("" if not text or text.endswith("\n") else "\n") + "DEBUG: true\n"
     try:
-        before = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise UsageError(f"config.yaml is not valid YAML ({getattr(exc, 'problem', None) or exc}); fix it before a --debug run.") from None
-    try:
-        after = yaml.safe_load(changed)
-    except yaml.YAMLError:
-        after = None
-    if not isinstance(before, dict) or not isinstance(after, dict) or after.pop("DEBUG", None) is not True or \
-            {k: v for k, v in before.items() if k != "DEBUG"} != after:
-        raise UsageError("cannot set DEBUG in config.yaml for --debug: it needs a top-level `DEBUG: <true|false>` line "
-                         "(one line, a plain value).")
-    return changed
+        return set_key(text, "DEBUG", True)
+    except EditError as exc:
+        raise UsageError(f"cannot set DEBUG in config.yaml: {exc}.") from None
 
 
 # --- the log -------------------------------------------------------------------------------------

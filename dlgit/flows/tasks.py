@@ -1,0 +1,361 @@
+"""The task flows: `dlgit start-task`, `dlgit finish-task`, `dlgit debug start|finish` (SPEC §5).
+
+start-task makes a task branch from main (or a task), copies the template (or the source task's
+folder, outputs left out) into tasks/<branch>/, applies the --set overrides keeping the file's
+text, and commits `task: start <desc>`; with --worktree all of it happens in a work tree of its
+own, so that a run of hours does not hold the researcher's checkout. finish-task commits the
+task's results (big files through DVC), then merges the task into main and dev; a branch checked
+out in another work tree is merged there. debug start/finish make a throw-away debug branch and
+carry the code changes made on it (not its logs) to dev through the stash.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlgit.config import Settings
+from dlgit.errors import UsageError
+from dlgit.flows import plans
+from dlgit.flows.dev import Session
+from dlgit.flows.runner import Flow
+from dlgit.flows.steps import (
+    AddWorktree,
+    Commit,
+    CopyFolder,
+    CreateBranch,
+    DeleteBranch,
+    Detach,
+    DropBranch,
+    DvcAdd,
+    Merge,
+    Stash,
+    StashPop,
+    Step,
+    Switch,
+    Verify,
+    dvc_command,
+)
+from dlgit.git import Git
+from dlgit.model import Branch, Kind, parse_branch, read_version, run_branch_name, slugify, task_folder
+from dlgit.policy.rules import too_large
+from dlgit.shell import escape, quote
+
+RESUME_KEY = "RESUME"
+
+
+# --- start-task ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    branch: str  # main or a task branch: where the new task starts
+    commit: str
+    folder: str  # the folder copied: the template, or a task's folder
+
+
+def start_task(desc: str | None, overrides: list[str], add: bool, source: str | None, resume: str | None,
+               worktree: str | None, dry_run: bool) -> int:
+    session = Session()
+    s, repo = session.settings, session.repo
+    session.require_clean("start-task")
+    origin = _source(session, source, resume)
+    config_path = f"{origin.folder}/config.yaml"
+    text = _read_text(repo, origin.commit, config_path)
+    version = read_version(text)
+    if version is None:
+        raise UsageError(f"{config_path} at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
+    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin) if resume else None)
+    slug = slugify(desc) if desc else _slug(overrides)
+    branch = run_branch_name(Kind.TASK, version, slug or "run", s)
+    parsed = parse_branch(branch, s)
+    if parsed.kind is not Kind.TASK:
+        raise UsageError(f"'{escape(branch)}' is no valid task branch name ({parsed.problem}); "
+                         "give a DESC of letters, digits, '.' and '_'.")
+    if repo.rev(f"refs/heads/{branch}") is not None:
+        raise UsageError(f"a branch {branch} exists already (two starts in the same second?); try again.")
+    dest = task_folder(branch, s)
+    path = _worktree_path(repo, branch, worktree) if worktree is not None else None
+    where = str(path) if path else None
+    steps: list[Step] = [AddWorktree(str(path), branch, origin.commit) if path else CreateBranch(branch, origin.commit)]
+    steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics], {"config.yaml": text}, where),
+              Commit(f"task: start {parsed.desc}", [dest], worktree=where)]
+    hint = f"cd {quote(str(path))} && " if path else ""
+    flow = Flow("start-task", f"{branch} from {origin.branch}", steps, plans.heads(branch),
+                summary=[f"task {branch} is ready in {dest}/", f"run it: {hint}dlgit run", "when it is done: dlgit finish-task"])
+    return session.runner.start(flow, dry_run)
+
+
+def _source(session: Session, source: str | None, resume: str | None) -> Source:
+    s, repo = session.settings, session.repo
+    name = source or repo.current_branch()
+    if name is None:
+        raise UsageError(f"HEAD is detached; start a task from {s.main} or a task branch (--from BRANCH).")
+    branch = parse_branch(name, s)
+    if branch.kind not in (Kind.MAIN, Kind.TASK):
+        raise UsageError(f"a task starts from {s.main} or another task branch, not from {branch.kind.value} branch '{escape(name)}': "
+                         f"its result must belong to a released core version. `git switch {s.main}` (or pass --from {s.main}), "
+                         "then dlgit start-task again.")
+    commit = session.tip(name, "a task starts from")
+    folder = s.template_dir if branch.kind is Kind.MAIN else task_folder(name, s)
+    if resume:
+        folder = _resume_folder(repo, commit, resume.partition(":")[0], name, s)
+    return Source(name, commit, folder)
+
+
+def _resume_folder(repo: Git, commit: str, task: str, where: str, settings: Settings) -> str:
+    if parse_branch(task, settings).kind is not Kind.TASK:
+        raise UsageError(f"--resume names '{escape(task)}', which is no task branch name.")
+    folder = task_folder(task, settings)
+    if repo.show_file(commit, f"{folder}/config.yaml") is None:
+        raise UsageError(f"{folder}/ is not on {where}: a task resumes from a finished task, merged into {where} "
+                         f"(`dlgit finish-task` on {task} first).")
+    return folder
+
+
+def _read_text(repo: Git, commit: str, path: str) -> str:
+    raw = repo.show_file(commit, path)
+    if raw is None:
+        raise UsageError(f"there is no {path} at that commit; `dlgit init` writes the template task.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text.") from None
+
+
+def _apply(text: str, overrides: list[str], add: bool, resume: str | None) -> str:
+    """The copy's config.yaml: the overrides, and RESUME when resuming; checked before anything moves."""
+    from dlgit.tasks.yamledit import EditError, UnknownKey, apply_overrides, set_key
+
+    try:
+        text = apply_overrides(text, overrides, add=add)
+        if resume:
+            text = set_key(text, RESUME_KEY, resume)
+    except UnknownKey as exc:
+        raise UsageError(f"config.yaml: {exc}; pass --add to add it.") from None
+    except EditError as exc:
+        raise UsageError(f"config.yaml: {exc}.") from None
+    return text
+
+
+def _checkpoint(repo: Git, resume: str, origin: Source) -> str:
+    """RESUME for --resume TASK[:CHECKPOINT]: the checkpoint as a path from the new task's folder
+    (beside it under tasks/); without CHECKPOINT the last one (by name) in TASK's checkpoints/,
+    a DVC pointer standing for its file."""
+    task, _, checkpoint = resume.partition(":")
+    if checkpoint:
+        return f"../{task}/{checkpoint.removeprefix(origin.folder + '/')}"
+    listing = repo.objects([f"{origin.commit}:{origin.folder}/checkpoints"]).get(f"{origin.commit}:{origin.folder}/checkpoints")
+    names = sorted(entry.name.removesuffix(".dvc") for entry in (listing.entries() if listing else []) if not entry.is_tree)
+    names = [name for name in names if name != ".gitignore"]
+    if not names:
+        raise UsageError(f"{origin.folder}/checkpoints/ holds no checkpoint; name one: --resume {task}:checkpoints/FILE")
+    return f"../{task}/checkpoints/{names[-1]}"
+
+
+def _slug(overrides: list[str]) -> str:
+    from dlgit.tasks.yamledit import desc_slug
+
+    return desc_slug(overrides) if overrides else ""
+
+
+def _worktree_path(repo: Git, branch: str, given: str) -> Path:
+    """--worktree [PATH]: PATH, or a sibling folder <repo>.tasks/<branch>; it must not exist yet."""
+    assert repo.root is not None
+    path = Path(given).resolve() if given else repo.root.parent / f"{repo.root.name}.tasks" / branch
+    if path.exists():
+        raise UsageError(f"{path} exists already; a task's work tree needs a new folder (--worktree PATH).")
+    return path
+
+
+# --- finish-task -----------------------------------------------------------------------------------
+
+
+def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+    from dlgit.tasks.lock import run_active
+
+    session = Session()
+    s, repo = session.settings, session.repo
+    assert repo.root is not None
+    name = repo.current_branch()
+    branch = parse_branch(name, s) if name else None
+    if branch is None or branch.kind is not Kind.TASK:
+        raise UsageError(f"finish-task runs on a task branch (you are on {name or 'a detached HEAD'}); "
+                         "`git switch task-...` first, or `dlgit tasks` to list them.")
+    folder = task_folder(branch.name, s)
+    holder = run_active(branch.name, repo.common_dir)
+    if holder:
+        raise UsageError(f"a run of {branch.name} is active (pid {holder.pid} on {holder.host}, since {holder.started}); "
+                         "let it end (or stop it), then finish.")
+    outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
+    if outside:
+        listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
+        raise UsageError(f"uncommitted changes outside {folder}/ (a task's results live in its folder only):\n{listed}\n"
+                         "Commit them where they belong, or `git stash` them, then finish again.")
+    results = [path for path in repo.changed_paths(untracked=True) if path.startswith(folder + "/")]
+    big = _big_files(repo.root, results, s)
+    if big and not (repo.root / ".dvc" / "config").is_file():
+        raise UsageError(_no_dvc(big, branch.name, s))
+    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch)
+    flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
+                plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
+                summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
+                + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
+    code = session.runner.start(flow, dry_run)
+    if code == 0 and not dry_run and not keep_worktree:
+        _remove_own_worktree(repo, branch.name)
+    return code
+
+
+def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
+                  dev: bool, keep_branch: bool) -> list[Step]:
+    s, repo = session.settings, session.repo
+    steps: list[Step] = [DvcAdd(big)] if big else []
+    if results:
+        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{_run_summary(repo, folder)}".strip(), [folder]))
+    checked_out = {name: str(path) for name, path in repo.worktrees().items()}
+    here = str(repo.root)
+    befores = []
+    for target in (s.main, *([s.dev] if dev else [])):
+        befores.append([target, session.tip(target, "the task is merged into")])
+        elsewhere = checked_out.get(target)
+        if elsewhere and Path(elsewhere) != Path(here):
+            if Git(elsewhere).changed_paths():
+                raise UsageError(f"{target} is checked out in {elsewhere}, which has uncommitted changes; the merge happens there "
+                                 "when it is clean: commit or stash them there first.")
+            steps.append(Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere))
+        else:
+            steps += [Switch(target), Merge(branch.name, target, f"task: merge {branch.name}")]
+    if not keep_branch:
+        moved = any(isinstance(step, Switch) for step in steps)
+        steps += [*([] if moved else [Detach()]), DeleteBranch(branch.name)]
+    steps.append(Verify(befores))
+    return steps
+
+
+def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
+    """The results git may not take (large-file's own test): they go through DVC."""
+    found = []
+    for path in paths:
+        file = root / path
+        if file.is_file() and not path.endswith(".dvc") and too_large(path, file.stat().st_size, settings):
+            found.append(path)
+    return found
+
+
+def _no_dvc(big: list[str], branch: str, settings: Settings) -> str:
+    listed = "\n".join(f"  {escape(path)}" for path in big[:20])
+    return (f"these results are too big for git, and this repository does not use DVC yet:\n{listed}\n"
+            "Nothing was committed. Set DVC up on dev, release it, bring it to the task branch, then finish:\n"
+            f"  git switch {settings.dev} && dlgit init --dvc\n"
+            "  dlgit release\n"
+            f"  git switch {quote(branch)} && git merge --no-edit {settings.main}\n"
+            "  dlgit finish-task")
+
+
+def _run_summary(repo: Git, folder: str) -> str:
+    """A line about the task's last run record (runs/*.yaml), for the results commit's body."""
+    import yaml
+
+    assert repo.root is not None
+    runs = sorted((repo.root / folder / "runs").glob("*.yaml"))
+    records = [path for path in runs if not path.name.endswith(".config.yaml")]
+    if not records:
+        return "no run recorded"
+    try:
+        record = yaml.safe_load(records[-1].read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return f"last run: {records[-1].name} (unreadable)"
+    return (f"last run: {records[-1].stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
+            f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {len(records)} run(s) in all")
+
+
+def _remove_own_worktree(repo: Git, branch: str) -> None:
+    """The task's own work tree goes once its results are merged (only when it holds nothing else)."""
+    assert repo.root is not None
+    if repo.git_dir == repo.common_dir or repo.changed_paths(untracked=True):
+        return
+    main_tree = repo.common_dir.parent
+    proc = Git(main_tree).run("worktree", "remove", str(repo.root), check=False)
+    said = f"removed the task's work tree {repo.root}" if proc.returncode == 0 else \
+        f"left the work tree {repo.root} in place: {proc.stderr.decode(errors='replace').strip()}"
+    print(f"dlgit finish-task: {said}; go on in {main_tree}")
+
+
+# --- debug start / finish --------------------------------------------------------------------------
+
+
+def debug_start(desc: str | None, source: str, dry_run: bool) -> int:
+    from dlgit.tasks.yamledit import EditError, set_key
+
+    session = Session()
+    s, repo = session.settings, session.repo
+    session.require_clean("debug start")
+    if source not in (s.dev, s.main):
+        raise UsageError(f"a debug branch starts from {s.dev} or {s.main}, not from '{escape(source)}'.")
+    commit = session.tip(source, "a debug branch starts from")
+    text = _read_text(repo, commit, s.template_config)
+    version = session.version_at(commit, source)
+    try:
+        text = set_key(text, "DEBUG", True)
+    except EditError as exc:
+        raise UsageError(f"{s.template_config}: {exc}.") from None
+    branch = run_branch_name(Kind.DEBUG, version, slugify(desc or "") or "debug", s)
+    parsed = parse_branch(branch, s)
+    if parsed.kind is not Kind.DEBUG:
+        raise UsageError(f"'{escape(branch)}' is no valid debug branch name ({parsed.problem}).")
+    dest = task_folder(branch, s)
+    steps: list[Step] = [CreateBranch(branch, commit),
+                         CopyFolder(commit, s.template_dir, dest, list(s.task_outputs), {"config.yaml": text}),
+                         Commit(f"chore: debug {parsed.desc}", [dest])]
+    flow = Flow("debug start", f"{branch} from {source}", steps, plans.heads(branch),
+                summary=[f"debug in {dest}/ (DEBUG: true): dlgit run; fix the code anywhere; then: dlgit debug finish"])
+    return session.runner.start(flow, dry_run)
+
+
+def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
+    session = Session()
+    s, repo = session.settings, session.repo
+    name = repo.current_branch()
+    branch = parse_branch(name, s) if name else None
+    if branch is None or branch.kind is not Kind.DEBUG:
+        raise UsageError(f"debug finish runs on a debug branch (you are on {name or 'a detached HEAD'}).")
+    into = target or s.dev
+    session.tip(into, "the debug branch's code changes go to")
+    if repo.in_progress() is not None:
+        raise UsageError(f"a {repo.in_progress().value} is in progress; finish it first.")  # type: ignore[union-attr]
+    folder = task_folder(branch.name, s)
+    changed = repo.changed_paths(untracked=True)
+    logs = [path for path in changed if path.startswith(folder + "/")]
+    code = [path for path in changed if not path.startswith(folder + "/")]
+    tip = session.tip(branch.name, "is to be finished")
+    own = _only_dlgit_commits(repo, branch.name, tip, s)
+    steps: list[Step] = []
+    if logs and keep_logs:
+        steps.append(Commit(f"chore: debug logs of {branch.desc}", [folder]))
+    elif logs:
+        steps.append(Stash(f"dlgit: the logs of {branch.name}", [folder], save="logs"))
+    if code:
+        steps.append(Stash(f"dlgit: code changes made on {branch.name}", [".", f":(exclude){folder}"], save="code"))
+    steps.append(Switch(into))
+    if not keep_logs and own:
+        steps.append(DropBranch(branch.name, tip))
+    if code:
+        steps.append(StashPop("@code"))
+    kept = "" if not keep_logs and own else f"; {branch.name} is kept (" + ("its logs are committed there)" if keep_logs else
+                                                                              "it holds commits of yours)")
+    summary = [f"on {into}: the code changes made while debugging, uncommitted{kept}"]
+    if logs and not keep_logs:
+        summary.append("the debug folder's logs are set aside in the stash (`git stash list`), not on any branch")
+    flow = Flow("debug finish", f"carry the code changes of {branch.name} to {into}", steps, plans.heads(branch.name, into),
+                summary=summary)
+    return session.runner.start(flow, dry_run)
+
+
+def _only_dlgit_commits(repo: Git, branch: str, tip: str, settings: Settings) -> bool:
+    """Does the debug branch hold nothing but dlgit's own commits (its start and logs)?"""
+    own = re.compile(r"^chore: debug ")
+    messages = repo.log_messages([tip, f"^{settings.dev}", f"^{settings.main}"])
+    return all(own.match(message) for _, message in messages)
+
