@@ -10,6 +10,9 @@ Both templates run the same shell script, fed by DLGIT_* variables that each CI 
   `--branch TARGET`, so its commits are judged by the source branch's rules and the merge by the
   target's (a task merge may change only its folder, a feature never reaches main...).
 
+The job installs the dlgit the hooks run (see install_step): never a version that may not exist;
+when dlgit came from a folder on this machine, a step that fails and says what to put there.
+
 The job needs the whole history (fetch-depth 0 / GIT_DEPTH 0) to read the base's .dlgit.yaml.
 Hosted merge buttons that squash or rebase put single-parent commits on main: use merge commits
 there (with a conventional message), or merge locally and push.
@@ -19,13 +22,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-from dlgit import __version__
+from dlgit import origin
 from dlgit.errors import UsageError
 from dlgit.git import Git
+from dlgit.shell import quote
 
 MARKER = "# dlgit-managed CI job"
-INSTALL = f'python -m pip install "dlgit=={__version__}"'
 
 # The one script both CIs run (POSIX sh). It reads DLGIT_BEFORE, DLGIT_AFTER, DLGIT_BRANCH for a
 # push and DLGIT_MR_TARGET, DLGIT_MR_SOURCE, DLGIT_MR_BASE, DLGIT_MR_HEAD for a merge request.
@@ -74,7 +78,7 @@ jobs:
         with:
           python-version: "3.12"
       - name: Install dlgit
-        run: {INSTALL}
+@INSTALL8@
       - name: dlgit check
         env:
           DLGIT_BEFORE: ${{{{ github.event.before }}}}
@@ -105,7 +109,7 @@ dlgit-check:
     - if: $CI_PIPELINE_SOURCE == "merge_request_event"
     - if: $CI_COMMIT_BRANCH
   script:
-    - {INSTALL}
+@INSTALL4@
     - git fetch --quiet origin "+refs/heads/*:refs/remotes/origin/*"  # GitLab fetches only the pipeline's branch
     - |
 {_indent(SCRIPT, 6)}"""
@@ -115,12 +119,75 @@ PATHS = {"github": ".github/workflows/dlgit.yml", "gitlab": ".gitlab-ci.yml"}
 GITLAB_INCLUDE = ".gitlab/dlgit.gitlab-ci.yml"
 
 
+class Install(NamedTuple):
+    """The job's step that installs dlgit: comment lines above it, then its shell lines."""
+
+    comment: list[str]
+    lines: list[str]
+
+
+def install_step(provider: str, toplevel: Path | None) -> Install:
+    """Install the dlgit the repository's hooks run: the dlgit entry of its .pre-commit-config.yaml
+    when a CI runner can clone that repo, else the source this dlgit was installed from; when that is
+    a folder or archive on this machine, a step that fails and says what to put there."""
+    from dlgit.install import FRAMEWORK_CONFIG, FRAMEWORK_IDS
+
+    config = toplevel / FRAMEWORK_CONFIG if toplevel is not None else None
+    entry = origin.framework_entry(config.read_text(errors="replace"), tuple(FRAMEWORK_IDS)) if config and config.is_file() else None
+    url = origin.pip_url(entry[0]) if entry else None
+    if entry and url:
+        return Install([f"the dlgit of {FRAMEWORK_CONFIG} (its repo and rev), the code the hooks run"],
+                       [f"python -m pip install {quote(f'dlgit @ {url}@{entry[1]}')}"])
+    try:
+        installed: origin.Origin | None = origin.installed()
+    except UsageError:  # run from a source tree on sys.path: no install to name
+        installed = None
+    if installed is not None and not installed.local:
+        why = ("where the dlgit that wrote this job was installed from" if installed.url else
+               f"dlgit {installed.version} came from a package index: give the runner that index (pip --index-url) if it is not PyPI")
+        return Install([why], [f"python -m pip install {quote(installed.requirement)}"])
+    return Install([
+        f"dlgit was installed from {installed.url}, which is on this machine only: a CI runner cannot install it from there."
+        if installed else "where dlgit was installed from is not recorded here (no installed distribution).",
+        "Replace the command below (it fails on purpose) with an install from a git URL the runner can clone, for example",
+        f"  python -m pip install {quote(_suggested_requirement(installed))}",
+        f"(or give dlgit a `repo:` URL and `rev:` in {FRAMEWORK_CONFIG}, then run `dlgit ci {provider} --write` again).",
+    ], ['echo "dlgit: this job does not know where to install dlgit from; edit its install step (see the comment there)." >&2', "exit 1"])
+
+
+def _suggested_requirement(installed: origin.Origin | None) -> str:
+    """`dlgit @ git+<remote>@<HEAD>` of the local checkout dlgit came from, when it has an origin
+    remote (once that commit is pushed), else a placeholder."""
+    folder = installed.folder if installed is not None else None
+    if folder is not None and (folder / ".git").exists():
+        repo = Git(folder)
+        url = origin.pip_url(repo.config_get("remote.origin.url") or "")
+        head = repo.rev("HEAD")
+        if url and head:
+            return f"dlgit @ {url}@{head}"
+    return "dlgit @ git+https://<git server>/<owner>/dlgit@<commit>"
+
+
+def render(provider: str, install: Install) -> str:
+    """The job file for `provider` with `install` as its install step."""
+    if provider == "github":
+        block = [*(f"        # {line}" for line in install.comment), "        run: |", *(f"          {line}" for line in install.lines)]
+        return TEMPLATES[provider].replace("@INSTALL8@", "\n".join(block))
+    block = [*(f"    # {line}" for line in install.comment), "    - |", *(f"      {line}" for line in install.lines)]
+    return TEMPLATES[provider].replace("@INSTALL4@", "\n".join(block))
+
+
 def main(provider: str, write: bool) -> int:
-    text = TEMPLATES[provider]
+    try:
+        toplevel = Git.open().root
+    except UsageError:  # printing the job needs no repository
+        if write:
+            raise
+        toplevel = None
+    text = render(provider, install_step(provider, toplevel))
     if not write:
         sys.stdout.write(text)
         return 0
-    toplevel = Git.open().root
     if toplevel is None:
         raise UsageError("`dlgit ci --write` needs a work tree; in a bare repository print the job and commit it elsewhere.")
     target = toplevel / PATHS[provider]

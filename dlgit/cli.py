@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.UsageError as exc:  # bad arguments: usage, then one line, exit 2
         if exc.ctx is not None:
             print(f"{exc.ctx.get_usage()}\nTry '{exc.ctx.command_path} --help' for help.", file=sys.stderr)
-        error(exc.format_message())
+        error(" ".join(exc.format_message().splitlines()))
         return 2
     except click.exceptions.Abort:
         error("aborted.")

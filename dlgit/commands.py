@@ -12,11 +12,48 @@ import click
 from dlgit import __version__
 from dlgit.dispatch import run_action, run_hook
 
+HOOK_CODES = "Exit codes: 0 allowed, 1 blocked (the reasons and fixes are printed), 2 bad input or configuration."
+FLOW_CODES = ("Exit codes: 0 done, 1 a step was refused (a hook, or git), 2 bad input or an unmet precondition "
+              "(nothing changed), 3 stopped on a merge conflict (resolve it, then `dlgit continue`).")
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Parsed:
+    """Errors of click's option parser carry no context; give them the command's, so that
+    `dlgit.cli.main` prints the command's usage above the one `dlgit: error:` line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
+        except click.UsageError as exc:
+            exc.ctx = exc.ctx or ctx
+            raise
+
+
+class Command(_Parsed, click.Command):
+    pass
+
+
+class Group(_Parsed, click.Group):
+    """A group without a command is a usage error naming the commands, in every click version
+    (8.1 printed the help and exited 0, 8.2 puts the whole help in the error)."""
+
+    command_class = Command
+    group_class = type  # subgroups are Groups too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and not ctx.resilient_parsing and not self.invoke_without_command:
+            raise click.UsageError(f"missing a command: one of {', '.join(self.list_commands(ctx))}.", ctx)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlgit")
 def main() -> None:
-    """Keep a deep-learning research repository honest: branch model, hooks and flows."""
+    """Keep a deep-learning research repository honest: branch model, hooks and flows.
+
+    Exit codes: 0 success, 2 bad usage, input or configuration (one `dlgit: error:` line says why);
+    the commands that judge or run flows say theirs in their help.
+    """
 
 
 @main.group()
@@ -24,43 +61,46 @@ def hook() -> None:
     """Entry points that git (or the pre-commit framework) calls."""
 
 
-@hook.command("pre-commit")
+@hook.command("pre-commit", epilog=HOOK_CODES)
 def hook_pre_commit() -> int:
-    """Judge the staged change (also a conflicted merge being concluded)."""
+    """Judge the staged change (also a conflicted merge being concluded). With no commit or merge
+    being made and nothing staged (`pre-commit run --all-files`), there is nothing to judge."""
     return run_hook("pre-commit")
 
 
-@hook.command("pre-merge-commit")
+@hook.command("pre-merge-commit", epilog=HOOK_CODES)
 def hook_pre_merge_commit() -> int:
     """Judge a clean merge before git records it."""
     return run_hook("pre-merge-commit")
 
 
-@hook.command("commit-msg")
+@hook.command("commit-msg", epilog=HOOK_CODES)
 @click.argument("message_file", required=False)
 def hook_commit_msg(message_file: str | None) -> int:
-    """Judge the commit message (default file: .git/COMMIT_EDITMSG)."""
+    """Judge the commit message in MESSAGE_FILE (default: .git/COMMIT_EDITMSG)."""
     return run_hook("commit-msg", [message_file])
 
 
-@hook.command("pre-push")
+@hook.command("pre-push", epilog=HOOK_CODES)
 @click.argument("remote", required=False)
 @click.argument("url", required=False)
 def hook_pre_push(remote: str | None, url: str | None) -> int:
-    """Check every pushed ref (ref lines on stdin) with the same rules as `dlgit check`."""
+    """Check every pushed ref (ref lines on stdin) with the same rules as `dlgit check`; git passes
+    the REMOTE's name and URL."""
     return run_hook("pre-push", [remote, url])
 
 
-@hook.command("pre-receive")
+@hook.command("pre-receive", epilog=HOOK_CODES)
 def hook_pre_receive() -> int:
     """Server side: check `<old> <new> <ref>` lines on stdin; refuse what breaks the policy."""
     return run_hook("pre-receive")
 
 
 @main.command()
-@click.argument("rule_id", required=False)
+@click.argument("rule_id", metavar="[RULE]", required=False)
 def explain(rule_id: str | None) -> int:
-    """Explain a rule (or list them all; `config` shows the settings)."""
+    """Explain RULE: why it exists, where it is checked, its settings. Without RULE, list every
+    rule; `dlgit explain config` lists the .dlgit.yaml settings and their defaults."""
     from dlgit import explain as explain_module
 
     return run_action(lambda: explain_module.explain(rule_id))
@@ -68,7 +108,11 @@ def explain(rule_id: str | None) -> int:
 
 @main.command()
 def status() -> int:
-    """Branch, kind, what is allowed here, and which hooks are installed."""
+    """Branch, kind, what is allowed here, and which hooks are installed.
+
+    Exit codes: 0 every client hook dlgit needs runs it, 1 one does not (the fix is printed),
+    2 not a repository or a broken .dlgit.yaml.
+    """
     from dlgit import install
 
     return run_action(install.status)
@@ -93,18 +137,30 @@ def uninstall() -> int:
 
 @main.command()
 def demo() -> int:
-    """Walk through the branch model in a throw-away repository."""
+    """Walk through the branch model in a throw-away repository (DLGIT_DEMO_KEEP=1 keeps it).
+
+    Exit codes: 0 every step behaved as the model says, 1 one did not.
+    """
     from dlgit import demo as demo_module
 
     return run_action(demo_module.demo)
 
 
 @main.command()
-@click.argument("revision_range", required=False)
-@click.option("--branch", help="The branch the commits are being put on (default: the current one).")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.argument("revision_range", metavar="[RANGE]", required=False)
+@click.option("--branch", metavar="NAME", help="The branch the commits are put on, whose rules judge them (default: the current one).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, json for scripts (schema: docs/check.md).")
 def check(revision_range: str | None, branch: str | None, output_format: str) -> int:
-    """Re-verify commits in RANGE with the same rules as the hooks."""
+    """Re-verify the commits in RANGE (A..B, a branch or a commit) with the same rules as the hooks.
+
+    Default RANGE: the current branch's commits that its upstream lacks (@{upstream}..HEAD); without
+    an upstream, its commits that no remote branch holds. `0000000000000000000000000000000000000000..TIP`
+    (a CI's first push) judges TIP's commits that no remote branch holds.
+
+    Exit codes: 0 nothing violated, 1 violations (each with its fix), 2 bad input (a range git cannot
+    read, not a repository, an unborn branch, a broken .dlgit.yaml).
+    """
     from dlgit import check as check_module
 
     return run_action(lambda: check_module.main(revision_range, branch, output_format))
@@ -112,9 +168,9 @@ def check(revision_range: str | None, branch: str | None, output_format: str) ->
 
 @main.command()
 @click.argument("provider", type=click.Choice(["github", "gitlab"]))
-@click.option("--write", is_flag=True, help="Write the workflow file instead of printing it.")
+@click.option("--write", is_flag=True, help="Write the workflow file (.github/workflows/dlgit.yml, .gitlab-ci.yml) instead of printing it.")
 def ci(provider: str, write: bool) -> int:
-    """Print (or write) a CI workflow that runs `dlgit check` on every push."""
+    """Print (or write) a CI workflow that runs `dlgit check` on every push and merge request."""
     from dlgit import ci as ci_module
 
     return run_action(lambda: ci_module.main(provider, write))
@@ -125,7 +181,7 @@ def ci(provider: str, write: bool) -> int:
 DRY_RUN = click.option("--dry-run", is_flag=True, help="Print the plan (each step and its git commands); change nothing.")
 
 
-@main.command()
+@main.command(epilog=FLOW_CODES)
 @click.option("--dvc", is_flag=True, help="Also set up DVC (dvc init) for large files.")
 @click.option("--commitizen", is_flag=True, help="Also write commitizen's configuration (cz_dlgit, the dlgit version provider).")
 @DRY_RUN
@@ -136,7 +192,7 @@ def init(dvc: bool, commitizen: bool, dry_run: bool) -> int:
     return run_action(lambda: init_flow.init(dvc, commitizen, dry_run))
 
 
-@main.command()
+@main.command(epilog=FLOW_CODES)
 @click.option("--bump", type=click.Choice(["auto", "major", "minor", "patch"]), default="auto", show_default=True,
               help="auto: from the commit types since the last release (feat minor, fix patch, ! major).")
 @click.option("--no-squash", is_flag=True, help="Merge dev with --no-ff instead of squashing it.")
@@ -154,7 +210,7 @@ def feature() -> None:
     """feature-<name> branches: start from dev, finish by merging into dev."""
 
 
-@feature.command("start")
+@feature.command("start", epilog=FLOW_CODES)
 @click.argument("name")
 @DRY_RUN
 def feature_start(name: str, dry_run: bool) -> int:
@@ -165,12 +221,12 @@ def feature_start(name: str, dry_run: bool) -> int:
     return run_action(lambda: dev.start(Kind.FEATURE, name, dry_run))
 
 
-@feature.command("finish")
+@feature.command("finish", epilog=FLOW_CODES)
 @click.argument("name", required=False)
-@click.option("-m", "--message", help="The merge commit's message (default: chore: merge <branch> into dev).")
+@click.option("-m", "--message", metavar="MESSAGE", help="The merge commit's message (default: chore: merge <branch> into dev).")
 @DRY_RUN
 def feature_finish(name: str | None, message: str | None, dry_run: bool) -> int:
-    """Merge the feature branch (default: the current one) into dev with --no-ff, then delete it."""
+    """Merge feature branch NAME (default: the current one) into dev with --no-ff, then delete it."""
     from dlgit.flows import dev
 
     return run_action(lambda: dev.feature_finish(name, message, dry_run))
@@ -181,7 +237,7 @@ def hotfix() -> None:
     """hotfix-<name> branches: start from main, finish into main and dev."""
 
 
-@hotfix.command("start")
+@hotfix.command("start", epilog=FLOW_CODES)
 @click.argument("name")
 @DRY_RUN
 def hotfix_start(name: str, dry_run: bool) -> int:
@@ -192,18 +248,19 @@ def hotfix_start(name: str, dry_run: bool) -> int:
     return run_action(lambda: dev.start(Kind.HOTFIX, name, dry_run))
 
 
-@hotfix.command("finish")
+@hotfix.command("finish", epilog=FLOW_CODES)
 @click.argument("name", required=False)
 @click.option("--no-bump", is_flag=True, help="Leave VERSION and tags alone (default: bump the patch version and tag it).")
 @DRY_RUN
 def hotfix_finish(name: str | None, no_bump: bool, dry_run: bool) -> int:
-    """Check the hotfix's size, merge it into main (bump and tag the patch version), then into dev; delete it."""
+    """Check hotfix NAME's size (default: the current branch), merge it into main (bump and tag the patch version),
+    then into dev; delete it."""
     from dlgit.flows import dev
 
     return run_action(lambda: dev.hotfix_finish(name, not no_bump, dry_run))
 
 
-@main.command("continue")
+@main.command("continue", epilog=FLOW_CODES)
 def continue_() -> int:
     """Go on with the unfinished flow (after resolving a conflict, or after a crash)."""
     from dlgit.flows import control
@@ -240,7 +297,7 @@ def log_cmd(output_format: str) -> int:
 # --- tasks ---------------------------------------------------------------------------------------
 
 
-@main.command("start-task")
+@main.command("start-task", epilog=FLOW_CODES)
 @click.argument("desc", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Set a config.yaml value in the copy (typed as YAML; dotted keys reach nested maps). Repeatable.")
@@ -252,13 +309,16 @@ def log_cmd(output_format: str) -> int:
 @DRY_RUN
 def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: str | None, resume: str | None,
                worktree: str | None, dry_run: bool) -> int:
-    """Create a task branch task-<VERSION>-<UTC time>-<desc> with a copy of the template task, and commit it."""
+    """Create a task branch task-<VERSION>-<UTC time>-<DESC> with a copy of the template task, and commit it.
+
+    DESC is a few words (slugged); without it the --set overrides name the task (lr0.01-bs64).
+    """
     from dlgit.flows import tasks as task_flows
 
     return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run))
 
 
-@main.command("finish-task")
+@main.command("finish-task", epilog=FLOW_CODES)
 @click.option("-m", "--message", help="The results commit's message (default: task: results of <desc>, with a run summary).")
 @click.option("--no-dev", is_flag=True, help="Merge into main only.")
 @click.option("--keep-branch", is_flag=True, help="Keep the task branch after the merges.")
@@ -276,18 +336,18 @@ def debug() -> None:
     """Throw-away debug branches: a DEBUG copy of the template, code fixes carried to dev."""
 
 
-@debug.command("start")
+@debug.command("start", epilog=FLOW_CODES)
 @click.argument("desc", required=False)
 @click.option("--from", "source", default="dev", show_default=True, metavar="BRANCH", help="dev or main.")
 @DRY_RUN
 def debug_start(desc: str | None, source: str, dry_run: bool) -> int:
-    """Create debug-<VERSION>-<UTC time>-<desc> with a copy of the template whose config has DEBUG: true."""
+    """Create debug-<VERSION>-<UTC time>-<DESC> with a copy of the template whose config has DEBUG: true."""
     from dlgit.flows import tasks as task_flows
 
     return run_action(lambda: task_flows.debug_start(desc, source, dry_run))
 
 
-@debug.command("finish")
+@debug.command("finish", epilog=FLOW_CODES)
 @click.option("--to", "target", metavar="BRANCH", help="Where the code changes go (default: dev).")
 @click.option("--keep-logs", is_flag=True, help="Commit the debug folder's logs on the debug branch and keep it.")
 @DRY_RUN
@@ -326,7 +386,8 @@ def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allo
 
 
 @main.group(invoke_without_command=True)
-@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
+              help="table for people; json or csv for scripts and spreadsheets.")
 @click.pass_context
 def tasks(ctx: click.Context, output_format: str) -> int:
     """Every task: state, last run, the parameters that differ from the template, metrics."""
@@ -340,9 +401,10 @@ def tasks(ctx: click.Context, output_format: str) -> int:
 @tasks.command("diff")
 @click.argument("task_a")
 @click.argument("task_b")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="table for people, json for scripts.")
 def tasks_diff(task_a: str, task_b: str, output_format: str) -> int:
-    """The config and metrics values that differ between two tasks (names or unique name ends)."""
+    """The config and metrics values that differ between TASK_A and TASK_B (names or unique name ends)."""
     from dlgit.tasks import table
 
     return run_action(lambda: table.diff(task_a, task_b, output_format))

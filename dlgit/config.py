@@ -126,13 +126,20 @@ def parse(text: str, source: str = CONFIG_FILE) -> Settings:
     """Validate the YAML text and build Settings; errors name the file, line and expectation."""
     import yaml  # off the import path of repos without a .dlgit.yaml
 
+    from dlgit import safeyaml
+
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = safeyaml.compose(text)
+    except safeyaml.YamlLimitError as exc:
+        line = f":{exc.line}" if exc.line else ""
+        refused = str(exc).removesuffix(f" at line {exc.line}")
+        raise UsageError(f"{source}{line}: is refused ({refused}); a .dlgit.yaml holds a few settings "
+                         "(see `dlgit explain config`).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UsageError(f"{source}{line}: not valid YAML ({problem}). Fix the syntax or delete the file to use the defaults.") from None
+        raise UsageError(f"{source}{line}: not valid YAML ({safeyaml.reason(exc)}). "
+                         "Fix the syntax or delete the file to use the defaults.") from None
     values: dict[str, Any] = {}
     if root is not None and not (isinstance(root, yaml.ScalarNode) and root.tag == "tag:yaml.org,2002:null"):
         _walk(root, (), source, values)

@@ -8,10 +8,10 @@ an environment of its own, which `additional_dependencies` gives dlgit).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dlgit import origin
 from dlgit.errors import UsageError
 
 COMMITIZEN_REPO = "https://github.com/commitizen-tools/commitizen"
@@ -127,7 +127,7 @@ def precommit_hook(rev: str | None = None) -> dict[str, Any]:
     return {
         "repo": COMMITIZEN_REPO,
         "rev": rev or _commitizen_rev(),
-        "hooks": [{"id": "commitizen", "stages": ["commit-msg"], "additional_dependencies": [install_source()]}],
+        "hooks": [{"id": "commitizen", "stages": ["commit-msg"], "additional_dependencies": [origin.install_source()]}],
     }
 
 
@@ -138,29 +138,3 @@ def _commitizen_rev() -> str:
         return f"v{metadata.version('commitizen')}"
     except metadata.PackageNotFoundError:
         return COMMITIZEN_FALLBACK_REV
-
-
-def install_source(distribution: str = "dlgit") -> str:
-    """A pip requirement for the distribution as it was installed here, from its recorded origin
-    (PEP 610 direct_url.json): a local folder or archive (`dlgit @ file:///...`), a VCS checkout
-    at the installed commit (`dlgit @ git+https://...@<sha>`); from an index, `dlgit==<version>`."""
-    from importlib import metadata
-
-    # An installer's record (INSTALLER) beats the metadata a build leaves in a source tree on sys.path.
-    candidates = sorted(metadata.distributions(name=distribution), key=lambda found: found.read_text("INSTALLER") is None)
-    if not candidates:
-        raise UsageError(f"{distribution} is not installed here, so there is no source to name; install it with pip first.")
-    found = candidates[0]
-    name = found.metadata["Name"]
-    raw = found.read_text("direct_url.json")
-    origin = json.loads(raw) if raw else None
-    if not isinstance(origin, dict) or not isinstance(origin.get("url"), str):
-        return f"{name}=={found.version}"
-    url, vcs = origin["url"], origin.get("vcs_info")
-    if isinstance(vcs, dict) and vcs.get("vcs"):
-        revision = vcs.get("commit_id") or vcs.get("requested_revision")
-        url = f"{vcs['vcs']}+{url}" + (f"@{revision}" if revision else "")
-    subdirectory = origin.get("subdirectory")
-    if subdirectory and re.fullmatch(r"[\w./-]+", subdirectory):
-        url += f"#subdirectory={subdirectory}"
-    return f"{name} @ {url}"

@@ -6,6 +6,7 @@ light modules (no GitPython, no commitizen; PyYAML only when a YAML file is invo
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,16 +38,29 @@ def _repository() -> tuple[Git, config.Settings] | None:
 
 
 def pre_commit() -> int:
-    """pre-commit and pre-merge-commit: judge the staged result (and the merge being made)."""
+    """pre-commit and pre-merge-commit: judge the staged result (and the merge being made). With no
+    commit or merge being made and nothing staged (`pre-commit run --all-files` in CI), nothing."""
     found = _repository()
     if found is None:
         return ALLOWED
     repo, settings = found
     change = facts.gather(repo, settings, facts.current_branch(repo, settings))
+    if not change.entries and change.merge is None and not _committing():
+        report.emit("dlgit: no commit or merge is being made and nothing is staged (`pre-commit run`, or a hook run by hand): "
+                    "nothing to judge.")
+        return ALLOWED
     if change.branch is None:  # said once per commit, here rather than again at commit-msg
         report.emit("dlgit: detached HEAD; branch rules skipped, content and message rules applied.")
     what = "merge" if change.merge and not change.merge.squash else "commit"
     return _judge(what, change, settings, CONTENT_RULES)
+
+
+def _committing() -> bool:
+    """Is git making a commit or merge? git exports GIT_INDEX_FILE to the hooks of every commit and
+    merge, and runs them; `pre-commit run --all-files` in a shell or CI does neither."""
+    from dlgit.git import ancestry
+
+    return "GIT_INDEX_FILE" in os.environ or ancestry.under_git()
 
 
 def commit_msg(message_file: str | None) -> int:

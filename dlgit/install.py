@@ -8,18 +8,21 @@ without `--force`, and a replaced hook is kept as `<hook>.dlgit-backup`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
-from dlgit import __version__, config, model, report
+from dlgit import config, model, origin, report
 from dlgit.errors import UsageError
-from dlgit.git import Git, GitError
+from dlgit.git import Git
 from dlgit.model import MERGE_SOURCES, Branch, Kind
+from dlgit.shell import quote
 
 HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push", "pre-receive")
 CLIENT_HOOKS = HOOKS[:4]  # pre-receive runs only on a server that receives pushes
@@ -50,22 +53,73 @@ def framework_install_command(hook_types: tuple[str, ...] = CLIENT_HOOKS) -> str
     return "pre-commit install " + " ".join(f"-t {hook_type}" for hook_type in hook_types)
 
 
-def script(name: str) -> str:
-    """The hook script for git's `name` hook. hooks/<name> in dlgit's repository holds the same text
-    (a test checks it); regenerate them with:
+class Interpreter(NamedTuple):
+    """What a hook written by `dlgit install` remembers of the Python that ran it."""
+
+    python: str  # sys.executable
+    package: str  # the dlgit package folder it imports
+    source: str | None  # where dlgit was installed from, as a pip requirement (None: unknown)
+
+
+@functools.cache
+def this_interpreter() -> Interpreter:
+    try:
+        source = origin.install_source()
+    except UsageError:
+        source = None
+    return Interpreter(sys.executable, str(Path(__file__).resolve().parent), source)
+
+
+# `-c`, not `-m dlgit`: both put the working directory (the repository) first on sys.path, and -c
+# lets it be taken off, so that a signal.py or typing.py of the repository cannot shadow the modules dlgit imports.
+_BOOTSTRAP = "import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; from dlgit.cli import main; sys.exit(main())"
+
+
+def script(name: str, interpreter: Interpreter | None = None) -> str:
+    """The hook script for git's `name` hook. With `interpreter` (what `dlgit install` writes), it
+    runs that Python while it still has dlgit, so that activating another environment does not
+    break it, else dlgit from PATH. Without, it runs dlgit from PATH: hooks/<name> in dlgit's
+    repository holds that text (a test checks it), for hooks set up by hand (a server's
+    pre-receive); regenerate them with:
     python -c 'from dlgit.install import HOOKS, script; [open(f"hooks/{n}", "w").write(script(n)) for n in HOOKS]'"""
     bypass = f"; to skip the check once: {_BYPASS[name]}" if name in _BYPASS else ""
-    return (
-        "#!/bin/sh\n"
-        f"{MARKER}: written by `dlgit install`, removed by `dlgit uninstall`.\n"
-        f"# Runs dlgit's checks for git's {name} hook; `dlgit explain` lists the rules.\n"
-        "if ! command -v dlgit >/dev/null 2>&1; then\n"
-        f'    echo "dlgit: the {name} hook needs the dlgit command, but dlgit is not on PATH." >&2\n'
-        f'    echo "dlgit: install it (pip install dlgit) or activate the environment that has it{bypass}." >&2\n'
-        "    exit 1\n"
-        "fi\n"
-        f'exec dlgit hook {name} "$@"\n'
-    )
+    head = ["#!/bin/sh", f"{MARKER}: written by `dlgit install`, removed by `dlgit uninstall`.",
+            f"# Runs dlgit's checks for git's {name} hook; `dlgit explain` lists the rules."]
+    if interpreter is None:
+        return "\n".join([
+            *head, "# Runs dlgit from PATH (`dlgit install` writes hooks that also remember the Python it ran with).",
+            "if ! command -v dlgit >/dev/null 2>&1; then",
+            f'    echo "dlgit: the {name} hook needs the dlgit command, but dlgit is not on PATH." >&2',
+            f'    echo "dlgit: activate the environment that has it, or install dlgit there from its git repository '
+            f"(pip install 'git+<URL of the dlgit repository>'){bypass}.\" >&2",
+            "    exit 1", "fi", f'exec dlgit hook {name} "$@"', ""])
+    install = f"reinstall it (pip install {quote(interpreter.source)}) and " if interpreter.source else ""
+    missing = [f"dlgit: the {name} hook needs dlgit, but {interpreter.python} (which ran `dlgit install`) no longer has it "
+               "and dlgit is not on PATH.",
+               f"dlgit: activate the environment that has it, or {install}run `dlgit install` again{bypass}."]
+    return "\n".join([
+        *head, "# Runs the Python that ran `dlgit install` while it has dlgit (whatever environment is active), else dlgit from PATH.",
+        f"INSTALL_PYTHON={quote(interpreter.python)}",
+        f"DLGIT_PACKAGE={quote(interpreter.package)}",
+        'if [ -x "$INSTALL_PYTHON" ] && [ -f "$DLGIT_PACKAGE/cli.py" ]; then',
+        f'    exec "$INSTALL_PYTHON" -c {quote(_BOOTSTRAP)} hook {name} "$@"',
+        "fi",
+        "if command -v dlgit >/dev/null 2>&1; then",
+        f'    exec dlgit hook {name} "$@"',
+        "fi",
+        *(f"echo {quote(line)} >&2" for line in missing),
+        "exit 1", ""])
+
+
+def recorded_interpreter(path: Path) -> tuple[str, str] | None:
+    """(INSTALL_PYTHON, DLGIT_PACKAGE) of a hook script `dlgit install` wrote; None for a script
+    that runs dlgit from PATH (hooks/, or written by an older dlgit)."""
+    found = dict(re.findall(r"^(INSTALL_PYTHON|DLGIT_PACKAGE)=(.*)$", (_read(path) or b"").decode(errors="replace"), re.M))
+    try:
+        python, package = (shlex.split(found[key])[0] for key in ("INSTALL_PYTHON", "DLGIT_PACKAGE"))
+    except (KeyError, IndexError, ValueError):
+        return None
+    return python, package
 
 
 # --- what is in the hooks folder -------------------------------------------------------------
@@ -146,38 +200,16 @@ def inspect() -> Setup:
 # --- the pre-commit framework ----------------------------------------------------------------
 
 
-def _hook_repo() -> tuple[str, str]:
-    """(repo, rev) for `.pre-commit-config.yaml`: this checkout when dlgit runs from one (editable
-    install), else the project URL of the installed package at the release tag."""
-    package = Path(__file__).resolve().parent
-    try:
-        top = Git.open(package.parent).root
-    except (UsageError, GitError):
-        top = None
-    if top is not None and (top / ".pre-commit-hooks.yaml").is_file() and top.resolve() / "dlgit" == package:
-        sha = Git(top).rev("HEAD")
-        if sha:
-            return str(top), sha
-    return _project_url(), f"v{__version__}"
+def _config_text(setup: Setup) -> str | None:
+    return setup.framework_config.read_text(errors="replace") if setup.framework_config is not None else None
 
 
-def _project_url() -> str:
-    from importlib import metadata
-
-    try:
-        meta = metadata.metadata("dlgit")
-    except metadata.PackageNotFoundError:
-        meta = None
-    for entry in (meta.get_all("Project-URL") or []) if meta else []:
-        label, _, url = entry.partition(",")
-        if label.strip().lower() in ("source", "repository", "homepage", "home"):
-            return url.strip()
-    return "<URL of the dlgit git repository>"
-
-
-def framework_snippet(ids: tuple[str, ...] = tuple(FRAMEWORK_IDS)) -> str:
-    repo, rev = _hook_repo()
-    lines = [f"  - repo: {repo}", f"    rev: {rev}", "    hooks:", *(f"      - id: {hook_id}" for hook_id in ids)]
+def framework_snippet(ids: tuple[str, ...] = tuple(FRAMEWORK_IDS), config_text: str | None = None) -> str:
+    """The `repos:` entry for dlgit's hook `ids`: the repo and rev of the dlgit entry that
+    `config_text` (a .pre-commit-config.yaml) already has, else where this dlgit comes from."""
+    repo, rev = (origin.framework_entry(config_text, tuple(FRAMEWORK_IDS)) if config_text else None) or origin.hook_repo()
+    note = "  # a folder on this machine: whoever clones this repository needs a URL" if os.path.isabs(repo) else ""
+    lines = [f"  - repo: {repo}{note}", f"    rev: {rev}", "    hooks:", *(f"      - id: {hook_id}" for hook_id in ids)]
     return "\n".join(lines)
 
 
@@ -191,7 +223,7 @@ def framework_instructions(setup: Setup) -> str:
         f"dlgit: this repository uses the pre-commit framework ({setup.framework_reason}),",
         "so dlgit install writes no hooks. Add dlgit to the `repos:` list of .pre-commit-config.yaml:",
         "",
-        framework_snippet(),
+        framework_snippet(config_text=_config_text(setup)),
         "",
         "then install every hook type dlgit needs (a plain `pre-commit install` sets up only pre-commit):",
         "",
@@ -265,7 +297,7 @@ def missing_framework_entries(text: str, where: str) -> str | None:
     needed = tuple(hook_id for hook_id in FRAMEWORK_IDS if hook_id not in configured_ids(text))
     if not needed:
         return None
-    snippet = framework_snippet(needed) + "\n"
+    snippet = framework_snippet(needed, text) + "\n"
     top_keys = re.findall(r"^([A-Za-z_][\w-]*):", text, re.M)
     if not top_keys or top_keys[-1] != "repos" or re.search(r"^repos:\s*\[", text, re.M):
         raise UsageError(f"{where} does not end with a block `repos:` list, so dlgit cannot add its hooks "
@@ -288,7 +320,7 @@ def _refuse_foreign(foreign: list[Path], force: bool) -> None:
 
 
 def _install_one(hook: Path) -> str:
-    wanted = script(hook.name).encode()
+    wanted = script(hook.name, this_interpreter()).encode()
     current = _read(hook)
     if _exists(hook) and not is_ours(hook):
         os.replace(hook, backup_path(hook))
@@ -332,7 +364,7 @@ def _uninstall_one(hook: Path) -> str:
 
 # --- status ------------------------------------------------------------------------------------
 
-# kind -> (created from, may change, may be merged into), in the words of SPEC §2
+# kind -> (created from, may change, may be merged into), in the words of the README's branch model table
 _MODEL: dict[Kind, tuple[str, str, str]] = {
     Kind.MAIN: (
         "— (the released state)",
@@ -395,6 +427,8 @@ class HookLine:
 
 def _hook_line(setup: Setup, name: str, configured: set[str]) -> HookLine:
     state = classify(setup.hooks_dir / name)
+    if state is State.DLGIT:
+        return HookLine(name, state, True, _interpreter_note(setup.hooks_dir / name))
     if state is not State.FRAMEWORK:
         return HookLine(name, state, state in (State.DLGIT, State.CUSTOM))
     legacy = setup.hooks_dir / f"{name}.legacy"  # `pre-commit install` keeps a previous hook there and runs it first
@@ -404,6 +438,16 @@ def _hook_line(setup: Setup, name: str, configured: set[str]) -> HookLine:
     if hook_id in configured:
         return HookLine(name, state, True, f"runs {hook_id}")
     return HookLine(name, state, False, f"but {FRAMEWORK_CONFIG} has no `id: {hook_id}`")
+
+
+def _interpreter_note(hook: Path) -> str:
+    recorded = recorded_interpreter(hook)
+    if recorded is None:
+        return "runs dlgit from PATH (`dlgit install` rewrites it to remember this Python)"
+    python, package = recorded
+    if os.access(python, os.X_OK) and os.path.isfile(os.path.join(package, "cli.py")):
+        return f"runs {python}"
+    return f"{python} no longer has dlgit, so it runs dlgit from PATH (`dlgit install` rewrites it)"
 
 
 def _fixes(setup: Setup, lines: list[HookLine], configured: set[str]) -> list[str]:
@@ -425,7 +469,8 @@ def _framework_fixes(setup: Setup, broken: list[HookLine], configured: set[str])
     needed = tuple(hook_id for hook_id, types in FRAMEWORK_IDS.items()
                    if hook_id not in configured and any(line.name in types for line in broken))
     if needed:
-        fixes.append(f"add to {FRAMEWORK_CONFIG} (under dlgit's `repo:` entry if it is there already):\n{framework_snippet(needed)}")
+        snippet = framework_snippet(needed, _config_text(setup))
+        fixes.append(f"add to {FRAMEWORK_CONFIG} (under dlgit's `repo:` entry if it is there already):\n{snippet}")
     to_install = tuple(line.name for line in broken if line.state is not State.FRAMEWORK)
     if to_install:
         fixes.append(framework_install_command(to_install))
@@ -472,5 +517,5 @@ def status() -> int:
     else:
         out += ["", "All client hooks run dlgit. Commits that skip them (--no-verify, rebases) are re-checked by `dlgit check`."]
     print("\n".join(out))
-    return 0
+    return 1 if fixes else 0  # the fix section is there exactly when a client hook does not run dlgit
 

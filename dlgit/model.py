@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from dlgit.config import Settings
 
-# The rules of SPEC §4 by their stable ids (dlgit.policy.rules registers one function for each).
+# The rules by their stable ids (dlgit.policy.rules registers one function for each).
 RULE_IDS = ("branch-name", "main-protected", "merge-direction", "task-scope", "hotfix-size", "commit-message", "large-file",
             "task-config", "no-debug-on-main", "history-rewrite", "release-tag")
 
@@ -135,7 +135,7 @@ def run_branch_name(kind: Kind, version: str, desc: str, settings: Settings, whe
     return f"{prefixes(settings)[kind]}{version}-{utc_stamp(when)}-{desc}"
 
 
-# --- which merges are allowed: target kind -> source kinds (SPEC §2) ---------------------------
+# --- which merges are allowed: target kind -> source kinds (the README's branch model) -------------
 
 MERGE_SOURCES: dict[Kind, frozenset[Kind]] = {
     Kind.MAIN: frozenset({Kind.DEV, Kind.HOTFIX, Kind.TASK}),

@@ -15,7 +15,14 @@ _CODES = {"red": "31", "yellow": "33", "bold": "1", "dim": "2", "green": "32"}
 
 
 def use_color(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    """As CPython decides (_colorize.can_colorize): a non-empty NO_COLOR turns colour off
+    (no-color.org), then a non-empty FORCE_COLOR turns it on even without a terminal (CI logs),
+    then TERM=dumb turns it off; else colour on a terminal only."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return os.environ.get("TERM") != "dumb" and stream.isatty()
 
 
 def paint(text: str, style: str, color: bool) -> str:

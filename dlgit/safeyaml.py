@@ -260,3 +260,19 @@ class _Composer:
 
 def _line(mark: Any) -> int | None:
     return mark.line + 1 if mark is not None else None
+
+
+def reason(exc: Exception) -> str:
+    """The parser's reason for a yaml.YAMLError, for a message: its problem and, where it says
+    more, its context ("did not find expected ',' or ']' (while parsing a flow sequence that starts
+    at line 1)"); the line of the problem itself is the caller's to say."""
+    problem, context = getattr(exc, "problem", None), getattr(exc, "context", None)
+    if not problem:
+        return " ".join(str(exc).split())
+    if not context:
+        return problem
+    if not context.startswith("while "):  # "expected a single document in the stream", "but found another document"
+        return f"{context}, {problem}"
+    start, at = getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)
+    where = f" that starts at line {start.line + 1}" if start is not None and (at is None or start.line != at.line) else ""
+    return f"{problem} ({context}{where})"

@@ -648,7 +648,6 @@ def _alias_bomb(levels: int) -> str:
     return task_config("0.2.0").replace("RANDOM_SEED: 42\n", "") + "\n".join(lines) + f"\nRANDOM_SEED: *a{levels}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_config_with_nested_aliases_is_reported_briefly(server: Repo, work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", NEW_TASK, "main")
     bomb = _alias_bomb(6)
@@ -689,7 +688,6 @@ def _lower_size_limit(server: Repo, work: Repo, limit: int) -> None:
     work.git("fetch", "-q", "origin")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_huge_task_config_is_refused_without_being_parsed(server: Repo, work: Repo, check: Check) -> None:
     """large-file refuses a config over the size limit (here 512 KiB, as 100 MB would take minutes
     today); parsing it as well must cost next to nothing beside sizing a plain file that big."""
@@ -712,7 +710,6 @@ def test_huge_task_config_is_refused_without_being_parsed(server: Repo, work: Re
 NESTED = "rules: " + "[" * 2000 + "]" * 2000 + "\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_deeply_nested_dlgit_yaml_is_an_error_not_a_traceback(server: Repo, work: Repo) -> None:
     work.git("switch", "-q", "-c", "feature-n", "dev")
     commit(work, "chore: nested settings", {".dlgit.yaml": NESTED})

@@ -30,13 +30,15 @@ def _scripts(capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
 
 
 def test_templates_parse_install_dlgit_and_run_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """This environment installs dlgit from its work tree: the install step fails, saying so
+    (test_origin covers the other origins)."""
     github = _generated("github", capsys)
     steps = github["jobs"]["dlgit-check"]["steps"]
-    assert steps[0]["with"]["fetch-depth"] == 0 and "pip install" in steps[2]["run"]
+    assert steps[0]["with"]["fetch-depth"] == 0 and "edit its install step" in steps[2]["run"]
     assert set(steps[-1]["env"]) >= {"DLGIT_BEFORE", "DLGIT_AFTER", "DLGIT_BRANCH", "DLGIT_MR_TARGET"}
     assert set(github[True]) == {"push", "pull_request"}  # YAML 1.1 reads the key `on` as True
     gitlab = _generated("gitlab", capsys)["dlgit-check"]
-    assert gitlab["variables"]["GIT_DEPTH"] == "0" and "pip install" in gitlab["script"][0]
+    assert gitlab["variables"]["GIT_DEPTH"] == "0" and "edit its install step" in gitlab["script"][0]
     scripts = _scripts(capsys)
     assert scripts["github"] == scripts["gitlab"] and "dlgit check" in scripts["github"]
 
@@ -76,9 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def script() -> str:
-    from dlgit.ci import GITHUB
+    from dlgit import ci
 
-    return str(yaml.safe_load(GITHUB)["jobs"]["dlgit-check"]["steps"][-1]["run"])
+    return str(yaml.safe_load(ci.render("github", ci.Install([], ["true"])))["jobs"]["dlgit-check"]["steps"][-1]["run"])
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TEMPLATE_CONFIG, Repo, make_repo
+from conftest import TEMPLATE_CONFIG, Repo, make_repo
 from histories import install_hooks, isolated_git
 from messages import CASES, Case
 
-from dlgit import cz_setup
+from dlgit import cz_setup, origin
 from dlgit.config import Settings
 from dlgit.errors import UsageError
 from dlgit.model import release_version
@@ -320,7 +320,7 @@ def test_cz_changelog_has_a_task_section(tmp_path: Path) -> None:
 def test_framework_commitizen_hook_finds_cz_dlgit(repo: Repo) -> None:
     """SLOW (the framework builds an environment with commitizen and dlgit, ~30 s on first run).
     commitizen's hook (`cz check --allow-abort --commit-msg-file`, as its .pre-commit-hooks.yaml
-    declares it) with dlgit in `additional_dependencies` from cz_setup.install_source(). This
+    declares it) with dlgit in `additional_dependencies` from origin.install_source(). This
     machine reaches PyPI but not GitHub, so the hook is declared `repo: local` with commitizen
     itself as a dependency, instead of `repo: https://github.com/commitizen-tools/commitizen`."""
     from importlib import metadata
@@ -394,23 +394,7 @@ def test_config_that_disagrees_is_refused(tmp_path: Path) -> None:
         cz_setup.commitizen_config(tmp_path)
 
 
-def test_install_source_names_where_dlgit_came_from() -> None:
-    """This test environment installs dlgit from the work tree (pip install -e): a file URL of it."""
-    source = cz_setup.install_source()
-    assert source.startswith("dlgit @ file://") and Path(source.removeprefix("dlgit @ file://")).resolve() == ROOT
+def test_precommit_hook_gets_dlgit_from_where_it_was_installed() -> None:
     assert cz_setup.precommit_hook("v4.1.0") == {
         "repo": "https://github.com/commitizen-tools/commitizen", "rev": "v4.1.0",
-        "hooks": [{"id": "commitizen", "stages": ["commit-msg"], "additional_dependencies": [source]}]}
-
-
-def test_install_source_of_a_vcs_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    info = tmp_path / "fakedlgit-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakedlgit\nVersion: 1.0\n")
-    (info / "INSTALLER").write_text("pip\n")
-    (info / "direct_url.json").write_text(json.dumps(
-        {"url": "https://git.example.com/lab/dlgit.git", "vcs_info": {"vcs": "git", "commit_id": "1a2b" * 10}}))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert cz_setup.install_source("fakedlgit") == f"fakedlgit @ git+https://git.example.com/lab/dlgit.git@{'1a2b' * 10}"
-    (info / "direct_url.json").unlink()
-    assert cz_setup.install_source("fakedlgit") == "fakedlgit==1.0"
+        "hooks": [{"id": "commitizen", "stages": ["commit-msg"], "additional_dependencies": [origin.install_source()]}]}

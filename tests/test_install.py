@@ -10,7 +10,7 @@ from pathlib import Path
 
 from conftest import ROOT, TEMPLATE_CONFIG, Repo
 
-from dlgit.install import HOOKS, MARKER, script
+from dlgit.install import HOOKS, MARKER, Interpreter, recorded_interpreter, script
 
 FRAMEWORK_FIX = "pre-commit install -t pre-merge-commit -t commit-msg -t pre-push"
 
@@ -56,7 +56,8 @@ def test_installed_hooks_block_and_allow_real_commits_and_merges(bare_repo: Repo
 
     status = repo.dlgit("status")
     assert status.returncode == 0 and "missing" not in status.stdout
-    assert all(f"{name:<17} dlgit" in status.stdout for name in HOOKS[:4])
+    python = recorded_interpreter(hooks_dir(repo) / "pre-commit")[0]  # type: ignore[index]
+    assert all(f"{name:<17} dlgit — runs {python}\n" in status.stdout for name in HOOKS[:4])
 
 
 def test_install_honours_core_hooks_path(bare_repo: Repo) -> None:
@@ -120,8 +121,9 @@ def test_shipped_hook_scripts_are_what_install_writes_and_explain_a_missing_dlgi
         path = ROOT / "hooks" / name
         assert path.read_text() == script(name) and os.access(path, os.X_OK)
     proc = subprocess.run([str(ROOT / "hooks" / "pre-commit")], cwd=bare_repo.path, capture_output=True, text=True,
-                          env={**os.environ, "PATH": "/usr/bin:/bin"}, check=False)
+                          env={**os.environ, "PATH": NO_DLGIT_PATH}, check=False)
     assert proc.returncode == 1 and "dlgit is not on PATH" in proc.stderr and "--no-verify" in proc.stderr
+    assert "pip install dlgit" not in proc.stderr and "pip install 'git+<URL of the dlgit repository>'" in proc.stderr
 
 
 def test_status_without_hooks_says_what_is_allowed_and_how_to_install(bare_repo: Repo) -> None:
@@ -129,9 +131,11 @@ def test_status_without_hooks_says_what_is_allowed_and_how_to_install(bare_repo:
     layout(repo)
     repo.git("switch", "-c", "task-0.1.0-20261128T062233-lr0.01")
     result = repo.dlgit("status")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a hook dlgit needs is missing
     assert "(kind: task)" in result.stdout and "only tasks/task-0.1.0-20261128T062233-lr0.01/" in result.stdout
     assert result.stdout.count("missing") == 4 and "  dlgit install" in result.stdout
+    assert repo.dlgit("install").returncode == 0
+    assert repo.dlgit("status").returncode == 0
 
 
 def test_status_spots_the_plain_pre_commit_install_pitfall(bare_repo: Repo) -> None:
@@ -140,9 +144,12 @@ def test_status_spots_the_plain_pre_commit_install_pitfall(bare_repo: Repo) -> N
                "      - id: dlgit-commit-msg\n      - id: dlgit-pre-push\n")
     subprocess.run([sys.executable, "-m", "pre_commit", "install"], cwd=repo.path, check=True, capture_output=True)
     result = repo.dlgit("status")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # framework hook types missing count as missing hooks too
     assert "pre-commit        pre-commit framework" in result.stdout and "plain `pre-commit install`" in result.stdout
     assert f"  {FRAMEWORK_FIX}\n" in result.stdout
+    subprocess.run([sys.executable, "-m", "pre_commit", *FRAMEWORK_FIX.split()[1:]], cwd=repo.path, check=True, capture_output=True)
+    covered = repo.dlgit("status")
+    assert covered.returncode == 0 and "fix:" not in covered.stdout, covered.stdout
 
 
 def test_status_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
@@ -155,3 +162,72 @@ def test_status_on_a_detached_head(bare_repo: Repo) -> None:
     bare_repo.git("switch", "--detach")
     assert "HEAD is detached" in bare_repo.dlgit("status").stdout
 
+
+
+# --- hooks remember the Python that ran `dlgit install` ----------------------------------------------
+
+NO_DLGIT_PATH = "/usr/bin:/bin"  # git, sh; no dlgit (an activated environment without it)
+
+
+def _hook(repo: Repo, name: str = "pre-commit") -> Path:
+    return hooks_dir(repo) / name
+
+
+def _on_main_with_a_change(repo: Repo) -> None:
+    layout(repo)
+    repo.git("branch", "dev")
+    repo.write("model/net.py", "NET = 2\n")
+    repo.git("add", "model/net.py")
+
+
+def _commit(repo: Repo, path: str = os.environ.get("PATH", "")) -> subprocess.CompletedProcess[str]:
+    return repo.git("commit", "-m", "feat: on main", check=False, env={"PATH": path})
+
+
+def test_installed_hooks_run_their_python_whatever_is_on_path(bare_repo: Repo) -> None:
+    import shutil
+
+    assert shutil.which("dlgit", path=NO_DLGIT_PATH) is None and shutil.which("git", path=NO_DLGIT_PATH)
+    repo = bare_repo
+    assert repo.dlgit("install").returncode == 0
+    assert _hook(repo).read_text().startswith("#!/bin/sh\n" + MARKER)
+    python, package = recorded_interpreter(_hook(repo)) or ("", "")
+    assert os.path.samefile(python, sys.executable) and Path(package) == ROOT / "dlgit"  # the Python of the dlgit that ran
+    _on_main_with_a_change(repo)
+    # the repository's own modules named like the standard library's do not shadow them
+    for module in ("signal", "typing", "subprocess", "dlgit"):
+        repo.write(f"{module}.py", f"raise SystemExit('imported the repository\\'s {module}.py')\n")
+    blocked = _commit(repo, NO_DLGIT_PATH)
+    assert blocked.returncode == 1 and "main-protected" in blocked.stderr, blocked.stderr
+
+
+def test_a_hook_whose_python_lost_dlgit_falls_back_to_path_then_names_both(bare_repo: Repo) -> None:
+    repo = bare_repo
+    _on_main_with_a_change(repo)
+    gone = Interpreter("/gone/env/bin/python", "/gone/env/lib/dlgit", "dlgit @ git+https://git.example.com/dlgit@1a2b")
+    _hook(repo).write_text(script("pre-commit", gone))
+    _hook(repo).chmod(0o755)
+    fallback = _commit(repo)
+    assert fallback.returncode == 1 and "main-protected" in fallback.stderr  # dlgit from PATH judged it
+    neither = _commit(repo, NO_DLGIT_PATH)
+    assert neither.returncode == 1 and "main-protected" not in neither.stderr
+    assert "/gone/env/bin/python (which ran `dlgit install`) no longer has it and dlgit is not on PATH" in neither.stderr
+    assert "pip install 'dlgit @ git+https://git.example.com/dlgit@1a2b'" in neither.stderr and "git commit --no-verify" in neither.stderr
+    status = repo.dlgit("status")
+    assert "pre-commit        dlgit — /gone/env/bin/python no longer has dlgit, so it runs dlgit from PATH" in status.stdout
+
+
+def test_old_style_hooks_still_count_as_dlgits_and_install_rewrites_them(bare_repo: Repo) -> None:
+    repo = bare_repo
+    layout(repo)
+    hooks_dir(repo).mkdir(exist_ok=True)
+    for name in HOOKS:  # what an older dlgit install wrote (and hooks/ still holds): dlgit from PATH
+        _hook(repo, name).write_text(script(name))
+        _hook(repo, name).chmod(0o755)
+    status = repo.dlgit("status")
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count("dlgit — runs dlgit from PATH (`dlgit install` rewrites it to remember this Python)") == 4
+    upgrade = repo.dlgit("install")
+    assert upgrade.returncode == 0 and upgrade.stdout.count("updated") == len(HOOKS)
+    assert all(recorded_interpreter(_hook(repo, name)) is not None for name in HOOKS)
+    assert repo.dlgit("uninstall").returncode == 0 and installed(hooks_dir(repo)) == []

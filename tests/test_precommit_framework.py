@@ -101,3 +101,35 @@ def test_framework_hooks_judge_merges(fw_repo: Repo) -> None:
     assert plain.returncode != 0 and "commit-message" in output(plain)
     repo.git("merge", "--abort")
     repo.git("merge", "--no-ff", "dev", "-m", "feat: release the loader")
+
+
+# --- `pre-commit run --all-files`: no commit is being made, so nothing to judge -----------------------
+
+
+def test_run_all_files_with_nothing_staged_passes_but_commits_on_main_are_still_blocked(fw_repo: Repo) -> None:
+    repo = fw_repo
+    run_all = subprocess.run([*PRE_COMMIT, "run", "--all-files"], cwd=repo.path, capture_output=True, text=True, check=False)
+    assert run_all.returncode == 0, output(run_all)  # the CI idiom, on main
+    assert "dlgit policy" in output(run_all) and "Passed" in output(run_all)
+    repo.git("switch", "-q", "-c", "renovate/deps")  # a branch name dlgit does not know: still no commit to judge
+    assert subprocess.run([*PRE_COMMIT, "run", "--all-files"], cwd=repo.path, capture_output=True, check=False).returncode == 0
+    repo.git("switch", "-q", "main")
+
+    empty = repo.git("commit", "--allow-empty", "-m", "feat: nothing, on main", check=False)
+    assert empty.returncode == 1 and "main-protected" in output(empty)  # git is committing: judged
+    repo.write("model/net.py", "NET = 2\n")
+    repo.git("add", "model/net.py")
+    preview = subprocess.run([*PRE_COMMIT, "run"], cwd=repo.path, capture_output=True, text=True, check=False)
+    assert preview.returncode == 1 and "main-protected" in output(preview)  # staged: `pre-commit run` previews the commit
+    blocked = repo.git("commit", "-m", "feat: on main", check=False)
+    assert blocked.returncode == 1 and "main-protected" in output(blocked)
+
+
+def test_a_hook_run_by_hand_with_nothing_staged_has_nothing_to_judge(repo: Repo) -> None:
+    idle = repo.dlgit("hook", "pre-commit")
+    assert idle.returncode == 0 and "nothing to judge" in idle.stderr
+    assert repo.git("commit", "--allow-empty", "-m", "feat: nothing, on main", check=False).returncode == 1  # the direct hooks
+    repo.write("model/net.py", "NET = 2\n")
+    repo.git("add", "model/net.py")
+    staged = repo.dlgit("hook", "pre-commit")
+    assert staged.returncode == 1 and "main-protected" in staged.stderr

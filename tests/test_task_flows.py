@@ -4,6 +4,7 @@ whole life of a task, task worktrees, and for each flow a crash after every step
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -146,12 +147,12 @@ def test_finish_task_without_dvc_stops_before_any_commit(tmp_path: Path) -> None
 
 def test_finish_task_refused_while_its_run_is_active(repo: Repo) -> None:
     ok(flow(repo, "start-task", "busy"))
-    runner = subprocess.Popen([shutil.which("dlgit") or "dlgit", "run"], cwd=repo.path, env={**__import__("os").environ,
+    runner = subprocess.Popen([shutil.which("dlgit") or "dlgit", "run"], cwd=repo.path, env={**os.environ,
                               "TRAIN_SECONDS": "5"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            if "running" in repo.dlgit("tasks").stdout:
-                break
+        deadline = time.monotonic() + 30
+        while "running" not in repo.dlgit("tasks").stdout:
+            assert time.monotonic() < deadline and runner.poll() is None, "the run never showed as running"
             time.sleep(0.05)
         proc = flow(repo, "finish-task")
         assert proc.returncode == 2 and "is active" in proc.stderr
@@ -166,7 +167,7 @@ def test_a_task_in_its_own_worktree(repo: Repo) -> None:
     where = repo.path.parent / f"{repo.path.name}.tasks" / branch
     task = Repo(where)
     assert repo.branch() == "main" and task.branch() == branch
-    runner = subprocess.Popen([shutil.which("dlgit") or "dlgit", "run"], cwd=where, env={**__import__("os").environ,
+    runner = subprocess.Popen([shutil.which("dlgit") or "dlgit", "run"], cwd=where, env={**os.environ,
                               "TRAIN_SECONDS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     repo.git("switch", "-q", "dev")  # the researcher works on meanwhile
     repo.write("model/net.py", "NET = 2\n")

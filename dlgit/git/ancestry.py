@@ -13,11 +13,29 @@ ANCESTORS = 6  # git -> pre-commit -> ... -> this hook: how far up to look
 
 def git_options() -> list[bytes] | None:
     """The arguments of the git command running this hook; None when no ancestor is git."""
+    argv, _ = _git_ancestor()
+    if argv is None:
+        return None
+    return argv[1:argv.index(b"--")] if b"--" in argv else argv[1:]
+
+
+def under_git() -> bool:
+    """Is a git process among this process's nearest ancestors, as for every hook git runs? False
+    for `pre-commit run` or `dlgit hook ...` typed in a shell or a CI script. True when no ancestor
+    could be read at all: the safe side for a caller that skips its checks without git."""
+    argv, read = _git_ancestor()
+    return argv is not None or not read
+
+
+def _git_ancestor() -> tuple[list[bytes] | None, bool]:
+    """(argv of the nearest git ancestor, or None; whether any ancestor could be read)."""
     ancestry = _proc_ancestry if os.path.isdir("/proc/self") else _ps_ancestry
+    read = False
     for argv in ancestry(os.getppid()):
+        read = True
         if argv and os.path.basename(argv[0]) in (b"git", b"git.exe"):
-            return argv[1:argv.index(b"--")] if b"--" in argv else argv[1:]
-    return None
+            return argv, True
+    return None, read
 
 
 def amending() -> bool:

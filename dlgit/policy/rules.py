@@ -1,4 +1,4 @@
-"""The rules of SPEC §4, one function each, registered with a stable id, a statement and a why.
+"""The rules (the README's rule table), one function each, registered with a stable id, a statement and a why.
 
 A rule sees only a Change and the Settings; it returns violations carrying the exact fix.
 """
@@ -51,7 +51,7 @@ _PREFIXES = ("branches.prefixes.feature", "branches.prefixes.hotfix", "branches.
 
 def rule(rule_id: str, statement: str, why: str, stages: tuple[str, ...] = COMMIT, settings: tuple[str, ...] = (),
          per_ref: bool = False, wants_content: Callable[[Branch | None, str], bool] | None = None) -> Callable[[CheckFn], CheckFn]:
-    assert rule_id in RULE_IDS, rule_id  # the ids of SPEC §4, which .dlgit.yaml may name
+    assert rule_id in RULE_IDS, rule_id  # the stable ids, which .dlgit.yaml may name
 
     def register(check: CheckFn) -> CheckFn:
         extra = {"wants_content": wants_content} if wants_content else {}
@@ -195,7 +195,8 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
 
 @rule(
     "merge-direction",
-    "merges follow the branch model (SPEC §2), one branch per merge, and debug branches are never merged",
+    "merges follow the branch model (`dlgit status` shows what this branch accepts), one branch per merge, "
+    "and debug branches are never merged",
     "each kind of branch carries one kind of change: feature work reaches main only through a "
     "release of dev, task branches carry only their results, and debug branches hold throw-away "
     "runs; a merge against the model mixes these and breaks the history that explains a result.",
@@ -547,20 +548,26 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
     """Cached: `dlgit check` meets a task's config again in its merges into main and dev."""
     import yaml  # only when a config.yaml is part of the change
 
+    from dlgit import safeyaml
+
     try:
-        data = yaml.load(text.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        data = safeyaml.load(text)
+    except UnicodeDecodeError as exc:
+        return (f"is not UTF-8 text (byte {text[exc.start]:#04x} at offset {exc.start}); save it as UTF-8",)
+    except safeyaml.YamlLimitError as exc:
+        return (f"is refused: {exc}",)
+    except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        return (f"is not valid UTF-8 YAML{where}",)
+        return (f"is not valid YAML{f' at line {mark.line + 1}' if mark else ''}: {safeyaml.reason(exc)}",)
     if not isinstance(data, dict):
         return ("must be a mapping of KEY: value",)
     problems = [f"lacks {key}" for key in settings.required_keys if key not in data]
     for key, (ok, expected) in _TYPE_CHECKS.items():
         if key in data and not ok(data[key]):
-            problems.append(f"{key} is {data[key]!r}, expected {expected}")
+            problems.append(f"{key} is {safeyaml.shown(data[key])}, expected {expected}")
     version = data.get("VERSION")
-    if folder_branch and folder_branch.version and isinstance(version, str) and version != folder_branch.version:
+    valid = isinstance(version, str) and re.fullmatch(SEMVER, version) is not None  # else the type check said it
+    if folder_branch and folder_branch.version and valid and version != folder_branch.version:
         problems.append(f"VERSION is {version} but the branch name says {folder_branch.version}")
     return tuple(problems)
 
