@@ -99,7 +99,8 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
     """Facts about the commit `git commit` (or `git merge`) is about to make on `branch`."""
     head = base = repo.info.head
     amended = None
-    if head and amending():  # the amended commit replaces HEAD, keeping its parents
+    is_amend = bool(head) and amending()
+    if is_amend:  # the amended commit replaces HEAD, keeping its parents
         parents, old_message = repo.parents_and_message(head)
         base = parents[0] if parents else None
         amended = _amended_merge(repo, parents, old_message, branch, settings)
@@ -120,6 +121,7 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
     contents = repo.read_blobs(list(config_blobs.values()))
     before = repo.show_file(base, settings.template_config) if base and settings.template_config in config_blobs else None
     merge = _merge_in_progress(repo, branch, settings) or amended
+    on_main = branch is not None and branch.kind is Kind.MAIN
     return Change(
         branch=branch,
         entries=entries,
@@ -130,7 +132,17 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
         template_config_before=before,
         hotfix_diff=_hotfix_diff(repo, branch, head, settings),
+        amending=is_amend,
+        dev_missing=on_main and repo.ref(f"refs/heads/{settings.dev}") is None,
+        dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
+        uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
     )
+
+
+def _elsewhere(repo: Git, branch: str) -> str | None:
+    """The other work tree `branch` is checked out in, if any."""
+    path = repo.worktrees().get(branch)
+    return str(path) if path is not None and repo.root is not None and path.resolve() != repo.root.resolve() else None
 
 
 def _squash_evidence(repo: Git, merge: Merge | None, branch: Branch | None, base: str | None) -> SquashEvidence | None:

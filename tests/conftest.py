@@ -65,6 +65,7 @@ class Repo:
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        proc.repo_path = self.path  # type: ignore[attr-defined]  # for assert_blocked's replay of the fix
         return proc
 
     def dlgit(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -133,14 +134,19 @@ def repo(tmp_path: Path) -> Iterator[Repo]:
 # --- shared assertions and scenes ----------------------------------------------------------------
 
 
-def assert_blocked(proc: subprocess.CompletedProcess[str], rule: str, *items: str, fix: str = "fix:") -> None:
-    """Exit 1 and stderr naming the rule, every offending item and a fix."""
+def assert_blocked(proc: subprocess.CompletedProcess[str], rule: str, *items: str, fix: str = "fix:", replay: str = "retry") -> None:
+    """Exit 1 and stderr naming the rule, every offending item and a fix; the first fix is pasted
+    into bash in a copy of the repository (tests/pastefix.py says what `replay` asks of it)."""
     assert proc.returncode == 1, proc.stderr
     assert f"✗ {rule}:" in proc.stderr, proc.stderr
     for item in items:
         assert item in proc.stderr, (item, proc.stderr)
     assert fix in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+    if getattr(proc, "repo_path", None) is not None:
+        from pastefix import replay as replay_fix
+
+        replay_fix(proc, rule, proc.repo_path, replay)  # type: ignore[attr-defined]
 
 
 def assert_allowed(proc: subprocess.CompletedProcess[str]) -> None:

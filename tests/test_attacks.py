@@ -832,7 +832,6 @@ def _paste(repo: Repo, lines: list[str]) -> bool:
     return (repo.path / "PWNED").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_fix_naming_a_hostile_task_folder_is_safe_to_paste(server: Repo, work: Repo, check: Check) -> None:
     """A task started from a task whose folder is named `task-x; touch PWNED; #`: its merge into
     main prints "merge that task first"."""

@@ -167,7 +167,7 @@ def test_merge_direction_octopus_blocked_one_at_a_time_allowed(repo: Repo) -> No
     _feature(repo, "feature-b", "model/b.py")
     repo.git("switch", "-q", "dev")
     proc = repo.git("merge", "--no-ff", "-m", "feat: a and b", "feature-a", "feature-b", check=False)
-    assert_blocked(proc, "merge-direction", "several branches", "one branch per merge", "git merge --abort")
+    assert_blocked(proc, "merge-direction", "several branches", "one branch per merge", "git merge --abort", replay="undo")
     repo.git("merge", "--abort")
     for name in ("feature-a", "feature-b"):
         assert_allowed(repo.git("merge", "--no-ff", "--no-edit", name, check=False))
@@ -238,7 +238,7 @@ def test_merge_direction_debug_branch_never_merged(repo: Repo) -> None:
         else:
             repo.git("switch", "-q", target)
         proc = repo.git("merge", "--no-ff", "--no-edit", DEBUG, check=False)
-        assert_blocked(proc, "merge-direction", DEBUG, f"git checkout {DEBUG} -- PATH...")
+        assert_blocked(proc, "merge-direction", DEBUG, "dlgit debug finish", replay="undo")
         repo.git("merge", "--abort")
 
 
@@ -255,7 +255,7 @@ def test_merge_direction_conflicted_merge_concluded_by_commit(repo: Repo) -> Non
     repo.write("model/net.py", "NET = 'both'\n")
     repo.git("add", "model/net.py")
     proc = repo.git("commit", "-m", "feat: resolve", check=False)
-    assert_blocked(proc, "merge-direction", "feature-same", "git merge --abort")
+    assert_blocked(proc, "merge-direction", "feature-same", "git merge --abort", replay="lossy")  # the resolution was for this merge only
     repo.git("merge", "--abort")
     # the same conflict from dev itself is a release merge: allowed
     assert repo.git("merge", "dev", check=False).returncode == 1
@@ -283,7 +283,7 @@ def test_task_started_from_another_task_is_merged_after_it(repo: Repo) -> None:
     setup_commit(repo, "task: start", f"tasks/{second}")
     repo.git("switch", "-q", "main")
     proc = repo.git("merge", "--no-ff", "-m", f"task: merge {second}", second, check=False)
-    assert_blocked(proc, "task-scope", f"tasks/{first}/config.yaml", fix=f"git merge {first}")
+    assert_blocked(proc, "task-scope", f"tasks/{first}/config.yaml", fix=f"git merge --no-ff -m 'task: merge {first}' {first}")
     repo.git("merge", "--abort")
     assert_allowed(repo.git("merge", "--no-ff", "-m", f"task: merge {first}", first, check=False))
     assert_allowed(repo.git("merge", "--no-ff", "-m", f"task: merge {second}", second, check=False))
@@ -295,7 +295,7 @@ def test_merge_of_task_that_touched_core_blocked_by_task_scope(repo: Repo) -> No
     repo.commit("task: hack core", extra=("--no-verify",))
     repo.git("switch", "-q", "main")
     proc = repo.git("merge", "--no-ff", "-m", f"task: merge {task}", task, check=False)
-    assert_blocked(proc, "task-scope", "model/net.py", "git merge --abort")
+    assert_blocked(proc, "task-scope", "model/net.py", "git merge --abort", replay="undo")
     repo.git("merge", "--abort")
     repo.git("switch", "-q", "dev")
     proc = repo.git("merge", "--no-ff", "-m", f"task: merge {task}", task, check=False)
@@ -385,7 +385,7 @@ def test_hotfix_size_cumulative_files(repo: Repo) -> None:
         repo.write(f"model/fix{i}.py")
     proc = repo.commit("fix: part two", check=False)
     assert_blocked(
-        proc, "hotfix-size", "changes 6 file(s)", "model/fix0.py (1 lines)", "limits: 5 files, 50 lines", "git restore --staged -- PATH"
+        proc, "hotfix-size", "changes 6 file(s)", "model/fix0.py (1 lines)", "limits: 5 files, 50 lines", "git restore --staged --"
     )
     repo.git("rm", "-q", "--cached", "model/fix5.py")
     assert_allowed(repo.git("commit", "-m", "fix: part two", check=False))
@@ -480,7 +480,7 @@ def test_large_file_model_pattern_blocked(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
     repo.write("weights/best.pt", b"\0" * 10)
     proc = repo.commit("feat: weights", check=False)
-    assert_blocked(proc, "large-file", "weights/best.pt (matches *.pt)", "dvc add weights/best.pt", "git rm --cached -- weights/best.pt")
+    assert_blocked(proc, "large-file", "weights/best.pt (matches *.pt)", "git restore --staged -- weights/best.pt", "dlgit init --dvc")
 
 
 def test_large_file_patterns_ignore_case(repo: Repo) -> None:
@@ -492,7 +492,7 @@ def test_large_file_patterns_ignore_case(repo: Repo) -> None:
 def test_large_file_over_default_size_blocked_small_allowed(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
     repo.write("data/big.bin", b"\1" * (5 * 1024 * 1024 + 1))
-    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/big.bin (5.0 MiB)", "dvc add data/big.bin")
+    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/big.bin (5.0 MiB)", "git restore --staged -- data/big.bin")
     repo.git("rm", "-q", "--cached", "data/big.bin")
     repo.write("data/big.bin", b"\1" * 1024)
     assert_allowed(repo.commit("feat: data"))
@@ -554,7 +554,7 @@ def test_no_debug_folder_on_dev_blocked_allowed_on_debug_branch(repo: Repo) -> N
     repo.git("switch", "-q", "dev")
     repo.write(f"tasks/{DEBUG}/log.txt", "loss 1.0\n")
     proc = repo.commit("chore: log", check=False)
-    assert_blocked(proc, "no-debug-on-main", f"tasks/{DEBUG}/log.txt", f"git rm -r --cached -- tasks/{DEBUG}")
+    assert_blocked(proc, "no-debug-on-main", f"tasks/{DEBUG}/log.txt", f"git rm -r -q --cached -- tasks/{DEBUG}")
     repo.git("switch", "-q", "-c", DEBUG)
     assert_allowed(repo.git("commit", "-m", "chore: debug log", check=False))
 
@@ -584,4 +584,4 @@ def test_stale_squash_msg_does_not_let_a_direct_commit_pass(repo: Repo) -> None:
     repo.write("model/net.py", "NET = 99\n")
     repo.git("add", "model/net.py")
     proc = repo.git("commit", "-m", "fix: direct", "--trailer", f"Squashed-from: dev@{tip}", check=False)
-    assert_blocked(proc, "main-protected", "model/head.py")
+    assert_blocked(proc, "main-protected", "model/head.py", replay="undo")  # the stale squash can never be committed as such

@@ -88,6 +88,12 @@ class Change(NamedTuple):
     ref_update: RefUpdate | None = None
     # history only: the commit this change already is; None for a commit being made (the hooks)
     commit: Committed | None = None
+    # hooks only, for the fixes they print: `git commit --amend` is making the change; dev does not
+    # exist yet; the repository uses DVC (.dvc/config)
+    amending: bool = False
+    dev_missing: bool = False
+    dev_worktree: str | None = None  # dev is checked out in that other work tree
+    uses_dvc: bool = False
 
     @property
     def paths(self) -> list[str]:

@@ -17,6 +17,7 @@ from dlgit.model import (
     RULE_IDS,
     SEMVER,
     SQUASH_SOURCES_INTO_MAIN,
+    SQUASH_TRAILER,
     Branch,
     Kind,
     is_git_own_message,
@@ -30,7 +31,7 @@ from dlgit.model import (
     version_key,
     version_line_of,
 )
-from dlgit.policy.change import Change, Merge, Rule, Violation
+from dlgit.policy.change import Change, Committed, Merge, Rule, Violation
 from dlgit.policy.repairs import pushed, repair, squash_again
 from dlgit.shell import quote
 
@@ -131,7 +132,9 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
             if trailer is None or not merge.sha.startswith(trailer[1]) or trailer[0] != merge.source.name:
                 expected = squash_trailer(merge.source.name, merge.sha)
                 if change.commit is None:
-                    fix = [f'git commit --trailer "{expected}"   # keep your message, add the trailer']
+                    again = "git commit --amend" if change.amending else "git commit"
+                    kept = "\n".join(line for line in change.message.splitlines() if not line.startswith(f"{SQUASH_TRAILER}:")).strip()
+                    fix = [f'{again} -m {quote(kept)} --trailer "{expected}"   # your message, with the trailer']
                 else:
                     amend = [f'git commit --amend --trailer "{expected}"   # not pushed yet and the tip: add the trailer']
                     fix = [*(amend if change.commit.tip else []), *repair(change, settings, "drop"), squash_again(merge.source.name)]
@@ -146,11 +149,17 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
     if merge is not None or version_bump(change, settings):
         return
     paths = change.paths
-    release = (f"git switch {settings.main} && git merge --no-ff -m 'chore: release {settings.dev}' {settings.dev}"
-               f"   # a release brings {settings.dev} into {settings.main}")
+    release = f"dlgit release   # a release brings {settings.dev} into {settings.main}"
     if change.commit is None:
+        if change.dev_missing:
+            to_dev = f"git switch -c {settings.dev}   # {settings.dev} does not exist yet: make it here, then commit there"
+        elif change.dev_worktree:
+            to_dev = (f"git stash && git -C {quote(change.dev_worktree)} stash pop   # commit it on {settings.dev}, "
+                      f"checked out in {quote(change.dev_worktree)}")
+        else:
+            to_dev = f"git stash && git switch {settings.dev} && git stash pop   # commit it on {settings.dev} instead"
         fix = [
-            f"git stash && git switch {settings.dev} && git stash pop   # commit it on {settings.dev} instead",
+            to_dev,
             f"git switch -c {settings.hotfix_prefix}NAME   # or: a small urgent fix as a hotfix branch (keeps the staged changes)",
             release,
         ]
@@ -187,10 +196,17 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
             f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
             "that are not merge conflicts: it carries changes that were never on the squashed branch",
             evidence.differing[:MAX_LISTED],
-            [*([f"git restore --staged -- {' '.join(quote(p) for p in evidence.differing[:MAX_LISTED])}   # keep them out of the squash"]
-               if change.commit is None else []),
-             "commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
+            [*_unstage_extra(change, evidence.differing),
+             "# commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
         )
+
+
+def _unstage_extra(change: Change, differing: tuple[str, ...]) -> list[str]:
+    """For a squash being made: unstage what the user staged on top of it (kept in the work tree)."""
+    staged = [path for path in differing if path in set(change.paths)]
+    if change.commit is not None or not staged:
+        return []
+    return [f"git restore --staged -- {' '.join(quote(p) for p in staged[:MAX_LISTED])}   # keep them out of the squash"]
 
 
 @rule(
@@ -217,7 +233,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         yield this.violation(
             f"this merge brings several branches into '{target.name}' at once; each merge is judged by its one source",
             [merge.label],
-            [*undo, "git merge BRANCH   # then the next one: one branch per merge"],
+            [*undo, "# then merge them one at a time: git merge --no-ff BRANCH"],
         )
         return
     if source is None:
@@ -225,7 +241,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
             yield this.violation(
                 f"cannot tell which branch commit {merge.label} comes from; a {action} into '{target.name}' must name a branch",
                 [merge.label],
-                [*undo, f"git {action if not merge.squash else 'merge --squash'} BRANCH   # merge by branch name"],
+                [*undo, f"# then {action} the branch by its name: git {'merge --squash' if merge.squash else 'merge --no-ff'} BRANCH"],
             )
         return
     if source.name == target.name:  # pulling the same branch from a remote
@@ -234,7 +250,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         yield this.violation(
             f"'{source.name}' is a debug branch; its runs and changes are never merged anywhere",
             [source.name],
-            [*undo, f"git switch {settings.dev} && git checkout {quote(source.name)} -- PATH...   # carry code fixes (not logs) over"],
+            [*undo, f"# then carry its code fixes (not its logs) over: git switch {quote(source.name)} && dlgit debug finish"],
         )
         return
     if merge.squash and target.kind is not Kind.MAIN:
@@ -247,14 +263,23 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         f"a {action} of {source.kind.value} branch '{source.name}' into {target.kind.value} branch '{target.name}' "
         f"is not allowed (allowed sources here: {names})",
         [source.name],
-        [*undo, *_feature_route(source, settings)],
+        [*undo, *_feature_route(change, undo, settings)] if change.commit else [*_feature_route(change, undo, settings), *undo],
     )
 
 
-def _feature_route(source: Branch, settings: Settings) -> list[str]:
-    if source.kind is not Kind.FEATURE:
+def _feature_route(change: Change, undo: list[str], settings: Settings) -> list[str]:
+    """Feature work goes to dev (then a release), from where the merge stands (the commit, as a
+    branch named here may be a remote's)."""
+    merge = change.merge
+    if merge is None or merge.source is None or merge.source.kind is not Kind.FEATURE or not merge.sha:
         return []
-    return [f"git switch {settings.dev} && git merge {quote(source.name)}   # feature work goes to {settings.dev}, then a release"]
+    if change.commit is not None:  # after the repair above
+        return [f"git switch {settings.dev} && git merge {quote(merge.source.name)}   # feature work goes to {settings.dev}, "
+                f"then `dlgit release`"]
+    back = undo[0].split("   #")[0]
+    switch = f"git switch {'-c ' if change.dev_missing else ''}{settings.dev}"
+    return [f"{back} && {switch} && git merge --no-ff {merge.sha}   # feature work goes to {settings.dev} "
+            f"({quote(merge.source.name)}); `dlgit release` brings it to {settings.main}"]
 
 
 @rule(
@@ -286,26 +311,34 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
             fix = [*repair(change, settings, "drop"), there]
         else:
             fix = [f"{'git reset --merge   # undo the squash' if merge.squash else 'git merge --abort'}   # {there}"]
+    elif commit is not None and len(outside) == len(change.paths):  # nothing would be left of it: drop it
+        fix = repair(change, settings, "drop")
     elif commit is not None:
         take_out = f"git restore --source={commit.sha}^ --staged --worktree -- {quoted}   # take out what lies outside {folder}/"
         fix = repair(change, settings, "edit", [take_out])
+    elif change.amending:  # the amended commit holds them already: back to its parent's version, kept in the work tree
+        fix = [f"git restore --source=HEAD^ --staged -- {quoted}   # leave out of the amend what lies outside {folder}/"]
     else:
         fix = [f"git restore --staged -- {quoted}   # unstage what lies outside {folder}/"]
-    fix.append(f"core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
+    fix.append(f"# core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
                "a new hyper-parameter in config.yaml often avoids them")
-    fix[:0] = _parent_tasks_first(outside, merge, settings)
+    fix[:0] = _parent_tasks_first(outside, merge, settings, commit)
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
 
 
-def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Settings) -> list[str]:
+def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Settings, commit: Committed | None = None) -> list[str]:
     """A task branch started from another task carries that task's folder: when that is all it
     brings along, the other task has to be merged first."""
     prefix = f"{settings.tasks_dir}/{settings.task_prefix}"
     if not merge or not merge.source or any(not path.startswith(prefix) for path in outside):
         return []
     parents = sorted({path.split("/")[1] for path in outside})
-    return [f"git merge {' '.join(parents)}   # '{merge.source.name}' was started from {', '.join(parents)}: "
-            "merge that task first (allowed: only its folder), then this one"]
+    if commit:  # in history: the merge is made already
+        return [f"git merge {' '.join(map(quote, parents))}   # '{quote(merge.source.name)}' was started from "
+                f"{', '.join(map(quote, parents))}: merge that task first (allowed: only its folder), then this one"]
+    merges = " && ".join(f"git merge --no-ff -m {quote(f'task: merge {parent}')} {quote(parent)}" for parent in parents)
+    return [f"git merge --abort && {merges}   # '{quote(merge.source.name)}' was started from {', '.join(map(quote, parents))}: "
+            "merge that task first (allowed: only its folder), then this one again"]
 
 
 @rule(
@@ -325,7 +358,7 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     biggest = sorted(change.hotfix_diff, key=lambda item: -item[1])
     commit = change.commit
     if commit is None:
-        trim = ["git restore --staged -- PATH   # keep the hotfix to the fix itself"]
+        trim = [_trim_hotfix(change, settings)]
     else:
         fork = f"$(git merge-base {commit.merged_by + '^' if commit.merged_by else settings.main} {commit.sha})"
         trim = [f"git switch {quote(change.branch.name)} && git rebase -i {fork}   # keep only the fix: drop or edit the rest",
@@ -334,12 +367,22 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
         f"'{change.branch.name}' changes {files} file(s) and {lines} line(s) since it left {settings.main} "
         f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
         [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
-        [
-            *trim,
-            f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
-            "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml",
-        ],
+        [*trim, "# or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
     )
+
+
+def _trim_hotfix(change: Change, settings: Settings) -> str:
+    """Unstage what makes the hotfix too big when that is enough; else the work is a feature:
+    the branch renamed and moved onto dev, the uncommitted changes kept."""
+    assert change.branch is not None and change.hotfix_diff is not None
+    staged = set(change.paths)
+    kept = [count for path, count in change.hotfix_diff if path not in staged]
+    if staged and len(kept) <= settings.hotfix_max_files and sum(kept) <= settings.hotfix_max_lines:
+        listed = " ".join(quote(path) for path in sorted(staged))
+        return f"git restore --staged -- {listed}   # keep the hotfix to the fix itself (they stay in the work tree)"
+    feature = quote(f"{settings.feature_prefix}{change.branch.desc or 'work'}")
+    return (f"git stash && git branch -m {quote(change.branch.name)} {feature} && git rebase -q --onto {settings.dev} "
+            f"{settings.main} {feature} && git stash pop   # larger work is a feature, on {settings.dev}")
 
 
 
@@ -376,10 +419,11 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
         rest = message.strip()[len(subject):].strip() if corrected else ""
         body = f" -m {quote(rest)}" if rest and len(rest) <= _MAX_BODY_IN_FIX else ""
         other_types = "   # or fix:, docs:, task:, refactor(model)!: ..." if example == _EXAMPLE else ""
-        fix = [f"git commit -m {quote(example)}{body}{other_types}",
-               "the message you typed is kept in .git/COMMIT_EDITMSG; reuse it with: git commit -e -F .git/COMMIT_EDITMSG"]
+        again = "git commit --amend" if change.amending else "git commit"
+        typed = ".git/MERGE_MSG" if change.merge and not change.merge.squash else ".git/COMMIT_EDITMSG"
+        fix = [f"{again} -m {quote(example)}{body}{other_types}", f"# or edit what you typed: {again} -e -F {typed}"]
     else:
-        fix = [*repair(change, settings, "reword"), f"a subject reads like {quote(example)}"]
+        fix = [*repair(change, settings, "reword"), f"# a subject reads like {quote(example)}"]
     yield RULES["commit-message"].violation(f"the subject '{subject[:72]}' {problem}", [subject[:72]], fix)
 
 
@@ -515,11 +559,22 @@ def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     limit = f"{settings.large_file_max_bytes / 2**20:g} MiB"
     quoted = " ".join(quote(path) for path, _ in offending[:MAX_LISTED])
-    to_dvc = [f"git rm --cached -- {quoted}", f"dvc add {quoted}", "git add the new .dvc files and .gitignore"]
-    if change.commit is None:
-        fix = [*to_dvc[:2], to_dvc[2] + ", then commit again"]
-    else:
+    paths = [path for path, _ in offending[:MAX_LISTED]]
+    pointers = " ".join(quote(f"{path}.dvc") for path in paths)
+    ignores = " ".join(sorted({quote(f"{path.rpartition('/')[0]}/.gitignore" if "/" in path else ".gitignore") for path in paths}))
+    to_dvc = [f"git rm --cached -q -- {quoted}", f"dvc add {quoted}", f"git add -- {pointers} {ignores}"]
+    if change.commit is not None:
         fix = repair(change, settings, "edit", to_dvc, forward=True)
+    elif change.uses_dvc:
+        fix = [f"git rm --cached -q -- {quoted} && dvc add {quoted} && git add -- {pointers} {ignores}"
+               "   # DVC keeps the files, git a small pointer; then commit again"]
+    else:
+        unstage = "git rm --cached -q --" if change.is_root else "git restore --staged --"  # no HEAD to restore from yet
+        fix = [f"{unstage} {quoted}   # keep them out of git (they stay in the work tree)",
+               f"# then version them with DVC, which this repository does not use yet: git switch {settings.dev} && "
+               "dlgit init --dvc && dlgit release"]
+    if change.branch is not None and change.branch.kind is Kind.TASK and change.commit is None:
+        fix.append("# on a task branch, `dlgit finish-task` puts big results into DVC and commits the pointers")
     yield RULES["large-file"].violation(
         f"{len(offending)} file(s) are model/data files or larger than {limit}",
         [f"{path} ({reason})" for path, reason in offending[:MAX_LISTED]],
@@ -584,7 +639,7 @@ def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
         folder = path.split("/")[-2]
         problems = config_problems(text, parse_branch(folder, settings), settings)
         if problems:
-            edit = [f"edit {quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {quote(path)}"]
+            edit = [f"# edit {quote(path)} (keys: {', '.join(settings.required_keys)}), then: git add -- {quote(path)}"]
             yield RULES["task-config"].violation(
                 f"{path}: " + "; ".join(problems),
                 [path],
@@ -607,11 +662,18 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     if not found:
         return
     folders = sorted({"/".join(path.split("/")[:2]) for path in found})
-    remove = [f"git rm -r --cached -- {' '.join(quote(f) for f in folders)}"]
+    listed = " ".join(quote(f) for f in folders)
+    remove = [f"git rm -r -q --cached -- {listed}"]
+    merge = change.merge
     if change.commit is not None:
         fix = repair(change, settings, "edit", remove, forward=True)
+    elif merge and not merge.squash and merge.source:  # the source holds them: take them out there, then merge again
+        source = quote(merge.source.name)
+        fix = [f"git merge --abort && git switch {source} && git rm -r -q -- {listed} && "
+               f"git commit -q -m {quote('chore: remove debug runs')} && git switch {quote(change.branch.name)}"
+               f"   # debug runs never reach {quote(change.branch.name)}: out of {source} first, then merge again"]
     else:
-        fix = [*(["git merge --abort"] if change.merge and not change.merge.squash else []), *remove]
+        fix = remove
     yield RULES["no-debug-on-main"].violation(
         f"{len(found)} path(s) under {', '.join(f + '/' for f in folders)} would land on '{change.branch.name}'",
         found[:MAX_LISTED],
