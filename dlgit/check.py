@@ -33,12 +33,18 @@ def main(revision_range: str | None, branch: str | None, output_format: str) -> 
     span = resolve_range(repo, revision_range, name)
     policy = policy_at(repo, span.settings_base, span.base_label)
     overrides = {name: span.tip} if name and span.tip else None
-    result = judge(span, name, policy, RefView.load(repo, overrides=overrides), tags=True)
+    result = judge(span, name, policy, RefView.load(repo, overrides=overrides, remote=_remote(repo, name)), tags=True)
     if output_format == "json":
         print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
     else:
         print(render_text(result, report.use_color(sys.stdout)))
     return 0 if result.ok else 1
+
+
+def _remote(repo: Git, branch: str | None) -> str:
+    """The remote the branch goes to: its upstream's, else the first one (fix lines name it)."""
+    configured = repo.config_get(f"branch.{branch}.remote") if branch else None
+    return configured or next(iter(repo.out("remote").split()), "origin")
 
 
 def resolve_range(repo: Git, spec: str | None, branch: str | None) -> Span:

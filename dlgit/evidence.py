@@ -24,8 +24,9 @@ class RefView:
     and the new values of the refs a push is updating. Reachability inside a judged range is
     answered from its graph, without git."""
 
-    def __init__(self, repo: Git, tips: dict[str, set[str]]) -> None:
+    def __init__(self, repo: Git, tips: dict[str, set[str]], remote: str = "origin") -> None:
         self.repo = repo
+        self.remote = remote  # the remote the judged commits go to (named in fix lines)
         self._tips = tips
         self._ancestry: dict[tuple[str, str], bool] = {}
         self._containing: dict[str, list[str]] = {}
@@ -34,7 +35,7 @@ class RefView:
 
     @classmethod
     def load(cls, repo: Git, prefixes: Sequence[str] = ("refs/heads/", "refs/remotes/"),
-             overrides: dict[str, str] | None = None) -> RefView:
+             overrides: dict[str, str] | None = None, remote: str = "origin") -> RefView:
         tips: dict[str, set[str]] = {}
         for ref, sha in repo.refs(*prefixes):
             name = short_branch(ref)
@@ -42,7 +43,7 @@ class RefView:
                 tips.setdefault(name, set()).add(sha)
         for name, sha in (overrides or {}).items():
             tips[name] = {sha}
-        return cls(repo, tips)
+        return cls(repo, tips, remote)
 
     def use_range(self, graph: dict[str, tuple[str, ...]]) -> None:
         self.graph, self._inside = graph, {}

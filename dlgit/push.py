@@ -51,6 +51,7 @@ class Side:
     existing: tuple[str, ...]  # refs whose commits are already there (a new branch's range excludes them)
     branches: tuple[str, ...]  # where branch tips are looked up (merge sources, squash trailers, main)
     repo: Git
+    remote: str = "origin"  # the pushing side's name for the receiving side (fix lines)
 
 
 def pre_push(remote: str | None, stdin: TextIO) -> int:
@@ -62,7 +63,7 @@ def pre_push(remote: str | None, stdin: TextIO) -> int:
         updates = _framework_updates(repo, remote)
     named = remote is not None and repo.config_get(f"remote.{remote}.url") is not None
     tracking = f"refs/remotes/{remote}/" if named else "refs/remotes/"
-    code = judge_updates(updates, Side((tracking,), ("refs/heads/", tracking), repo))
+    code = judge_updates(updates, Side((tracking,), ("refs/heads/", tracking), repo, remote if named else "origin"))
     if framework and updates:
         report.emit(FRAMEWORK_NOTICE)
     return code
@@ -111,7 +112,7 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     require_version()
     repo = side.repo
     overrides = {name: u.new for u in updates if (name := short_branch(u.ref)) and not is_zero(u.new)}
-    refs = RefView.load(repo, side.branches, overrides)
+    refs = RefView.load(repo, side.branches, overrides, side.remote)
     main = config.load(repo.root).main
     main_tip = next((sha for ref, sha in repo.refs(*side.existing) if short_branch(ref) == main), None)
     results = [_judge(update, side, refs, (main, main_tip)) for update in updates]
@@ -131,7 +132,7 @@ def _judge(update: Update, side: Side, refs: RefView, main: tuple[str, str | Non
     base = update.old if old_known and branch else main[1] if branch != main[0] else None
     policy = policy_at(side.repo, base, "the old tip" if base == update.old else f"the receiving side's {main[0]}")
     if is_zero(update.new):
-        return judge(Span(update.ref, None), branch, policy, refs, RefUpdate(update.ref, deleted=True))
+        return judge(Span(update.ref, None), branch, policy, refs, RefUpdate(update.ref, deleted=True, remote=refs.remote))
     if branch is None:
         return _judge_tag(update, refs, policy)
     if old_known:
@@ -139,7 +140,7 @@ def _judge(update: Update, side: Side, refs: RefView, main: tuple[str, str | Non
     else:  # a new branch; or the receiving side has commits this repository lacks, which NEW cannot contain
         bases, forced = existing_commits(side.repo, side.existing, branch), not is_zero(update.old)
     span = Span(update.ref, update.new, tuple(bases))
-    return judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced))
+    return judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced, remote=refs.remote))
 
 
 def _judge_tag(update: Update, refs: RefView, policy: Policy) -> Result:

@@ -149,7 +149,7 @@ def test_bad_message_in_history_is_reworded(work: Repo) -> None:
     assert not [f for f in older + newest if any(hook in f for hook in HOOK_ONLY)]
     assert line(older, "git rebase -i").startswith(f"git rebase -i {wip}^   # not pushed yet: mark {wip[:12]} 'reword'")
     assert line(newest, "git commit --amend").startswith(f"git commit --amend   # not pushed yet and {tip[:12]} is the tip: reword it")
-    assert line(older, "git push --force-with-lease").startswith("git push --force-with-lease REMOTE feature-w")
+    assert line(older, "git push --force-with-lease").startswith("git push --force-with-lease origin feature-w")  # the remote by name
 
     run(work, line(newest, "git commit --amend"), GIT_EDITOR="sed -i -e '1s/.*/feat: more w/'")
     run(work, line(older, "git rebase -i"), **todo_editor(f"s/^pick {wip[:7]}/reword {wip[:7]}/"),

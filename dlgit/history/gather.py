@@ -233,7 +233,7 @@ def _change(commit: LogCommit, context: _Range) -> Change:
                                      if e.path == settings.template_config and e.old_blob), None),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
-        commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via),
+        commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote),
     )
 
 
@@ -248,7 +248,8 @@ def tag_updates(tags: Sequence[tuple[str, str]], refs: RefView, settings: Settin
     """The facts about release tags, given as (ref, commit sha): is the commit on main, and which
     VERSION does it hold (all read in one `cat-file --batch`)."""
     texts = refs.repo.read_objects([f"{sha}:{settings.template_config}" for _, sha in tags])
-    return [RefUpdate(ref, on_main=refs.holds(settings.main, sha), version=read_version(texts.get(f"{sha}:{settings.template_config}")))
+    return [RefUpdate(ref, on_main=refs.holds(settings.main, sha), version=read_version(texts.get(f"{sha}:{settings.template_config}")),
+                      remote=refs.remote)
             for ref, sha in tags]
 
 

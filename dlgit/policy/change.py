@@ -59,6 +59,7 @@ class RefUpdate(NamedTuple):
     forced: bool = False  # the new value does not contain the old one: history is rewritten
     on_main: bool | None = None  # tags: the commit is on the main branch
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
+    remote: str = "origin"  # where the push goes (for the fix lines)
 
 
 class Committed(NamedTuple):
@@ -68,6 +69,7 @@ class Committed(NamedTuple):
     sha: str
     tip: bool = False  # the newest commit of the judged range (amend or reset reach it directly)
     merged_by: str | None = None  # the merge that brought it onto the judged branch; None: put there directly
+    remote: str = "origin"  # where it is pushed (for the fix lines)
 
 
 class Change(NamedTuple):

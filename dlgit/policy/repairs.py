@@ -66,7 +66,7 @@ def pushed(change: Change, settings: Settings, forward: Sequence[str] | None) ->
     assert change.commit is not None
     sha, short, branch = change.commit.sha, change.commit.sha[:12], change.branch
     if branch is not None and branch.kind not in (Kind.MAIN, Kind.DEV):
-        lines = [f"git push --force-with-lease REMOTE {quote(branch.name)}   # already pushed: after the rewrite "
+        lines = [f"git push --force-with-lease {quote(change.commit.remote)} {quote(branch.name)}   # already pushed: after the rewrite "
                  f"(only {settings.main} and {settings.dev} are never rewritten)"]
         if change.commit.merged_by:
             merged = change.commit.merged_by

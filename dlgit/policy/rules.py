@@ -188,7 +188,8 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
     this = RULES["main-protected"]
     if not evidence.exists:
         yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
-                             [named], [f"git push REMOTE {quote(merge.label)}   # the squashed branch must be pushed first", *redo])
+                             [named], [f"git push {quote(change.commit.remote if change.commit else 'origin')} {quote(merge.label)}"
+                                       "   # the squashed branch must be pushed first", *redo])
     elif evidence.on_branch is False:
         yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], redo)
     elif evidence.differing:
@@ -694,14 +695,14 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     if update.deleted:
         yield RULES["history-rewrite"].violation(f"the push deletes '{branch.name}'", [update.ref], [
-            f"git push REMOTE {quote(branch.name)}   # push it instead of deleting it (long-lived branches stay)"])
+            f"git push {quote(update.remote)} {quote(branch.name)}   # push it instead of deleting it (long-lived branches stay)"])
     elif update.forced:
         yield RULES["history-rewrite"].violation(
             f"the push replaces '{branch.name}' with a history that does not contain its current tip (a force push)",
             [update.ref],
             [
                 f"git switch {quote(branch.name)} && git reset --keep @{{upstream}}   # drop the rewrite, keep your work tree",
-                "git revert COMMIT   # undo a commit by adding its inverse, never by removing it",
+                "# undo a commit by adding its inverse (git revert <commit>), never by removing it",
             ],
         )
 
@@ -726,6 +727,7 @@ def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     if problems:
         tag = update.ref.removeprefix("refs/tags/")
         yield RULES["release-tag"].violation(f"tag {tag}: " + "; ".join(problems), [tag], [
-            f"git tag -d {tag}   # remove the wrong tag (and `git push REMOTE :refs/tags/{tag}` if it was pushed)",
-            f"git tag -a v{match.group(1)} COMMIT -m 'v{match.group(1)}'   # COMMIT: the {settings.main} commit whose VERSION is that",
+            f"git tag -d {tag}   # remove the wrong tag (and `git push {quote(update.remote)} :refs/tags/{tag}` if it was pushed)",
+            f"git tag -a v{match.group(1)} -m 'release {match.group(1)}' \"$(git log -1 --format=%H -G'^VERSION: {match.group(1)}' "
+            f"{settings.main} -- {settings.template_config})\"   # on the {settings.main} commit that set VERSION {match.group(1)}",
         ])
