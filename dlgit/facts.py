@@ -13,7 +13,17 @@ from dlgit.evidence import RefView, hotfix_diff, merge_source, squash_evidence
 from dlgit.git import Background, Git, Staged, require_version
 from dlgit.git.ancestry import amending
 from dlgit.git.parse import parse_index_sizes
-from dlgit.model import SQUASH_SOURCES_INTO_MAIN, Branch, Kind, is_task_config, parse_branch, parse_squash_trailer
+from dlgit.model import (
+    SQUASH_SOURCES_INTO_MAIN,
+    Branch,
+    Kind,
+    is_task_config,
+    parse_branch,
+    parse_squash_trailer,
+    read_version,
+    task_folder,
+    utc_stamp,
+)
 from dlgit.policy import Change, Entry, Merge
 from dlgit.policy.change import SquashEvidence
 
@@ -136,7 +146,15 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         dev_missing=on_main and repo.ref(f"refs/heads/{settings.dev}") is None,
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
+        **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
     )
+
+
+def _rename_facts(repo: Git, branch: Branch, head: str | None, settings: Settings) -> dict[str, object]:
+    """What a malformed branch name's fix needs to print the exact task name."""
+    version = read_version(repo.show_file(head, settings.template_config)) if head else None
+    return {"core_version": version, "now": utc_stamp(),
+            "has_task_folder": repo.root is not None and (repo.root / task_folder(branch.name, settings)).is_dir()}
 
 
 def _elsewhere(repo: Git, branch: str) -> str | None:

@@ -257,7 +257,7 @@ class SquashMerge(Step):
         return f"stage a squash of {self.source} ({self.sha[:12]})"
 
     def commands(self) -> list[list[str]]:
-        return [["merge", "--squash", self.source]]
+        return [["merge", "--squash", "--ff", self.source]]  # --ff: branch.main.mergeOptions may say --no-ff
 
     def _staged(self, ctx: Context) -> bool:
         return ctx.repo.in_progress() is InProgress.SQUASH and ctx.repo.squashed_commit() == self.sha
@@ -272,7 +272,7 @@ class SquashMerge(Step):
     def run(self, ctx: Context) -> None:
         if ctx.repo.rev(self.source) != self.sha:
             raise StepFailed(f"{self.source} moved since the flow began (it was {self.sha[:12]}); `dlgit abort` and start again")
-        proc = ctx.git("merge", "--squash", self.source, check=False)
+        proc = ctx.git("merge", "--squash", "--ff", self.source, check=False)
         if proc.returncode != 0:
             _conflicts(ctx.repo)
             raise _failed(proc, f"squashing {self.source}")

@@ -233,8 +233,14 @@ def _change(commit: LogCommit, context: _Range) -> Change:
                                      if e.path == settings.template_config and e.old_blob), None),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
-        commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote),
+        commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote,
+                         on_dev=_direct_on_main(commit, place) and bool(context.refs.holds(settings.dev, commit.sha))),
     )
+
+
+def _direct_on_main(commit: LogCommit, place: _Place) -> bool:
+    """An ordinary commit put on main itself: the one main-protected may have to repair."""
+    return place.branch is not None and place.branch.kind is Kind.MAIN and len(commit.parents) == 1
 
 
 def touches_settings(commit: LogCommit) -> bool:

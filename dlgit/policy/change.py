@@ -70,6 +70,7 @@ class Committed(NamedTuple):
     tip: bool = False  # the newest commit of the judged range (amend or reset reach it directly)
     merged_by: str | None = None  # the merge that brought it onto the judged branch; None: put there directly
     remote: str = "origin"  # where it is pushed (for the fix lines)
+    on_dev: bool = False  # dev holds it already (a fast-forward of dev's work onto main)
 
 
 class Change(NamedTuple):
@@ -95,6 +96,10 @@ class Change(NamedTuple):
     amending: bool = False
     dev_missing: bool = False
     dev_worktree: str | None = None  # dev is checked out in that other work tree
+    # hooks only, when the branch's name is malformed: for the name to suggest instead
+    core_version: str | None = None  # VERSION of the template config at HEAD
+    now: str | None = None  # the UTC time, YYYYMMDDTHHMMSS
+    has_task_folder: bool = False  # tasks/<the branch's name>/ exists
     uses_dvc: bool = False
 
     @property

@@ -55,7 +55,8 @@ def merge_hotfix(name: str, settings: Settings) -> str:
 
 def squash_again(source: str) -> str:
     """Redo a squash so that its trailer names the real commit."""
-    return (f"git merge --squash {quote(source)} && git commit --trailer \"{SQUASH_TRAILER}: {source}@$(git rev-parse {quote(source)})\""
+    return (f"git merge --squash --ff {quote(source)} && "
+            f"git commit --trailer \"{SQUASH_TRAILER}: {source}@$(git rev-parse {quote(source)})\""
             "   # squash again, with the trailer")
 
 

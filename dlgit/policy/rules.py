@@ -25,6 +25,7 @@ from dlgit.model import (
     parse_bump_subject,
     parse_squash_trailer,
     parse_subject,
+    prefixes,
     slugify,
     squash_trailer,
     subject_line,
@@ -99,17 +100,42 @@ def branch_name(change: Change, settings: Settings) -> Iterator[Violation]:
     if branch is None or branch.valid:
         return
     kinds = ", ".join([settings.main, settings.dev, *NAME_FORMATS.values()])
-    suggestion = f"{settings.feature_prefix}{slugify(branch.name) or 'my-change'}"
+    kind, rest = _meant_kind(branch.name, settings)
+    task_name = _task_name(change, rest, settings)
+    folder = f"{settings.tasks_dir}/{branch.name}"
+    move = f" && git mv {quote(folder)} {settings.tasks_dir}/{task_name}" if change.has_task_folder else ""
+    as_task = f"git branch -m {quote(branch.name)} {task_name}{move}   # a run: the core VERSION and the UTC time in its name"
+    as_other = f"git branch -m {quote(branch.name)} {quote(prefixes(settings)[kind] + (slugify(rest) or 'change'))}   # rename it"
     yield RULES["branch-name"].violation(
         f"'{branch.name}' {branch.problem}; known kinds: {kinds}"
         + (f", or a pattern in branches.extra_allowed ({', '.join(settings.extra_allowed)})" if settings.extra_allowed else ""),
         [branch.name],
-        [
-            f"git branch -m {quote(branch.name)} {quote(suggestion)}   # rename it (pick the kind you meant)",
-            f"git branch -m {quote(branch.name)} {settings.task_prefix}X.Y.Z-YYYYMMDDTHHMMSS-desc   "
-            "# a run: VERSION of the template config, UTC time",
-        ],
+        [*((as_task,) if kind is Kind.TASK else (as_other, as_task)),
+         f"# or start a task afresh from {settings.main}: dlgit start-task DESC"],
     )
+
+
+def _meant_kind(name: str, settings: Settings) -> tuple[Kind, str]:
+    """The kind a malformed name was meant as, by a kind word it starts with (`feature/x`,
+    `Feature-X`, `task_lr`), and the rest of it; a feature by default."""
+    for kind, prefix in prefixes(settings).items():
+        word = prefix.rstrip("-/_")
+        match = re.match(rf"(?i){re.escape(word)}[-/_.]?(.*)$", name)
+        if word and match:
+            rest = match.group(1)
+            if kind in (Kind.TASK, Kind.DEBUG):  # drop what already reads as a version and a time
+                rest = re.sub(r"^(?:[0-9][0-9.]*[-_])?(?:[0-9]{8}T?[0-9]{0,6}[-_])?", "", rest)
+            return kind, rest
+    return Kind.FEATURE, name
+
+
+def _task_name(change: Change, rest: str, settings: Settings) -> str:
+    """task-<VERSION>-<UTC time>-<desc>: from the facts when the hook knows them, else as a shell
+    expression that reads VERSION and the clock when pasted."""
+    desc = slugify(rest) or "run"
+    version = change.core_version or f"$(sed -n 's/^VERSION:[^0-9]*\\([0-9.]*\\).*/\\1/p' {settings.template_config})"
+    stamp = change.now or "$(date -u +%Y%m%dT%H%M%S)"
+    return f"{settings.task_prefix}{version}-{stamp}-{desc}"
 
 
 @rule(
@@ -164,12 +190,10 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
             release,
         ]
     else:
-        fix = [
-            *repair(change, settings, "drop"),
+        redo = [] if change.commit.on_dev else [
             f"git switch {settings.dev} && git cherry-pick {change.commit.sha}   # then redo the change on {settings.dev} "
-            f"(a small urgent fix: on a {settings.hotfix_prefix}NAME branch from {settings.main})",
-            release,
-        ]
+            f"(a small urgent fix: on a {settings.hotfix_prefix}NAME branch from {settings.main})"]
+        fix = [*repair(change, settings, "drop"), *redo, release]
     yield this.violation(
         f"this is a direct commit on '{settings.main}'" + (f" changing {len(paths)} path(s)" if paths else ""),
         paths[:MAX_LISTED],
