@@ -147,7 +147,20 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
+        foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
     )
+
+
+def _foreign(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> tuple[str, ...]:
+    """On a task branch started from dev: what the dev commits it carries change outside the tasks
+    folder (those main lacks)."""
+    if branch is None or branch.kind is not Kind.TASK or head is None:
+        return ()
+    main, dev = repo.rev(f"refs/heads/{settings.main}"), repo.rev(f"refs/heads/{settings.dev}")
+    fork = repo.merge_base(dev, head) if main and dev else None
+    if fork is None or repo.is_ancestor(fork, main):  # nothing of dev's beyond main
+        return ()
+    return tuple(repo.changed_on(main, fork, settings.tasks_dir + "/"))
 
 
 def _rename_facts(repo: Git, branch: Branch, head: str | None, settings: Settings) -> dict[str, object]:

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_CONFIG, Repo, assert_allowed, assert_blocked, setup_commit, start_task
+from conftest import TASK, TEMPLATE_CONFIG, Repo, assert_allowed, assert_blocked, setup_commit, start_task
 
 DEBUG = "debug-0.1.0-20260101T000000-tiny"
 
@@ -585,3 +585,15 @@ def test_stale_squash_msg_does_not_let_a_direct_commit_pass(repo: Repo) -> None:
     repo.git("add", "model/net.py")
     proc = repo.git("commit", "-m", "fix: direct", "--trailer", f"Squashed-from: dev@{tip}", check=False)
     assert_blocked(proc, "main-protected", "model/head.py", replay="undo")  # the stale squash can never be committed as such
+
+
+def test_task_branch_started_from_dev_is_noticed_at_its_first_commit(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write("model/net.py", "NET = 'dev'\n")
+    setup_commit(repo, "feat: on dev")
+    repo.git("switch", "-q", "-c", TASK, "dev")  # the mistake: a task from dev
+    repo.write(f"tasks/{TASK}/config.yaml", TEMPLATE_CONFIG)
+    proc = repo.commit("task: start", f"tasks/{TASK}", check=False)
+    assert_blocked(proc, "task-scope", "model/net.py", "started from dev", "rebase -q --onto main dev")
+    repo.git("-c", "rebase.autoStash=true", "rebase", "-q", "--onto", "main", "dev", TASK)
+    assert_allowed(repo.commit("task: start", f"tasks/{TASK}", check=False))

@@ -385,6 +385,11 @@ class Git:
                 i += 1
         return paths
 
+    def changed_on(self, base: str, tip: str, outside: str) -> list[str]:
+        """Paths outside the folder `outside` that `tip` changed since it left `base` (`base...tip`)."""
+        return split_z(self.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{tip}", "--", ".",
+                                f":(exclude){outside}").stdout)
+
     def changed_since(self, commit: str) -> list[str]:
         """Paths where the work tree differs from `commit` (staged or not), and untracked paths."""
         tracked = split_z(self.run("diff", "--name-only", "-z", "--no-renames", commit).stdout)

@@ -100,6 +100,9 @@ class Change(NamedTuple):
     core_version: str | None = None  # VERSION of the template config at HEAD
     now: str | None = None  # the UTC time, YYYYMMDDTHHMMSS
     has_task_folder: bool = False  # tasks/<the branch's name>/ exists
+    # hooks on a task branch: paths outside the tasks folder its commits changed since it left main
+    # (it was started from dev, say)
+    foreign_paths: tuple[str, ...] = ()
     uses_dvc: bool = False
 
     @property

@@ -325,6 +325,8 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     else:
         return
     inside = folder + "/"
+    if branch.kind is Kind.TASK and change.foreign_paths:
+        yield _foreign_commits(change, branch, settings)
     outside = [path for path in change.paths if not path.startswith(inside)]
     if not outside:
         return
@@ -349,6 +351,19 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
                "a new hyper-parameter in config.yaml often avoids them")
     fix[:0] = _parent_tasks_first(outside, merge, settings, commit)
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
+
+
+def _foreign_commits(change: Change, branch: Branch, settings: Settings) -> Violation:
+    """A task branch started from dev (or with core commits) carries them: its own commits go onto main."""
+    paths = change.foreign_paths
+    name = quote(branch.name)
+    return RULES["task-scope"].violation(
+        f"'{branch.name}' holds commits that change {len(paths)} path(s) outside {settings.tasks_dir}/ since it left "
+        f"{settings.main}: it was started from {settings.dev} (or another branch), not from {settings.main}",
+        paths[:MAX_LISTED],
+        [f"git -c rebase.autoStash=true rebase -q --onto {settings.main} {settings.dev} {name}   # keep only the task's "
+         f"own commits, on {settings.main} (where a task starts)",
+         f"# or start the task again from {settings.main}: git switch {settings.main} && dlgit start-task"])
 
 
 def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Settings, commit: Committed | None = None) -> list[str]:
