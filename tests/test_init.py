@@ -116,3 +116,17 @@ def test_crash_after_a_step_then_continue_or_abort(tmp_path: Path, step: int) ->
     after = picture(twin)
     assert (after.refs, after.head, after.status, after.files) == (before.refs, before.head, before.status, before.files)
     assert known <= commits(twin)
+
+
+def test_commitizen_for_framework_users_gets_its_hook_with_dlgit_inside(tmp_path: Path) -> None:
+    import yaml
+
+    repo = make_repo(tmp_path / "fw")
+    repo.write(".pre-commit-config.yaml", "repos:\n  - repo: local\n    hooks:\n      - id: mine\n        name: mine\n"
+               "        entry: 'true'\n        language: system\n")
+    repo.commit("chore: framework")
+    ok(flow(repo, "init", "--commitizen"))
+    config = yaml.safe_load(repo.git("show", "dev:.pre-commit-config.yaml").stdout)
+    [cz] = [entry for entry in config["repos"] if entry["repo"].endswith("commitizen")]
+    assert cz["hooks"][0]["id"] == "commitizen" and cz["hooks"][0]["additional_dependencies"][0].startswith("dlgit")
+    assert "nothing to do" in ok(flow(repo, "init", "--commitizen"))

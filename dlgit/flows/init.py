@@ -12,6 +12,7 @@ release: init never commits on main otherwise.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -167,12 +168,24 @@ def _missing(repo: Git, settings: config.Settings, dvc: bool, commitizen: bool) 
     framework = setup.framework_config if setup.uses_framework else None
     framework_text = landing.text(install.FRAMEWORK_CONFIG) if framework else None
     entries = install.missing_framework_entries(framework_text, install.FRAMEWORK_CONFIG) if framework_text is not None else None
+    if commitizen and framework_text is not None and not re.search(r"\bid:\s*['\"]?commitizen\b", framework_text):
+        entries = (entries or "") + _commitizen_entry()  # its isolated environment needs dlgit to find cz_dlgit
     hooks = framework is None and not all(install.is_ours(setup.hooks_dir / name) for name in install.CLIENT_HOOKS)
     if hooks:
         install.refuse_foreign(setup)
     cz = commitizen and not any("cz_dlgit" in (landing.text(name) or "") for name in cz_setup.CONFIG_FILES)
     return Missing(files, gitignore, hooks, framework, entries, dvc and landing.text(".dvc/config") is None, cz,
                    repo.rev(f"refs/heads/{settings.dev}") is None)
+
+
+def _commitizen_entry() -> str:
+    """commitizen's own commit-msg hook, as `repos:` list text, with dlgit in its environment."""
+    import yaml
+
+    from dlgit import cz_setup
+
+    text = yaml.safe_dump([cz_setup.precommit_hook()], sort_keys=False, default_flow_style=False)
+    return "".join(f"  {line}\n" for line in text.splitlines())
 
 
 def _plan(repo: Git, settings: config.Settings, missing: Missing) -> Flow | None:
