@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from conftest import Repo, setup_commit
@@ -250,11 +251,16 @@ def test_undo_refused_once_a_touched_branch_moved(dev_work: Repo) -> None:
     assert proc.returncode == 2 and "refs/heads/dev moved" in proc.stderr
 
 
-def test_undo_refused_after_push(dev_work: Repo, tmp_path_factory: pytest.TempPathFactory) -> None:
-    repo = dev_work
+def add_origin(repo: Repo, tmp_path_factory: pytest.TempPathFactory) -> Path:
     remote = tmp_path_factory.mktemp("remote") / "origin.git"
     repo.git("init", "-q", "--bare", str(remote))
     repo.git("remote", "add", "origin", str(remote))
+    return remote
+
+
+def test_undo_refused_after_push(dev_work: Repo, tmp_path_factory: pytest.TempPathFactory) -> None:
+    repo = dev_work
+    remote = add_origin(repo, tmp_path_factory)
     repo.git("push", "-q", "--no-verify", "origin", "main", "dev")
     ok(flow(repo, "release", "--push"))
     assert Repo(remote).head("main") == repo.head("main") and Repo(remote).git("tag").stdout.strip() == "v0.2.0"
@@ -264,9 +270,7 @@ def test_undo_refused_after_push(dev_work: Repo, tmp_path_factory: pytest.TempPa
 
 def test_undo_refused_when_the_result_is_on_a_remote(dev_work: Repo, tmp_path_factory: pytest.TempPathFactory) -> None:
     repo = dev_work
-    remote = tmp_path_factory.mktemp("remote") / "origin.git"
-    repo.git("init", "-q", "--bare", str(remote))
-    repo.git("remote", "add", "origin", str(remote))
+    add_origin(repo, tmp_path_factory)
     ok(flow(repo, "release"))
     repo.git("push", "-q", "--no-verify", "origin", "main")
     proc = flow(repo, "undo")
