@@ -167,7 +167,6 @@ def commit_with_hooks(work: Repo, message: str) -> subprocess.CompletedProcess[s
 # --- 1. a "merge" into main whose tree is anything ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 1")
 @pytest.mark.parametrize("second", ["dev", "main~1"], ids=["dev-tip", "already-contained"])
 def test_fake_merge_made_with_commit_tree_is_refused(server: Repo, work: Repo, check: Check, second: str) -> None:
     before = server.head("main")
@@ -196,7 +195,6 @@ def test_honest_merge_of_dev_into_main_passes(server: Repo, work: Repo, check: C
 # --- 2. evil merges: content added to a merge -----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2")
 def test_evil_merge_of_dev_adding_a_file_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     install_hooks(work)
@@ -217,7 +215,6 @@ def _hotfix(work: Repo) -> None:
     work.git("switch", "-q", "main")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2")
 def test_hotfix_merge_carrying_200_extra_lines_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     _hotfix(work)
@@ -257,7 +254,6 @@ def _conflicting_release(work: Repo) -> None:
     assert work.git("merge", "--squash", "dev", check=False).returncode != 0  # conflict in model/net.py
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 3")
 def test_squash_resolving_a_conflict_with_content_from_neither_side_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     _conflicting_release(work)
@@ -284,7 +280,6 @@ def test_squash_resolving_a_conflict_to_one_side_passes(server: Repo, work: Repo
 # --- 4. a squash trailer naming a branch that exists nowhere -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 4")
 def test_squash_trailer_naming_a_ghost_hotfix_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     work.git("switch", "-q", "-c", "feature-big", "dev")
@@ -315,7 +310,6 @@ def test_squash_of_a_real_hotfix_passes(server: Repo, work: Repo, check: Check) 
 # --- 5. merge messages naming branches that do not exist ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 5")
 def test_debug_branch_merged_into_dev_as_a_ghost_feature_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("dev")
     work.git("switch", "-q", "-c", DEBUG, "dev")
@@ -330,7 +324,6 @@ def test_debug_branch_merged_into_dev_as_a_ghost_feature_is_refused(server: Repo
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 5")
 def test_feature_merged_into_main_as_a_ghost_hotfix_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     work.git("switch", "-q", "-c", "feature-q", "main")  # from main: it brings nothing but its own commit
@@ -364,7 +357,6 @@ def _merged_then_deleted(work: Repo, target: str, message: str) -> str:
     return tip
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 items 5 and 12")
 def test_merge_source_is_never_a_branch_that_got_the_commit_by_a_later_merge(work: Repo, check: Check) -> None:
     """A feature merged into main under a neutral message; dev then merged main, so dev *contains*
     the feature's commit. Containing it proves nothing: the source is unknown, and main refuses it."""
@@ -380,7 +372,6 @@ def test_merge_source_is_never_a_branch_that_got_the_commit_by_a_later_merge(wor
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 12")
 def test_pull_request_into_dev_is_not_judged_as_mains_commit_after_a_release(work: Repo, check: Check) -> None:
     """A deleted pull-request branch merged into dev, then dev merged into main (a release):
     main contains the branch's commit now, but it was never a commit made on main."""
@@ -648,7 +639,6 @@ def _alias_bomb(levels: int) -> str:
     return task_config("0.2.0").replace("RANDOM_SEED: 42\n", "") + "\n".join(lines) + f"\nRANDOM_SEED: *a{levels}\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_config_with_nested_aliases_is_reported_briefly(server: Repo, work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", NEW_TASK, "main")
     bomb = _alias_bomb(6)
@@ -689,7 +679,6 @@ def _lower_size_limit(server: Repo, work: Repo, limit: int) -> None:
     work.git("fetch", "-q", "origin")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_huge_task_config_is_refused_without_being_parsed(server: Repo, work: Repo, check: Check) -> None:
     """large-file refuses a config over the size limit (here 512 KiB, as 100 MB would take minutes
     today); parsing it as well must cost next to nothing beside sizing a plain file that big."""
@@ -835,7 +824,6 @@ def _paste(repo: Repo, lines: list[str]) -> bool:
     return (repo.path / "PWNED").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_fix_naming_a_hostile_task_folder_is_safe_to_paste(server: Repo, work: Repo, check: Check) -> None:
     """A task started from a task whose folder is named `task-x; touch PWNED; #`: its merge into
     main prints "merge that task first"."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from dlgit.config import CONFIG_FILE, Settings
+from dlgit.git.parse import UNEXPLAINED
 from dlgit.model import (
     MERGE_SOURCES,
     NAME_FORMATS,
@@ -131,9 +132,9 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
             if trailer is None or not merge.sha.startswith(trailer[1]) or trailer[0] != merge.source.name:
                 expected = squash_trailer(merge.source.name, merge.sha)
                 if change.commit is None:
-                    fix = [f'git commit --trailer "{expected}"   # keep your message, add the trailer']
+                    fix = [f"git commit --trailer {quote(expected)}   # keep your message, add the trailer"]
                 else:
-                    amend = [f'git commit --amend --trailer "{expected}"   # not pushed yet and the tip: add the trailer']
+                    amend = [f"git commit --amend --trailer {quote(expected)}   # not pushed yet and the tip: add the trailer"]
                     fix = [*(amend if change.commit.tip else []), *repair(change, settings, "drop"), squash_again(merge.source.name)]
                 yield this.violation(
                     f"a squash of '{merge.source.name}' onto {settings.main} must end with the trailer '{expected}' "
@@ -143,7 +144,10 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
                 )
         yield from _unverified_squash(change, settings)
         return  # which branch may be squashed here is merge-direction's question
-    if merge is not None or version_bump(change, settings):
+    if merge is not None:
+        yield from recomputed_merge(change, settings, this)
+        return
+    if version_bump(change, settings):
         return
     paths = change.paths
     release = (f"git switch {settings.main} && git merge --no-ff -m 'chore: release {settings.dev}' {settings.dev}"
@@ -169,27 +173,58 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
 
 
 def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation]:
-    """What `dlgit check` found when it recomputed a squash commit from its trailer."""
+    """What recomputing a squash onto main from its trailer (history) or SQUASH_MSG (the hooks) found."""
     evidence, merge = change.squash_evidence, change.merge
     if evidence is None or merge is None:
         return
-    named = squash_trailer(merge.label, merge.sha or "")
-    again = squash_again(merge.label)
+    trailer = parse_squash_trailer(change.message or "") if change.commit is not None else None
+    named = trailer[0] if trailer else merge.label
+    shown = squash_trailer(named, merge.sha or "")
+    again = squash_again(merge.source.name if merge.source and merge.source.kind in SQUASH_SOURCES_INTO_MAIN else named)
     redo = [*repair(change, settings, "drop"), again] if change.commit else [f"git reset --merge && {again}"]
     this = RULES["main-protected"]
     if not evidence.exists:
-        yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
-                             [named], [f"git push REMOTE {quote(merge.label)}   # the squashed branch must be pushed first", *redo])
+        yield this.violation(f"the trailer '{shown}' names no commit in this repository, so the squash cannot be verified",
+                             [shown], [f"git push REMOTE {quote(named)}   # the squashed branch must be pushed first", *redo])
     elif evidence.on_branch is False:
-        yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], redo)
-    elif evidence.differing:
+        owner = f" (it is on '{merge.source.name}')" if merge.source and merge.source.name != named else ""
+        yield this.violation(f"the trailer '{shown}' names a commit that is not on branch '{named}'{owner}", [shown], redo)
+    if evidence.exists and evidence.differing:
+        paths = [path for path, _ in evidence.differing[:MAX_LISTED]]
         yield this.violation(
-            f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
-            "that are not merge conflicts: it carries changes that were never on the squashed branch",
-            evidence.differing[:MAX_LISTED],
-            [*([f"git restore --staged -- {' '.join(quote(p) for p in evidence.differing[:MAX_LISTED])}   # keep them out of the squash"]
+            f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s): it holds content "
+            "that git's merge does not explain (a resolved conflict may keep only lines of one side or the other)",
+            [f"{path} ({UNEXPLAINED[problem]})" for path, problem in evidence.differing[:MAX_LISTED]],
+            [*([f"git restore --staged -- {' '.join(quote(p) for p in paths)}   # keep them out of the squash"]
                if change.commit is None else []),
              "commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
+        )
+
+
+def recomputed_merge(change: Change, settings: Settings, this: Rule) -> Iterator[Violation]:
+    """A merge into main (main-protected) or dev (merge-direction) must be git's merge of its parents:
+    a merge whose second parent is already in its first merges nothing, and content that git's merge
+    does not explain (an evil merge) was never on either side."""
+    evidence, merge, branch = change.merge_evidence, change.merge, change.branch
+    if evidence is None or merge is None or branch is None:
+        return
+    undo = _undo_merge(change, merge, settings)
+    if evidence.redundant:
+        yield this.violation(
+            f"this merge brings nothing into '{branch.name}': its second parent {merge.label} is already there, so whatever it "
+            "changes is a direct commit",
+            [merge.label], [*undo, "commit the change on a branch and merge that branch"],
+        )
+    if evidence.unexplained:
+        paths = [path for path, _ in evidence.unexplained[:MAX_LISTED]]
+        commit_elsewhere = f"commit those changes on the merged branch (or {settings.dev}, or a hotfix branch) and merge again"
+        keep_out = (f"git restore --source=AUTO_MERGE --staged --worktree -- {' '.join(quote(p) for p in paths)}"
+                    "   # git's own merge of those paths (a conflict comes back marked: resolve it from the sides)")
+        yield this.violation(
+            f"the merge of {merge.label} into '{branch.name}' differs from git's merge of its parents in {len(evidence.unexplained)} "
+            "path(s): content found on neither side (a resolved conflict may keep only lines of one side or the other)",
+            [f"{path} ({UNEXPLAINED[problem]})" for path, problem in evidence.unexplained[:MAX_LISTED]],
+            [*([keep_out] if change.commit is None else []), *undo, commit_elsewhere],
         )
 
 
@@ -206,25 +241,28 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
     if merge is None or target is None or not target.valid:
         return
     this = RULES["merge-direction"]
-    if change.commit is not None:
-        undo = repair(change, settings, "drop")
-    else:
-        undo = ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
     source = merge.source
     action = "squash" if merge.squash else "merge"
     if merge.octopus:
         yield this.violation(
             f"this merge brings several branches into '{target.name}' at once; each merge is judged by its one source",
             [merge.label],
-            [*undo, "git merge BRANCH   # then the next one: one branch per merge"],
+            [*_undo_merge(change, merge, settings), "git merge BRANCH   # then the next one: one branch per merge"],
         )
         return
+    if target.kind is Kind.DEV:
+        yield from recomputed_merge(change, settings, this)
     if source is None:
-        if target.kind in (Kind.MAIN, Kind.DEV):
+        if target.kind is Kind.MAIN:  # dev accepts any change: an unknown source is judged by what it brings
+            how = "merge --squash" if merge.squash else "merge --no-ff"
             yield this.violation(
-                f"cannot tell which branch commit {merge.label} comes from; a {action} into '{target.name}' must name a branch",
+                f"no branch here owns commit {merge.label}, and what this {action} brings proves none of the sources "
+                f"'{target.name}' accepts ({settings.dev}; a hotfix within its limits; a task changing only its folder), so "
+                f"nothing tells where it comes from",
                 [merge.label],
-                [*undo, f"git {action if not merge.squash else 'merge --squash'} BRANCH   # merge by branch name"],
+                [*_undo_merge(change, merge, settings),
+                 f"merge a real branch (pushed, or here): dlgit release ({settings.dev}), dlgit hotfix finish NAME, "
+                 f"dlgit finish-task, or git {how} BRANCH with the branch named in the message"],
             )
         return
     if source.name == target.name:  # pulling the same branch from a remote
@@ -233,7 +271,8 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         yield this.violation(
             f"'{source.name}' is a debug branch; its runs and changes are never merged anywhere",
             [source.name],
-            [*undo, f"git switch {settings.dev} && git checkout {quote(source.name)} -- PATH...   # carry code fixes (not logs) over"],
+            [*_undo_merge(change, merge, settings),
+             f"git switch {settings.dev} && git checkout {quote(source.name)} -- PATH...   # carry code fixes (not logs) over"],
         )
         return
     if merge.squash and target.kind is not Kind.MAIN:
@@ -246,8 +285,15 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         f"a {action} of {source.kind.value} branch '{source.name}' into {target.kind.value} branch '{target.name}' "
         f"is not allowed (allowed sources here: {names})",
         [source.name],
-        [*undo, *_feature_route(source, settings)],
+        [*_undo_merge(change, merge, settings), *_feature_route(source, settings)],
     )
+
+
+def _undo_merge(change: Change, merge: Merge, settings: Settings) -> list[str]:
+    """Undo a merge or squash: the one being made (the hooks), or the commit in history."""
+    if change.commit is not None:
+        return repair(change, settings, "drop")
+    return ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
 
 
 def _feature_route(source: Branch, settings: Settings) -> list[str]:
@@ -303,8 +349,8 @@ def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Setti
     if not merge or not merge.source or any(not path.startswith(prefix) for path in outside):
         return []
     parents = sorted({path.split("/")[1] for path in outside})
-    return [f"git merge {' '.join(parents)}   # '{merge.source.name}' was started from {', '.join(parents)}: "
-            "merge that task first (allowed: only its folder), then this one"]
+    return [f"git merge {' '.join(quote(parent) for parent in parents)}   # '{merge.source.name}' was started from "
+            f"{', '.join(parents)}: merge that task first (allowed: only its folder), then this one"]
 
 
 @rule(
@@ -315,6 +361,9 @@ def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Setti
     settings=("hotfix.max_files", "hotfix.max_lines", "branches.prefixes.hotfix", "branches.main"),
 )
 def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
+    merge = change.merge
+    if change.brought is not None and merge is not None and merge.source is not None:
+        yield from _hotfix_brought(change, merge, settings)
     if change.branch is None or change.branch.kind is not Kind.HOTFIX or change.hotfix_diff is None:
         return
     files = len(change.hotfix_diff)
@@ -341,6 +390,25 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     )
 
 
+
+
+def _hotfix_brought(change: Change, merge: Merge, settings: Settings) -> Iterator[Violation]:
+    """A hotfix merged or squashed into main: what the merge itself brings stays within the limits."""
+    assert change.brought is not None and merge.source is not None
+    files, lines = len(change.brought), sum(count for _, count in change.brought)
+    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+        return
+    action = "squash" if merge.squash else "merge"
+    claim = " (the name it gives: no branch here owns it)" if merge.by_content else ""
+    undo = _undo_merge(change, merge, settings)
+    biggest = sorted(change.brought, key=lambda item: -item[1])
+    yield RULES["hotfix-size"].violation(
+        f"the {action} of '{merge.source.name}'{claim} brings {files} file(s) and {lines} line(s) onto '{settings.main}' "
+        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
+        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
+        [*undo, f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
+         "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
+    )
 
 
 _EXAMPLE = "feat: add a data loader"
