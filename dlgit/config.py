@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -212,15 +213,47 @@ def load(toplevel: Path | None, cache: Path | None = None) -> Settings:
     if toplevel is None:
         return Settings()
     path = toplevel / CONFIG_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = _work_tree_bytes(path)
+    return Settings() if raw is None else _settings(raw, str(path), cache)
+
+
+def load_committed(toplevel: Path | None, blob: str | None, read_blob: Callable[[str], bytes | None],
+                   cache: Path | None = None) -> Settings:
+    """Settings from the .dlgit.yaml committed in HEAD (`blob`, its object id; None: none there, the
+    defaults): what the hooks judge by, so that a .dlgit.yaml staged with a commit takes effect only
+    once committed. The work tree's copy stands for the blob when it is that blob (its id is computed
+    here: no git process); else `read_blob(blob)` reads it."""
+    if blob is None:
         return Settings()
+    path = toplevel / CONFIG_FILE if toplevel is not None else None
+    raw = _work_tree_bytes(path) if path is not None else None
+    if raw is not None and blob_id(raw, len(blob)) == blob:
+        return _settings(raw, str(path), cache)
+    committed = read_blob(blob)
+    return Settings() if committed is None else _settings(committed, f"{CONFIG_FILE} in HEAD", cache)
+
+
+def blob_id(raw: bytes, width: int = 40) -> str:
+    """The id git gives a blob of these bytes (SHA-1, or SHA-256 for 64-digit ids)."""
+    import hashlib
+
+    digest = hashlib.sha1 if width == 40 else hashlib.sha256
+    return digest(b"blob %d\0" % len(raw) + raw).hexdigest()
+
+
+def _work_tree_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror}).") from None
+
+
+def _settings(raw: bytes, source: str, cache: Path | None) -> Settings:
     settings = _cached(cache, raw) if cache else None
     if settings is None:
-        settings = parse(_decode(raw, str(path)), str(path))
+        settings = _parse_bounded(_decode(raw, source), source)
         if cache:
             _store(cache, raw, settings)
     return settings
@@ -268,7 +301,19 @@ def _store(cache: Path, raw: bytes, settings: Settings) -> None:
 
 def from_bytes(raw: bytes | None, source: str) -> Settings:
     """Settings from a file's bytes as stored in a commit (None: the file is absent)."""
-    return Settings() if raw is None else parse(_decode(raw, source), source)
+    return Settings() if raw is None else _parse_bounded(_decode(raw, source), source)
+
+
+def _parse_bounded(text: str, source: str) -> Settings:
+    """`parse`, where a document too deep or too large to read is one paragraph too (never a traceback)."""
+    from dlgit.safeyaml import YamlLimitError
+
+    try:
+        return parse(text, source)
+    except RecursionError:
+        raise UsageError(f"{source}: nests lists or maps too deeply to be read; a .dlgit.yaml has two or three levels.") from None
+    except YamlLimitError as exc:
+        raise UsageError(f"{source}: {exc}. Fix the file (see `dlgit explain config`).") from None
 
 
 def _decode(raw: bytes, source: str) -> str:

@@ -429,7 +429,6 @@ def test_ci_pull_request_of_the_real_dev_passes(work: Repo) -> None:
 RELAX = "rules:\n  disable: [large-file]\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 7")
 def test_branch_cannot_relax_its_own_policy_for_a_later_push(server: Repo, work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", "feature-x", "dev")
     commit(work, "chore: relax the policy", {".dlgit.yaml": RELAX})
@@ -453,7 +452,6 @@ def test_pushes_after_a_policy_edit_pass_when_honest(server: Repo, work: Repo, c
     accepted(push(work, "feature-x"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 7")
 def test_client_hook_ignores_a_policy_staged_with_the_commit(work: Repo) -> None:
     install_hooks(work)
     work.git("switch", "-q", "-c", "feature-y", "dev")
@@ -487,7 +485,6 @@ def _checkpoint_commit(work: Repo) -> str:
     return sha
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 8")
 @pytest.mark.parametrize("ref", ["refs/tags/junk", "refs/stash/x", "refs/notes/commits"])
 def test_checkpoint_pushed_through_a_ref_that_is_no_branch_is_refused(server: Repo, work: Repo, ref: str) -> None:
     if ref == "refs/notes/commits":
@@ -509,7 +506,6 @@ def test_plain_tag_on_main_passes(server: Repo, work: Repo) -> None:
     accepted(push(work, "refs/tags/reviewed"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 8")
 def test_new_task_branch_behind_an_existing_tag_is_judged_by_its_commits(server: Repo, work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", NEW_TASK, "main")
     commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
@@ -533,7 +529,6 @@ def test_new_task_branch_touching_only_its_folder_passes(server: Repo, work: Rep
 # --- 9. replace refs, grafts and shallow history ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 9")
 def test_replace_ref_push_is_refused(server: Repo, work: Repo) -> None:
     other = commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
     work.git("reset", "-q", "--hard", "origin/main")
@@ -573,7 +568,6 @@ def test_honest_fast_forward_of_main_passes(server: Repo, work: Repo) -> None:
     accepted(push(work, "main", "hotfix-h"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 9")
 def test_shallow_clone_is_reported_not_judged_as_a_root(work: Repo, check: Check, tmp_path: Path) -> None:
     commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
     shallow = Repo(tmp_path / "shallow")
@@ -592,7 +586,6 @@ def test_full_clone_of_honest_history_passes(work: Repo, check: Check) -> None:
 # --- 10. release tags are immutable ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 10")
 def test_release_tag_cannot_be_moved(server: Repo, work: Repo) -> None:
     work.git("switch", "-q", "-c", "hotfix-h", "main")
     commit(work, "fix: h", {"model/h.py": "H = 1\n"})
@@ -607,7 +600,6 @@ def test_release_tag_cannot_be_moved(server: Repo, work: Repo) -> None:
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 10")
 def test_release_tag_cannot_be_deleted(server: Repo, work: Repo) -> None:
     before = ref_on(server, "refs/tags/v0.2.0")
     guards = Guards()
@@ -701,7 +693,6 @@ def test_huge_task_config_is_refused_without_being_parsed(server: Repo, work: Re
 NESTED = "rules: " + "[" * 2000 + "]" * 2000 + "\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_deeply_nested_dlgit_yaml_is_an_error_not_a_traceback(server: Repo, work: Repo) -> None:
     work.git("switch", "-q", "-c", "feature-n", "dev")
     commit(work, "chore: nested settings", {".dlgit.yaml": NESTED})
@@ -723,7 +714,6 @@ def test_broken_dlgit_yaml_is_one_paragraph_and_exit_2(work: Repo, check: Check)
     assert code == 2 and ".dlgit.yaml" in out and "Traceback" not in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 @pytest.mark.parametrize(("hook", "stdin"), [("pre-receive", "garbage\n"), ("pre-receive", "a b c\n"), ("pre-push", "x y\n")],
                          ids=["pre-receive-one-word", "pre-receive-a-b-c", "pre-push-two-words"])
 def test_malformed_hook_stdin_is_exit_2_with_one_paragraph(server: Repo, work: Repo, hook: str, stdin: str) -> None:

@@ -248,7 +248,8 @@ def test_merged_hotfix_is_judged_by_its_size_from_the_fork_point(work: Repo, che
     merge(work, "hotfix-wide", "fix: merge hotfix-wide")
     code, out = check(work, "--format", "json")
     assert code == 1
-    tip, merged = json.loads(out)["commits"]  # the hotfix from its fork point, and what its merge brings onto main
+    found = {c["judged_as"]["kind"]: c for c in json.loads(out)["commits"]}  # (same second: the order may vary)
+    tip, merged = found["hotfix"], found["main"]  # the hotfix from its fork point, and what its merge brings onto main
     assert tip["judged_as"]["kind"] == "hotfix" and [v["rule"] for v in tip["violations"]] == ["hotfix-size"]
     assert merged["judged_as"]["kind"] == "main" and [v["rule"] for v in merged["violations"]] == ["hotfix-size"]
     assert "brings 6 file(s)" in merged["violations"][0]["detail"]

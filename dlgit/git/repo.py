@@ -330,6 +330,11 @@ class Git:
             return {}
         return parse.parse_objects(wanted, self.run("cat-file", "--batch", stdin="\n".join(wanted).encode() + b"\n").stdout)
 
+    def read_blob(self, sha: str) -> bytes | None:
+        """One blob's content, or None when there is no such blob."""
+        proc = self.run("cat-file", "blob", sha, check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
     def show_file(self, commit: str, path: str) -> bytes | None:
         """A file's content at a commit, or None when it is not there."""
         proc = self.run("cat-file", "blob", f"{commit}:{path}", check=False)
@@ -547,3 +552,19 @@ class Git:
         if (self.common_dir / "info" / "grafts").exists():
             return "it has grafts (.git/info/grafts), which replace commits' parents (git replace --convert-graft-file converts them)"
         return None
+
+    def peeled(self, name: str) -> tuple[str, str] | None:
+        """(type, id) of what `name` finally names once tags are peeled (commit, tree or blob); None when nothing."""
+        data = self.run("cat-file", "--batch-check=%(objecttype) %(objectname)", stdin=f"{name}^{{}}\n".encode()).stdout
+        kind, _, sha = fsdecode(data).strip().partition(" ")
+        return (kind, sha) if kind in ("commit", "tree", "blob") else None
+
+    def tree_sizes(self, tree: str) -> list[tuple[str, int]]:
+        """(path, size) of every blob under a tree (one `ls-tree -r -l -z`)."""
+        found = []
+        for record in split_z(self.run("ls-tree", "-r", "-l", "-z", "--end-of-options", tree).stdout):
+            meta, _, path = record.partition("\t")
+            size = meta.split()[-1]
+            if size.isdigit():
+                found.append((path, int(size)))
+        return found

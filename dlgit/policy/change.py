@@ -67,6 +67,7 @@ class RefUpdate(NamedTuple):
     ref: str  # full name: refs/heads/main, refs/tags/v1.2.0
     deleted: bool = False
     forced: bool = False  # the new value does not contain the old one: history is rewritten
+    moved: bool = False  # tags: the receiving side had the ref with another value
     on_main: bool | None = None  # tags: the commit is on the main branch
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
 

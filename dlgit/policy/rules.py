@@ -45,6 +45,7 @@ HISTORY = ("pre-push", "pre-receive", "check")  # history is judged by the same 
 COMMIT = ("pre-commit", "pre-merge-commit", *HISTORY)  # what a commit changes (a merge's too)
 MESSAGE = ("commit-msg", *HISTORY)
 STAGES = ("pre-commit", "pre-merge-commit", "commit-msg", *HISTORY)
+OTHER_REFS = "other-refs"  # the commits a push brings through refs that are no branch (tags, notes, stash ...): content only
 
 _BRANCH_NAMES = ("branches.main", "branches.dev")
 _PREFIXES = ("branches.prefixes.feature", "branches.prefixes.hotfix", "branches.prefixes.task", "branches.prefixes.debug")
@@ -561,7 +562,7 @@ def _may_hold_large_files(change: Change, settings: Settings) -> bool:
     "no file over the size limit or matching a model/data pattern enters git",
     "checkpoints and data sets bloat every clone forever and cannot be removed without rewriting "
     "history; DVC keeps them outside git and versions a small .dvc pointer instead.",
-    settings=("large_files.max_bytes", "large_files.patterns"),
+    stages=(*COMMIT, OTHER_REFS), settings=("large_files.max_bytes", "large_files.patterns"),
 )
 def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
     if not _may_hold_large_files(change, settings):
@@ -636,7 +637,7 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
     "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name",
     "a task is reproduced from its config.yaml: a missing seed, a wrong type or a VERSION that "
     "does not match the core version in the branch name makes the recorded result meaningless.",
-    settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
+    stages=(*COMMIT, OTHER_REFS), settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
 )
 def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
     for path, text in change.configs:
@@ -680,13 +681,22 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "history-rewrite",
-    "main and dev are never force-pushed or deleted",
+    "main and dev are never force-pushed or deleted, and no replace ref is pushed",
     "main and dev are the shared record that tags, task branches and results point into; rewriting "
-    "or deleting them orphans those commits and makes every clone disagree about what was released.",
+    "or deleting them orphans those commits and makes every clone disagree about what was released. "
+    "A replace ref (refs/replace/) makes git show another commit in place of a real one: history rewritten in disguise.",
     stages=("pre-push", "pre-receive"), settings=("branches.main", "branches.dev"), per_ref=True,
 )
 def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
     update, branch = change.ref_update, change.branch
+    if update is not None and update.ref.startswith("refs/replace/") and not update.deleted:
+        replaced = update.ref.removeprefix("refs/replace/")
+        yield RULES["history-rewrite"].violation(
+            f"the push creates or moves the replace ref {update.ref}, which would show another commit in place of {replaced[:12]}",
+            [update.ref],
+            [f"git push REMOTE {quote(update.ref)}   # leave it out of the push (git push --all and --mirror include refs/replace/)",
+             f"git replace -d {quote(replaced)}   # or drop the replacement here too"])
+        return
     if update is None or branch is None or branch.kind not in (Kind.MAIN, Kind.DEV):
         return
     if update.deleted:
@@ -705,15 +715,23 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "release-tag",
-    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z",
+    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z, and never moves nor goes once pushed",
     "a task records the core version it ran on; a tag off main or with another VERSION points that "
     "record at code that was never released as that version.",
     stages=HISTORY, settings=("branches.main", "tasks.dir", "tasks.template"), per_ref=True,
 )
 def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     update = change.ref_update
-    match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update and not update.deleted else None
+    match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update else None
     if update is None or match is None:
+        return
+    tag = update.ref.removeprefix("refs/tags/")
+    if update.deleted or update.moved:
+        what = "deletes" if update.deleted else "moves"
+        yield RULES["release-tag"].violation(
+            f"the push {what} the release tag {tag}: a released version names one commit forever (tasks record it)", [tag],
+            [f"git fetch REMOTE +refs/tags/{tag}:refs/tags/{tag}   # take back the tag as the remote has it",
+             f"release the change as the next version instead: dlgit release, or dlgit hotfix finish NAME on {settings.main}"])
         return
     problems = []
     if update.on_main is False:
@@ -721,7 +739,6 @@ def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     if update.version != match.group(1):
         problems.append(f"{settings.template_config} there says VERSION {update.version or '(missing)'}")
     if problems:
-        tag = update.ref.removeprefix("refs/tags/")
         yield RULES["release-tag"].violation(f"tag {tag}: " + "; ".join(problems), [tag], [
             f"git tag -d {tag}   # remove the wrong tag (and `git push REMOTE :refs/tags/{tag}` if it was pushed)",
             f"git tag -a v{match.group(1)} COMMIT -m 'v{match.group(1)}'   # COMMIT: the {settings.main} commit whose VERSION is that",
