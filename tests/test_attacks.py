@@ -403,7 +403,6 @@ def _ci(work: Repo, source: str, head: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 6")
 def test_ci_pull_request_from_a_head_branch_named_dev_is_judged_by_content(work: Repo) -> None:
     dev = work.head("dev")
     work.git("switch", "-q", "--detach", "origin/main")
