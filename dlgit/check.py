@@ -11,7 +11,6 @@ branch, a broken .dlgit.yaml in the base).
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 
@@ -21,7 +20,7 @@ from dlgit.evidence import RefView
 from dlgit.git import Git, require_version
 from dlgit.history.gather import existing_commits
 from dlgit.history.judge import Span, judge, policy_at
-from dlgit.history.render import render_text, to_json
+from dlgit.history.render import dumps, render_text
 from dlgit.model import short_branch
 
 _NEW_REF_RANGE = re.compile(r"^(?:0{40}|0{64})\.\.(.+)$")
@@ -41,7 +40,7 @@ def main(revision_range: str | None, branch: str | None, output_format: str) -> 
     overrides = {name: span.tip} if name and span.tip else None
     result = judge(span, name, policy, RefView.load(repo, overrides=overrides), tags=True)
     if output_format == "json":
-        print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
+        print(dumps(result))
     else:
         print(render_text(result, report.use_color(sys.stdout)))
     return 0 if result.ok else 1

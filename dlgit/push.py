@@ -37,7 +37,7 @@ from dlgit.history.render import render_text
 from dlgit.model import is_zero, short_branch, tag_version
 from dlgit.policy import OTHER_REF_RULES, Change, Entry, evaluate
 from dlgit.policy.change import RefUpdate
-from dlgit.shell import escape
+from dlgit.shell import escape, printable
 
 FRAMEWORK_NOTICE = (
     "dlgit: the pre-commit framework hands its pre-push hooks only the first pushed ref (pre-commit#1908); "
@@ -143,8 +143,8 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     blocked = [result for result in results if not result.ok]
     color = report.use_color(sys.stderr)
     for result in blocked:
-        header = (report.paint(f"dlgit: push to {result.label} blocked", "bold", color)
-                  + f" ({result.checked} commit(s) checked, judged by {result.policy.source})")
+        header = (report.paint(f"dlgit: push to {printable(result.label)} blocked", "bold", color)
+                  + f" ({result.checked} commit(s) checked, judged by {printable(result.policy.source)})")
         report.emit(render_text(result, color, header))
     return 1 if blocked else 0
 

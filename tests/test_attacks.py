@@ -766,7 +766,6 @@ def _install_with_file_size_limit(work: Repo, limit: int) -> subprocess.Complete
                           preexec_fn=limited)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_install_that_cannot_write_is_exit_2_and_leaves_nothing(work: Repo) -> None:
     proc = _install_with_file_size_limit(work, 16)  # EFBIG on the first hook script
     guards = Guards()
@@ -778,7 +777,6 @@ def test_install_that_cannot_write_is_exit_2_and_leaves_nothing(work: Repo) -> N
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_install_into_an_unusable_hooks_folder_is_exit_2(work: Repo) -> None:
     (work.path / "not-a-folder").write_text("x\n")
     work.git("config", "core.hooksPath", "not-a-folder/hooks")
@@ -828,16 +826,15 @@ def test_fix_naming_a_hostile_task_folder_is_safe_to_paste(server: Repo, work: R
     assert not _paste(work, pasted), "pasting the fix ran `touch PWNED`:\n" + "\n".join(pasted)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_fix_naming_a_hostile_squash_trailer_branch_is_safe_to_paste(work: Repo, check: Check) -> None:
     hostile = "x$(touch${IFS}PWNED)"
     assert work.git("check-ref-format", "--branch", hostile, check=False).returncode == 0
     work.git("branch", hostile, "main")
-    work.git("switch", "-q", "dev")
-    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    work.git("switch", "-q", "--detach", "dev")  # a commit no branch owns: the fix can only name the trailer's branch
+    loose = commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
     work.git("switch", "-q", "main")
-    work.git("merge", "--squash", "-q", "dev")
-    commit(work, f"chore: release\n\nSquashed-from: {hostile}@{work.head('dev')}")
+    work.git("merge", "--squash", "-q", loose)
+    commit(work, f"chore: release\n\nSquashed-from: {hostile}@{loose}")
     code, out = check(work)
     assert code == 1
     pasted = _fix_lines(out)
@@ -855,7 +852,6 @@ def test_fix_naming_an_ordinary_task_folder_is_pasted_as_is(work: Repo, check: C
     assert code == 1 and f"git merge {parent}   #" in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_status_fix_for_a_hook_in_a_hostile_path_is_safe_to_paste(tmp_path: Path, server: Repo) -> None:
     work = clone(server.path, tmp_path / "w; touch PWNED; #", hooks=False)
     assert work.dlgit("install").returncode == 0
@@ -871,7 +867,6 @@ def test_status_fix_for_a_hook_in_a_hostile_path_is_safe_to_paste(tmp_path: Path
 TERMINAL_TRICKS = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\rfeat: looks fine"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_control_characters_never_reach_the_terminal(server: Repo, work: Repo) -> None:
     commit(work, f"feat: {TERMINAL_TRICKS}", {"model/\x1b[8mhidden.py": "X = 1\n"})
     guards = Guards()
@@ -894,7 +889,6 @@ def test_plain_subjects_and_paths_are_printed_as_they_are(work: Repo, check: Che
     assert code == 1 and "feat: straight onto main" in out and "model/plain name.py" in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_json_report_with_a_non_utf8_path_is_valid_utf8(work: Repo) -> None:
     (work.path / os.fsdecode(b"model/caf\xe9.py")).write_text("X = 1\n")
     commit(work, "feat: straight onto main")
