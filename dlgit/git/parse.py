@@ -328,23 +328,26 @@ def problem(diff: FileDiff, sides: frozenset[str] = frozenset()) -> str | None:
     return "dropped" if diff.dropped else None
 
 
-def parse_patches(data: bytes, conflicted: frozenset[str] = frozenset()) -> dict[str, list[FileDiff]]:
+def parse_patches(data: bytes, conflicted: frozenset[str] = frozenset(), wanted: set[str] | None = None) -> dict[str, list[FileDiff]]:
     """Patches -> commit (the text after REMERGE_MARK; "" without marks) -> the FileDiff of each path.
     `git log --remerge-diff` says which paths conflicted (`remerge CONFLICT`); for a plain
-    `diff-tree -p` pass them as `conflicted`."""
+    `diff-tree -p` pass them as `conflicted`. `wanted`: only these commits are read."""
+    mark = REMERGE_MARK.encode()
+    if data.startswith(mark):  # one piece per commit: its mark line, then its patches
+        pieces = [(header.decode().strip(), body) for header, _, body in
+                  (piece.partition(b"\n") for piece in data[len(mark):].split(b"\n" + mark))]
+    else:
+        pieces = [("", data)]
     found: dict[str, list[FileDiff]] = {}
-    reader = _PatchReader(conflicted)
-    current: list[FileDiff] = found.setdefault("", [])
-    for raw in data.split(b"\n"):
-        line = fsdecode(raw)
-        if line.startswith(REMERGE_MARK):
-            reader.finish(current)
-            current = found.setdefault(line[len(REMERGE_MARK):].strip(), [])
-        else:
-            reader.feed(line, current)
-    reader.finish(current)
-    if not found[""]:
-        del found[""]
+    for key, body in pieces:
+        if (wanted is not None and key not in wanted) or not body.strip():
+            continue
+        reader, files = _PatchReader(conflicted), []
+        for raw in body.split(b"\n"):
+            reader.feed(fsdecode(raw), files)
+        reader.finish(files)
+        if files:
+            found[key] = files
     return found
 
 

@@ -515,13 +515,15 @@ class Git:
         data = listing.stdout
         return parse.parse_first_parents(data)
 
-    def start_remerge(self, merges: Sequence[str]) -> Background:
-        """Every merge of `merges` recomputed by git (ort, conflict markers included) and diffed against
-        its recorded tree, in one `git log --remerge-diff` running alongside the caller; its output is
-        for `parse.parse_patches`. A merge that equals git's merge of its parents prints nothing."""
-        args = (*PINNED_PATCH_CONFIG, "log", "--no-walk=unsorted", "--stdin", "--remerge-diff", f"--format={parse.REMERGE_MARK}%H",
+    def start_remerge(self, revs: Sequence[str]) -> Background:
+        """Every merge that `revs` (tips and ^exclusions) name recomputed by git (ort, conflict markers
+        included) and diffed against its recorded tree, in one `git log --merges --remerge-diff` running
+        alongside the caller; its output is for `parse.parse_patches`. A merge that equals git's merge
+        of its parents prints nothing. (A walk, not `--no-walk --stdin` with chosen merges: git 2.39
+        then computes wrong merge bases when the list runs oldest first.)"""
+        args = (*PINNED_PATCH_CONFIG, "log", "--merges", "--stdin", "--remerge-diff", f"--format={parse.REMERGE_MARK}%H",
                 "--no-show-signature", *PINNED_PATCH_OPTIONS)
-        return Background(args, self.cwd, stdin="\n".join(merges).encode() + b"\n")
+        return Background(args, self.cwd, stdin="\n".join(revs).encode() + b"\n")
 
     def recompute(self, ours: str, theirs: str, tree: str) -> list[FileDiff]:
         """`tree` (a merge or squash being made or recorded) against `merge-tree <ours> <theirs>`: the

@@ -301,12 +301,13 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
     """Facts for every commit reachable from `tip` and not from `bases`, oldest first. `has_base`:
     the range continues an existing history (a parentless commit is then no new repository's root)."""
     repo = refs.repo
-    commits, blobs = _read_range(repo, [tip, *(f"^{base}" for base in bases)], settings)
-    graph = {commit.sha: commit for commit in commits}
-    places = _place(tip, target, graph, refs, settings)
-    merges = _recomputed_merges(commits, places)
-    remerge = repo.start_remerge([merge.sha for merge in merges]) if merges else None
+    revs = [tip, *(f"^{base}" for base in bases)]
+    remerge = repo.start_remerge(revs)  # every merge of the range, alongside the log passes
     try:
+        commits, blobs = _read_range(repo, revs, settings)
+        graph = {commit.sha: commit for commit in commits}
+        places = _place(tip, target, graph, refs, settings)
+        merges = _recomputed_merges(commits, places)
         trailers = _squashes(commits, places)
         resolved = repo.resolve_commits(sha for _, sha in trailers.values())
         with ThreadPoolExecutor(max_workers=4) as pool:  # a few git processes each, side by side
@@ -315,17 +316,16 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
             hotfixes = [commit.sha for commit in _hotfix_brought(commits, places, squashes)]
             counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha), hotfixes), strict=True))
         redundant = _redundant(merges, graph, repo)
-        recomputed = _merge_evidence(merges, remerge.result() if remerge else b"", redundant, repo)
+        recomputed = _merge_evidence(merges, remerge.result(), redundant, repo)
     finally:
-        if remerge is not None:
-            remerge.cancel()
+        remerge.cancel()
     context = _Range(graph, places, blobs, squashes, recomputed, counted, refs, settings, has_base, tip)
     return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in commits]
 
 
 def _merge_evidence(merges: Sequence[LogCommit], patches: bytes, redundant: set[str], repo: Git) -> dict[str, MergeEvidence]:
     """merge -> what recomputing it showed (the remerge diff classified, and whether it is redundant)."""
-    files = parse_patches(patches)
+    files = parse_patches(patches, wanted={merge.sha for merge in merges})
     problems: dict[str, Unexplained] = unexplained(repo, {m.sha: (files[m.sha], *m.parents) for m in merges if m.sha in files})
     return {m.sha: MergeEvidence(problems.get(m.sha, ()), m.sha in redundant) for m in merges}
 
