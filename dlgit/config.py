@@ -217,28 +217,23 @@ def load(toplevel: Path | None, cache: Path | None = None) -> Settings:
     return Settings() if raw is None else _settings(raw, str(path), cache)
 
 
-def load_committed(toplevel: Path | None, blob: str | None, read_blob: Callable[[str], bytes | None],
-                   cache: Path | None = None) -> Settings:
+def load_committed(blob: str | None, read_blob: Callable[[str], bytes | None], cache: Path | None = None) -> Settings:
     """Settings from the .dlgit.yaml committed in HEAD (`blob`, its object id; None: none there, the
-    defaults): what the hooks judge by, so that a .dlgit.yaml staged with a commit takes effect only
-    once committed. The work tree's copy stands for the blob when it is that blob (its id is computed
-    here: no git process); else `read_blob(blob)` reads it."""
+    defaults): what the hooks judge by, so that a .dlgit.yaml staged or edited with a commit takes
+    effect only once committed. With `cache`, the settings parsed for that blob id are kept for the
+    next hook, which then reads no file and starts no process for them (`read_blob(blob)` reads
+    the blob on a miss). A blob id names one content: git refuses colliding objects (SHA-1DC)."""
     if blob is None:
         return Settings()
-    path = toplevel / CONFIG_FILE if toplevel is not None else None
-    raw = _work_tree_bytes(path) if path is not None else None
-    if raw is not None and blob_id(raw, len(blob)) == blob:
-        return _settings(raw, str(path), cache)
-    committed = read_blob(blob)
-    return Settings() if committed is None else _settings(committed, f"{CONFIG_FILE} in HEAD", cache)
-
-
-def blob_id(raw: bytes, width: int = 40) -> str:
-    """The id git gives a blob of these bytes (SHA-1, or SHA-256 for 64-digit ids)."""
-    import hashlib
-
-    digest = hashlib.sha1 if width == 40 else hashlib.sha256
-    return digest(b"blob %d\0" % len(raw) + raw).hexdigest()
+    key = _blob_key(blob)
+    settings = _cached(cache, key) if cache else None
+    if settings is None:
+        raw = read_blob(blob)
+        source = f"HEAD:{CONFIG_FILE}"
+        settings = Settings() if raw is None else _parse_bounded(_decode(raw, source), source)
+        if cache:
+            _store(cache, key, settings)
+    return settings
 
 
 def _work_tree_bytes(path: Path) -> bytes | None:
@@ -251,11 +246,12 @@ def _work_tree_bytes(path: Path) -> bytes | None:
 
 
 def _settings(raw: bytes, source: str, cache: Path | None) -> Settings:
-    settings = _cached(cache, raw) if cache else None
+    key = _cache_key(raw)
+    settings = _cached(cache, key) if cache else None
     if settings is None:
         settings = _parse_bounded(_decode(raw, source), source)
         if cache:
-            _store(cache, raw, settings)
+            _store(cache, key, settings)
     return settings
 
 
@@ -266,24 +262,33 @@ def settings_cache(git_dir: Path) -> Path:
     return git_dir / "dlgit" / "settings-cache"
 
 
-def _cache_key(raw: bytes) -> tuple[str, tuple[str, ...], bytes]:
+CacheKey = tuple[str, tuple[str, ...], object]
+
+
+def _cache_key(raw: bytes) -> CacheKey:
     from dlgit import __version__
 
     return __version__, Settings._fields, raw  # the whole content, compared byte for byte: no hash to collide
 
 
-def _cached(cache: Path, raw: bytes) -> Settings | None:
-    """The settings stored for exactly this content by this dlgit, else None (absent, stale, corrupt)."""
+def _blob_key(blob: str) -> CacheKey:
+    from dlgit import __version__
+
+    return __version__, Settings._fields, ("blob", blob)  # a tuple: never equal to a file's bytes
+
+
+def _cached(cache: Path, wanted: CacheKey) -> Settings | None:
+    """The settings stored for exactly this key by this dlgit, else None (absent, stale, corrupt)."""
     import marshal
 
     try:
         key, values = marshal.loads(cache.read_bytes())
-        return Settings(*values) if key == _cache_key(raw) and len(values) == len(Settings._fields) else None
+        return Settings(*values) if key == wanted and len(values) == len(Settings._fields) else None
     except (OSError, ValueError, EOFError, TypeError):
         return None
 
 
-def _store(cache: Path, raw: bytes, settings: Settings) -> None:
+def _store(cache: Path, key: CacheKey, settings: Settings) -> None:
     """Best effort (a read-only git dir just means no cache); written whole, then renamed into place."""
     import contextlib
     import marshal
@@ -292,7 +297,7 @@ def _store(cache: Path, raw: bytes, settings: Settings) -> None:
     temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         cache.parent.mkdir(exist_ok=True)
-        temporary.write_bytes(marshal.dumps((_cache_key(raw), tuple(settings))))
+        temporary.write_bytes(marshal.dumps((key, tuple(settings))))
         os.replace(temporary, cache)
     except OSError:
         with contextlib.suppress(OSError):

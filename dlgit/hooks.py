@@ -34,7 +34,7 @@ def _repository() -> tuple[Git, config.Settings] | None:
     if repo.in_progress() is InProgress.REBASE:
         report.emit("dlgit: rebase in progress; commit checks skipped (run `dlgit check` after the rebase).")
         return None
-    settings = config.load_committed(repo.root, repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
+    settings = config.load_committed(repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
     return repo, settings
 
 
