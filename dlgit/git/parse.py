@@ -415,12 +415,12 @@ class _PatchReader:
 def diff_header_path(rest: str) -> str:
     """The path of a `diff --git a/P b/P` line (without renames both sides are P), C-quoted or not."""
     if rest.startswith('"'):
-        return fsdecode(c_unquote(rest)[0][2:])
+        return fsdecode(c_unquote(rest)[2:])
     return rest[2:(len(rest) - 3) // 2 + 1] if len(rest) >= 7 else rest
 
 
-def c_unquote(text: str) -> tuple[bytes, int]:
-    """A C-quoted string as git writes paths ("a\\tb", octal bytes) -> its bytes and where it ends."""
+def c_unquote(text: str) -> bytes:
+    """The bytes of the C-quoted string `text` starts with, as git writes paths ("a\\tb", octal bytes)."""
     out = bytearray()
     i = 1
     while i < len(text) and text[i] != '"':
@@ -436,7 +436,7 @@ def c_unquote(text: str) -> tuple[bytes, int]:
             continue
         out += ch.encode("utf-8", "surrogateescape")
         i += 1
-    return bytes(out), i + 1
+    return bytes(out)
 
 
 def parse_first_parents(data: bytes) -> list[tuple[str, str | None]]:
