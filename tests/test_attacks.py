@@ -3,10 +3,10 @@
 Every attack runs against a bare "server" whose hooks/pre-receive execs `dlgit hook pre-receive`,
 from a clone that pushes with `--no-verify` (the client hooks are the attacker's to skip); where
 they apply, `dlgit check` on the clone and the client hooks are asked too. An attack test asserts
-the secure behaviour (refused, the exit code, the rule id, the offending item) and stays
-`xfail(strict=True)` while dlgit still lets it through; next to each one an honest counterpart
-must pass, today and after the fix. A `Guards` collector asks every guard before failing, so a
-failure lists each guard that let the attack through.
+the secure behaviour (refused, the exit code, the rule id, the offending item); next to each one an
+honest counterpart must pass. A `Guards` collector asks every guard before failing, so a failure
+lists each guard that let the attack through. (tests/test_sources.py adds the merges of deleted
+branches, which only their content can vouch for.)
 """
 
 from __future__ import annotations
