@@ -3,10 +3,11 @@
 Client hooks can be skipped (`--no-verify`, fast-forwards, rebases, cherry-picks, another
 core.hooksPath), so this judges commits that already exist with the same rules as the hooks, from
 their content: see dlgit.history for how the facts are gathered. The same `judge` backs the pre-push
-and pre-receive hooks (dlgit.push). The JSON output is documented in docs/check.md (schema 1).
+and pre-receive hooks (dlgit.push). The settings come from main (`settings_policy`), never from the
+branch being judged. The JSON output is documented in docs/check.md (schema 1).
 
 Exit codes: 0 nothing violated, 1 violations, 2 bad input (bad range, not a repository, unborn
-branch, a broken .dlgit.yaml in the base).
+branch, a broken .dlgit.yaml on main, a shallow or grafted history).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dlgit.errors import UsageError
 from dlgit.evidence import RefView
 from dlgit.git import Git, require_version
 from dlgit.history.gather import existing_commits
-from dlgit.history.judge import Span, judge, policy_at
+from dlgit.history.judge import Policy, Span, judge, policy_at
 from dlgit.history.render import dumps, render_text
 from dlgit.model import short_branch
 
@@ -35,8 +36,7 @@ def main(revision_range: str | None, branch: str | None, output_format: str) -> 
                          "of a repository, so nothing was judged.")
     name = branch if branch is not None else repo.info.branch
     span = resolve_range(repo, revision_range, name)
-    base, label = settings_base(repo, span)
-    policy = policy_at(repo, base, label)
+    policy = settings_policy(repo, span)
     overrides = {name: span.tip} if name and span.tip else None
     result = judge(span, name, policy, RefView.load(repo, overrides=overrides), tags=True)
     if output_format == "json":
@@ -46,23 +46,25 @@ def main(revision_range: str | None, branch: str | None, output_format: str) -> 
     return 0 if result.ok else 1
 
 
-def settings_base(repo: Git, span: Span) -> tuple[str | None, str | None]:
-    """The commit whose .dlgit.yaml judges (and how to name it): the protected main, never the branch
-    being judged: the remote's main (the upstream's remote first), or local main without a remote.
-    When that main is itself among the judged commits (CI after a push to main), main as it was
-    before them. None: no main anywhere (the work tree's settings then)."""
+def settings_policy(repo: Git, span: Span) -> Policy:
+    """The settings that judge: the protected main's .dlgit.yaml, never the branch being judged: the
+    remote's main (the upstream's remote first), or local main without a remote. When that main is
+    itself among the judged commits (CI after a push to main), main as it was before them. Without
+    any main, the work tree's."""
     main = config.load(repo.root).main
-    found = _remote_main(repo, main)
-    tip, label = found if found else (repo.rev(f"refs/heads/{main}"), main)
+    tip, label = _remote_main(repo, main) or (repo.rev(f"refs/heads/{main}"), main)
     if tip is None:
-        return None, None
-    if span.tip and span.bases and repo.is_ancestor(tip, span.tip) and not any(repo.is_ancestor(tip, base) for base in span.bases):
-        before = repo.merge_base(tip, span.bases[0])
-        return before, f"{label} before the judged commits"
-    return tip, label
+        return policy_at(repo, None, None)
+    if span.tip and span.bases and repo.is_ancestor(tip, span.tip):
+        before = repo.first_parent_before(tip, span.bases)
+        if before is None:
+            return Policy(config.Settings(), f"the defaults ({label} has no commit before the judged ones)")
+        if before != tip:
+            return policy_at(repo, before, f"{label} before the judged commits")
+    return policy_at(repo, tip, label)
 
 
-def _remote_main(repo: Git, main: str) -> tuple[str, str] | None:
+def _remote_main(repo: Git, main: str) -> tuple[str | None, str] | None:
     """(tip, name) of a remote's main: the upstream's remote, then origin, then any."""
     upstream = repo.config_get(f"branch.{repo.info.branch}.remote") if repo.info.branch else None
     tips = {ref.removeprefix("refs/remotes/"): sha for ref, sha in repo.refs("refs/remotes/") if short_branch(ref) == main}

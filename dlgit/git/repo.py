@@ -515,6 +515,13 @@ class Git:
         data = listing.stdout
         return parse.parse_first_parents(data)
 
+    def first_parent_before(self, tip: str, bases: Sequence[str]) -> str | None:
+        """The newest commit of `tip`'s first-parent chain that `bases` already reach (`tip` itself
+        when they reach it; None when they reach none of the chain): one `rev-list --first-parent`."""
+        wanted = "\n".join([tip, *(f"^{base}" for base in bases)]).encode() + b"\n"
+        listed = parse.parse_first_parents(self.run("rev-list", "--first-parent", "--parents", "--stdin", stdin=wanted).stdout)
+        return listed[-1][1] if listed else tip
+
     def start_remerge(self, revs: Sequence[str]) -> Background:
         """Every merge that `revs` (tips and ^exclusions) name recomputed by git (ort, conflict markers
         included) and diffed against its recorded tree, in one `git log --merges --remerge-diff` running
