@@ -17,7 +17,6 @@ from dlgit.errors import UsageError
 from dlgit.git import parse
 from dlgit.git.parse import FileDiff, GitObject, LogCommit, MergeResult, Staged, fsdecode, split_z
 from dlgit.git.proc import CHUNK, Background, GitError, ObjectSizes, finish, popen, run
-from dlgit.model import short_ref
 
 
 class RepoInfo(NamedTuple):
@@ -204,18 +203,9 @@ class Git:
             raise GitError(("merge-base", "--is-ancestor", ancestor, descendant), proc.returncode, fsdecode(proc.stderr))
         return proc.returncode == 0
 
-    def branches_at(self, sha: str) -> list[str]:
-        """Local and remote-tracking branches whose tip is `sha` (remote names keep their prefix)."""
-        data = self.run("for-each-ref", "--format=%(refname)", "--points-at", sha, "refs/heads", "refs/remotes").stdout
-        return [short_ref(ref) for ref in fsdecode(data).splitlines()]
-
     def remote_tracking(self, branch: str) -> list[str]:
         """Remote-tracking refs of that branch name on any remote (refs/remotes/*/<branch>)."""
         return fsdecode(self.run("for-each-ref", "--format=%(refname)", f"refs/remotes/*/{branch}").stdout).splitlines()
-
-    def branches_containing(self, sha: str) -> list[str]:
-        data = self.run("for-each-ref", "--format=%(refname)", "--contains", sha, "refs/heads").stdout
-        return [short_ref(ref) for ref in fsdecode(data).splitlines()]
 
     def refs(self, *patterns: str) -> list[tuple[str, str]]:
         """(refname, commit sha) for the refs under `patterns`; tags are peeled to their commit."""
@@ -350,22 +340,9 @@ class Git:
             raise GitError(args, proc.returncode, fsdecode(proc.stderr))
         return result
 
-    def unmerged_differences(self, parent: str, theirs: str, tree: str) -> tuple[str, ...]:
-        """Paths where `tree` differs from `merge-tree <parent> <theirs>`, other than those merge-tree
-        reports as conflicted (a squash with hand-resolved conflicts may differ there)."""
-        result = self.merge_tree(parent, theirs)
-        if result.tree == tree:
-            return ()
-        conflicted = set(result.conflicted)
-        return tuple(path for path in self.diff_tree_paths(result.tree, tree) if path not in conflicted)
-
     def write_tree(self) -> str:
         """The tree of the index (what the commit being made will record)."""
         return self.out("write-tree")
-
-    def diff_tree_paths(self, old: str, new: str) -> list[str]:
-        """Paths that differ between two trees (or commits), without rename detection."""
-        return split_z(self.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new).stdout)
 
     # --- history: `dlgit check`, pre-push and pre-receive ----------------------------------------------
 

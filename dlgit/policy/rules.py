@@ -146,7 +146,7 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
         yield from _unverified_squash(change, settings)
         return  # which branch may be squashed here is merge-direction's question
     if merge is not None:
-        yield from recomputed_merge(change, settings, this)
+        yield from _recomputed_merge(change, settings, this)
         return
     if version_bump(change, settings):
         return
@@ -202,7 +202,7 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
         )
 
 
-def recomputed_merge(change: Change, settings: Settings, this: Rule) -> Iterator[Violation]:
+def _recomputed_merge(change: Change, settings: Settings, this: Rule) -> Iterator[Violation]:
     """A merge into main (main-protected) or dev (merge-direction) must be git's merge of its parents:
     a merge whose second parent is already in its first merges nothing, and content that git's merge
     does not explain (an evil merge) was never on either side."""
@@ -252,7 +252,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         )
         return
     if target.kind is Kind.DEV:
-        yield from recomputed_merge(change, settings, this)
+        yield from _recomputed_merge(change, settings, this)
     if source is None:
         if target.kind is Kind.MAIN:  # dev accepts any change: an unknown source is judged by what it brings
             how = "merge --squash" if merge.squash else "merge --no-ff"
