@@ -19,9 +19,13 @@ parameters change):
 Per history, in one run: `dlgit check --branch dev dev` beside `git log --name-status -z
 --no-renames dev` plus `git log --remerge-diff --first-parent dev` (what the same verification
 costs git: every commit's paths, every merge of the branch recomputed); the script prints medians,
-the ratio (target: dlgit check <= 2x) and dlgit's verdict.
+the ratio (target: dlgit check <= 2x) and dlgit's verdict. `--repo PATH:BRANCH` (repeatable) does
+the same over an existing repository (a clone of pallets/click or psf/requests: `--history none
+--repo click:main`); `--baseline DLGIT` times another dlgit executable in the same run, interleaved
+(an install of the code before a change: the "before" column).
 
-    python bench/bench_check.py [--history model|pr|both] [--commits 10000] [--files 100000] [--prs 3000] [--runs 5]
+    python bench/bench_check.py [--history model|pr|both|none] [--repo PATH:BRANCH ...] [--baseline DLGIT]
+                                [--commits 10000] [--files 100000] [--prs 3000] [--runs 5]
 """
 
 from __future__ import annotations
@@ -282,40 +286,45 @@ def timed(cmd: Sequence[str], repo: Path, allowed: tuple[int, ...] = (0,)) -> tu
 GIT_WORK = (("git", "log", "--name-status", "-z", "--no-renames"), ("git", "log", "--remerge-diff", "--first-parent"))
 
 
-def measure(label: str, repo: Path, runs: int, allowed: tuple[int, ...]) -> None:
-    """dlgit check over all of dev beside the git work the same verification needs, interleaved so
-    that both see the same machine load."""
-    count = subprocess.run(["git", "rev-list", "--count", "dev"], cwd=repo, env=ENV, capture_output=True, text=True, check=True).stdout
-    merges = subprocess.run(["git", "rev-list", "--count", "--merges", "dev"], cwd=repo, env=ENV, capture_output=True, text=True,
-                            check=True).stdout
-    dlgit = [shutil.which("dlgit") or "dlgit", "check", "--branch", "dev", "dev"]
-    commands = [[*cmd, "dev"] for cmd in GIT_WORK]
+def measure(label: str, repo: Path, branch: str, runs: int, baseline: str | None) -> None:
+    """dlgit check over all of BRANCH beside the git work the same verification needs (and the
+    baseline dlgit, if any), interleaved so that all see the same machine load."""
+    def count(*options: str) -> str:
+        return subprocess.run(["git", "rev-list", "--count", *options, branch], cwd=repo, env=ENV, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    dlgits = {"dlgit": shutil.which("dlgit") or "dlgit", **({"baseline": baseline} if baseline else {})}
+    checks = {name: [exe, "check", "--branch", branch, branch] for name, exe in dlgits.items()}
+    commands = [[*cmd, branch] for cmd in GIT_WORK]
     samples: dict[str, list[tuple[float, float]]] = {" ".join(cmd): [] for cmd in commands}
-    samples["dlgit"] = []
-    proc = None
+    samples.update((name, []) for name in checks)
+    verdicts: dict[str, str] = {}
     for _ in range(runs):
         for cmd in commands:
             samples[" ".join(cmd)].append(timed(cmd, repo)[:2])
-        wall, cpu, proc = timed(dlgit, repo, allowed)
-        samples["dlgit"].append((wall, cpu))
-    assert proc is not None
+        for name, cmd in checks.items():
+            wall, cpu, proc = timed(cmd, repo, (0, 1))  # exit 1: violations found (real histories have them)
+            samples[name].append((wall, cpu))
+            lines = proc.stdout.decode(errors="replace").strip().splitlines()
+            verdicts[name] = lines[-1] if lines else "(nothing)"
     medians = {name: tuple(statistics.median(m) for m in zip(*runs_, strict=True)) for name, runs_ in samples.items()}
-    git_wall = sum(wall for name, (wall, _) in medians.items() if name != "dlgit")
-    git_cpu = sum(cpu for name, (_, cpu) in medians.items() if name != "dlgit")
-    dlgit_wall, dlgit_cpu = medians["dlgit"]
-    lines = proc.stdout.decode(errors="replace").strip().splitlines()
-    print(f"\n{label}: {count.strip()} commits, {merges.strip()} merges ({repo}); {runs} run(s), load {os.getloadavg()[0]:.1f}")
-    print(f"{'command':<52} {'median wall':>12} {'median CPU':>12}")
+    git_wall = sum(wall for name, (wall, _) in medians.items() if name not in checks)
+    git_cpu = sum(cpu for name, (_, cpu) in medians.items() if name not in checks)
+    print(f"\n{label}: {count()} commits, {count('--merges')} merges ({repo}, {branch}); {runs} run(s), load {os.getloadavg()[0]:.1f}")
+    print(f"{'command':<60} {'median wall':>12} {'median CPU':>12}")
     for name, (wall, cpu) in medians.items():
-        shown = "dlgit " + " ".join(dlgit[1:]) if name == "dlgit" else name
-        print(f"{shown:<52} {wall * 1000:>9.0f} ms {cpu * 1000:>9.0f} ms")
-    print(f"ratio dlgit / git's work: {dlgit_wall / git_wall:.2f}x wall, {dlgit_cpu / git_cpu:.2f}x CPU (target <= 2x); "
-          f"dlgit says: {lines[-1] if lines else '(nothing)'}")
+        shown = f"{name} check --branch {branch} {branch}" if name in checks else name
+        print(f"{shown:<60} {wall * 1000:>9.0f} ms {cpu * 1000:>9.0f} ms")
+    for name in checks:
+        wall, cpu = medians[name]
+        print(f"ratio {name} / git's work: {wall / git_wall:.2f}x wall, {cpu / git_cpu:.2f}x CPU (target <= 2x); says: {verdicts[name]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--history", choices=("model", "pr", "both"), default="both")
+    parser.add_argument("--history", choices=("model", "pr", "both", "none"), default="both")
+    parser.add_argument("--repo", action="append", default=[], metavar="PATH:BRANCH", help="an existing repository to judge too")
+    parser.add_argument("--baseline", help="another dlgit executable to time in the same run (e.g. an install of the code before)")
     parser.add_argument("--commits", type=int, default=10_000, help="model history: commits")
     parser.add_argument("--files", type=int, default=100_000, help="model history: files in the root tree")
     parser.add_argument("--prs", type=int, default=3_000, help="pull-request history: pull requests")
@@ -324,11 +333,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.history in ("model", "both"):
         repo = cached(f"v1-{args.commits}-{args.files}", lambda path: generate(path, args.commits, args.files))
-        measure(f"model history ({args.files:,} files in the root tree)", repo, args.runs, (0,))
+        measure(f"model history ({args.files:,} files in the root tree)", repo, "dev", args.runs, args.baseline)
     if args.history in ("pr", "both"):
         repo = cached(f"pr-v1-{args.prs}-{args.pr_files}", lambda path: generate_pull_requests(path, args.prs, args.pr_files))
-        # merges of deleted branches name no branch: dlgit may report them (exit 1), the time is what counts here
-        measure(f"pull-request history ({args.pr_files:,} files in the root tree)", repo, args.runs, (0, 1))
+        measure(f"pull-request history ({args.pr_files:,} files in the root tree)", repo, "dev", args.runs, args.baseline)
+    for spec in args.repo:
+        path, _, branch = spec.rpartition(":") if ":" in spec else (spec, "", "main")
+        measure(Path(path).name, Path(path).resolve(), branch or "main", args.runs, args.baseline)
     return 0
 
 

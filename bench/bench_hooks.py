@@ -4,7 +4,8 @@
 
 (a) commit-msg: `dlgit hook commit-msg FILE` vs `conventional-pre-commit TYPES FILE` vs
     `cz check --commit-msg-file FILE`, with `python -c pass` as the floor; then dlgit's hook in a
-    repository with a .dlgit.yaml (its parsed settings cached in the git dir after the warm-up run);
+    repository with a committed .dlgit.yaml (its parsed settings cached in the git dir after the
+    warm-up run; the work tree's copy is matched to HEAD's blob by its id, computed in Python);
 (b) pre-commit on a task branch with N result files staged under tasks/<branch>/ vs
     `git diff --cached --name-status -z` alone on the same index; then the same with the task's
     config.yaml edited too (the hook then imports PyYAML and parses it).
@@ -147,7 +148,9 @@ def bench_commit_msg(root: Path, runs: int) -> dict[str, float]:
         commands["dlgit hook commit-msg FILE"] = [dlgit, "hook", "commit-msg", str(message)]
     commands["python -m dlgit hook commit-msg FILE"] = [sys.executable, "-m", "dlgit", "hook", "commit-msg", str(message)]
     configured, configured_message = commit_msg_repo(root, "msg-configured")
-    (configured / ".dlgit.yaml").write_text(DLGIT_YAML)
+    (configured / ".dlgit.yaml").write_text(DLGIT_YAML)  # committed: the hooks judge by HEAD's .dlgit.yaml
+    git(configured, "add", ".dlgit.yaml")
+    git(configured, "commit", "-q", "--no-verify", "-m", "chore: settings")
     if dlgit:
         commands[WITH_SETTINGS] = [dlgit, "hook", "commit-msg", str(configured_message)]
     for label, name, args in (

@@ -6,9 +6,12 @@ Both templates run the same shell script, fed by DLGIT_* variables that each CI 
   a BEFORE the clone lacks (after a force push) judges AFTER's commits that no other remote branch
   holds (`dlgit check 000..AFTER`);
 - a pull/merge request judges the merge it would add to its target: the script records that merge
-  with `git merge-tree` + `git commit-tree` (nothing is checked out or pushed) and checks it with
-  `--branch TARGET`, so its commits are judged by the source branch's rules and the merge by the
-  target's (a task merge may change only its folder, a feature never reaches main...).
+  with `git merge-tree` + `git commit-tree` under dlgit's own ref namespace (refs/dlgit/mr/; no
+  branch is written, nothing is checked out or pushed) and checks it with `--branch TARGET`. The
+  head branch's name is the requester's to choose, so it proves nothing: the source is the branch of
+  this repository that owns the head commit (dev's own tip passes as a release), else the merge's
+  content must prove the name it gives (a task changing only its folder, a hotfix within its
+  limits); anything else into main is refused.
 
 The job installs the dlgit the hooks run (see install_step): never a version that may not exist;
 when dlgit came from a folder on this machine, a step that fails and says what to put there.
@@ -37,12 +40,12 @@ SCRIPT = """\
 set -eu
 zero=0000000000000000000000000000000000000000
 if [ -n "${DLGIT_MR_TARGET:-}" ]; then
-  # a merge request: judge the merge it would add to the target branch
-  git update-ref "refs/heads/$DLGIT_MR_SOURCE" "$DLGIT_MR_HEAD"
+  # a merge request: judge the merge it would add to the target branch (the head's name proves nothing)
   base=$(git rev-parse --verify "$DLGIT_MR_BASE^{commit}")
   tree=$(git merge-tree --write-tree "$base" "$DLGIT_MR_HEAD" | head -n 1)
   merge=$(git -c user.name=dlgit -c user.email=dlgit@localhost commit-tree "$tree" -p "$base" -p "$DLGIT_MR_HEAD" \\
     -m "chore: merge $DLGIT_MR_SOURCE into $DLGIT_MR_TARGET")
+  git update-ref refs/dlgit/mr/merge "$merge"  # dlgit's own namespace: never a branch
   exec dlgit check "$base..$merge" --branch "$DLGIT_MR_TARGET"
 fi
 before=${DLGIT_BEFORE:-$zero}

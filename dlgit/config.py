@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -219,17 +220,45 @@ def load(toplevel: Path | None, cache: Path | None = None) -> Settings:
     if toplevel is None:
         return Settings()
     path = toplevel / CONFIG_FILE
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = _work_tree_bytes(path)
+    return Settings() if raw is None else _settings(raw, str(path), cache)
+
+
+def load_committed(blob: str | None, read_blob: Callable[[str], bytes | None], cache: Path | None = None) -> Settings:
+    """Settings from the .dlgit.yaml committed in HEAD (`blob`, its object id; None: none there, the
+    defaults): what the hooks judge by, so that a .dlgit.yaml staged or edited with a commit takes
+    effect only once committed. With `cache`, the settings parsed for that blob id are kept for the
+    next hook, which then reads no file and starts no process for them (`read_blob(blob)` reads
+    the blob on a miss). A blob id names one content: git refuses colliding objects (SHA-1DC)."""
+    if blob is None:
         return Settings()
+    key = _blob_key(blob)
+    settings = _cached(cache, key) if cache else None
+    if settings is None:
+        raw = read_blob(blob)
+        source = f"HEAD:{CONFIG_FILE}"
+        settings = Settings() if raw is None else _parse_bounded(_decode(raw, source), source)
+        if cache:
+            _store(cache, key, settings)
+    return settings
+
+
+def _work_tree_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror}).") from None
-    settings = _cached(cache, raw) if cache else None
+
+
+def _settings(raw: bytes, source: str, cache: Path | None) -> Settings:
+    key = _cache_key(raw)
+    settings = _cached(cache, key) if cache else None
     if settings is None:
-        settings = parse(_decode(raw, str(path)), str(path))
+        settings = _parse_bounded(_decode(raw, source), source)
         if cache:
-            _store(cache, raw, settings)
+            _store(cache, key, settings)
     return settings
 
 
@@ -240,24 +269,33 @@ def settings_cache(git_dir: Path) -> Path:
     return git_dir / "dlgit" / "settings-cache"
 
 
-def _cache_key(raw: bytes) -> tuple[str, tuple[str, ...], bytes]:
+CacheKey = tuple[str, tuple[str, ...], object]
+
+
+def _cache_key(raw: bytes) -> CacheKey:
     from dlgit import __version__
 
     return __version__, Settings._fields, raw  # the whole content, compared byte for byte: no hash to collide
 
 
-def _cached(cache: Path, raw: bytes) -> Settings | None:
-    """The settings stored for exactly this content by this dlgit, else None (absent, stale, corrupt)."""
+def _blob_key(blob: str) -> CacheKey:
+    from dlgit import __version__
+
+    return __version__, Settings._fields, ("blob", blob)  # a tuple: never equal to a file's bytes
+
+
+def _cached(cache: Path, wanted: CacheKey) -> Settings | None:
+    """The settings stored for exactly this key by this dlgit, else None (absent, stale, corrupt)."""
     import marshal
 
     try:
         key, values = marshal.loads(cache.read_bytes())
-        return Settings(*values) if key == _cache_key(raw) and len(values) == len(Settings._fields) else None
+        return Settings(*values) if key == wanted and len(values) == len(Settings._fields) else None
     except (OSError, ValueError, EOFError, TypeError):
         return None
 
 
-def _store(cache: Path, raw: bytes, settings: Settings) -> None:
+def _store(cache: Path, key: CacheKey, settings: Settings) -> None:
     """Best effort (a read-only git dir just means no cache); written whole, then renamed into place."""
     import contextlib
     import marshal
@@ -266,7 +304,7 @@ def _store(cache: Path, raw: bytes, settings: Settings) -> None:
     temporary = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
     try:
         cache.parent.mkdir(exist_ok=True)
-        temporary.write_bytes(marshal.dumps((_cache_key(raw), tuple(settings))))
+        temporary.write_bytes(marshal.dumps((key, tuple(settings))))
         os.replace(temporary, cache)
     except OSError:
         with contextlib.suppress(OSError):
@@ -275,7 +313,19 @@ def _store(cache: Path, raw: bytes, settings: Settings) -> None:
 
 def from_bytes(raw: bytes | None, source: str) -> Settings:
     """Settings from a file's bytes as stored in a commit (None: the file is absent)."""
-    return Settings() if raw is None else parse(_decode(raw, source), source)
+    return Settings() if raw is None else _parse_bounded(_decode(raw, source), source)
+
+
+def _parse_bounded(text: str, source: str) -> Settings:
+    """`parse`, where a document too deep or too large to read is one paragraph too (never a traceback)."""
+    from dlgit.safeyaml import YamlLimitError
+
+    try:
+        return parse(text, source)
+    except RecursionError:
+        raise UsageError(f"{source}: nests lists or maps too deeply to be read; a .dlgit.yaml has two or three levels.") from None
+    except YamlLimitError as exc:
+        raise UsageError(f"{source}: {exc}. Fix the file (see `dlgit explain config`).") from None
 
 
 def _decode(raw: bytes, source: str) -> str:

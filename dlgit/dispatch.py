@@ -44,7 +44,8 @@ HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
 
 
 def run_action(action: Callable[[], int]) -> int:
-    """Run a command body; bad input ends in one paragraph on stderr and exit 2."""
+    """Run a command body; bad input ends in one paragraph on stderr and exit 2: also what the
+    system refuses (a file that cannot be read or written) and input too deep or odd to read."""
     from dlgit.git import GitError
 
     try:
@@ -55,10 +56,22 @@ def run_action(action: Callable[[], int]) -> int:
     except GitError as exc:
         error(str(exc))
         return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        error(f"{where}{exc.strerror or exc}; nothing more was done.")
+        return 2
+    except RecursionError:
+        error("the input nests too deeply to be read; nothing was judged.")
+        return 2
+    except ValueError as exc:
+        error(f"cannot read the input ({exc}); nothing was judged.")
+        return 2
 
 
 def error(message: str) -> None:
-    print(f"dlgit: error: {message}", file=sys.stderr)
+    from dlgit.shell import printable
+
+    print("dlgit: error: " + "\n".join(printable(line) for line in message.split("\n")), file=sys.stderr)
 
 
 def run_hook(name: str, args: Sequence[str | None] = ()) -> int:

@@ -1,37 +1,39 @@
 """Facts about a change that only the rest of the repository can tell, gathered the same way for a
 commit being made (the hooks) and for one in history (`dlgit check`, pre-push, pre-receive): which
-branch a merge brings in, how large a hotfix is from its fork point, and whether a squash is what
-merging its source gives.
+branch a merge brings in, how large a hotfix is from its fork point, and whether a merge or squash
+is what git computes from its parents.
 
-A branch name proves nothing by itself: a name found in a merge message or a trailer counts only
-when a branch of that name here (local or remote-tracking) holds the commit.
+A branch name proves nothing by itself. A branch *owns* the commits of its first-parent chain (each
+was its tip once: its own history, not what it got by merging another branch); a name found in a
+merge message or a trailer counts only when a branch of that name here (local or remote-tracking;
+on a server, any branch or the value a push gives it) owns the merged commit. When no branch does
+(merged branches are usually deleted), the content has to prove the claim (`claimed_source`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from dlgit.config import Settings
-from dlgit.git import Git
-from dlgit.model import Branch, Kind, merge_sources, parse_branch, short_branch
-from dlgit.policy.change import SquashEvidence
+from dlgit.git import FileDiff, Git
+from dlgit.git.parse import problem
+from dlgit.model import Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
+from dlgit.policy.change import MergeEvidence, SquashEvidence, Unexplained
 
 HotfixDiff = tuple[tuple[str, int], ...]
 
 
 class RefView:
     """Branch tips by short name: local and remote-tracking branches (the remote's name dropped),
-    and the new values of the refs a push is updating. Reachability inside a judged range is
-    answered from its graph, without git."""
+    and the new values of the refs a push is updating; and, from one walk over every tip's
+    first-parent chain (asked for the first time it is needed), which branches own each commit."""
 
     def __init__(self, repo: Git, tips: dict[str, set[str]], remote: str = "origin") -> None:
         self.repo = repo
         self.remote = remote  # the remote the judged commits go to (named in fix lines)
         self._tips = tips
-        self._ancestry: dict[tuple[str, str], bool] = {}
-        self._containing: dict[str, list[str]] = {}
-        self.graph: dict[str, tuple[str, ...]] = {}  # commit -> parents, for the judged range
-        self._inside: dict[str, set[str]] = {}
+        self._bits: dict[str, int] = {}  # name -> its bit
+        self._owned: dict[str, int] | None = None  # commit -> the bits of the branches owning it
 
     @classmethod
     def load(cls, repo: Git, prefixes: Sequence[str] = ("refs/heads/", "refs/remotes/"),
@@ -45,48 +47,41 @@ class RefView:
             tips[name] = {sha}
         return cls(repo, tips, remote)
 
-    def use_range(self, graph: dict[str, tuple[str, ...]]) -> None:
-        self.graph, self._inside = graph, {}
-
     def tip(self, name: str) -> str | None:
         return next(iter(sorted(self._tips.get(name, ()))), None)
 
-    def at(self, sha: str) -> list[str]:
-        return sorted(name for name, tips in self._tips.items() if sha in tips)
+    def known(self, name: str) -> bool:
+        """Is there a branch of that name here?"""
+        return bool(self._tips.get(name))
 
-    def containing(self, sha: str) -> list[str]:
-        """Local branches that contain `sha` (one `for-each-ref --contains`, asked once per commit)."""
-        if sha not in self._containing:
-            self._containing[sha] = self.repo.branches_containing(sha)
-        return self._containing[sha]
+    def owns(self, name: str, sha: str) -> bool:
+        """Does `sha` lie on the first-parent chain of branch `name` (a tip it had)? False for a name
+        no branch here has."""
+        owned = self._ownership()
+        bit = self._bits.get(name)
+        return bit is not None and bool(owned.get(sha, 0) & bit)
 
-    def holds(self, name: str, sha: str) -> bool | None:
-        """Is `sha` reachable from branch `name`? None when no such branch is known here."""
-        tips = self._tips.get(name)
-        if not tips:
-            return None
-        return any(self._contains(tip, sha) for tip in sorted(tips))
+    def owners(self, sha: str) -> list[str]:
+        """The branches that own `sha`, by name."""
+        bits = self._ownership().get(sha, 0)
+        return sorted(name for name, bit in self._bits.items() if bits & bit)
 
-    def _contains(self, tip: str, sha: str) -> bool:
-        if tip == sha:
-            return True
-        if tip in self.graph and sha in self.graph:  # every path between two range commits stays in the range
-            return sha in self._ancestors(tip)
-        if (tip, sha) not in self._ancestry:
-            self._ancestry[tip, sha] = self.repo.is_ancestor(sha, tip)
-        return self._ancestry[tip, sha]
-
-    def _ancestors(self, tip: str) -> set[str]:
-        """Commits of the range reachable from `tip` (itself included)."""
-        if tip not in self._inside:
-            seen, todo = {tip}, [tip]
-            while todo:
-                for parent in self.graph[todo.pop()]:
-                    if parent in self.graph and parent not in seen:
-                        seen.add(parent)
-                        todo.append(parent)
-            self._inside[tip] = seen
-        return self._inside[tip]
+    def _ownership(self) -> dict[str, int]:
+        """One `rev-list --first-parent` over every tip, children first: a commit's owners pass to its first parent."""
+        if self._owned is None:
+            at: dict[str, int] = {}
+            for i, (name, shas) in enumerate(sorted(self._tips.items())):
+                self._bits[name] = 1 << i
+                for sha in shas:
+                    at[sha] = at.get(sha, 0) | 1 << i
+            owned: dict[str, int] = {}
+            for sha, parent in self.repo.first_parents(at):
+                mine = owned.get(sha, 0) | at.get(sha, 0)
+                owned[sha] = mine
+                if parent is not None:
+                    owned[parent] = owned.get(parent, 0) | mine
+            self._owned = owned
+        return self._owned
 
 
 def _short_names(name: str) -> list[str]:
@@ -96,21 +91,38 @@ def _short_names(name: str) -> list[str]:
 
 
 def merge_source(names: Iterable[str], sha: str, target: Branch | None, refs: RefView, settings: Settings,
-                 preferred: frozenset[Kind] | None = None, absent_names: bool = False) -> Branch | None:
-    """The branch a merge brings in: the first of `names` (from its message, MERGE_MSG, the merge
-    command) whose branch here holds `sha` (with `absent_names`, also one no branch here has);
-    else a branch whose tip is `sha`, else one containing it, preferring kinds that may be merged
-    into `target` (or `preferred`); None when no branch holds it."""
+                 preferred: frozenset[Kind] | None = None) -> Branch | None:
+    """The branch a merge (or squash) brings in, by ownership of `sha`: the first of `names` (from
+    its message, MERGE_MSG, the merge command, a trailer) whose branch owns it; else a branch that
+    owns it other than `target`, preferring kinds that may be merged into `target` (or `preferred`);
+    else `target` itself (a pull of its own remote tip); None when no branch owns it."""
     for name in names:
         for short in _short_names(name):
-            held = refs.holds(short, sha)
-            if (target is None or short != target.name) and (held or (absent_names and held is None)):
+            if (target is None or short != target.name) and refs.owns(short, sha):
                 return parse_branch(short, settings)
-    for candidates in (refs.at(sha), refs.containing(sha)):
-        found = [parse_branch(name, settings) for name in candidates if target is None or name != target.name]
-        if found:
-            kinds = merge_sources(target) if preferred is None else preferred
-            return next((b for b in found if b.kind in kinds), found[0])
+    owners = refs.owners(sha)
+    found = [parse_branch(name, settings) for name in owners if target is None or name != target.name]
+    if found:
+        kinds = merge_sources(target) if preferred is None else preferred
+        return next((b for b in found if b.kind in kinds), found[0])
+    return target if target is not None and target.name in owners else None
+
+
+def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequence[str], settings: Settings,
+                   squash: bool = False) -> Branch | None:
+    """A source no branch here owns, taken from the names a merge or squash gives when its content can
+    prove the claim. Into main: a task (task-scope then judges that the merge changes only its
+    folder) or a hotfix (hotfix-size judges what the merge brings); a squash only a hotfix. Into dev
+    (which accepts any change): a task whose merge changes only its folder. Anything else: None."""
+    if target is None or target.kind not in (Kind.MAIN, Kind.DEV):
+        return None
+    for branch in named:
+        if branch.kind is Kind.HOTFIX and target.kind is Kind.MAIN:
+            return branch
+        if branch.kind is Kind.TASK and not squash:
+            inside = task_folder(branch.name, settings) + "/"
+            if target.kind is Kind.MAIN or all(path.startswith(inside) for path in paths):
+                return branch
     return None
 
 
@@ -124,9 +136,44 @@ def hotfix_diff(repo: Git, main: str | None, tip: str | None) -> HotfixDiff | No
     return tuple((path, added + deleted) for path, (added, deleted) in counts.items())
 
 
-def squash_evidence(repo: Git, parent: str, sha: str | None, tree: str, holds: bool | None = None) -> SquashEvidence:
-    """A squash recomputed: its tree must be `merge-tree <parent> <sha>`'s, up to conflicted paths.
-    `holds`: whether the branch its trailer names holds `sha` (None: no such branch, or not asked)."""
+def brought(repo: Git, parent: str, commit: str | None) -> HotfixDiff:
+    """(path, changed lines) that a merge or squash brings onto its first parent: `commit` against
+    `parent` (None: the index of the commit being made)."""
+    counts = repo.numstat(parent) if commit is None else repo.diff_numstat(parent, commit)
+    return tuple((path, added + deleted) for path, (added, deleted) in counts.items())
+
+
+def unexplained(repo: Git, cases: Mapping[str, tuple[Sequence[FileDiff], str, str]]) -> dict[str, Unexplained]:
+    """key -> (path, problem) of each path a recorded merge or squash holds that its parents do not
+    explain, for `cases` given as key -> (its FileDiffs against git's merge, ours, theirs). The
+    blobs of conflicted binaries are compared with the parents' in one `cat-file`."""
+    names = [f"{side}:{diff.path}" for files, ours, theirs in cases.values() for diff in files if diff.conflicted and diff.binary
+             for side in (ours, theirs)]
+    blobs = repo.object_ids(names) if names else {}
+    found: dict[str, Unexplained] = {}
+    for key, (files, ours, theirs) in cases.items():
+        problems = []
+        for diff in files:
+            sides = frozenset(blob for side in (ours, theirs) if (blob := blobs.get(f"{side}:{diff.path}")))
+            why = problem(diff, sides)
+            if why:
+                problems.append((diff.path, why))
+        if problems:
+            found[key] = tuple(problems)
+    return found
+
+
+def squash_evidence(repo: Git, parent: str, sha: str | None, tree: str, owned: bool | None = None) -> SquashEvidence:
+    """A squash recomputed: `tree` against `merge-tree <parent> <sha>`. `owned`: whether the branch its
+    trailer names owns `sha` (None: no such branch here, or not asked)."""
     if sha is None:
         return SquashEvidence(exists=False)
-    return SquashEvidence(exists=True, on_branch=holds, differing=repo.unmerged_differences(parent, sha, tree))
+    files = repo.recompute(parent, sha, tree)
+    return SquashEvidence(exists=True, on_branch=owned, differing=unexplained(repo, {"": (files, parent, sha)}).get("", ()))
+
+
+def merge_evidence(repo: Git, ours: str, theirs: str, tree: str) -> MergeEvidence:
+    """A merge being made (the hooks): its tree against `merge-tree <ours> <theirs>`, and whether
+    `theirs` is already contained in `ours`."""
+    files = repo.recompute(ours, theirs, tree)
+    return MergeEvidence(unexplained(repo, {"": (files, ours, theirs)}).get("", ()), redundant=repo.is_ancestor(theirs, ours))

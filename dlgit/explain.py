@@ -11,7 +11,7 @@ from dlgit.errors import UsageError
 from dlgit.policy.rules import RULES
 
 CONFIG_TOPIC = "config"
-_STAGE_NAMES = {"check": "dlgit check"}
+_STAGE_NAMES = {"check": "dlgit check", "other-refs": "pushed tags and other refs"}
 
 
 def checked_at(rule_id: str) -> str:

@@ -9,7 +9,7 @@ import os
 import re
 
 from dlgit.config import Settings
-from dlgit.evidence import RefView, hotfix_diff, merge_source, squash_evidence
+from dlgit.evidence import HotfixDiff, RefView, brought, claimed_source, hotfix_diff, merge_evidence, merge_source, squash_evidence
 from dlgit.git import Background, Git, Staged, require_version
 from dlgit.git.ancestry import amending
 from dlgit.git.parse import parse_index_sizes
@@ -25,56 +25,72 @@ from dlgit.model import (
     utc_stamp,
 )
 from dlgit.policy import Change, Entry, Merge
-from dlgit.policy.change import SquashEvidence
+from dlgit.policy.change import MergeEvidence, SquashEvidence
 
 # Patterns are compiled on first use (re caches them): a hook process pays only for those it needs.
 _QUOTED = r"'([^']+)'"
 _REV_SYNTAX = r"[~^:?*\[\\\s]|@\{|\.\."
 
 
-def _merge_in_progress(repo: Git, target: Branch | None, settings: Settings) -> Merge | None:
+def _merge_in_progress(repo: Git, target: Branch | None, settings: Settings, paths: list[str]) -> Merge | None:
     """MERGE_HEAD (a conflicted merge being concluded), a clean merge at pre-merge-commit
-    (GIT_REFLOG_ACTION), or SQUASH_MSG (merge --squash)."""
+    (GIT_REFLOG_ACTION), or SQUASH_MSG (merge --squash). `paths`: what the index changes."""
     shas = repo.merge_heads()
     if shas:
         names = re.findall(_QUOTED, repo.merge_msg_subject())
-        return Merge(_source(repo, names, shas[0], target, settings), shas[0], octopus=len(shas) > 1)
+        return _merge(_source(repo, names, shas[0], target, settings, paths), shas[0], octopus=len(shas) > 1)
     words = os.environ.get("GIT_REFLOG_ACTION", "").split()
     if words and words[0] == "merge":
         names = [w for w in words[1:] if not w.startswith("-")]
         sha = repo.rev(names[-1]) if names else None
-        return Merge(_source(repo, names[-1:], sha, target, settings), sha, octopus=len(names) > 1) if sha else None
+        return _merge(_source(repo, names[-1:], sha, target, settings, paths), sha, octopus=len(names) > 1) if sha else None
     if words and words[0] == "pull":  # `git pull` merges what it fetched: FETCH_HEAD, which git wrote, names it
         fetched = repo.fetched_for_merge()
         if fetched:
             sha, name = fetched[0]
-            source = parse_branch(name, settings) if name else _source(repo, [], sha, target, settings)
-            return Merge(source, sha, octopus=len(fetched) > 1)
+            found = (parse_branch(name, settings), False) if name else _source(repo, [], sha, target, settings, paths)
+            return _merge(found, sha, octopus=len(fetched) > 1)
     squashed = repo.squashed_commit()
     if squashed:
-        into_main = target is not None and target.kind is Kind.MAIN
-        source = _source(repo, [], squashed, target, settings, SQUASH_SOURCES_INTO_MAIN if into_main else None)
-        return Merge(source, squashed, squash=True)
+        return _squash(repo, squashed, target, settings, paths)
     return None
 
 
-def _source(repo: Git, names: list[str], sha: str, target: Branch | None, settings: Settings,
-            preferred: frozenset[Kind] | None = None) -> Branch | None:
-    """The branch being merged: a name git recorded (not a sha, tag or `dev~1`), verified by the refs."""
+def _squash(repo: Git, sha: str, target: Branch | None, settings: Settings, paths: list[str], named: list[str] | None = None) -> Merge:
+    into_main = target is not None and target.kind is Kind.MAIN
+    found = _source(repo, named or [], sha, target, settings, paths, SQUASH_SOURCES_INTO_MAIN if into_main else None, True)
+    return _merge(found, sha, squash=True)
+
+
+def _merge(found: tuple[Branch | None, bool], sha: str, squash: bool = False, octopus: bool = False) -> Merge:
+    """A Merge from what `_source` found: the branch, and whether only the content vouches for it."""
+    return Merge(found[0], sha, squash=squash, octopus=octopus, by_content=found[1])
+
+
+def _source(repo: Git, names: list[str], sha: str, target: Branch | None, settings: Settings, paths: list[str],
+            preferred: frozenset[Kind] | None = None, squash: bool = False) -> tuple[Branch | None, bool]:
+    """The branch being merged, as `dlgit check` will find it: the branch owning `sha` (a name git
+    recorded first, not a sha, tag or `dev~1`), else a claim of those names that the change's
+    content can prove; and whether only the content vouches for it."""
     branch_names = [name for name in names if not re.search(_REV_SYNTAX, name)]
-    return merge_source(branch_names, sha, target, RefView.load(repo), settings, preferred)
+    found = merge_source(branch_names, sha, target, RefView.load(repo), settings, preferred)
+    if found is not None:
+        return found, False
+    claimed = claimed_source([parse_branch(name, settings) for name in branch_names], target, paths, settings, squash)
+    return claimed, claimed is not None
 
 
-def _amended_merge(repo: Git, parents: list[str], message: str, target: Branch | None, settings: Settings) -> Merge | None:
+def _amended_merge(repo: Git, parents: list[str], message: str, target: Branch | None, settings: Settings,
+                   paths: list[str]) -> Merge | None:
     """`git commit --amend` of a merge keeps its second parent: the amend is still that merge.
     The amend of a squash on main is still that squash when the old message names it (trailer)."""
     if len(parents) > 1:
-        return Merge(_source(repo, [], parents[1], target, settings), parents[1], octopus=len(parents) > 2)
+        return _merge(_source(repo, [], parents[1], target, settings, paths), parents[1], octopus=len(parents) > 2)
     trailer = parse_squash_trailer(message) if target is not None and target.kind is Kind.MAIN else None
     sha = repo.rev(trailer[1]) if trailer else None
-    if sha is None:
+    if sha is None or trailer is None:
         return None
-    return Merge(_source(repo, [], sha, target, settings, SQUASH_SOURCES_INTO_MAIN), sha, squash=True)
+    return _squash(repo, sha, target, settings, paths, [trailer[0]])
 
 
 BULK_PATHS = 500  # new files from which the sizes the index recorded replace asking git per blob,
@@ -108,12 +124,12 @@ def current_branch(repo: Git, settings: Settings) -> Branch | None:
 def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | None = None) -> Change:
     """Facts about the commit `git commit` (or `git merge`) is about to make on `branch`."""
     head = base = repo.info.head
-    amended = None
+    amending_parents: list[str] | None = None
+    old_message = ""
     is_amend = bool(head) and amending()
     if is_amend:  # the amended commit replaces HEAD, keeping its parents
-        parents, old_message = repo.parents_and_message(head)
-        base = parents[0] if parents else None
-        amended = _amended_merge(repo, parents, old_message, branch, settings)
+        amending_parents, old_message = repo.parents_and_message(head)
+        base = amending_parents[0] if amending_parents else None
     # A large index is listed alongside the diff, in case the commit is large too (_blob_sizes).
     index_bytes = repo.index_bytes()
     listing = repo.start_index_listing() if index_bytes >= 64 * BULK_PATHS else None
@@ -127,16 +143,23 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
     rows = zip(staged.statuses, staged.paths, staged.old_paths, map(size, staged.new_blobs), strict=True)
     entries = tuple([new(Entry, row) for row in rows])
     config_blobs = {path: blob for path, blob in zip(staged.paths, staged.new_blobs, strict=True)
-                    if blob and path.endswith("/config.yaml") and is_task_config(path, settings)}
+                    if blob and path.endswith("/config.yaml") and is_task_config(path, settings)
+                    and (size(blob) or 0) <= settings.large_file_max_bytes}  # large-file refuses the others: not parsed as well
     contents = repo.read_blobs(list(config_blobs.values()))
     before = repo.show_file(base, settings.template_config) if base and settings.template_config in config_blobs else None
-    merge = _merge_in_progress(repo, branch, settings) or amended
+    paths = [*staged.paths, *(path for path in staged.old_paths if path)]
+    merge = _merge_in_progress(repo, branch, settings, paths)
+    if merge is None and amending_parents is not None:
+        merge = _amended_merge(repo, amending_parents, old_message, branch, settings, paths)
+    recorded = _Recorded(repo, merge, branch, base)
     on_main = branch is not None and branch.kind is Kind.MAIN
     return Change(
         branch=branch,
         entries=entries,
         merge=merge,
-        squash_evidence=_squash_evidence(repo, merge, branch, base),
+        squash_evidence=recorded.squash(),
+        merge_evidence=recorded.merge(),
+        brought=recorded.brought(),
         is_root=base is None,
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
@@ -176,13 +199,41 @@ def _elsewhere(repo: Git, branch: str) -> str | None:
     return str(path) if path is not None and repo.root is not None and path.resolve() != repo.root.resolve() else None
 
 
-def _squash_evidence(repo: Git, merge: Merge | None, branch: Branch | None, base: str | None) -> SquashEvidence | None:
-    """A squash onto main is recomputed like `dlgit check` does, so that a stale SQUASH_MSG or
-    changes added to the squash cannot pass as the squashed branch."""
-    if not (merge and merge.squash and merge.sha and merge.source and base and branch and branch.kind is Kind.MAIN):
-        return None
-    require_version()  # merge-tree --write-tree
-    return squash_evidence(repo, base, merge.sha, repo.write_tree())
+class _Recorded:
+    """A merge or squash being made onto main or dev, recomputed like `dlgit check` recomputes it, so
+    that content added to it (or a stale SQUASH_MSG) cannot pass as the merged branch's."""
+
+    def __init__(self, repo: Git, merge: Merge | None, branch: Branch | None, base: str | None) -> None:
+        self.repo, self.made, self.base = repo, merge, base
+        self.kind = branch.kind if branch is not None and merge is not None and merge.sha and base else None
+        self._tree: str | None = None
+
+    def tree(self) -> str:
+        if self._tree is None:
+            require_version()  # merge-tree --write-tree
+            self._tree = self.repo.write_tree()
+        return self._tree
+
+    def squash(self) -> SquashEvidence | None:
+        merge = self.made
+        if self.kind is not Kind.MAIN or merge is None or not merge.squash or merge.source is None:
+            return None
+        assert self.base and merge.sha
+        return squash_evidence(self.repo, self.base, merge.sha, self.tree())
+
+    def merge(self) -> MergeEvidence | None:
+        merge = self.made
+        if self.kind not in (Kind.MAIN, Kind.DEV) or merge is None or merge.squash or merge.octopus:
+            return None
+        assert self.base and merge.sha
+        return merge_evidence(self.repo, self.base, merge.sha, self.tree())
+
+    def brought(self) -> HotfixDiff | None:
+        merge = self.made
+        if self.kind is not Kind.MAIN or merge is None or merge.source is None or merge.source.kind is not Kind.HOTFIX:
+            return None
+        assert self.base
+        return brought(self.repo, self.base, None)
 
 
 def _hotfix_diff(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> tuple[tuple[str, int], ...] | None:

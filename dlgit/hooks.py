@@ -29,12 +29,14 @@ def _judge(what: str, change: Change, settings: config.Settings, rule_ids: tuple
 
 
 def _repository() -> tuple[Git, config.Settings] | None:
-    """The repository and its settings, or None (after saying why) when the hook stands aside."""
+    """The repository and the settings committed in HEAD (never a .dlgit.yaml staged with the commit
+    being judged), or None (after saying why) when the hook stands aside."""
     repo = Git.open()
     if repo.in_progress() is InProgress.REBASE:
         report.emit("dlgit: rebase in progress; commit checks skipped (run `dlgit check` after the rebase).")
         return None
-    return repo, config.load(repo.root, config.settings_cache(repo.git_dir))
+    settings = config.load_committed(repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
+    return repo, settings
 
 
 def pre_commit() -> int:

@@ -8,6 +8,7 @@ without `--force`, and a replaced hook is kept as `<hook>.dlgit-backup`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -291,7 +292,11 @@ def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
     hook is in the way and not `force`)."""
     hooks = [setup.hooks_dir / name for name in HOOKS]
     _refuse_foreign([hook for hook in hooks if _exists(hook) and not is_ours(hook)], force)
-    setup.hooks_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        setup.hooks_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the hooks folder {setup.hooks_dir} ({exc.strerror}); check core.hooksPath "
+                         "(`git config core.hooksPath`) and the permissions there. Nothing was installed.") from None
     print(f"dlgit: hooks folder {setup.hooks_dir}", file=out)
     for hook in hooks:
         print(f"  {hook.name:<17} {_install_one(hook)}", file=out)
@@ -342,9 +347,15 @@ def _install_one(hook: Path) -> str:
     else:
         note = "updated" if current is not None else "installed"
     tmp = hook.with_name(hook.name + ".dlgit-tmp")
-    tmp.write_bytes(wanted)
-    tmp.chmod(0o755)
-    os.replace(tmp, hook)
+    try:
+        tmp.write_bytes(wanted)
+        tmp.chmod(0o755)
+        os.replace(tmp, hook)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write the hook {hook} ({exc.strerror}); the hooks before it are installed, "
+                         "this one is unchanged and no temporary file is left. Fix the cause and run `dlgit install` again.") from None
     return note
 
 
@@ -466,7 +477,7 @@ def _fixes(setup: Setup, lines: list[HookLine], configured: set[str]) -> list[st
     broken = [line for line in lines if not line.covered]
     if not broken:
         return []
-    fixes = [f"chmod +x {setup.hooks_dir / line.name}" for line in broken if line.state is State.NOT_EXECUTABLE]
+    fixes = [f"chmod +x {quote(str(setup.hooks_dir / line.name))}" for line in broken if line.state is State.NOT_EXECUTABLE]
     broken = [line for line in broken if line.state is not State.NOT_EXECUTABLE]
     if broken and not setup.uses_framework:
         force = any(line.state is State.FOREIGN for line in broken)

@@ -1,40 +1,50 @@
 """`dlgit hook pre-push` and `dlgit hook pre-receive`: judge every ref a push updates.
 
 Each updated branch is judged like `dlgit check` (dlgit.history.judge) for the branch it lands on:
-an update from OLD to NEW judges OLD..NEW; a new branch judges the commits no ref of the receiving
-side holds yet; a deletion is skipped, except that main and dev are never deleted nor force-pushed.
-A pushed release tag vX.Y.Z must name a commit on main whose VERSION is X.Y.Z. The settings come
-from the branch as it was before the push (a new branch: the receiving side's main), never from the
-pushed commits, so a push cannot relax its own policy by editing .dlgit.yaml.
+an update from OLD to NEW judges OLD..NEW; a new branch judges the commits no branch of the
+receiving side holds yet; a deletion is skipped, except that main and dev are never deleted nor
+force-pushed. Every other ref (a tag, a note, refs/stash, anything) has its new commits judged by
+the content rules (large-file, task-config); a replace ref (refs/replace/) is refused; a release tag
+vX.Y.Z must name a commit on main whose VERSION is X.Y.Z and never moves nor goes once pushed. The
+settings come from the receiving side's main as it was before the push, never from the pushed
+commits nor the branch being judged, so a push cannot relax its own policy by editing .dlgit.yaml.
+History the repository cannot see (a shallow clone, grafts) is no history to judge: exit 2.
 
 pre-push reads every `<local ref> <local sha> <remote ref> <remote sha>` line on stdin. Under the
 pre-commit framework the hook gets no stdin, only PRE_COMMIT_* variables describing the *first*
 pushed ref (pre-commit#1908): dlgit then checks that one ref and says so; `dlgit install` installs a
 pre-push hook that checks them all. pre-receive reads `<old> <new> <ref>` lines in a server's
-(bare) repository before git updates any ref; it never updates refs itself.
+(bare) repository before git updates any ref; it never updates refs itself. A line of another
+shape is an error (exit 2, which refuses the push).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 from dlgit import config, report
+from dlgit.errors import UsageError
 from dlgit.evidence import RefView
 from dlgit.git import Git, require_version
 from dlgit.history.gather import existing_commits, tag_updates
 from dlgit.history.judge import Policy, Result, Span, judge, policy_at
 from dlgit.history.render import render_text
 from dlgit.model import is_zero, short_branch, tag_version
+from dlgit.policy import OTHER_REF_RULES, Change, Entry, evaluate
 from dlgit.policy.change import RefUpdate
+from dlgit.shell import escape, printable
 
 FRAMEWORK_NOTICE = (
     "dlgit: the pre-commit framework hands its pre-push hooks only the first pushed ref (pre-commit#1908); "
     "only that ref was checked. `dlgit install` sets up a pre-push hook that checks every ref."
 )
+_ID = r"(?:[0-9a-f]{40}|[0-9a-f]{64})"
+_REF = r"refs/[^\s\x00-\x1f\x7f]+"
 
 
 @dataclass(frozen=True)
@@ -48,15 +58,15 @@ class Update:
 class Side:
     """The receiving side as the hook sees it."""
 
-    existing: tuple[str, ...]  # refs whose commits are already there (a new branch's range excludes them)
-    branches: tuple[str, ...]  # where branch tips are looked up (merge sources, squash trailers, main)
+    branches: tuple[str, ...]  # its branches: what a new ref's range excludes, and where main is found
+    owners: tuple[str, ...]  # where branch tips are looked up (merge sources, squash trailers, tags on main)
     repo: Git
     remote: str = "origin"  # the pushing side's name for the receiving side (fix lines)
 
 
 def pre_push(remote: str | None, stdin: TextIO) -> int:
     repo = Git.open()
-    updates = [_pre_push_line(line) for line in _lines(stdin)]
+    updates = [_pre_push_line(number, line) for number, line in _lines(stdin)]
     framework = not updates
     if framework:
         remote = os.environ.get("PRE_COMMIT_REMOTE_NAME") or remote
@@ -71,22 +81,34 @@ def pre_push(remote: str | None, stdin: TextIO) -> int:
 
 def pre_receive(stdin: TextIO) -> int:
     repo = Git.open()
-    updates = []
-    for line in _lines(stdin):
-        old, new, ref = line.split(" ", 2)
-        updates.append(Update(ref, old, new))
-    return judge_updates(updates, Side(("refs/",), ("refs/heads/",), repo))
+    updates = [_pre_receive_line(number, line) for number, line in _lines(stdin)]
+    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo))
 
 
-def _lines(stdin: TextIO) -> list[str]:
+def _lines(stdin: TextIO) -> list[tuple[int, str]]:
     if stdin is None or stdin.isatty():
         return []
-    return [line.strip() for line in stdin.read().splitlines() if line.strip()]
+    return [(number, line) for number, line in enumerate(stdin.read().split("\n"), 1) if line.strip()]
 
 
-def _pre_push_line(line: str) -> Update:
-    _, local_sha, remote_ref, remote_sha = line.rsplit(" ", 3)
-    return Update(remote_ref, remote_sha, local_sha)
+def _malformed(hook: str, number: int, line: str, form: str) -> UsageError:
+    shown = escape(line[:120]) + ("…" if len(line) > 120 else "")
+    return UsageError(f"{hook}: line {number} of stdin is not '{form}' (got '{shown}'); git writes these lines itself, "
+                      "so nothing was judged and the push is refused.")
+
+
+def _pre_receive_line(number: int, line: str) -> Update:
+    match = re.fullmatch(rf"({_ID}) ({_ID}) ({_REF})", line.rstrip("\r"))
+    if not match or len(match.group(1)) != len(match.group(2)):
+        raise _malformed("pre-receive", number, line, "<old sha> <new sha> <ref>")
+    return Update(match.group(3), match.group(1), match.group(2))
+
+
+def _pre_push_line(number: int, line: str) -> Update:
+    match = re.fullmatch(rf"(?:{_REF}|\(delete\)|[^\s\x00-\x1f\x7f]+) ({_ID}) ({_REF}) ({_ID})", line.rstrip("\r"))
+    if not match or len(match.group(1)) != len(match.group(3)):
+        raise _malformed("pre-push", number, line, "<local ref> <local sha> <remote ref> <remote sha>")
+    return Update(match.group(2), match.group(3), match.group(1))
 
 
 def _framework_updates(repo: Git, remote: str | None) -> list[Update]:
@@ -111,40 +133,72 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
         return 0
     require_version()
     repo = side.repo
-    overrides = {name: u.new for u in updates if (name := short_branch(u.ref)) and not is_zero(u.new)}
-    refs = RefView.load(repo, side.branches, overrides, side.remote)
-    main = config.load(repo.root).main
-    main_tip = next((sha for ref, sha in repo.refs(*side.existing) if short_branch(ref) == main), None)
-    results = [_judge(update, side, refs, (main, main_tip)) for update in updates]
+    hidden = repo.hidden_history()
+    if hidden:
+        raise UsageError(f"this repository's history is incomplete: {hidden}. dlgit judges a push by the history it "
+                         "continues, and cannot here; nothing was judged.")
+    overrides = {name: u.new for u in updates if u.ref.startswith("refs/heads/") and (name := short_branch(u.ref)) and not is_zero(u.new)}
+    refs = RefView.load(repo, side.owners, overrides, side.remote)
+    policy = _policy(repo, side)
+    results = [_judge(update, side, refs, policy) for update in updates]
     blocked = [result for result in results if not result.ok]
     color = report.use_color(sys.stderr)
     for result in blocked:
-        header = (report.paint(f"dlgit: push to {result.label} blocked", "bold", color)
-                  + f" ({result.checked} commit(s) checked, judged by {result.policy.source})")
+        header = (report.paint(f"dlgit: push to {printable(result.label)} blocked", "bold", color)
+                  + f" ({result.checked} commit(s) checked, judged by {printable(result.policy.source)})")
         report.emit(render_text(result, color, header))
     return 1 if blocked else 0
 
 
-def _judge(update: Update, side: Side, refs: RefView, main: tuple[str, str | None]) -> Result:
-    """One update. `main`: the main branch's name and its tip on the receiving side."""
+def _policy(repo: Git, side: Side) -> Policy:
+    """The settings of the receiving side's main as it is before the push (the defaults when it has none yet)."""
+    main = config.load(repo.root).main
+    tip = next((sha for ref, sha in repo.refs(*side.branches) if short_branch(ref) == main), None)
+    if tip is None:
+        return Policy(config.Settings(), f"the defaults (the receiving side has no '{main}' yet)")
+    return policy_at(repo, tip, f"the receiving side's {main}")
+
+
+def _judge(update: Update, side: Side, refs: RefView, policy: Policy) -> Result:
     branch = update.ref[len("refs/heads/"):] if update.ref.startswith("refs/heads/") else None
-    old_known = not is_zero(update.old) and side.repo.rev(update.old) is not None
-    base = update.old if old_known and branch else main[1] if branch != main[0] else None
-    policy = policy_at(side.repo, base, "the old tip" if base == update.old else f"the receiving side's {main[0]}")
     if is_zero(update.new):
         return judge(Span(update.ref, None), branch, policy, refs, RefUpdate(update.ref, deleted=True, remote=refs.remote))
     if branch is None:
-        return _judge_tag(update, refs, policy)
+        return _judge_other(update, side, refs, policy)
+    old_known = not is_zero(update.old) and side.repo.rev(update.old) is not None
     if old_known:
         bases, forced = [update.old], not side.repo.is_ancestor(update.old, update.new)
     else:  # a new branch; or the receiving side has commits this repository lacks, which NEW cannot contain
-        bases, forced = existing_commits(side.repo, side.existing, branch), not is_zero(update.old)
+        bases, forced = existing_commits(side.repo, side.branches, branch), not is_zero(update.old)
     span = Span(update.ref, update.new, tuple(bases))
     return judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced, remote=refs.remote))
 
 
-def _judge_tag(update: Update, refs: RefView, policy: Policy) -> Result:
-    if not tag_version(update.ref):
-        return Result(update.ref, None, policy)  # other refs: nothing to judge
-    [tag] = tag_updates([(update.ref, refs.repo.rev(update.new) or update.new)], refs, policy.settings)
-    return judge(Span(update.ref, None), None, policy, refs, tag)
+def _judge_other(update: Update, side: Side, refs: RefView, policy: Policy) -> Result:
+    """A ref that is no branch: the ref itself (replace refs, release tags), then what it brings, by
+    the content rules: the commits no branch holds yet, or the blob or tree it names."""
+    repo, settings = side.repo, policy.settings
+    found = repo.peeled(update.new)
+    moved = not is_zero(update.old)
+    if tag_version(update.ref) and found and found[0] == "commit":
+        [ref_update] = tag_updates([(update.ref, found[1])], refs, settings)
+        ref_update = ref_update._replace(moved=moved)
+    else:
+        ref_update = RefUpdate(update.ref, moved=moved)
+    if found is None or found[0] != "commit":
+        result = judge(Span(update.ref, None), None, policy, refs, ref_update)
+        entries = tuple(Entry("A", path, size=size) for path, size in _object_sizes(repo, found))
+        result.ref_violations += evaluate(Change(None, entries), settings, OTHER_REF_RULES) if entries else []
+        return result
+    bases = tuple(existing_commits(repo, side.branches, None))
+    return judge(Span(update.ref, found[1], bases), None, policy, refs, ref_update, rule_ids=OTHER_REF_RULES)
+
+
+def _object_sizes(repo: Git, found: tuple[str, str] | None) -> list[tuple[str, int]]:
+    """(path, size) of what a ref names when it is no commit: a tree's blobs, or the blob itself."""
+    if found is None:
+        return []
+    kind, sha = found
+    if kind == "tree":
+        return repo.tree_sizes(sha)
+    return [(f"(the blob {sha[:12]})", size) for size in repo.object_sizes([sha]).values()]

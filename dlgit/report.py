@@ -1,4 +1,6 @@
-"""Turn violations into the text a person reads when a commit is blocked."""
+"""Turn violations into the text a person reads when a commit is blocked. Every value that comes
+from the judged content (subjects, paths, branch names) passes through `printable` first: nothing
+that reaches a terminal (pre-receive relays it to the pusher) can carry an escape sequence."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import TextIO
 
 from dlgit.model import Branch
 from dlgit.policy import Violation
-from dlgit.shell import escape, is_plain
+from dlgit.shell import escape, is_plain, printable
 
 _CODES = {"red": "31", "yellow": "33", "bold": "1", "dim": "2", "green": "32"}
 
@@ -30,19 +32,19 @@ def paint(text: str, style: str, color: bool) -> str:
 
 
 def describe_branch(branch: Branch | None) -> str:
-    return "a detached HEAD (no branch)" if branch is None else f"branch '{branch.name}' (kind: {branch.kind.value})"
+    return "a detached HEAD (no branch)" if branch is None else f"branch '{printable(branch.name)}' (kind: {branch.kind.value})"
 
 
 def format_violation(violation: Violation, color: bool) -> list[str]:
     lines = [
         paint(f"✗ {violation.rule}", "red", color) + f": {violation.statement}",
-        f"    {violation.detail}",
+        f"    {printable(violation.detail)}",
     ]
     lines += [f"      - {item}" if is_plain(item) else f"      - '{escape(item)}'" for item in violation.items]
-    lines.append(paint("    why: ", "bold", color) + violation.why)
+    lines.append(paint("    why: ", "bold", color) + printable(violation.why))
     if violation.fix:
         lines.append(paint("    fix:", "bold", color))
-        lines += [f"      {command}" for command in violation.fix]
+        lines += [f"      {printable(command)}" for command in violation.fix]  # a newline in a value must not start a command
     return lines
 
 

@@ -3,10 +3,10 @@
 Every attack runs against a bare "server" whose hooks/pre-receive execs `dlgit hook pre-receive`,
 from a clone that pushes with `--no-verify` (the client hooks are the attacker's to skip); where
 they apply, `dlgit check` on the clone and the client hooks are asked too. An attack test asserts
-the secure behaviour (refused, the exit code, the rule id, the offending item) and stays
-`xfail(strict=True)` while dlgit still lets it through; next to each one an honest counterpart
-must pass, today and after the fix. A `Guards` collector asks every guard before failing, so a
-failure lists each guard that let the attack through.
+the secure behaviour (refused, the exit code, the rule id, the offending item); next to each one an
+honest counterpart must pass. A `Guards` collector asks every guard before failing, so a failure
+lists each guard that let the attack through. (tests/test_sources.py adds the merges of deleted
+branches, which only their content can vouch for.)
 """
 
 from __future__ import annotations
@@ -167,7 +167,6 @@ def commit_with_hooks(work: Repo, message: str) -> subprocess.CompletedProcess[s
 # --- 1. a "merge" into main whose tree is anything ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 1")
 @pytest.mark.parametrize("second", ["dev", "main~1"], ids=["dev-tip", "already-contained"])
 def test_fake_merge_made_with_commit_tree_is_refused(server: Repo, work: Repo, check: Check, second: str) -> None:
     before = server.head("main")
@@ -196,7 +195,6 @@ def test_honest_merge_of_dev_into_main_passes(server: Repo, work: Repo, check: C
 # --- 2. evil merges: content added to a merge -----------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2")
 def test_evil_merge_of_dev_adding_a_file_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     install_hooks(work)
@@ -217,7 +215,6 @@ def _hotfix(work: Repo) -> None:
     work.git("switch", "-q", "main")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 2")
 def test_hotfix_merge_carrying_200_extra_lines_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     _hotfix(work)
@@ -257,7 +254,6 @@ def _conflicting_release(work: Repo) -> None:
     assert work.git("merge", "--squash", "dev", check=False).returncode != 0  # conflict in model/net.py
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 3")
 def test_squash_resolving_a_conflict_with_content_from_neither_side_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     _conflicting_release(work)
@@ -284,7 +280,6 @@ def test_squash_resolving_a_conflict_to_one_side_passes(server: Repo, work: Repo
 # --- 4. a squash trailer naming a branch that exists nowhere -------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 4")
 def test_squash_trailer_naming_a_ghost_hotfix_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     work.git("switch", "-q", "-c", "feature-big", "dev")
@@ -315,7 +310,6 @@ def test_squash_of_a_real_hotfix_passes(server: Repo, work: Repo, check: Check) 
 # --- 5. merge messages naming branches that do not exist ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 5")
 def test_debug_branch_merged_into_dev_as_a_ghost_feature_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("dev")
     work.git("switch", "-q", "-c", DEBUG, "dev")
@@ -330,7 +324,6 @@ def test_debug_branch_merged_into_dev_as_a_ghost_feature_is_refused(server: Repo
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 5")
 def test_feature_merged_into_main_as_a_ghost_hotfix_is_refused(server: Repo, work: Repo, check: Check) -> None:
     before = server.head("main")
     work.git("switch", "-q", "-c", "feature-q", "main")  # from main: it brings nothing but its own commit
@@ -364,7 +357,6 @@ def _merged_then_deleted(work: Repo, target: str, message: str) -> str:
     return tip
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 items 5 and 12")
 def test_merge_source_is_never_a_branch_that_got_the_commit_by_a_later_merge(work: Repo, check: Check) -> None:
     """A feature merged into main under a neutral message; dev then merged main, so dev *contains*
     the feature's commit. Containing it proves nothing: the source is unknown, and main refuses it."""
@@ -380,7 +372,6 @@ def test_merge_source_is_never_a_branch_that_got_the_commit_by_a_later_merge(wor
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 12")
 def test_pull_request_into_dev_is_not_judged_as_mains_commit_after_a_release(work: Repo, check: Check) -> None:
     """A deleted pull-request branch merged into dev, then dev merged into main (a release):
     main contains the branch's commit now, but it was never a commit made on main."""
@@ -412,7 +403,6 @@ def _ci(work: Repo, source: str, head: str) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 6")
 def test_ci_pull_request_from_a_head_branch_named_dev_is_judged_by_content(work: Repo) -> None:
     dev = work.head("dev")
     work.git("switch", "-q", "--detach", "origin/main")
@@ -438,7 +428,6 @@ def test_ci_pull_request_of_the_real_dev_passes(work: Repo) -> None:
 RELAX = "rules:\n  disable: [large-file]\n"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 7")
 def test_branch_cannot_relax_its_own_policy_for_a_later_push(server: Repo, work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", "feature-x", "dev")
     commit(work, "chore: relax the policy", {".dlgit.yaml": RELAX})
@@ -462,7 +451,6 @@ def test_pushes_after_a_policy_edit_pass_when_honest(server: Repo, work: Repo, c
     accepted(push(work, "feature-x"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 7")
 def test_client_hook_ignores_a_policy_staged_with_the_commit(work: Repo) -> None:
     install_hooks(work)
     work.git("switch", "-q", "-c", "feature-y", "dev")
@@ -496,7 +484,6 @@ def _checkpoint_commit(work: Repo) -> str:
     return sha
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 8")
 @pytest.mark.parametrize("ref", ["refs/tags/junk", "refs/stash/x", "refs/notes/commits"])
 def test_checkpoint_pushed_through_a_ref_that_is_no_branch_is_refused(server: Repo, work: Repo, ref: str) -> None:
     if ref == "refs/notes/commits":
@@ -518,7 +505,6 @@ def test_plain_tag_on_main_passes(server: Repo, work: Repo) -> None:
     accepted(push(work, "refs/tags/reviewed"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 8")
 def test_new_task_branch_behind_an_existing_tag_is_judged_by_its_commits(server: Repo, work: Repo, check: Check) -> None:
     work.git("switch", "-q", "-c", NEW_TASK, "main")
     commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
@@ -542,7 +528,6 @@ def test_new_task_branch_touching_only_its_folder_passes(server: Repo, work: Rep
 # --- 9. replace refs, grafts and shallow history ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 9")
 def test_replace_ref_push_is_refused(server: Repo, work: Repo) -> None:
     other = commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
     work.git("reset", "-q", "--hard", "origin/main")
@@ -582,7 +567,6 @@ def test_honest_fast_forward_of_main_passes(server: Repo, work: Repo) -> None:
     accepted(push(work, "main", "hotfix-h"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 9")
 def test_shallow_clone_is_reported_not_judged_as_a_root(work: Repo, check: Check, tmp_path: Path) -> None:
     commit(work, "feat: straight onto main", {"model/net.py": "NET = 3\n"})
     shallow = Repo(tmp_path / "shallow")
@@ -601,7 +585,6 @@ def test_full_clone_of_honest_history_passes(work: Repo, check: Check) -> None:
 # --- 10. release tags are immutable ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 10")
 def test_release_tag_cannot_be_moved(server: Repo, work: Repo) -> None:
     work.git("switch", "-q", "-c", "hotfix-h", "main")
     commit(work, "fix: h", {"model/h.py": "H = 1\n"})
@@ -616,7 +599,6 @@ def test_release_tag_cannot_be_moved(server: Repo, work: Repo) -> None:
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 10")
 def test_release_tag_cannot_be_deleted(server: Repo, work: Repo) -> None:
     before = ref_on(server, "refs/tags/v0.2.0")
     guards = Guards()
@@ -731,7 +713,6 @@ def test_broken_dlgit_yaml_is_one_paragraph_and_exit_2(work: Repo, check: Check)
     assert code == 2 and ".dlgit.yaml" in out and "Traceback" not in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 @pytest.mark.parametrize(("hook", "stdin"), [("pre-receive", "garbage\n"), ("pre-receive", "a b c\n"), ("pre-push", "x y\n")],
                          ids=["pre-receive-one-word", "pre-receive-a-b-c", "pre-push-two-words"])
 def test_malformed_hook_stdin_is_exit_2_with_one_paragraph(server: Repo, work: Repo, hook: str, stdin: str) -> None:
@@ -785,7 +766,6 @@ def _install_with_file_size_limit(work: Repo, limit: int) -> subprocess.Complete
                           preexec_fn=limited)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_install_that_cannot_write_is_exit_2_and_leaves_nothing(work: Repo) -> None:
     proc = _install_with_file_size_limit(work, 16)  # EFBIG on the first hook script
     guards = Guards()
@@ -797,7 +777,6 @@ def test_install_that_cannot_write_is_exit_2_and_leaves_nothing(work: Repo) -> N
     guards.verify()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 11")
 def test_install_into_an_unusable_hooks_folder_is_exit_2(work: Repo) -> None:
     (work.path / "not-a-folder").write_text("x\n")
     work.git("config", "core.hooksPath", "not-a-folder/hooks")
@@ -847,16 +826,15 @@ def test_fix_naming_a_hostile_task_folder_is_safe_to_paste(server: Repo, work: R
     assert not _paste(work, pasted), "pasting the fix ran `touch PWNED`:\n" + "\n".join(pasted)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_fix_naming_a_hostile_squash_trailer_branch_is_safe_to_paste(work: Repo, check: Check) -> None:
     hostile = "x$(touch${IFS}PWNED)"
     assert work.git("check-ref-format", "--branch", hostile, check=False).returncode == 0
     work.git("branch", hostile, "main")
-    work.git("switch", "-q", "dev")
-    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    work.git("switch", "-q", "--detach", "dev")  # a commit no branch owns: the fix can only name the trailer's branch
+    loose = commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
     work.git("switch", "-q", "main")
-    work.git("merge", "--squash", "-q", "dev")
-    commit(work, f"chore: release\n\nSquashed-from: {hostile}@{work.head('dev')}")
+    work.git("merge", "--squash", "-q", loose)
+    commit(work, f"chore: release\n\nSquashed-from: {hostile}@{loose}")
     code, out = check(work)
     assert code == 1
     pasted = _fix_lines(out)
@@ -874,7 +852,6 @@ def test_fix_naming_an_ordinary_task_folder_is_pasted_as_is(work: Repo, check: C
     assert code == 1 and f"git merge {parent}   #" in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_status_fix_for_a_hook_in_a_hostile_path_is_safe_to_paste(tmp_path: Path, server: Repo) -> None:
     work = clone(server.path, tmp_path / "w; touch PWNED; #", hooks=False)
     assert work.dlgit("install").returncode == 0
@@ -890,7 +867,6 @@ def test_status_fix_for_a_hook_in_a_hostile_path_is_safe_to_paste(tmp_path: Path
 TERMINAL_TRICKS = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\rfeat: looks fine"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_control_characters_never_reach_the_terminal(server: Repo, work: Repo) -> None:
     commit(work, f"feat: {TERMINAL_TRICKS}", {"model/\x1b[8mhidden.py": "X = 1\n"})
     guards = Guards()
@@ -913,7 +889,6 @@ def test_plain_subjects_and_paths_are_printed_as_they_are(work: Repo, check: Che
     assert code == 1 and "feat: straight onto main" in out and "model/plain name.py" in out
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 item 13")
 def test_json_report_with_a_non_utf8_path_is_valid_utf8(work: Repo) -> None:
     (work.path / os.fsdecode(b"model/caf\xe9.py")).write_text("X = 1\n")
     commit(work, "feat: straight onto main")

@@ -110,7 +110,8 @@ def test_honest_release_squash_bump_and_tag_pass(work: Repo, check: Check) -> No
     assert "2 commit(s)" in out
 
 
-def test_squash_may_differ_only_in_hand_resolved_conflicts(work: Repo, check: Check) -> None:
+def _conflicting_squash(work: Repo) -> None:
+    """main gets a hotfix (NET = 10), dev a feature (NET = 5): squashing dev onto main conflicts."""
     work.git("switch", "-q", "-c", "hotfix-net", "main")
     commit(work, "fix: net overflow", {"model/net.py": "NET = 10\n"})
     work.git("switch", "-q", "main")
@@ -119,9 +120,23 @@ def test_squash_may_differ_only_in_hand_resolved_conflicts(work: Repo, check: Ch
     commit(work, "feat: bigger net", {"model/net.py": "NET = 5\n"})
     work.git("switch", "-q", "main")
     assert work.git("merge", "--squash", "dev", check=False).returncode != 0  # conflict in model/net.py
-    commit(work, f"chore: release\n\nSquashed-from: dev@{work.head('dev')}", {"model/net.py": "NET = 15\n"})
+
+
+@pytest.mark.parametrize("side", ["--ours", "--theirs"])
+def test_squash_resolving_a_conflict_to_either_side_passes(work: Repo, check: Check, side: str) -> None:
+    _conflicting_squash(work)
+    work.git("checkout", side, "--", "model/net.py")
+    commit(work, f"chore: release\n\nSquashed-from: dev@{work.head('dev')}", None, "--allow-empty")
     code, out = check(work)
     assert code == 0, out
+
+
+def test_squash_resolving_a_conflict_with_a_line_of_neither_side_fails(work: Repo, check: Check) -> None:
+    """Issue 8 item 3: conflicted paths are recomputed too; `NET = 15` is on neither side."""
+    _conflicting_squash(work)
+    commit(work, f"chore: release\n\nSquashed-from: dev@{work.head('dev')}", {"model/net.py": "NET = 15\n"})
+    code, out = check(work)
+    assert code == 1 and "main-protected" in out and "model/net.py (holds lines found on neither side)" in out
 
 
 def test_squash_with_an_extra_file_fails(work: Repo, check: Check) -> None:
@@ -233,8 +248,11 @@ def test_merged_hotfix_is_judged_by_its_size_from_the_fork_point(work: Repo, che
     merge(work, "hotfix-wide", "fix: merge hotfix-wide")
     code, out = check(work, "--format", "json")
     assert code == 1
-    [finding] = json.loads(out)["commits"]
-    assert finding["judged_as"]["kind"] == "hotfix" and [v["rule"] for v in finding["violations"]] == ["hotfix-size"]
+    found = {c["judged_as"]["kind"]: c for c in json.loads(out)["commits"]}  # (same second: the order may vary)
+    tip, merged = found["hotfix"], found["main"]  # the hotfix from its fork point, and what its merge brings onto main
+    assert tip["judged_as"]["kind"] == "hotfix" and [v["rule"] for v in tip["violations"]] == ["hotfix-size"]
+    assert merged["judged_as"]["kind"] == "main" and [v["rule"] for v in merged["violations"]] == ["hotfix-size"]
+    assert "brings 6 file(s)" in merged["violations"][0]["detail"]
 
 
 def test_settings_come_from_the_base_and_a_change_is_reported(work: Repo, check: Check) -> None:

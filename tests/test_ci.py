@@ -100,12 +100,16 @@ def _run(repo: Repo, script: str, **env: str) -> subprocess.CompletedProcess[str
 
 
 def test_first_push_with_an_all_zero_before_passes(server: Path, tmp_path: Path, script: str) -> None:
-    """The repository's first push: main is the only branch, its whole history is judged."""
+    """The repository's first push: main, and dev as it was when it was released. main's own commits
+    are judged, its release squash verified against dev (a clone without dev could not tell where
+    that squash came from: it would be refused)."""
     Repo(tmp_path).git("clone", "-q", "--single-branch", "--branch", "main", str(server), str(tmp_path / "first"))
     first = Repo(tmp_path / "first")
+    first.git("fetch", "-q", "origin", "+refs/heads/dev:refs/remotes/origin/dev")
+    first.git("update-ref", "refs/remotes/origin/dev", "origin/dev^1")  # before dev merged main back
     proc = _run(first, script, DLGIT_BEFORE=ZERO, DLGIT_AFTER=first.head("origin/main"), DLGIT_BRANCH="main")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "no violations in 6 commit(s)" in proc.stdout
+    assert "no violations in 3 commit(s)" in proc.stdout  # the task merge, the release squash, the bump
 
 
 def test_a_push_that_bypassed_the_hooks_fails(ci_clone: Repo, script: str) -> None:

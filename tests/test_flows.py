@@ -175,10 +175,11 @@ def test_conflict_then_continue(dev_work: Repo, scene: str) -> None:
     assert repo.dlgit("status").stdout.count("unfinished") == 1  # exit 1: the fixture installs no pre-push hook
     refused = flow(repo, "feature", "start", "other")
     assert refused.returncode == 2 and "unfinished" in refused.stderr and "dlgit continue" in refused.stderr
-    repo.write(NET, "NET = 'resolved'\n")
+    repo.git("checkout", "--theirs", "--", NET)  # resolved to one side: a line of neither side is an evil merge (issue 8)
+    resolved = (repo.path / NET).read_text()
     repo.git("add", NET)
     ok(flow(repo, "continue"))
-    assert repo.git("show", f"dev:{NET}").stdout == "NET = 'resolved'\n"
+    assert repo.git("show", f"dev:{NET}").stdout == resolved
     checked(repo, "main", "dev")
 
 

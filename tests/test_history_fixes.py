@@ -201,7 +201,7 @@ def _changes() -> list[Change]:
         on("main", Entry("M", "model/net.py")),
         on("main", merge=Merge(parse("dev", settings), sha, squash=True)),
         on("main", merge=Merge(parse("dev", settings), sha, squash=True), message=f"feat: x\n\nSquashed-from: dev@{sha}",
-           squash_evidence=SquashEvidence(True, True, ("p",))),
+           squash_evidence=SquashEvidence(True, True, (("p", "new-content"),))),
         on("main", Entry("A", "model/x.py"), merge=Merge(parse("feature-x", settings), sha)),
         on("main", merge=Merge(parse("feature-x", settings), sha, squash=True)),
         on("dev", merge=Merge(parse(debug, settings), sha)),

@@ -37,7 +37,7 @@ CASES: list[tuple[str, Change, bool, str]] = [
     ("main-protected", Change(on("main"), merge=Merge(on("dev"), SHA, squash=True), message="chore: release"), True,
      f"Squashed-from: dev@{SHA}"),
     ("main-protected", Change(on("main"), merge=Merge(on("dev"), SHA, squash=True), message=f"chore: release\n\nSquashed-from: dev@{SHA}",
-     squash_evidence=SquashEvidence(exists=True, differing=("extra.py",))), True, "extra.py"),
+     squash_evidence=SquashEvidence(exists=True, differing=(("extra.py", "changed-clean"),))), True, "extra.py"),
     ("main-protected", Change(on("main"), merge=Merge(on("dev"), SHA, squash=True), message=f"chore: release\n\nSquashed-from: dev@{SHA}",
      squash_evidence=SquashEvidence(exists=True)), False, ""),
     ("main-protected", Change(on("dev"), changed("model/net.py")), False, ""),

@@ -257,9 +257,13 @@ def test_merge_direction_conflicted_merge_concluded_by_commit(repo: Repo) -> Non
     proc = repo.git("commit", "-m", "feat: resolve", check=False)
     assert_blocked(proc, "merge-direction", "feature-same", "git merge --abort", replay="lossy")  # the resolution was for this merge only
     repo.git("merge", "--abort")
-    # the same conflict from dev itself is a release merge: allowed
+    # the same conflict from dev itself is a release merge: allowed, resolved to one side
     assert repo.git("merge", "dev", check=False).returncode == 1
-    repo.write("model/net.py", "NET = 'both'\n")
+    repo.write("model/net.py", "NET = 'both'\n")  # a line of neither side: an evil merge (issue 8 item 3)
+    repo.git("add", "model/net.py")
+    assert_blocked(repo.git("commit", "-m", "feat: release dev", check=False), "main-protected",
+                   "model/net.py (holds lines found on neither side)", replay="lossy")  # git's merge replaces the made-up line
+    repo.write("model/net.py", "NET = 'dev'\n")  # dev's side
     repo.git("add", "model/net.py")
     assert_allowed(repo.git("commit", "-m", "feat: release dev", check=False))
     assert repo.git("rev-parse", "HEAD^2").stdout.strip() == repo.head("dev")
@@ -412,8 +416,10 @@ def test_hotfix_size_cumulative_lines(repo: Repo) -> None:
 
 
 def test_hotfix_size_custom_limit(repo: Repo) -> None:
-    repo.write(".dlgit.yaml", "hotfix:\n  max_files: 1\n  max_lines: 1000\n")  # untracked: read from the work tree
     on_branch(repo, "hotfix-small", "main")
+    repo.write(".dlgit.yaml", "hotfix:\n  max_files: 1\n  max_lines: 1000\n")
+    setup_commit(repo, "chore: one-file hotfixes", ".dlgit.yaml")  # the hooks judge by the committed settings
+    repo.git("update-ref", "refs/heads/main", "HEAD")  # ... and the fork point is main: the settings commit is main's
     repo.write("model/a.py")
     assert_allowed(repo.commit("fix: a", "model/a.py"))
     repo.write("model/b.py")
@@ -499,8 +505,9 @@ def test_large_file_over_default_size_blocked_small_allowed(repo: Repo) -> None:
 
 
 def test_large_file_custom_limit(repo: Repo) -> None:
-    repo.write(".dlgit.yaml", "large_files:\n  max_bytes: 100\n  patterns: ['*.bin']\n")
     repo.git("switch", "-q", "dev")
+    repo.write(".dlgit.yaml", "large_files:\n  max_bytes: 100\n  patterns: ['*.bin']\n")
+    setup_commit(repo, "chore: smaller files", ".dlgit.yaml")  # the hooks judge by the committed settings
     repo.write("data/small.bin", b"1")
     assert_blocked(repo.commit("feat: bin", "data", check=False), "large-file", "data/small.bin (matches *.bin)")
     repo.git("rm", "-q", "--cached", "data/small.bin")

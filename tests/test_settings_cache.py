@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Repo
+from conftest import Repo, setup_commit
 
 from dlgit import config
 from dlgit.errors import UsageError
@@ -56,10 +56,12 @@ def test_an_unwritable_cache_only_costs_the_parse(tmp_path: Path) -> None:
 def test_hook_keeps_its_cache_in_the_git_dir(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
     repo.write(".dlgit.yaml", "commit:\n  types: [feat, wip]\n")
+    setup_commit(repo, "chore: a wip type", ".dlgit.yaml")  # the hooks judge by the committed .dlgit.yaml
     repo.write("model/net.py", "NET = 2\n")
     assert repo.commit("wip: cached next time").returncode == 0
     assert (repo.path / ".git" / "dlgit" / "settings-cache").is_file()
     repo.write(".dlgit.yaml", "commit:\n  types: [feat]\n")  # edited: the cache must not answer
+    setup_commit(repo, "feat: no wip type", ".dlgit.yaml")
     repo.write("model/net.py", "NET = 3\n")
     refused = repo.commit("wip: no longer a type", check=False)
     assert refused.returncode == 1 and "'wip'" in refused.stderr

@@ -7,11 +7,11 @@ output live in `dlgit.git.parse`; the options of the git command running a hook 
 so spaces, newlines and non-UTF-8 bytes survive a round trip.
 """
 
-from dlgit.git.parse import GitObject, LogCommit, MergeResult, RawEntry, Staged, TreeEntry
+from dlgit.git.parse import FileDiff, GitObject, LogCommit, MergeResult, RawEntry, Staged, TreeEntry
 from dlgit.git.proc import MIN_GIT_VERSION, Background, GitError, ObjectSizes, require_version
 from dlgit.git.repo import BranchHead, Fetched, Git, InProgress, MessageSettings, RepoInfo
 from dlgit.git.runner import Runner, command_line
 
-__all__ = ["MIN_GIT_VERSION", "Background", "BranchHead", "Fetched", "Git", "GitError", "GitObject", "InProgress", "LogCommit",
+__all__ = ["MIN_GIT_VERSION", "Background", "BranchHead", "Fetched", "FileDiff", "Git", "GitError", "GitObject", "InProgress", "LogCommit",
            "MergeResult", "MessageSettings", "ObjectSizes", "RawEntry", "RepoInfo", "Runner", "Staged", "TreeEntry", "command_line",
            "require_version"]

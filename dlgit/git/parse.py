@@ -282,3 +282,168 @@ class LogParser:
                            tuple(self.entries))
         self.header, self.entries = None, []
         return commit
+
+
+# --- recomputed merges: `git log --remerge-diff` and `diff-tree -p <auto> <recorded>` ---------------
+
+REMERGE_MARK = "\x01dlgit-merge "  # starts each commit of the remerge stream (--format); no patch line can
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+class FileDiff(NamedTuple):
+    """What a patch shows for one path: a recorded tree against git's own merge of the same parents
+    (conflict markers included)."""
+
+    path: str
+    conflicted: bool  # git's merge could not merge it cleanly
+    binary: bool
+    deleted: bool  # the recorded tree has no such path
+    markers: bool  # git's merged file holds conflict markers
+    added: int  # lines of the recorded file that are not in git's merge: found on neither side
+    dropped: int  # lines of git's merge missing from the recorded file outside conflict blocks
+    new_blob: str | None  # the recorded blob (from the `index` line), for binary files
+
+
+UNEXPLAINED = {  # FileDiff problem -> how a report says it
+    "changed-clean": "changed although git merges it cleanly",
+    "new-content": "holds lines found on neither side",
+    "dropped": "drops lines both sides agree on",
+    "binary": "a binary found on neither side",
+}
+
+
+def problem(diff: FileDiff, sides: frozenset[str] = frozenset()) -> str | None:
+    """Why a path of a recorded merge is not explained by its parents (a key of UNEXPLAINED), or
+    None. A resolved conflict may keep lines of either side and drop lines inside conflict blocks:
+    the recorded file is then a subsequence of git's marked-up file, which a minimal (Myers) diff
+    shows as deletions only. `sides`: the parents' blobs at the path (for a binary conflict)."""
+    if not diff.conflicted:
+        return "changed-clean"
+    if diff.binary:
+        return None if diff.new_blob is None or diff.new_blob in sides else "binary"
+    if diff.deleted and not diff.markers:
+        return None  # modify/delete, rename/delete: deleting is one side
+    if diff.added:
+        return "new-content"
+    return "dropped" if diff.dropped else None
+
+
+def parse_patches(data: bytes, conflicted: frozenset[str] = frozenset(), wanted: set[str] | None = None) -> dict[str, list[FileDiff]]:
+    """Patches -> commit (the text after REMERGE_MARK; "" without marks) -> the FileDiff of each path.
+    `git log --remerge-diff` says which paths conflicted (`remerge CONFLICT`); for a plain
+    `diff-tree -p` pass them as `conflicted`. `wanted`: only these commits are read."""
+    mark = REMERGE_MARK.encode()
+    if data.startswith(mark):  # one piece per commit: its mark line, then its patches
+        pieces = [(header.decode().strip(), body) for header, _, body in
+                  (piece.partition(b"\n") for piece in data[len(mark):].split(b"\n" + mark))]
+    else:
+        pieces = [("", data)]
+    found: dict[str, list[FileDiff]] = {}
+    for key, body in pieces:
+        if (wanted is not None and key not in wanted) or not body.strip():
+            continue
+        reader, files = _PatchReader(conflicted), []
+        for raw in body.split(b"\n"):
+            reader.feed(fsdecode(raw), files)
+        reader.finish(files)
+        if files:
+            found[key] = files
+    return found
+
+
+class _OpenFile:
+    """A file's patch being read."""
+
+    __slots__ = ("added", "binary", "conflicted", "deleted", "dropped", "hunk", "inside", "markers", "new_blob", "path")
+
+    def __init__(self, path: str, conflicted: bool) -> None:
+        self.path, self.conflicted = path, conflicted
+        self.binary = self.deleted = self.markers = self.hunk = self.inside = False
+        self.added = self.dropped = 0
+        self.new_blob: str | None = None
+
+    def header(self, line: str) -> None:
+        if line.startswith("@@"):
+            self.hunk = True
+        elif line.startswith("remerge CONFLICT ("):
+            self.conflicted = True
+        elif line.startswith("Binary files "):
+            self.binary = True
+        elif line.startswith("deleted file mode"):
+            self.deleted = True
+        elif line.startswith("index "):
+            self.new_blob = line.split()[1].partition("..")[2] or None
+
+    def body(self, line: str) -> None:
+        """A hunk line: markers open and close conflict blocks; what lies outside them must stay."""
+        sign, text = line[:1], line[1:]
+        if sign == "+":
+            self.added += 1
+        elif sign in ("-", " "):
+            if not self.inside and text.startswith("<<<<<<<") and text[7:8] in ("", " ", "<"):
+                self.inside = self.markers = True
+            elif self.inside and text.startswith(">>>>>>>") and text[7:8] in ("", " ", ">"):
+                self.inside = False
+            elif sign == "-" and not self.inside:
+                self.dropped += 1
+
+    def done(self) -> FileDiff:
+        return FileDiff(self.path, self.conflicted, self.binary, self.deleted, self.markers, self.added, self.dropped, self.new_blob)
+
+
+class _PatchReader:
+    """Line by line through one commit's patches, one file at a time."""
+
+    def __init__(self, conflicted: frozenset[str]) -> None:
+        self.conflicted = conflicted
+        self.file: _OpenFile | None = None
+
+    def feed(self, line: str, into: list[FileDiff]) -> None:
+        if line.startswith("diff --git "):
+            self.finish(into)
+            path = diff_header_path(line[len("diff --git "):])
+            self.file = _OpenFile(path, path in self.conflicted)
+        elif self.file is not None:
+            (self.file.body if self.file.hunk else self.file.header)(line)
+
+    def finish(self, into: list[FileDiff]) -> None:
+        if self.file is not None:
+            into.append(self.file.done())
+            self.file = None
+
+
+def diff_header_path(rest: str) -> str:
+    """The path of a `diff --git a/P b/P` line (without renames both sides are P), C-quoted or not."""
+    if rest.startswith('"'):
+        return fsdecode(c_unquote(rest)[2:])
+    return rest[2:(len(rest) - 3) // 2 + 1] if len(rest) >= 7 else rest
+
+
+def c_unquote(text: str) -> bytes:
+    """The bytes of the C-quoted string `text` starts with, as git writes paths ("a\\tb", octal bytes)."""
+    out = bytearray()
+    i = 1
+    while i < len(text) and text[i] != '"':
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            if nxt in "01234567":
+                out.append(int(text[i + 1:i + 4], 8) & 0xFF)
+                i += 4
+                continue
+            out.append(_C_ESCAPES.get(nxt, ord(nxt) & 0xFF))
+            i += 2
+            continue
+        out += ch.encode("utf-8", "surrogateescape")
+        i += 1
+    return bytes(out)
+
+
+def parse_first_parents(data: bytes) -> list[tuple[str, str | None]]:
+    """`rev-list --parents` lines -> (commit, its first parent or None)."""
+    pairs: list[tuple[str, str | None]] = []
+    for line in data.decode().split("\n"):
+        if line:
+            fields = line.split(" ", 2)
+            pairs.append((fields[0], fields[1] if len(fields) > 1 else None))
+    return pairs

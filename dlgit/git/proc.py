@@ -3,6 +3,7 @@ the caller (their output in anonymous files, or read by a thread)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -81,13 +82,19 @@ def finish(proc: subprocess.Popen[bytes], args: Sequence[str]) -> None:
 
 
 class Background:
-    """`git ARGS` running while the caller works. Its output goes to anonymous files, not pipes,
-    so nothing has to drain them meanwhile. `result()` waits for stdout; `cancel()` stops it."""
+    """`git ARGS` running while the caller works (`stdin`: what it reads first). Its output goes to
+    anonymous files, not pipes, so nothing has to drain them meanwhile. `result()` waits for
+    stdout; `cancel()` stops it."""
 
-    def __init__(self, args: Sequence[str], cwd: Path | str | None = None) -> None:
+    def __init__(self, args: Sequence[str], cwd: Path | str | None = None, stdin: bytes | None = None) -> None:
         self.args = args
         self.stdout, self.stderr = _anonymous_file(), _anonymous_file()
-        self.proc = popen(args, cwd, stdout=self.stdout, stderr=self.stderr)
+        self.proc = popen(args, cwd, stdin=stdin is not None, stdout=self.stdout, stderr=self.stderr)
+        if stdin is not None:  # no deadlock: git reads all of it before it writes, and its output goes to files
+            assert self.proc.stdin
+            with contextlib.suppress(BrokenPipeError):  # git failed first: result() says why
+                self.proc.stdin.write(stdin)
+                self.proc.stdin.close()
 
     def result(self) -> bytes:
         try:

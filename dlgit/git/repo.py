@@ -12,11 +12,11 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple
 
+from dlgit.config import CONFIG_FILE
 from dlgit.errors import UsageError
 from dlgit.git import parse
-from dlgit.git.parse import GitObject, LogCommit, MergeResult, Staged, fsdecode, split_z
+from dlgit.git.parse import FileDiff, GitObject, LogCommit, MergeResult, Staged, fsdecode, split_z
 from dlgit.git.proc import CHUNK, Background, GitError, ObjectSizes, finish, popen, run
-from dlgit.model import short_ref
 
 
 class RepoInfo(NamedTuple):
@@ -25,6 +25,7 @@ class RepoInfo(NamedTuple):
     toplevel: Path | None  # None in a bare repository
     head: str | None  # the commit HEAD names; None on an unborn branch
     branch: str | None  # the checked-out branch (also when unborn); None on a detached HEAD
+    settings_blob: str | None = None  # the blob of .dlgit.yaml committed in HEAD; None: none there
 
 
 class InProgress(str, Enum):
@@ -41,6 +42,21 @@ class InProgress(str, Enum):
 _STATE_FILES = (("rebase-merge", InProgress.REBASE), ("rebase-apply", InProgress.REBASE), ("MERGE_HEAD", InProgress.MERGE),
                 ("CHERRY_PICK_HEAD", InProgress.CHERRY_PICK), ("REVERT_HEAD", InProgress.REVERT),
                 ("SQUASH_MSG", InProgress.SQUASH), ("BISECT_LOG", InProgress.BISECT))
+
+
+def _is_id(text: str) -> bool:
+    return len(text) in (40, 64) and all(ch in "0123456789abcdef" for ch in text)
+
+
+def _short_head(ref: str) -> str | None:
+    return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+
+
+# Patches read by dlgit (parse.parse_patches) look the same whatever the user's config says.
+PINNED_PATCH_CONFIG = ("-c", "merge.conflictStyle=merge", "-c", "merge.renames=true", "-c", "merge.directoryRenames=conflict",
+                       "-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "-c", "diff.relative=false",
+                       "-c", "diff.suppressBlankEmpty=false", "-c", "core.quotePath=false")
+PINNED_PATCH_OPTIONS = ("--full-index", "--no-renames", "--diff-algorithm=myers", "--no-color", "--no-ext-diff", "--no-textconv")
 
 
 class MessageSettings(NamedTuple):
@@ -123,14 +139,19 @@ class Git:
         return fsdecode(proc.stdout).strip() or None if proc.returncode == 0 else None
 
     def _repo_info(self) -> RepoInfo:
-        """Where the repository is, and HEAD as a commit and as a branch: one process in the usual
-        case (a work tree with commits), since the hooks ask on every commit."""
+        """Where the repository is, HEAD as a commit and as a branch, and the blob of the .dlgit.yaml
+        HEAD holds: one process in the usual case (a work tree with commits), since the hooks ask on
+        every commit."""
+        settings = f"HEAD:{CONFIG_FILE}"
         proc = self.run("rev-parse", "--absolute-git-dir", "--git-common-dir", "--is-bare-repository", "--show-toplevel",
-                        "HEAD", "--symbolic-full-name", "HEAD", check=False)
+                        "HEAD", settings, "--symbolic-full-name", "HEAD", check=False)
         lines = fsdecode(proc.stdout).splitlines()
-        if proc.returncode == 0 and len(lines) == 6:
-            git_dir, common, _, toplevel, head, ref = lines
-            return self._layout(git_dir, common, toplevel, head, ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None)
+        if proc.returncode == 0 and len(lines) == 7:
+            git_dir, common, _, toplevel, head, blob, ref = lines
+            return self._layout(git_dir, common, toplevel, head, _short_head(ref), blob)
+        if len(lines) == 6 and lines[5] == settings and _is_id(lines[4]):  # HEAD holds no .dlgit.yaml: git stopped there
+            git_dir, common, _, toplevel, head, _ = lines
+            return self._layout(git_dir, common, toplevel, head, self._head_branch(Path(git_dir)), None)
         # One question at a time: a bare repository or the inside of .git (no work tree), an unborn
         # branch (no HEAD commit), a path holding a newline.
         where = os.path.abspath(self.cwd or os.getcwd())
@@ -141,16 +162,34 @@ class Git:
         toplevel = None if bare else self._rev_parse("--show-toplevel")
         if not bare and toplevel is None:
             raise UsageError(f"{where} is inside the .git folder; run dlgit from the repository's work tree.")
-        return self._layout(git_dir, self._rev_parse("--git-common-dir") or git_dir, toplevel, self.rev("HEAD"), self.current_branch())
+        head = self.rev("HEAD")
+        blob = self._answer("rev-parse", "-q", "--verify", "--end-of-options", settings) if head else None
+        return self._layout(git_dir, self._rev_parse("--git-common-dir") or git_dir, toplevel, head, self.current_branch(), blob)
+
+    def _head_branch(self, git_dir: Path) -> str | None:
+        """The checked-out branch as the HEAD file names it (git's own answer when the file says
+        nothing plain: a reftable repository, a symlink)."""
+        try:
+            text = (git_dir / "HEAD").read_text(errors="surrogateescape").strip()
+        except OSError:
+            text = ""
+        if _is_id(text):
+            return None
+        ref = text.removeprefix("ref: ")
+        if ref != text and ref.startswith("refs/heads/") and ref != "refs/heads/.invalid":
+            return ref[len("refs/heads/"):]
+        return self.current_branch()
 
     def _rev_parse(self, option: str) -> str | None:
         """One answer of `git rev-parse OPTION`, whole (a path may end in any character but its newline)."""
         proc = self.run("rev-parse", option, check=False)
         return fsdecode(proc.stdout).removesuffix("\n") if proc.returncode == 0 else None
 
-    def _layout(self, git_dir: str, common: str, toplevel: str | None, head: str | None, branch: str | None) -> RepoInfo:
+    def _layout(self, git_dir: str, common: str, toplevel: str | None, head: str | None, branch: str | None,
+                settings_blob: str | None) -> RepoInfo:
         common_dir = Path(common) if os.path.isabs(common) else Path(self.cwd or os.getcwd()) / common
-        return RepoInfo(Path(git_dir), common_dir.resolve(), Path(toplevel) if toplevel is not None else None, head, branch)
+        return RepoInfo(Path(git_dir), common_dir.resolve(), Path(toplevel) if toplevel is not None else None, head, branch,
+                        settings_blob)
 
     # --- refs and commits -------------------------------------------------------------------------
 
@@ -171,18 +210,9 @@ class Git:
             raise GitError(("merge-base", "--is-ancestor", ancestor, descendant), proc.returncode, fsdecode(proc.stderr))
         return proc.returncode == 0
 
-    def branches_at(self, sha: str) -> list[str]:
-        """Local and remote-tracking branches whose tip is `sha` (remote names keep their prefix)."""
-        data = self.run("for-each-ref", "--format=%(refname)", "--points-at", sha, "refs/heads", "refs/remotes").stdout
-        return [short_ref(ref) for ref in fsdecode(data).splitlines()]
-
     def remote_tracking(self, branch: str) -> list[str]:
         """Remote-tracking refs of that branch name on any remote (refs/remotes/*/<branch>)."""
         return fsdecode(self.run("for-each-ref", "--format=%(refname)", f"refs/remotes/*/{branch}").stdout).splitlines()
-
-    def branches_containing(self, sha: str) -> list[str]:
-        data = self.run("for-each-ref", "--format=%(refname)", "--contains", sha, "refs/heads").stdout
-        return [short_ref(ref) for ref in fsdecode(data).splitlines()]
 
     def refs(self, *patterns: str) -> list[tuple[str, str]]:
         """(refname, commit sha) for the refs under `patterns`; tags are peeled to their commit."""
@@ -297,6 +327,11 @@ class Git:
             return {}
         return parse.parse_objects(wanted, self.run("cat-file", "--batch", stdin="\n".join(wanted).encode() + b"\n").stdout)
 
+    def read_blob(self, sha: str) -> bytes | None:
+        """One blob's content, or None when there is no such blob."""
+        proc = self.run("cat-file", "blob", sha, check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
     def show_file(self, commit: str, path: str) -> bytes | None:
         """A file's content at a commit, or None when it is not there."""
         proc = self.run("cat-file", "blob", f"{commit}:{path}", check=False)
@@ -312,22 +347,9 @@ class Git:
             raise GitError(args, proc.returncode, fsdecode(proc.stderr))
         return result
 
-    def unmerged_differences(self, parent: str, theirs: str, tree: str) -> tuple[str, ...]:
-        """Paths where `tree` differs from `merge-tree <parent> <theirs>`, other than those merge-tree
-        reports as conflicted (a squash with hand-resolved conflicts may differ there)."""
-        result = self.merge_tree(parent, theirs)
-        if result.tree == tree:
-            return ()
-        conflicted = set(result.conflicted)
-        return tuple(path for path in self.diff_tree_paths(result.tree, tree) if path not in conflicted)
-
     def write_tree(self) -> str:
         """The tree of the index (what the commit being made will record)."""
         return self.out("write-tree")
-
-    def diff_tree_paths(self, old: str, new: str) -> list[str]:
-        """Paths that differ between two trees (or commits), without rename detection."""
-        return split_z(self.run("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new).stdout)
 
     # --- history: `dlgit check`, pre-push and pre-receive ----------------------------------------------
 
@@ -490,3 +512,78 @@ class Git:
             return (self.git_dir / name).read_text(errors="replace")
         except OSError:
             return ""
+
+    # --- issue 8: branch ownership, merges recomputed, history that hides commits --------------------
+
+    def first_parents(self, tips: Iterable[str]) -> list[tuple[str, str | None]]:
+        """(commit, its first parent) over the union of the first-parent chains of `tips`, children
+        before parents (one `rev-list --first-parent --topo-order`)."""
+        wanted = sorted(set(tips))
+        if not wanted:
+            return []
+        listing = self.run("rev-list", "--first-parent", "--parents", "--topo-order", "--stdin", stdin="\n".join(wanted).encode() + b"\n")
+        data = listing.stdout
+        return parse.parse_first_parents(data)
+
+    def first_parent_before(self, tip: str, bases: Sequence[str]) -> str | None:
+        """The newest commit of `tip`'s first-parent chain that `bases` already reach (`tip` itself
+        when they reach it; None when they reach none of the chain): one `rev-list --first-parent`."""
+        wanted = "\n".join([tip, *(f"^{base}" for base in bases)]).encode() + b"\n"
+        listed = parse.parse_first_parents(self.run("rev-list", "--first-parent", "--parents", "--stdin", stdin=wanted).stdout)
+        return listed[-1][1] if listed else tip
+
+    def start_remerge(self, revs: Sequence[str]) -> Background:
+        """Every merge that `revs` (tips and ^exclusions) name recomputed by git (ort, conflict markers
+        included) and diffed against its recorded tree, in one `git log --merges --remerge-diff` running
+        alongside the caller; its output is for `parse.parse_patches`. A merge that equals git's merge
+        of its parents prints nothing. (A walk, not `--no-walk --stdin` with chosen merges: git 2.39
+        then computes wrong merge bases when the list runs oldest first.)"""
+        args = (*PINNED_PATCH_CONFIG, "log", "--merges", "--stdin", "--remerge-diff", f"--format={parse.REMERGE_MARK}%H",
+                "--no-show-signature", *PINNED_PATCH_OPTIONS)
+        return Background(args, self.cwd, stdin="\n".join(revs).encode() + b"\n")
+
+    def recompute(self, ours: str, theirs: str, tree: str) -> list[FileDiff]:
+        """`tree` (a merge or squash being made or recorded) against `merge-tree <ours> <theirs>`: the
+        FileDiff of each path where they differ (empty: it is git's merge)."""
+        result = self.merge_tree(ours, theirs)
+        if result.tree == tree:
+            return []
+        patch = self.run(*PINNED_PATCH_CONFIG, "diff-tree", "-r", "-p", *PINNED_PATCH_OPTIONS, result.tree, tree).stdout
+        return parse.parse_patches(patch, frozenset(result.conflicted)).get("", [])
+
+    def object_ids(self, names: Iterable[str]) -> dict[str, str]:
+        """name -> object id for each object name (`<commit>:<path>`) that names one (one `cat-file --batch-check`)."""
+        wanted = [name for name in dict.fromkeys(names) if name and "\n" not in name]
+        if not wanted:
+            return {}
+        data = self.run("cat-file", "--batch-check=%(objectname) %(objecttype)", stdin="\n".join(wanted).encode() + b"\n").stdout
+        found = {}
+        for name, line in zip(wanted, fsdecode(data).split("\n"), strict=False):
+            sha, _, kind = line.partition(" ")
+            if kind and kind != "missing" and _is_id(sha):
+                found[name] = sha
+        return found
+
+    def hidden_history(self) -> str | None:
+        """What makes this repository's history incomplete (a shallow clone, grafts), or None."""
+        if self._rev_parse("--is-shallow-repository") == "true":
+            return "it is a shallow clone: commits before its boundary are missing (git fetch --unshallow fetches them)"
+        if (self.common_dir / "info" / "grafts").exists():
+            return "it has grafts (.git/info/grafts), which replace commits' parents (git replace --convert-graft-file converts them)"
+        return None
+
+    def peeled(self, name: str) -> tuple[str, str] | None:
+        """(type, id) of what `name` finally names once tags are peeled (commit, tree or blob); None when nothing."""
+        data = self.run("cat-file", "--batch-check=%(objecttype) %(objectname)", stdin=f"{name}^{{}}\n".encode()).stdout
+        kind, _, sha = fsdecode(data).strip().partition(" ")
+        return (kind, sha) if kind in ("commit", "tree", "blob") else None
+
+    def tree_sizes(self, tree: str) -> list[tuple[str, int]]:
+        """(path, size) of every blob under a tree (one `ls-tree -r -l -z`)."""
+        found = []
+        for record in split_z(self.run("ls-tree", "-r", "-l", "-z", "--end-of-options", tree).stdout):
+            meta, _, path = record.partition("\t")
+            size = meta.split()[-1]
+            if size.isdigit():
+                found.append((path, int(size)))
+        return found

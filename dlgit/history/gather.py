@@ -6,9 +6,11 @@ running alongside sizes the blobs they add, one `cat-file --batch` reads the tas
 
 Which branch's rules judge a commit follows the graph: the tip's first-parent chain is what was put
 on the target branch; the commits a merge brought in are judged by the rules of the branch that
-merge came from (named in its message and verified against the refs when that branch exists here,
-else found through the refs). A squash on main is recomputed with `git merge-tree`. All git work
-happens here: the rules only read the facts.
+merge came from: the branch that owns its side (dlgit.evidence: a name in the message counts only
+when that branch owns the commit), else the name the message gives when the content can prove it
+(a task, a hotfix into main), else no branch. Every merge placed on main or dev is recomputed by
+one `git log --remerge-diff` alongside the rest; a squash on main with `git merge-tree`. All git
+work happens here: the rules only read the facts.
 """
 
 from __future__ import annotations
@@ -21,11 +23,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dlgit.config import CONFIG_FILE, Settings
-from dlgit.evidence import HotfixDiff, RefView, hotfix_diff, merge_source, squash_evidence
+from dlgit.evidence import HotfixDiff, RefView, brought, claimed_source, hotfix_diff, merge_source, squash_evidence, unexplained
 from dlgit.git import Git, LogCommit, RawEntry
-from dlgit.model import Branch, Kind, is_task_config, parse_branch, parse_squash_trailer, read_version, short_branch, tag_version
+from dlgit.git.parse import parse_patches
+from dlgit.model import (
+    SQUASH_SOURCES_INTO_MAIN,
+    Branch,
+    Kind,
+    is_task_config,
+    parse_branch,
+    parse_squash_trailer,
+    read_version,
+    short_branch,
+    tag_version,
+)
 from dlgit.policy import Change, Entry, Merge
-from dlgit.policy.change import Committed, RefUpdate, SquashEvidence
+from dlgit.policy.change import Committed, MergeEvidence, RefUpdate, SquashEvidence, Unexplained
 
 _QUOTED = re.compile(r"'([^'\s]+)'")
 _PUNCTUATION = "'\"`,.:;()[]{}<>"
@@ -59,11 +72,20 @@ def named_branches(message: str, settings: Settings) -> list[Branch]:
     return found
 
 
-def _merge_source(commit: LogCommit, target: Branch | None, refs: RefView, settings: Settings) -> Branch | None:
-    """The branch a merge commit brought in, by the names its message gives and the refs (a name
-    no branch here has is taken at its word: a merged branch is often deleted)."""
-    names = [branch.name for branch in named_branches(commit.message, settings)]
-    return merge_source(names, commit.parents[1], target, refs, settings, absent_names=True)
+def _changed_paths(commit: LogCommit) -> list[str]:
+    """Every path a commit changes against its first parent (both sides of a rename)."""
+    return [path for entry in commit.entries for path in (entry.path, entry.old_path) if path]
+
+
+def _merge_source(commit: LogCommit, target: Branch | None, refs: RefView, settings: Settings) -> tuple[Branch | None, bool]:
+    """The branch a merge commit brought in and whether only its content vouches for it: the branch
+    owning its side (the message's names first), else a claim of the message its content can prove."""
+    named = named_branches(commit.message, settings)
+    source = merge_source([branch.name for branch in named], commit.parents[1], target, refs, settings)
+    if source is not None:
+        return source, False
+    claimed = claimed_source(named, target, _changed_paths(commit), settings)
+    return claimed, claimed is not None
 
 
 # --- the judged range ----------------------------------------------------------------------------
@@ -87,6 +109,7 @@ class _Place:
     branch: Branch | None
     via: str | None
     source: Branch | None = None  # merges: the branch they brought in
+    by_content: bool = False  # merges: no branch owns the source; it is the message's claim
     chain_start: bool = False  # the newest commit of a branch's run (a hotfix's tip)
 
 
@@ -104,8 +127,9 @@ def _place(tip: str, target: Branch | None, graph: dict[str, LogCommit], refs: R
             sha = graph[sha].parents[0] if graph[sha].parents else ""
         for commit in reversed(chain):
             if len(commit.parents) > 1:
-                source = places[commit.sha].source = _merge_source(commit, branch, refs, settings)
-                queue.extend((parent, source, commit.sha) for parent in commit.parents[1:])
+                place = places[commit.sha]
+                place.source, place.by_content = _merge_source(commit, branch, refs, settings)
+                queue.extend((parent, place.source, commit.sha) for parent in commit.parents[1:])
     return places
 
 
@@ -135,6 +159,8 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
             entries[done.sha] = _sized(done, sizes.sizes)
     known = sizes.result()
     entries.update((commit.sha, _sized(commit, known)) for commit, _ in waiting)
+    for sha, touched in list(configs.items()):  # a config large-file refuses is not parsed as well
+        configs[sha] = [e for e in touched if known.get(e.new_blob or "", 0) <= settings.large_file_max_bytes]
     wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
     wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
     commits.sort(key=lambda commit: commit.time)  # oldest first, for people reading the report
@@ -162,23 +188,97 @@ def _squashes(commits: Iterable[LogCommit], places: dict[str, _Place]) -> dict[s
     return found
 
 
-def _all_evidence(squashes: dict[str, tuple[str, str]], resolved: dict[str, str], graph: dict[str, LogCommit],
-                  refs: RefView) -> dict[str, SquashEvidence]:
-    """Recompute every squash; each is a few git processes, so they run side by side."""
+@dataclass(frozen=True)
+class _Squash:
+    sha: str  # the squashed commit (as the trailer gives it when it names no commit here)
+    source: Branch | None
+    by_content: bool
+    evidence: SquashEvidence
 
-    def one(sha: str) -> SquashEvidence:
-        branch, named = squashes[sha]
-        found = resolved.get(named)
-        holds = refs.holds(branch, found) if found else None
-        return squash_evidence(refs.repo, graph[sha].parents[0], found, graph[sha].tree, holds)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(squashes, pool.map(one, squashes), strict=True))
+def _squash(commit: LogCommit, trailer: tuple[str, str], resolved: dict[str, str], refs: RefView, settings: Settings) -> _Squash:
+    """A squash onto main: its source (the branch owning the squashed commit, else a hotfix the trailer
+    names, proven by what the squash brings) and the squash recomputed from its parent and that commit."""
+    named, given = trailer
+    claimed, found = parse_branch(named, settings), resolved.get(given)
+    if found is None:
+        return _Squash(given, claimed, False, SquashEvidence(exists=False))
+    owned = refs.owns(named, found) if refs.known(named) else None
+    evidence = squash_evidence(refs.repo, commit.parents[0], found, commit.tree, owned)
+    main = parse_branch(settings.main, settings)
+    source = merge_source([named], found, main, refs, settings, SQUASH_SOURCES_INTO_MAIN)
+    if source is not None:
+        return _Squash(found, source, False, evidence)
+    source = claimed_source([claimed], main, _changed_paths(commit), settings, squash=True)
+    return _Squash(found, source, source is not None, evidence)
 
 
 def _hotfix_diff(sha: str, place: _Place, graph: dict[str, LogCommit], refs: RefView, settings: Settings) -> HotfixDiff | None:
     """A hotfix tip's diff from its fork point with main (main as it was before the merge, if merged)."""
     return hotfix_diff(refs.repo, graph[place.via].parents[0] if place.via else refs.tip(settings.main), sha)
+
+
+def _recomputed_merges(commits: Iterable[LogCommit], places: dict[str, _Place]) -> list[LogCommit]:
+    """The merges placed on main or dev (octopus merges are refused there, and git cannot recompute them)."""
+    return [commit for commit in commits if len(commit.parents) == 2 and (branch := places[commit.sha].branch) is not None
+            and branch.kind in (Kind.MAIN, Kind.DEV)]
+
+
+def _children_first(graph: dict[str, LogCommit]) -> list[str]:
+    """The range's commits, each after every child it has in the range (Kahn's order)."""
+    children = dict.fromkeys(graph, 0)
+    for commit in graph.values():
+        for parent in commit.parents:
+            if parent in children:
+                children[parent] += 1
+    ready = [sha for sha, count in children.items() if count == 0]
+    order = []
+    while ready:
+        sha = ready.pop()
+        order.append(sha)
+        for parent in graph[sha].parents:
+            if parent in children:
+                children[parent] -= 1
+                if children[parent] == 0:
+                    ready.append(parent)
+    return order
+
+
+def _redundant(merges: Sequence[LogCommit], graph: dict[str, LogCommit], repo: Git) -> set[str]:
+    """The merges whose second parent is already contained in their first. Inside the range, one
+    children-first pass carries each merge's bit from its first parent to every ancestor; a second
+    parent outside the range (already known before it) is asked of git."""
+    seeds: dict[str, int] = {}
+    for i, merge in enumerate(merges):
+        if merge.parents[0] in graph:
+            seeds[merge.parents[0]] = seeds.get(merge.parents[0], 0) | 1 << i
+    below = dict(seeds)
+    for sha in _children_first(graph) if seeds else ():
+        bits = below.get(sha)
+        if bits:
+            for parent in graph[sha].parents:
+                if parent in graph:
+                    below[parent] = below.get(parent, 0) | bits
+    found = set()
+    for i, merge in enumerate(merges):
+        first, second = merge.parents
+        if second in graph:
+            if below.get(second, 0) >> i & 1:
+                found.add(merge.sha)
+        elif repo.is_ancestor(second, first):
+            found.add(merge.sha)
+    return found
+
+
+def _hotfix_brought(commits: Iterable[LogCommit], places: dict[str, _Place], squashes: dict[str, _Squash]) -> list[LogCommit]:
+    """The merges and squashes that bring a hotfix onto main: hotfix-size judges what they bring."""
+    found = []
+    for commit in commits:
+        place = places[commit.sha]
+        source = squashes[commit.sha].source if commit.sha in squashes else place.source if len(commit.parents) == 2 else None
+        if place.branch is not None and place.branch.kind is Kind.MAIN and source is not None and source.kind is Kind.HOTFIX:
+            found.append(commit)
+    return found
 
 
 @dataclass
@@ -188,9 +288,9 @@ class _Range:
     graph: dict[str, LogCommit]
     places: dict[str, _Place]
     blobs: _Blobs
-    squashes: dict[str, tuple[str, str]]
-    resolved: dict[str, str]  # trailer sha -> full commit sha (missing: no such commit)
-    evidence: dict[str, SquashEvidence]  # squash commit -> what recomputing it showed
+    squashes: dict[str, _Squash]  # squash commit -> its source and what recomputing it showed
+    recomputed: dict[str, MergeEvidence]  # merge on main or dev -> what recomputing it showed
+    brought: dict[str, HotfixDiff]  # merge or squash of a hotfix onto main -> what it brings
     refs: RefView
     settings: Settings
     has_base: bool
@@ -200,26 +300,45 @@ class _Range:
 def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Settings, refs: RefView, has_base: bool) -> list[Judged]:
     """Facts for every commit reachable from `tip` and not from `bases`, oldest first. `has_base`:
     the range continues an existing history (a parentless commit is then no new repository's root)."""
-    commits, blobs = _read_range(refs.repo, [tip, *(f"^{base}" for base in bases)], settings)
-    graph = {commit.sha: commit for commit in commits}
-    refs.use_range({commit.sha: commit.parents for commit in commits})
-    places = _place(tip, target, graph, refs, settings)
-    squashes = _squashes(commits, places)
-    resolved = refs.repo.resolve_commits(sha for _, sha in squashes.values())
-    evidence = _all_evidence(squashes, resolved, graph, refs)
-    context = _Range(graph, places, blobs, squashes, resolved, evidence, refs, settings, has_base, tip)
+    repo = refs.repo
+    revs = [tip, *(f"^{base}" for base in bases)]
+    remerge = repo.start_remerge(revs)  # every merge of the range, alongside the log passes
+    try:
+        commits, blobs = _read_range(repo, revs, settings)
+        graph = {commit.sha: commit for commit in commits}
+        places = _place(tip, target, graph, refs, settings)
+        merges = _recomputed_merges(commits, places)
+        trailers = _squashes(commits, places)
+        resolved = repo.resolve_commits(sha for _, sha in trailers.values())
+        with ThreadPoolExecutor(max_workers=4) as pool:  # a few git processes each, side by side
+            squashes = dict(zip(trailers, pool.map(lambda sha: _squash(graph[sha], trailers[sha], resolved, refs, settings), trailers),
+                                strict=True))
+            hotfixes = [commit.sha for commit in _hotfix_brought(commits, places, squashes)]
+            counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha), hotfixes), strict=True))
+        redundant = _redundant(merges, graph, repo)
+        recomputed = _merge_evidence(merges, remerge.result(), redundant, repo)
+    finally:
+        remerge.cancel()
+    context = _Range(graph, places, blobs, squashes, recomputed, counted, refs, settings, has_base, tip)
     return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in commits]
+
+
+def _merge_evidence(merges: Sequence[LogCommit], patches: bytes, redundant: set[str], repo: Git) -> dict[str, MergeEvidence]:
+    """merge -> what recomputing it showed (the remerge diff classified, and whether it is redundant)."""
+    files = parse_patches(patches, wanted={merge.sha for merge in merges})
+    problems: dict[str, Unexplained] = unexplained(repo, {m.sha: (files[m.sha], *m.parents) for m in merges if m.sha in files})
+    return {m.sha: MergeEvidence(problems.get(m.sha, ()), m.sha in redundant) for m in merges}
 
 
 def _change(commit: LogCommit, context: _Range) -> Change:
     place, settings, blobs = context.places[commit.sha], context.settings, context.blobs
     merge, evidence = None, None
     if commit.sha in context.squashes:
-        name, sha = context.squashes[commit.sha]
-        merge = Merge(parse_branch(name, settings), context.resolved.get(sha, sha), squash=True)
-        evidence = context.evidence[commit.sha]
+        squash = context.squashes[commit.sha]
+        merge = Merge(squash.source, squash.sha, squash=True, by_content=squash.by_content)
+        evidence = squash.evidence
     elif len(commit.parents) > 1:
-        merge = Merge(place.source, commit.parents[1], octopus=len(commit.parents) > 2)
+        merge = Merge(place.source, commit.parents[1], octopus=len(commit.parents) > 2, by_content=place.by_content)
     changed_configs = blobs.configs.get(commit.sha, [])
     hotfix = place.branch is not None and place.branch.kind is Kind.HOTFIX and place.chain_start
     return Change(
@@ -233,8 +352,10 @@ def _change(commit: LogCommit, context: _Range) -> Change:
                                      if e.path == settings.template_config and e.old_blob), None),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
+        merge_evidence=context.recomputed.get(commit.sha),
+        brought=context.brought.get(commit.sha),
         commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote,
-                         on_dev=_direct_on_main(commit, place) and bool(context.refs.holds(settings.dev, commit.sha))),
+                         on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
     )
 
 
@@ -254,7 +375,7 @@ def tag_updates(tags: Sequence[tuple[str, str]], refs: RefView, settings: Settin
     """The facts about release tags, given as (ref, commit sha): is the commit on main, and which
     VERSION does it hold (all read in one `cat-file --batch`)."""
     texts = refs.repo.read_objects([f"{sha}:{settings.template_config}" for _, sha in tags])
-    return [RefUpdate(ref, on_main=refs.holds(settings.main, sha), version=read_version(texts.get(f"{sha}:{settings.template_config}")),
+    return [RefUpdate(ref, on_main=refs.owns(settings.main, sha), version=read_version(texts.get(f"{sha}:{settings.template_config}")),
                       remote=refs.remote)
             for ref, sha in tags]
 

@@ -29,12 +29,12 @@ class Policy:
 
 
 def policy_at(repo: Git, base: str | None, label: str | None) -> Policy:
-    """Settings from the .dlgit.yaml in commit `base`; without a base (a whole history, a first push)
-    from the work tree like the hooks (a bare repository: the defaults)."""
+    """Settings from the .dlgit.yaml in commit `base` (main's, for `dlgit check`, pre-push and
+    pre-receive); without one (no main anywhere yet) from the work tree (a bare repository: the defaults)."""
     if base is None:
         settings = config.load(repo.root)
         found = repo.root is not None and (repo.root / config.CONFIG_FILE).exists()
-        return Policy(settings, f"the work tree's {config.CONFIG_FILE} (the range has no base)" if found else "the defaults")
+        return Policy(settings, f"the work tree's {config.CONFIG_FILE} (there is no main to read it from)" if found else "the defaults")
     where = f"{label} ({base[:12]})" if label and label != base else base[:12]
     raw = repo.show_file(base, config.CONFIG_FILE)
     source = f"{config.CONFIG_FILE} at {where}" if raw is not None else f"the defaults (no {config.CONFIG_FILE} at {where})"
@@ -74,35 +74,36 @@ class Span:
     label: str
     tip: str | None  # None: no commits (a deletion, a tag)
     bases: tuple[str, ...] = ()
-    settings_base: str | None = None  # the commit whose .dlgit.yaml judges (None: no base)
-    base_label: str | None = None  # how to name it
 
 
 def judge(span: Span, target_name: str | None, policy: Policy, refs: RefView,
-          ref_update: RefUpdate | None = None, tags: bool = False) -> Result:
+          ref_update: RefUpdate | None = None, tags: bool = False, rule_ids: tuple[str, ...] = COMMIT_RULES) -> Result:
     """Judge a span for the branch it is put on, and the ref update itself (if any); `tags`: also
-    the release tags that point into the span."""
+    the release tags that point into the span; `rule_ids`: what judges each commit (OTHER_REF_RULES
+    for the commits a tag, a note or another ref that is no branch brings)."""
     settings = policy.settings
     target = parse_branch(target_name, settings) if target_name else None
     result = Result(span.label, target, policy)
     result.ref_violations += evaluate(Change(target, ref_update=ref_update), settings, REF_RULES)
     if span.tip is None:
         return result
-    if target is None:
+    if rule_ids != COMMIT_RULES:
+        result.notices.append(f"{span.label} is no branch: its new commits were judged by the content rules ({', '.join(rule_ids)})")
+    elif target is None:
         result.notices.append("no branch given (detached HEAD): branch rules were skipped; pass --branch NAME to apply them")
     judged = gather.gather(span.tip, span.bases, target, settings, refs, has_base=bool(span.bases))
-    _judge_commits(result, judged)
+    _judge_commits(result, judged, rule_ids)
     if tags:
         for update in gather.release_tags((item.commit.sha for item in judged), refs, settings):
             result.ref_violations += evaluate(Change(None, ref_update=update), settings, REF_RULES)
     return result
 
 
-def _judge_commits(result: Result, judged: list[gather.Judged]) -> None:
+def _judge_commits(result: Result, judged: list[gather.Judged], rule_ids: tuple[str, ...]) -> None:
     """Every commit by the rules of the branch it belongs to; note the ones that edit .dlgit.yaml."""
     result.checked = len(judged)
     for item in judged:
-        violations = evaluate(item.change, result.policy.settings, COMMIT_RULES)
+        violations = evaluate(item.change, result.policy.settings, rule_ids)
         if violations:
             result.findings.append(Finding(item, tuple(violations)))
         if gather.touches_settings(item.commit):

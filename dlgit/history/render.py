@@ -3,12 +3,15 @@ described in docs/check.md)."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from dlgit import report
 from dlgit.history.judge import Finding, Result
 from dlgit.model import Branch
 from dlgit.policy import Violation
+from dlgit.shell import printable
 
 SCHEMA_VERSION = 1
 
@@ -16,23 +19,23 @@ SCHEMA_VERSION = 1
 def _placement(finding: Finding, target: Branch | None) -> str:
     judged, branch = finding.judged, finding.judged.change.branch
     if judged.via is None:
-        where = f"'{target.name}'" if target else "HEAD"
+        where = f"'{printable(target.name)}'" if target else "HEAD"
         return f"on the first-parent chain of {where}: judged as a commit made there"
-    source = f"'{branch.name}' ({branch.kind.value})" if branch else "a branch dlgit cannot name"
+    source = f"'{printable(branch.name)}' ({branch.kind.value})" if branch else "a branch no ref here owns (judged by content only)"
     return f"brought in by merge {judged.via[:12]} from {source}: judged by that branch's rules"
 
 
 def render_text(result: Result, color: bool, header: str | None = None) -> str:
-    lines = [header or (f"dlgit check: {result.label} on {report.describe_branch(result.target)}: "
-                        f"{result.checked} commit(s), judged by {result.policy.source}")]
-    lines += [f"note: {notice}" for notice in result.notices]
+    lines = [header or (f"dlgit check: {printable(result.label)} on {report.describe_branch(result.target)}: "
+                        f"{result.checked} commit(s), judged by {printable(result.policy.source)}")]
+    lines += [f"note: {printable(notice)}" for notice in result.notices]
     for finding in result.findings:
         judged = finding.judged
-        title = report.paint(judged.commit.sha[:12], "yellow", color) + f" {judged.subject}"
+        title = report.paint(judged.commit.sha[:12], "yellow", color) + f" {printable(judged.subject)}"
         lines += ["", title, f"  {_placement(finding, result.target)}"]
         lines += [f"  {line}" for violation in finding.violations for line in report.format_violation(violation, color)]
     if result.ref_violations:
-        lines += ["", report.paint(f"the ref itself ({result.label})", "bold", color)]
+        lines += ["", report.paint(f"the ref itself ({printable(result.label)})", "bold", color)]
         lines += [f"  {line}" for violation in result.ref_violations for line in report.format_violation(violation, color)]
     lines += ["", _summary(result)]
     return "\n".join(lines)
@@ -53,6 +56,14 @@ def _violation_json(violation: Violation) -> dict[str, Any]:
 
 def _branch_json(branch: Branch | None) -> dict[str, str] | None:
     return None if branch is None else {"name": branch.name, "kind": branch.kind.value}
+
+
+def dumps(result: Result) -> str:
+    """The JSON document as text, valid UTF-8 whatever the paths hold: a byte of a non-UTF-8 name
+    (decoded as a lone surrogate U+DC80..U+DCFF) is written as its JSON escape `\\udcXX`, which
+    Python's json and `os.fsencode` turn back into that byte (lossless)."""
+    text = json.dumps(to_json(result), indent=2, ensure_ascii=False)
+    return re.sub("[\udc80-\udcff]", lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def to_json(result: Result) -> dict[str, Any]:

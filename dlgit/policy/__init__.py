@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from dlgit.config import Settings
 from dlgit.policy.change import Change, Entry, Merge, Rule, Violation
-from dlgit.policy.rules import RULES, STAGES, version_bump
+from dlgit.policy.rules import OTHER_REFS, RULES, STAGES, version_bump
 
 
 def rules_at(stage: str) -> tuple[str, ...]:
@@ -21,6 +21,7 @@ CONTENT_RULES = rules_at("pre-commit")  # what a commit or merge being made chan
 MESSAGE_RULES = rules_at("commit-msg")
 REF_RULES = tuple(rule.id for rule in RULES.values() if rule.per_ref)  # once per branch or ref update
 COMMIT_RULES = tuple(rule for rule in rules_at("check") if rule not in REF_RULES)  # each commit of a range
+OTHER_REF_RULES = rules_at(OTHER_REFS)  # each commit a push brings through a tag, a note or any ref that is no branch
 
 
 def evaluate(change: Change, settings: Settings, rule_ids: Iterable[str] = RULES) -> list[Violation]:
@@ -32,5 +33,5 @@ def evaluate(change: Change, settings: Settings, rule_ids: Iterable[str] = RULES
     return violations
 
 
-__all__ = ["COMMIT_RULES", "CONTENT_RULES", "MESSAGE_RULES", "REF_RULES", "RULES", "STAGES", "Change", "Entry", "Merge",
+__all__ = ["COMMIT_RULES", "CONTENT_RULES", "MESSAGE_RULES", "OTHER_REF_RULES", "REF_RULES", "RULES", "STAGES", "Change", "Entry", "Merge",
            "Rule", "Violation", "evaluate", "rules_at", "version_bump"]

@@ -29,26 +29,36 @@ class Entry(NamedTuple):  # a NamedTuple: `dlgit check` makes one per changed pa
 
 
 class Merge(NamedTuple):
-    """The other side of a merge or squash: the branch it names, when dlgit could tell."""
+    """The other side of a merge or squash: the branch it brings in, when dlgit could tell."""
 
-    source: Branch | None  # None: only a commit id is known
+    source: Branch | None  # None: no branch here owns the merged commit and its content proves no claim
     sha: str | None = None
     squash: bool = False
     octopus: bool = False  # several branches merged at once: `source` is only one of them
+    by_content: bool = False  # no branch here owns it: `source` is the name it gives, which its content must bear out
 
     @property
     def label(self) -> str:
         return self.source.name if self.source else (self.sha or "an unknown commit")[:12]
 
 
-class SquashEvidence(NamedTuple):
-    """What history shows about a squash commit's `Squashed-from` trailer (gathered by `dlgit check`,
-    which computes it with git; the hooks, judging a squash being made, leave it None)."""
+Unexplained = tuple[tuple[str, str], ...]  # (path, problem: a key of dlgit.git.parse.UNEXPLAINED)
 
-    exists: bool  # the trailer's sha names a commit in this repository
-    on_branch: bool | None = None  # reachable from the branch the trailer names; None: no such branch here
-    differing: tuple[str, ...] = ()  # paths where the commit differs from `git merge-tree <parent> <sha>`,
-    # other than those merge-tree reports as conflicted (hand-resolved conflicts may differ)
+
+class SquashEvidence(NamedTuple):
+    """A squash onto main recomputed from its `Squashed-from` trailer (history) or SQUASH_MSG (the hooks)."""
+
+    exists: bool  # the squashed commit is a commit of this repository
+    on_branch: bool | None = None  # the branch the trailer names owns that commit; None: no such branch here (or not asked)
+    differing: Unexplained = ()  # where the squash holds what `git merge-tree <parent> <sha>` does not explain
+    # (a resolved conflict may keep either side's lines; anything else counts)
+
+
+class MergeEvidence(NamedTuple):
+    """A merge into main or dev recomputed from its parents (`git log --remerge-diff`, `merge-tree`)."""
+
+    unexplained: Unexplained = ()  # content git's merge of the parents does not explain (an evil merge)
+    redundant: bool = False  # the second parent is already contained in the first: the merge merges nothing
 
 
 class RefUpdate(NamedTuple):
@@ -57,6 +67,7 @@ class RefUpdate(NamedTuple):
     ref: str  # full name: refs/heads/main, refs/tags/v1.2.0
     deleted: bool = False
     forced: bool = False  # the new value does not contain the old one: history is rewritten
+    moved: bool = False  # tags: the receiving side had the ref with another value
     on_main: bool | None = None  # tags: the commit is on the main branch
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
     remote: str = "origin"  # where the push goes (for the fix lines)
@@ -85,8 +96,12 @@ class Change(NamedTuple):
     template_config_before: bytes | None = None
     # hotfix branches: (path, changed lines) from the fork point with main, committed + staged
     hotfix_diff: tuple[tuple[str, int], ...] | None = None
-    # history only: the content check of a squash commit on main (see SquashEvidence)
+    # a squash onto main recomputed (see SquashEvidence)
     squash_evidence: SquashEvidence | None = None
+    # a merge into main or dev recomputed (see MergeEvidence)
+    merge_evidence: MergeEvidence | None = None
+    # a merge or squash of a hotfix into main: (path, changed lines) it brings onto its first parent
+    brought: tuple[tuple[str, int], ...] | None = None
     # pushes and tags: the ref update being judged (branch is the branch it updates, if any)
     ref_update: RefUpdate | None = None
     # history only: the commit this change already is; None for a commit being made (the hooks)
@@ -137,4 +152,14 @@ class Rule(NamedTuple):
     wants_content: Callable[[Branch | None, str], bool] = _never
 
     def violation(self, detail: str, items: Iterable[str] = (), fix: Iterable[str] = ()) -> Violation:
-        return Violation(self.id, self.statement, detail, tuple(items), self.why, tuple(fix))
+        """A violation of this rule; values from the judged content are cut to a printable length."""
+        return Violation(self.id, self.statement, shorten(detail, MAX_DETAIL), tuple(shorten(item, MAX_ITEM) for item in items),
+                         self.why, tuple(fix))
+
+
+MAX_DETAIL = 2000  # characters of a violation's detail: a pushed value must not print megabytes
+MAX_ITEM = 1000  # characters of one offending item (a path is at most 4096 bytes on Linux)
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"

@@ -49,15 +49,14 @@ def repair(change: Change, settings: Settings, action: str, index: Sequence[str]
 
 
 def merge_hotfix(name: str, settings: Settings) -> str:
-    merge = f"git merge --no-ff -m 'fix: merge {name}' {name}"
-    return f"git switch {settings.main} && {merge} && git switch {settings.dev} && {merge}"
+    merge = f"git merge --no-ff -m {quote(f'fix: merge {name}')} {quote(name)}"
+    return f"git switch {quote(settings.main)} && {merge} && git switch {quote(settings.dev)} && {merge}"
 
 
 def squash_again(source: str) -> str:
-    """Redo a squash so that its trailer names the real commit."""
-    return (f"git merge --squash --ff {quote(source)} && "
-            f"git commit --trailer \"{SQUASH_TRAILER}: {source}@$(git rev-parse {quote(source)})\""
-            "   # squash again, with the trailer")
+    """Redo a squash so that its trailer names the real commit (the name quoted, the sha from git)."""
+    trailer = quote(f"{SQUASH_TRAILER}: {source}@") + f'"$(git rev-parse {quote(source)})"'
+    return f"git merge --squash --ff {quote(source)} && git commit --trailer {trailer}   # squash again, with the trailer"
 
 
 def pushed(change: Change, settings: Settings, forward: Sequence[str] | None) -> list[str]:

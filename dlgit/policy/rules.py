@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from dlgit.config import CONFIG_FILE, Settings
+from dlgit.git.parse import UNEXPLAINED
 from dlgit.model import (
     MERGE_SOURCES,
     NAME_FORMATS,
@@ -46,6 +47,7 @@ HISTORY = ("pre-push", "pre-receive", "check")  # history is judged by the same 
 COMMIT = ("pre-commit", "pre-merge-commit", *HISTORY)  # what a commit changes (a merge's too)
 MESSAGE = ("commit-msg", *HISTORY)
 STAGES = ("pre-commit", "pre-merge-commit", "commit-msg", *HISTORY)
+OTHER_REFS = "other-refs"  # the commits a push brings through refs that are no branch (tags, notes, stash ...): content only
 
 _BRANCH_NAMES = ("branches.main", "branches.dev")
 _PREFIXES = ("branches.prefixes.feature", "branches.prefixes.hotfix", "branches.prefixes.task", "branches.prefixes.debug")
@@ -162,7 +164,7 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
                     kept = "\n".join(line for line in change.message.splitlines() if not line.startswith(f"{SQUASH_TRAILER}:")).strip()
                     fix = [f'{again} -m {quote(kept)} --trailer "{expected}"   # your message, with the trailer']
                 else:
-                    amend = [f'git commit --amend --trailer "{expected}"   # not pushed yet and the tip: add the trailer']
+                    amend = [f"git commit --amend --trailer {quote(expected)}   # not pushed yet and the tip: add the trailer"]
                     fix = [*(amend if change.commit.tip else []), *repair(change, settings, "drop"), squash_again(merge.source.name)]
                 yield this.violation(
                     f"a squash of '{merge.source.name}' onto {settings.main} must end with the trailer '{expected}' "
@@ -172,7 +174,10 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
                 )
         yield from _unverified_squash(change, settings)
         return  # which branch may be squashed here is merge-direction's question
-    if merge is not None or version_bump(change, settings):
+    if merge is not None:
+        yield from _recomputed_merge(change, settings, this)
+        return
+    if version_bump(change, settings):
         return
     paths = change.paths
     release = f"dlgit release   # a release brings {settings.dev} into {settings.main}"
@@ -202,27 +207,30 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
 
 
 def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation]:
-    """What `dlgit check` found when it recomputed a squash commit from its trailer."""
+    """What recomputing a squash onto main from its trailer (history) or SQUASH_MSG (the hooks) found."""
     evidence, merge = change.squash_evidence, change.merge
     if evidence is None or merge is None:
         return
-    named = squash_trailer(merge.label, merge.sha or "")
-    again = squash_again(merge.label)
+    trailer = parse_squash_trailer(change.message or "") if change.commit is not None else None
+    named = trailer[0] if trailer else merge.label
+    shown = squash_trailer(named, merge.sha or "")
+    again = squash_again(merge.source.name if merge.source and merge.source.kind in SQUASH_SOURCES_INTO_MAIN else named)
     redo = [*repair(change, settings, "drop"), again] if change.commit else [f"git reset --merge && {again}"]
     this = RULES["main-protected"]
     if not evidence.exists:
-        yield this.violation(f"the trailer '{named}' names no commit in this repository, so the squash cannot be verified",
-                             [named], [f"git push {quote(change.commit.remote if change.commit else 'origin')} {quote(merge.label)}"
+        yield this.violation(f"the trailer '{shown}' names no commit in this repository, so the squash cannot be verified",
+                             [shown], [f"git push {quote(change.commit.remote if change.commit else 'origin')} {quote(named)}"
                                        "   # the squashed branch must be pushed first", *redo])
     elif evidence.on_branch is False:
-        yield this.violation(f"the trailer '{named}' names a commit that is not on branch '{merge.label}'", [named], redo)
-    elif evidence.differing:
+        owner = f" (it is on '{merge.source.name}')" if merge.source and merge.source.name != named else ""
+        yield this.violation(f"the trailer '{shown}' names a commit that is not on branch '{named}'{owner}", [shown], redo)
+    if evidence.exists and evidence.differing:
+        paths = [path for path, _ in evidence.differing[:MAX_LISTED]]
         yield this.violation(
-            f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s) "
-            "that are not merge conflicts: it carries changes that were never on the squashed branch",
-            evidence.differing[:MAX_LISTED],
-            [*_unstage_extra(change, evidence.differing),
-             "# commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
+            f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s): it holds content "
+            "that git's merge does not explain (a resolved conflict may keep only lines of one side or the other)",
+            [f"{path} ({UNEXPLAINED[problem]})" for path, problem in evidence.differing[:MAX_LISTED]],
+            [*_unstage_extra(change, tuple(paths)), "# commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
         )
 
 
@@ -232,6 +240,33 @@ def _unstage_extra(change: Change, differing: tuple[str, ...]) -> list[str]:
     if change.commit is not None or not staged:
         return []
     return [f"git restore --staged -- {' '.join(quote(p) for p in staged[:MAX_LISTED])}   # keep them out of the squash"]
+
+
+def _recomputed_merge(change: Change, settings: Settings, this: Rule) -> Iterator[Violation]:
+    """A merge into main (main-protected) or dev (merge-direction) must be git's merge of its parents:
+    a merge whose second parent is already in its first merges nothing, and content that git's merge
+    does not explain (an evil merge) was never on either side."""
+    evidence, merge, branch = change.merge_evidence, change.merge, change.branch
+    if evidence is None or merge is None or branch is None:
+        return
+    undo = _undo_merge(change, merge, settings)
+    if evidence.redundant:
+        yield this.violation(
+            f"this merge brings nothing into '{branch.name}': its second parent {merge.label} is already there, so whatever it "
+            "changes is a direct commit",
+            [merge.label], [*undo, "# commit the change on a branch and merge that branch"],
+        )
+    if evidence.unexplained:
+        paths = [path for path, _ in evidence.unexplained[:MAX_LISTED]]
+        commit_elsewhere = f"# commit those changes on the merged branch (or {settings.dev}, or a hotfix branch) and merge again"
+        keep_out = (f"git restore --source=AUTO_MERGE --staged --worktree -- {' '.join(quote(p) for p in paths)}"
+                    "   # git's own merge of those paths (a conflict comes back marked: resolve it from the sides)")
+        yield this.violation(
+            f"the merge of {merge.label} into '{branch.name}' differs from git's merge of its parents in {len(evidence.unexplained)} "
+            "path(s): content found on neither side (a resolved conflict may keep only lines of one side or the other)",
+            [f"{path} ({UNEXPLAINED[problem]})" for path, problem in evidence.unexplained[:MAX_LISTED]],
+            [*([keep_out] if change.commit is None else []), *undo, commit_elsewhere],
+        )
 
 
 @rule(
@@ -248,10 +283,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
     if merge is None or target is None or not target.valid:
         return
     this = RULES["merge-direction"]
-    if change.commit is not None:
-        undo = repair(change, settings, "drop")
-    else:
-        undo = ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
+    undo = _undo_merge(change, merge, settings)
     source = merge.source
     action = "squash" if merge.squash else "merge"
     if merge.octopus:
@@ -261,12 +293,19 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
             [*undo, "# then merge them one at a time: git merge --no-ff BRANCH"],
         )
         return
+    if target.kind is Kind.DEV:
+        yield from _recomputed_merge(change, settings, this)
     if source is None:
-        if target.kind in (Kind.MAIN, Kind.DEV):
+        if target.kind is Kind.MAIN:  # dev accepts any change: an unknown source is judged by what it brings
+            how = "merge --squash" if merge.squash else "merge --no-ff"
             yield this.violation(
-                f"cannot tell which branch commit {merge.label} comes from; a {action} into '{target.name}' must name a branch",
+                f"no branch here owns commit {merge.label}, and what this {action} brings proves none of the sources "
+                f"'{target.name}' accepts ({settings.dev}; a hotfix within its limits; a task changing only its folder), so "
+                f"nothing tells where it comes from",
                 [merge.label],
-                [*undo, f"# then {action} the branch by its name: git {'merge --squash' if merge.squash else 'merge --no-ff'} BRANCH"],
+                [*undo,
+                 f"# then merge a real branch (pushed, or here): dlgit release ({settings.dev}), dlgit hotfix finish NAME, "
+                 f"dlgit finish-task, or git {how} BRANCH with the branch named in the message"],
             )
         return
     if source.name == target.name:  # pulling the same branch from a remote
@@ -290,6 +329,13 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         [source.name],
         [*undo, *_feature_route(change, undo, settings)] if change.commit else [*_feature_route(change, undo, settings), *undo],
     )
+
+
+def _undo_merge(change: Change, merge: Merge, settings: Settings) -> list[str]:
+    """Undo a merge or squash: the one being made (the hooks), or the commit in history."""
+    if change.commit is not None:
+        return repair(change, settings, "drop")
+    return ["git reset --merge   # undo the squash, keep other work" if merge.squash else "git merge --abort   # undo this merge"]
 
 
 def _feature_route(change: Change, undo: list[str], settings: Settings) -> list[str]:
@@ -389,6 +435,9 @@ def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Setti
     settings=("hotfix.max_files", "hotfix.max_lines", "branches.prefixes.hotfix", "branches.main"),
 )
 def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
+    merge = change.merge
+    if change.brought is not None and merge is not None and merge.source is not None:
+        yield from _hotfix_brought(change, merge, settings)
     if change.branch is None or change.branch.kind is not Kind.HOTFIX or change.hotfix_diff is None:
         return
     files = len(change.hotfix_diff)
@@ -425,6 +474,25 @@ def _trim_hotfix(change: Change, settings: Settings) -> str:
             f"{settings.main} {feature} && git stash pop   # larger work is a feature, on {settings.dev}")
 
 
+
+
+def _hotfix_brought(change: Change, merge: Merge, settings: Settings) -> Iterator[Violation]:
+    """A hotfix merged or squashed into main: what the merge itself brings stays within the limits."""
+    assert change.brought is not None and merge.source is not None
+    files, lines = len(change.brought), sum(count for _, count in change.brought)
+    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+        return
+    action = "squash" if merge.squash else "merge"
+    claim = " (the name it gives: no branch here owns it)" if merge.by_content else ""
+    undo = _undo_merge(change, merge, settings)
+    biggest = sorted(change.brought, key=lambda item: -item[1])
+    yield RULES["hotfix-size"].violation(
+        f"the {action} of '{merge.source.name}'{claim} brings {files} file(s) and {lines} line(s) onto '{settings.main}' "
+        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
+        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
+        [*undo, f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
+         "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
+    )
 
 
 _EXAMPLE = "feat: add a data loader"
@@ -588,7 +656,7 @@ def too_large(path: str, size: int | None, settings: Settings) -> str | None:
     "no file over the size limit or matching a model/data pattern enters git",
     "checkpoints and data sets bloat every clone forever and cannot be removed without rewriting "
     "history; DVC keeps them outside git and versions a small .dvc pointer instead.",
-    settings=("large_files.max_bytes", "large_files.patterns"),
+    stages=(*COMMIT, OTHER_REFS), settings=("large_files.max_bytes", "large_files.patterns"),
 )
 def large_file(change: Change, settings: Settings) -> Iterator[Violation]:
     if not _may_hold_large_files(change, settings):
@@ -672,7 +740,7 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
     "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name",
     "a task is reproduced from its config.yaml: a missing seed, a wrong type or a VERSION that "
     "does not match the core version in the branch name makes the recorded result meaningless.",
-    settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
+    stages=(*COMMIT, OTHER_REFS), settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
 )
 def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
     for path, text in change.configs:
@@ -723,13 +791,22 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "history-rewrite",
-    "main and dev are never force-pushed or deleted",
+    "main and dev are never force-pushed or deleted, and no replace ref is pushed",
     "main and dev are the shared record that tags, task branches and results point into; rewriting "
-    "or deleting them orphans those commits and makes every clone disagree about what was released.",
+    "or deleting them orphans those commits and makes every clone disagree about what was released. "
+    "A replace ref (refs/replace/) makes git show another commit in place of a real one: history rewritten in disguise.",
     stages=("pre-push", "pre-receive"), settings=("branches.main", "branches.dev"), per_ref=True,
 )
 def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
     update, branch = change.ref_update, change.branch
+    if update is not None and update.ref.startswith("refs/replace/") and not update.deleted:
+        replaced = update.ref.removeprefix("refs/replace/")
+        yield RULES["history-rewrite"].violation(
+            f"the push creates or moves the replace ref {update.ref}, which would show another commit in place of {replaced[:12]}",
+            [update.ref],
+            [f"git push REMOTE {quote(update.ref)}   # leave it out of the push (git push --all and --mirror include refs/replace/)",
+             f"git replace -d {quote(replaced)}   # or drop the replacement here too"])
+        return
     if update is None or branch is None or branch.kind not in (Kind.MAIN, Kind.DEV):
         return
     if update.deleted:
@@ -748,15 +825,23 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "release-tag",
-    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z",
+    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z, and never moves nor goes once pushed",
     "a task records the core version it ran on; a tag off main or with another VERSION points that "
     "record at code that was never released as that version.",
     stages=HISTORY, settings=("branches.main", "tasks.dir", "tasks.template"), per_ref=True,
 )
 def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     update = change.ref_update
-    match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update and not update.deleted else None
+    match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update else None
     if update is None or match is None:
+        return
+    tag = update.ref.removeprefix("refs/tags/")
+    if update.deleted or update.moved:
+        what = "deletes" if update.deleted else "moves"
+        yield RULES["release-tag"].violation(
+            f"the push {what} the release tag {tag}: a released version names one commit forever (tasks record it)", [tag],
+            [f"git fetch REMOTE +refs/tags/{tag}:refs/tags/{tag}   # take back the tag as the remote has it",
+             f"release the change as the next version instead: dlgit release, or dlgit hotfix finish NAME on {settings.main}"])
         return
     problems = []
     if update.on_main is False:
@@ -764,7 +849,6 @@ def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     if update.version != match.group(1):
         problems.append(f"{settings.template_config} there says VERSION {update.version or '(missing)'}")
     if problems:
-        tag = update.ref.removeprefix("refs/tags/")
         yield RULES["release-tag"].violation(f"tag {tag}: " + "; ".join(problems), [tag], [
             f"git tag -d {tag}   # remove the wrong tag (and `git push {quote(update.remote)} :refs/tags/{tag}` if it was pushed)",
             f"git tag -a v{match.group(1)} -m 'release {match.group(1)}' \"$(git log -1 --format=%H -G'^VERSION: {match.group(1)}' "
