@@ -192,10 +192,10 @@ def test_installed_hooks_run_their_python_whatever_is_on_path(bare_repo: Repo) -
     assert repo.dlgit("install").returncode == 0
     assert _hook(repo).read_text().startswith("#!/bin/sh\n" + MARKER)
     python, package = recorded_interpreter(_hook(repo)) or ("", "")
-    import dlgit
-
-    # the Python of the dlgit that ran, and that dlgit's package (an editable checkout, or site-packages)
-    assert os.path.samefile(python, sys.executable) and os.path.samefile(package, Path(dlgit.__file__).parent)
+    # the Python of the dlgit that ran, and the package that Python imports (an editable checkout, or site-packages)
+    imported = subprocess.run([sys.executable, "-c", "import dlgit, os; print(os.path.dirname(dlgit.__file__))"], cwd=repo.path,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert os.path.samefile(python, sys.executable) and os.path.samefile(package, imported)
     _on_main_with_a_change(repo)
     # the repository's own modules named like the standard library's do not shadow them
     for module in ("signal", "typing", "subprocess", "dlgit"):
