@@ -98,11 +98,18 @@ def wait_for(path: Path, pattern: str | None = None, seconds: float = 10.0) -> N
         time.sleep(0.02)
 
 
+def _default_signals() -> None:
+    """A shell's job gets the default dispositions; a test worker may ignore SIGINT (dlgit, and the
+    script after it, would then keep ignoring it, as under nohup)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def background_run(repo: Repo, *args: str) -> Iterator[subprocess.Popen[str]]:
     """`dlgit run` in its own session (as a shell's job), killed if the test leaves it running."""
     proc = subprocess.Popen([*dlgit_command(), "run", *args], cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=_default_signals)
     try:
         yield proc
     finally:
