@@ -6,15 +6,18 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import HOOK_SCRIPT, TEMPLATE_CONFIG, Repo, make_repo
 
+from dlgit import cli
+
 TASK = "task-0.1.0-20260101T000000-base"
 NEW_TASK = "task-0.2.0-20260102T000000-lr0.1"
 HOOK_NAMES = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push")
+Check = Callable[..., tuple[int, str]]  # the `check` fixture: (repo, *args) -> (exit code, output)
 
 
 @contextlib.contextmanager
@@ -154,3 +157,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def work(server: Path, tmp_path: Path) -> Repo:
     return clone(server, tmp_path / "work")
+
+
+@pytest.fixture
+def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Check:
+    """Run `dlgit check ARGS` in-process in a repository -> (exit code, stdout + stderr)."""
+
+    def run(repo: Repo, *args: str) -> tuple[int, str]:
+        monkeypatch.chdir(repo.path)
+        code = cli.main(["check", *args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run

@@ -17,13 +17,13 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import Repo
 from histories import (
     NEW_TASK,
+    Check,
     bare_copy,
     bump,
     clone,
@@ -36,9 +36,8 @@ from histories import (
     task_config,
 )
 
-from dlgit import ci, cli
+from dlgit import ci
 
-Check = Callable[..., tuple[int, str]]
 Rule = str | tuple[str, ...]  # a rule id, or the ids of which one must be reported
 Item = str | tuple[str, ...]  # a text the report must show, or texts of which one must show
 
@@ -66,19 +65,6 @@ def server(history: Path, tmp_path: Path) -> Repo:
 def work(server: Repo, tmp_path: Path) -> Repo:
     """The attacker's clone, without client hooks (install_hooks adds them where a test asks them)."""
     return clone(server.path, tmp_path / "work", hooks=False)
-
-
-@pytest.fixture
-def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Check:
-    """Run `dlgit check ARGS` in-process in a repository -> (exit code, stdout + stderr)."""
-
-    def run(repo: Repo, *args: str) -> tuple[int, str]:
-        monkeypatch.chdir(repo.path)
-        code = cli.main(["check", *args])
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    return run
 
 
 # --- helpers --------------------------------------------------------------------------------------

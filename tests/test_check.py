@@ -9,25 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Repo
-from histories import NEW_TASK, TASK, bump, commit, merge, squash_release, task_config
+from histories import NEW_TASK, TASK, Check, bump, commit, merge, squash_release, task_config
 
-from dlgit import cli
-
-Check = Callable[..., tuple[int, str]]
 Bypass = Callable[[Repo], tuple[list[str], str]]
-
-
-@pytest.fixture
-def check(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Check:
-    """Run `dlgit check ARGS` in-process in a repository -> (exit code, stdout + stderr)."""
-
-    def run(repo: Repo, *args: str) -> tuple[int, str]:
-        monkeypatch.chdir(repo.path)
-        code = cli.main(["check", *args])
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    return run
 
 
 def test_honest_history_passes(work: Repo, check: Check) -> None:

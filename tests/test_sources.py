@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import Repo
-from histories import NEW_TASK, clone, commit, merge, task_config
-from test_attacks import Check, Guards, accepted, check, history, push, ref_on, server, sparse, work  # noqa: F401
+from histories import NEW_TASK, Check, clone, commit, merge, task_config
+from test_attacks import Guards, accepted, history, push, ref_on, server, sparse, work  # noqa: F401
 
 MIB = 1 << 20
 
