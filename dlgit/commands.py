@@ -313,7 +313,7 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
 
     DESC is a few words (slugged); without it the --set overrides name the task (lr0.01-bs64).
     """
-    from dlgit.flows import tasks as task_flows
+    from dlgit.tasks import flows as task_flows
 
     return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run))
 
@@ -326,7 +326,7 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
 @DRY_RUN
 def finish_task(message: str | None, no_dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
     """Commit the task's results (big files through DVC), merge it into main and dev."""
-    from dlgit.flows import tasks as task_flows
+    from dlgit.tasks import flows as task_flows
 
     return run_action(lambda: task_flows.finish_task(message, not no_dev, keep_branch, keep_worktree, dry_run))
 
@@ -342,7 +342,7 @@ def debug() -> None:
 @DRY_RUN
 def debug_start(desc: str | None, source: str, dry_run: bool) -> int:
     """Create debug-<VERSION>-<UTC time>-<DESC> with a copy of the template whose config has DEBUG: true."""
-    from dlgit.flows import tasks as task_flows
+    from dlgit.tasks import flows as task_flows
 
     return run_action(lambda: task_flows.debug_start(desc, source, dry_run))
 
@@ -353,7 +353,7 @@ def debug_start(desc: str | None, source: str, dry_run: bool) -> int:
 @DRY_RUN
 def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
     """Carry the code changes made outside the debug folder to dev (uncommitted), through the stash."""
-    from dlgit.flows import tasks as task_flows
+    from dlgit.tasks import flows as task_flows
 
     return run_action(lambda: task_flows.debug_finish(target, keep_logs, dry_run))
 

@@ -1,4 +1,4 @@
-"""The task flows: `dlgit start-task`, `dlgit finish-task`, `dlgit debug start|finish` (SPEC §5).
+"""The task flows: `dlgit start-task`, `dlgit finish-task`, `dlgit debug start|finish` (SPEC §5), as plans run by the one runner.
 
 start-task makes a task branch from main (or a task), copies the template (or the source task's
 folder, outputs left out) into tasks/<branch>/, applies the --set overrides keeping the file's
