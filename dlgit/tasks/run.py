@@ -328,10 +328,16 @@ class _Facts:
         self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
 
     def gathered(self) -> dict[str, Any]:
-        """What is known once the run is over. pip freeze may go on (it finishes on its own); a
-        freeze that failed leaves no file."""
+        """What is known once the run is over. pip freeze is waited for (a file still being
+        written would be committed half by finish-task); a freeze that failed leaves no file."""
         facts: dict[str, Any] = {}
-        if self.freeze is None or (self.freeze.poll() is not None and self.freeze.returncode != 0):
+        if self.freeze is not None:
+            try:
+                self.freeze.wait(timeout=FACT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.freeze.kill()
+                self.freeze.wait()
+        if self.freeze is None or self.freeze.returncode != 0:
             self.freeze_path.unlink(missing_ok=True)
             facts["pip_freeze"] = None
         if self.version is not None:
