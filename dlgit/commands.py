@@ -184,12 +184,14 @@ DRY_RUN = click.option("--dry-run", is_flag=True, help="Print the plan (each ste
 @main.command(epilog=FLOW_CODES)
 @click.option("--dvc", is_flag=True, help="Also set up DVC (dvc init) for large files.")
 @click.option("--commitizen", is_flag=True, help="Also write commitizen's configuration (cz_dlgit, the dlgit version provider).")
+@click.option("--report", is_flag=True,
+              help="Also write the report's starters (reports/report.typ, a figure script, report_data.py in the template).")
 @DRY_RUN
-def init(dvc: bool, commitizen: bool, dry_run: bool) -> int:
+def init(dvc: bool, commitizen: bool, report: bool, dry_run: bool) -> int:
     """Set the repository up: template task, .dlgit.yaml, .gitignore, hooks, dev. Adds only what is missing."""
     from dlgit.flows import init as init_flow
 
-    return run_action(lambda: init_flow.init(dvc, commitizen, dry_run))
+    return run_action(lambda: init_flow.init(dvc, commitizen, dry_run, report=report))
 
 
 @main.command(epilog=FLOW_CODES)
@@ -408,3 +410,21 @@ def tasks_diff(task_a: str, task_b: str, output_format: str) -> int:
     from dlgit.tasks import table
 
     return run_action(lambda: table.diff(task_a, task_b, output_format))
+
+
+@main.command(epilog="Exit codes: 0 done, 1 a figure script or the document failed (the rest is made), 2 bad input or, "
+                     "with --require-pdf, no PDF could be made.")
+@click.option("--collect-only", is_flag=True, help="Write reports/summary/ (tasks.csv, tasks.json, figure data) and stop.")
+@click.option("--no-pdf", is_flag=True, help="Collect and draw the figures, but do not compile reports/report.typ.")
+@click.option("--require-pdf", is_flag=True, help="Fail (exit 2) when the PDF cannot be made (the report extra missing): for CI.")
+@click.option("--branches", is_flag=True, help="Also read the task branches not merged into this branch.")
+@click.option("--commit", is_flag=True, help="Commit reports/ on dev as `docs: task report at <commit>`.")
+def report(collect_only: bool, no_pdf: bool, require_pdf: bool, branches: bool, commit: bool) -> int:
+    """Collect every task's results into reports/summary/, draw the summary figures, compile reports/report.pdf.
+
+    Reads the task folders of the current branch (merged tasks) from git, never by checking out.
+    Figures (reports/figures/*.py) and the PDF need: pip install 'dlgit[report]'.
+    """
+    from dlgit.tasks import report as report_module
+
+    return run_action(lambda: report_module.report(collect_only, no_pdf, require_pdf, branches, commit))

@@ -40,6 +40,10 @@ class Origin:
         url = f"{self.vcs}+{self.url}" + (f"@{self.commit}" if self.commit else "") if self.vcs else self.url
         return f"{self.name} @ {url}" + (f"#subdirectory={self.subdirectory}" if self.subdirectory else "")
 
+    def with_extra(self, extra: str) -> str:
+        """The requirement with an extra added: `dlgit[report] @ git+https://...@<sha>`."""
+        return re.sub(r"^([^ =@]+)", rf"\1[{extra}]", self.requirement, count=1)
+
     @property
     def local(self) -> bool:
         """A folder, archive or clone on this machine: no other machine (a CI runner) can install from it."""

@@ -95,7 +95,7 @@ class Missing:
     dev: bool  # dev is to be created
 
 
-def init(dvc: bool, commitizen: bool, dry_run: bool) -> int:
+def init(dvc: bool, commitizen: bool, dry_run: bool, report: bool = False) -> int:
     require_version()
     repo = _repository(dry_run)
     if repo is None:
@@ -106,7 +106,7 @@ def init(dvc: bool, commitizen: bool, dry_run: bool) -> int:
     runner.require_clean("init")
     if dvc and not dvc_available():
         raise UsageError("--dvc needs DVC: pip install dvc (or pip install 'dlgit[dvc]'), then run dlgit init --dvc again.")
-    missing = _missing(repo, settings, dvc, commitizen)
+    missing = _missing(repo, settings, dvc, commitizen, report)
     flow = _plan(repo, settings, missing)
     if flow is None:
         print("dlgit init: nothing to do: the template task, settings, hooks and dev are all here.")
@@ -153,12 +153,16 @@ class Landing:
         return None if raw is None else raw.decode("utf-8", "replace")
 
 
-def _missing(repo: Git, settings: config.Settings, dvc: bool, commitizen: bool) -> Missing:
+def _missing(repo: Git, settings: config.Settings, dvc: bool, commitizen: bool, report: bool = False) -> Missing:
     from dlgit import cz_setup
 
     landing = Landing(repo, settings)
     wanted = {settings.template_config: TEMPLATE_CONFIG, f"{settings.template_dir}/{settings.task_entry}": TEMPLATE_TRAIN,
               config.CONFIG_FILE: config.commented_defaults()}
+    if report:
+        from dlgit.tasks.report_files import starter_files
+
+        wanted.update(starter_files(settings.template_dir))
     # Without commits, files already at these paths are the user's template: committed as they are (never overwritten).
     files = {path: text for path, text in wanted.items() if landing.commit is None or landing.text(path) is None}
     present = landing.text(".gitignore")

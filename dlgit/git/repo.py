@@ -587,3 +587,17 @@ class Git:
             if size.isdigit():
                 found.append((path, int(size)))
         return found
+
+    def ls_tree_sized(self, commit: str, folders: Sequence[str]) -> list[tuple[str, str, int, str]]:
+        """(mode, id, size, path) of every file, symlink and submodule under `folders` at `commit`
+        (one `ls-tree -r -l -z`; size 0 for a submodule)."""
+        if not folders:
+            return []
+        found = []
+        data = self.run("ls-tree", "-r", "-l", "-z", "--full-tree", "--end-of-options", commit, "--",
+                        *(f"{folder}/" for folder in folders)).stdout
+        for record in split_z(data):
+            meta, _, path = record.partition("\t")
+            mode, _, sha, size = meta.split()
+            found.append((mode, sha, int(size) if size.isdigit() else 0, path))
+        return found
