@@ -62,6 +62,7 @@ class Side:
     owners: tuple[str, ...]  # where branch tips are looked up (merge sources, squash trailers, tags on main)
     repo: Git
     remote: str = "origin"  # the pushing side's name for the receiving side (fix lines)
+    server: bool = False  # pre-receive: the settings are the server's pinned ones (dlgit.server)
 
 
 def pre_push(remote: str | None, stdin: TextIO) -> int:
@@ -82,7 +83,7 @@ def pre_push(remote: str | None, stdin: TextIO) -> int:
 def pre_receive(stdin: TextIO) -> int:
     repo = Git.open()
     updates = [_pre_receive_line(number, line) for number, line in _lines(stdin)]
-    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo))
+    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo, server=True))
 
 
 def _lines(stdin: TextIO) -> list[tuple[int, str]]:
@@ -143,6 +144,8 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     results = [_judge(update, side, refs, policy) for update in updates]
     blocked = [result for result in results if not result.ok]
     color = report.use_color(sys.stderr)
+    if side.server:
+        _settings_notes(updates, results, policy, repo)
     for result in blocked:
         header = (report.paint(f"dlgit: push to {printable(result.label)} blocked", "bold", color)
                   + f" ({result.checked} commit(s) checked, judged by {printable(result.policy.source)})")
@@ -150,8 +153,33 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     return 1 if blocked else 0
 
 
+def _settings_notes(updates: Sequence[Update], results: Sequence[Result], policy: Policy, repo: Git) -> None:
+    """On a server, a push that changes .dlgit.yaml on main or dev changes content, never the policy:
+    say so, with the admin's command that adopts it once it has landed."""
+    from dlgit import server
+
+    branches = (policy.settings.main, policy.settings.dev)
+    for update, result in zip(updates, results, strict=True):
+        if not result.settings_changed_by:
+            continue
+        result.notices[:] = [notice for notice in result.notices if not notice.startswith(f"{config.CONFIG_FILE} is changed by")]
+        shas = ", ".join(sha[:12] for sha in result.settings_changed_by)
+        if short_branch(update.ref) in branches and update.ref.startswith("refs/heads/") and result.ok:
+            report.emit(f"dlgit: note: {config.CONFIG_FILE} is changed by {shas}: accepted as content; this server keeps "
+                        f"enforcing {policy.source}. Only its admin changes them, once they have landed, with:\n"
+                        f"  {server.adopt_command(repo, update.new)}")
+        else:
+            result.notices.append(f"{config.CONFIG_FILE} is changed by {shas}; the push was judged by {policy.source}, which "
+                                  "no push changes")
+
+
 def _policy(repo: Git, side: Side) -> Policy:
-    """The settings of the receiving side's main as it is before the push (the defaults when it has none yet)."""
+    """On a server, its pinned settings; in pre-push, the settings of the receiving side's main as it
+    is before the push (the defaults when it has none yet)."""
+    if side.server:
+        from dlgit import server
+
+        return server.policy(repo)
     main = config.load(repo.root).main
     tip = next((sha for ref, sha in repo.refs(*side.branches) if short_branch(ref) == main), None)
     if tip is None:
