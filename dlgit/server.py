@@ -53,17 +53,19 @@ def policy(repo: Git) -> Policy:
 
 
 def pin(repo: Git, ref: str | None) -> str:
-    """Pin the .dlgit.yaml of `ref` (None: refs/heads/main, or the defaults when there is none) as
-    the server's settings, after validating it; returns where they came from."""
-    if ref is None:
-        commit, what = repo.rev("refs/heads/main^{commit}"), "refs/heads/main"
+    """Pin the .dlgit.yaml of `ref` (a commit, or a file; None: refs/heads/main, or the defaults when
+    there is none) as the server's settings, after validating it; returns where they came from."""
+    if ref is not None and repo.rev(f"{ref}^{{commit}}") is None and Path(ref).is_file():  # a file: an empty server's first settings
+        raw: bytes | None = Path(ref).read_bytes()
+        settings_source = f"the file {Path(ref).resolve()}"
     else:
-        commit, what = repo.rev(f"{ref}^{{commit}}"), ref
-        if commit is None:
-            raise UsageError(f"'{ref}' is no commit in {repo.common_dir}; nothing was pinned (the server's settings are unchanged).")
-    raw = repo.show_file(commit, config.CONFIG_FILE) if commit else None
-    settings_source = f"{config.CONFIG_FILE} at {what} ({commit[:12]})" if raw is not None and commit else \
-        f"the defaults (no {config.CONFIG_FILE} at {what})" if commit else f"the defaults (no {what} yet)"
+        commit, what = (repo.rev("refs/heads/main^{commit}"), "refs/heads/main") if ref is None else (repo.rev(f"{ref}^{{commit}}"), ref)
+        if ref is not None and commit is None:
+            raise UsageError(f"'{ref}' is neither a commit in {repo.common_dir} nor a file; nothing was pinned "
+                             "(the server's settings are unchanged).")
+        raw = repo.show_file(commit, config.CONFIG_FILE) if commit else None
+        settings_source = f"{config.CONFIG_FILE} at {what} ({commit[:12]})" if raw is not None and commit else \
+            f"the defaults (no {config.CONFIG_FILE} at {what})" if commit else f"the defaults (no {what} yet)"
     config.from_bytes(raw, settings_source)  # a broken file is refused here, never pinned
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     header = f"{_HEADER}from {settings_source} on {when}; change them only with `dlgit install --server --adopt REF`\n"

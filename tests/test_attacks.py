@@ -909,3 +909,162 @@ def test_task_branch_with_ascii_digits_passes(server: Repo, work: Repo) -> None:
     commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
     accepted(push(work, NEW_TASK))
 
+
+
+# --- issue 16: the policy is the server's ---------------------------------------------------------
+
+RELAX_ALL = "rules:\n  disable: [main-protected, history-rewrite, release-tag, large-file, merge-direction, branch-name]\n"
+
+
+def _install_server(server: Repo, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = server.dlgit("install", "--server", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _land_settings(work: Repo, text: str, way: str) -> subprocess.CompletedProcess[str]:
+    """Put a .dlgit.yaml on main the way the model allows: a one-file hotfix merged into main, or
+    committed on dev and released (squash); push it; -> the push of main."""
+    if way == "hotfix":
+        work.git("switch", "-q", "-c", "hotfix-settings", "main")
+        commit(work, "fix: settings", {".dlgit.yaml": text})
+        work.git("switch", "-q", "main")
+        merge(work, "hotfix-settings", "fix: merge hotfix-settings")
+        return push(work, "main", "hotfix-settings")
+    work.git("switch", "-q", "dev")
+    commit(work, "chore: settings", {".dlgit.yaml": text})
+    accepted(push(work, "dev"))
+    squash_release(work)
+    return push(work, "main", "dev")
+
+
+@pytest.mark.parametrize("way", ["hotfix", "release"])
+def test_a_pushed_policy_never_changes_what_the_server_enforces(server: Repo, work: Repo, way: str) -> None:
+    """The chain of issue 16 item 1: a relaxed .dlgit.yaml reaches main as content, then a direct
+    commit with a backdoor and a 6 MiB checkpoint, then main replaced by an unrelated root, dev
+    deleted and v0.2.0 moved: the server refuses each (its pinned settings never changed)."""
+    landed = _land_settings(work, RELAX_ALL, way)
+    accepted(landed)
+    assert "dlgit install --server --adopt" in landed.stderr  # accepted as content, with the admin's command
+    before = {ref: ref_on(server, ref) for ref in ("refs/heads/main", "refs/heads/dev", "refs/tags/v0.2.0")}
+    guards = Guards()
+    work.git("switch", "-q", "main")
+    sparse(work, "checkpoints/model.pt", 6 * MIB)
+    commit(work, "feat: backdoor", {"model/backdoor.py": "BACKDOOR = 1\n"})
+    guards.push(push(work, "main"), ("main-protected", "large-file"), ("model/backdoor.py", "checkpoints/model.pt"))
+    work.git("switch", "-q", "--orphan", "rootless")
+    commit(work, "chore: a new root", {"model/net.py": "NET = 666\n"})
+    work.git("branch", "-f", "main", "rootless")
+    work.git("tag", "-f", "v0.2.0", "rootless")
+    guards.push(push(work, "main", force=True), "history-rewrite", "main")
+    guards.push(push(work, ":dev"), "history-rewrite", "dev")
+    guards.push(push(work, "refs/tags/v0.2.0", force=True), "release-tag", "v0.2.0")
+    for ref, sha in before.items():
+        guards.unchanged(server, ref, sha)
+    guards.verify()
+
+
+def test_settings_the_admin_adopts_are_enforced(server: Repo, work: Repo) -> None:
+    """The honest way: a .dlgit.yaml allowing bigger files lands on main; the server keeps its pinned
+    limit until its admin runs the printed command, then the bigger file passes."""
+    _install_server(server)
+    landed = _land_settings(work, "large_files:\n  max_bytes: 67108864\n", "hotfix")
+    accepted(landed)
+    work.git("switch", "-q", "-c", "feature-table", "dev")
+    sparse(work, "data/table.bin", 30 * MIB)
+    commit(work, "feat: a 30 MB table")
+    refused = push(work, "feature-table")
+    assert refused.returncode == 1 and "large-file" in refused.stderr and "the server's pinned settings" in refused.stderr
+    adopted = _install_server(server, "--adopt", "main")
+    assert ".dlgit.yaml at main" in adopted.stdout
+    accepted(push(work, "feature-table"))
+
+
+def test_adopting_a_broken_policy_is_refused_and_keeps_the_pin(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    pinned = (server.path / "dlgit" / "server-settings.yaml").read_bytes()
+    work.git("switch", "-q", "dev")
+    commit(work, "chore: broken settings", {".dlgit.yaml": "rules: [\n"})
+    accepted(push(work, "dev"))
+    proc = server.dlgit("install", "--server", "--adopt", "dev")
+    assert proc.returncode == 2 and ".dlgit.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert (server.path / "dlgit" / "server-settings.yaml").read_bytes() == pinned
+
+
+# --- issue 16 item 3: one source of the branch names ----------------------------------------------
+
+
+def _trunk_server(tmp_path: Path) -> tuple[Repo, Repo]:
+    """An empty server whose admin pinned `branches.main: trunk`, and a clone with a first commit on trunk."""
+    server = Repo(tmp_path / "trunk.git")
+    Repo(tmp_path).git("init", "-q", "--bare", str(server.path))
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("branches:\n  main: trunk\n")
+    _install_server(server, "--adopt", str(settings))
+    work = Repo(tmp_path / "trunk-work")
+    Repo(tmp_path).git("clone", "-q", str(server.path), str(work.path))
+    work.git("switch", "-q", "-c", "trunk")
+    commit(work, "chore: initial layout", {".dlgit.yaml": "branches:\n  main: trunk\n", "model/net.py": "NET = 1\n",
+                                           "tasks/main/config.yaml": task_config("0.1.0")})
+    return server, work
+
+
+def test_a_renamed_main_is_judged_by_the_pinned_names(tmp_path: Path) -> None:
+    server, work = _trunk_server(tmp_path)
+    accepted(push(work, "trunk"))
+    work.git("switch", "-q", "-c", "main")
+    commit(work, "chore: my own policy", {".dlgit.yaml": RELAX_ALL})
+    guards = Guards()
+    guards.push(push(work, "main"), "branch-name", "main")  # a branch called main decides nothing
+    work.git("switch", "-q", "trunk")
+    commit(work, "feat: direct", {"model/direct.py": "D = 1\n"})
+    guards.push(push(work, "trunk"), "main-protected", "model/direct.py")
+    guards.unchanged(server, "refs/heads/main", None)
+    guards.verify()
+
+
+def test_pushes_to_a_renamed_main_pass_when_honest(tmp_path: Path) -> None:
+    _, work = _trunk_server(tmp_path)
+    accepted(push(work, "trunk"))
+    work.git("switch", "-q", "-c", "dev")
+    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    accepted(push(work, "dev"))
+    work.git("switch", "-q", "trunk")
+    merge(work, "dev", "chore: release dev")
+    accepted(push(work, "trunk"))
+
+
+# --- issue 16 item 1: check and CI take the settings from the base of what they judge ------------
+
+
+def _ci_push(work: Repo, branch: str, before: str) -> subprocess.CompletedProcess[str]:
+    """The generated CI script for a push of BRANCH from BEFORE to the work tree's HEAD (checked out, as CI does)."""
+    env = {"DLGIT_BEFORE": before, "DLGIT_AFTER": work.head(), "DLGIT_BRANCH": branch}
+    return subprocess.run(["sh", "-c", ci.SCRIPT], cwd=work.path, env={**os.environ, **env}, capture_output=True, text=True,
+                          check=False)
+
+
+@pytest.mark.parametrize("named_main", ["feature-x", "nowhere"])
+def test_ci_never_takes_main_s_name_from_the_judged_commits(server: Repo, work: Repo, named_main: str) -> None:
+    """A pushed .dlgit.yaml naming another branch (or none) main, with a relaxed policy, and a large file."""
+    work.git("switch", "-q", "-c", "feature-x", "dev")
+    commit(work, "chore: x", {"model/x.py": "X = 1\n"})
+    before = work.head()
+    relaxed = f"branches:\n  main: {named_main}\nrules:\n  disable: [large-file]\n"
+    commit(work, "chore: my policy", {".dlgit.yaml": relaxed})
+    sparse(work, "checkpoints/model.pt", 6 * MIB)
+    commit(work, "feat: weights")
+    work.git("update-ref", "refs/remotes/origin/feature-x", work.head())  # as CI's clone sees it after the push
+    proc = _ci_push(work, "feature-x", before)
+    guards = Guards()
+    guards.expect("CI", proc.returncode, proc.stdout + proc.stderr, "large-file", "checkpoints/model.pt", "origin/main")
+    guards.verify()
+
+
+def test_ci_of_an_honest_settings_change_passes_and_names_its_source(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "feature-x", "dev")
+    before = work.head()
+    commit(work, "chore: bigger hotfixes", {".dlgit.yaml": "hotfix:\n  max_files: 8\n"})
+    proc = _ci_push(work, "feature-x", before)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "judged by the defaults (no .dlgit.yaml at origin/main" in said, said
