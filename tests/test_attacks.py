@@ -34,6 +34,7 @@ from histories import (
     merge,
     squash_release,
     task_config,
+    version_of,
 )
 
 from dlgit import ci
@@ -1068,3 +1069,57 @@ def test_ci_of_an_honest_settings_change_passes_and_names_its_source(server: Rep
     proc = _ci_push(work, "feature-x", before)
     said = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "judged by the defaults (no .dlgit.yaml at origin/main" in said, said
+
+
+# --- issue 16 item 6: a release tag never ends up off main, however pushes race ------------------
+
+
+def _next(version: str, minor: bool) -> str:
+    major, middle, patch = (int(part) for part in version.split("."))
+    return f"{major}.{middle + 1}.0" if minor else f"{major}.{middle}.{patch + 1}"
+
+
+def _on_main(server: Repo, commit: str) -> bool:
+    return commit in server.git("rev-list", "--first-parent", "main").stdout.split()
+
+
+def test_racing_pushes_never_leave_a_release_tag_off_main(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """A pushes main + tag (not atomic) while B pushes main, 50 times: git may take B's main and
+    reject A's, but A's tag then never lands (the reference-transaction hook judges it with git's
+    locks taken); when A's main lands, so does its tag."""
+    _install_server(server)
+    other = clone(server.path, tmp_path / "other", hooks=False)
+    tagged = 0
+    guards = Guards()
+    for _ in range(50):
+        for repo in (work, other):
+            repo.git("fetch", "-q", "origin")
+            repo.git("reset", "-q", "--hard", "origin/main")
+        version = _next(version_of(work), minor=True)
+        bump(work, version)
+        work.git("tag", "-a", "-m", f"release {version}", f"v{version}")
+        bump(other, _next(version_of(other), minor=False))
+        racers = [subprocess.Popen(["git", "push", "--no-verify", "origin", *refs], cwd=repo.path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+                  for repo, refs in ((work, ["main", f"refs/tags/v{version}"]), (other, ["main"]))]
+        for racer in racers:
+            racer.communicate()
+        tag = ref_on(server, f"refs/tags/v{version}^{{commit}}")
+        if tag is None:
+            work.git("tag", "-d", f"v{version}")
+        else:
+            tagged += 1
+            if not _on_main(server, tag):
+                guards.through.append(f"v{version} ({tag[:12]}) is on the server but not on its main")
+    guards.verify()
+    assert tagged > 0  # the honest half: a main + tag push that wins its race lands whole
+
+
+def test_a_release_tag_pushed_before_its_main_is_refused_then_passes_with_it(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    bump(work, "0.3.0")
+    work.git("tag", "-a", "-m", "release 0.3.0", "v0.3.0")
+    alone = push(work, "refs/tags/v0.3.0")
+    assert alone.returncode == 1 and ref_on(server, "refs/tags/v0.3.0") is None, alone.stderr
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+    assert _on_main(server, server.head("v0.3.0^{commit}"))
