@@ -34,7 +34,7 @@ from dlgit.git import Git, require_version
 from dlgit.history.gather import existing_commits, tag_updates
 from dlgit.history.judge import Policy, Result, Span, judge, policy_at
 from dlgit.history.render import render_text
-from dlgit.model import is_zero, short_branch, tag_version
+from dlgit.model import Kind, is_zero, parse_branch, short_branch, tag_version
 from dlgit.policy import OTHER_REF_RULES, Change, Entry, evaluate
 from dlgit.policy.change import RefUpdate
 from dlgit.shell import escape, printable
@@ -197,9 +197,21 @@ def _judge(update: Update, side: Side, refs: RefView, policy: Policy) -> Result:
     if old_known:
         bases, forced = [update.old], not side.repo.is_ancestor(update.old, update.new)
     else:  # a new branch; or the receiving side has commits this repository lacks, which NEW cannot contain
-        bases, forced = existing_commits(side.repo, side.branches, branch), not is_zero(update.old)
+        bases, forced = _new_branch_bases(side, branch, policy.settings), not is_zero(update.old)
     span = Span(update.ref, update.new, tuple(bases))
     return judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced, remote=refs.remote))
+
+
+def _new_branch_bases(side: Side, branch: str, settings: config.Settings) -> list[str]:
+    """What a new branch's range excludes: the commits no branch of the receiving side holds; for a
+    task or hotfix branch, only what main (and, for a task, another task branch) holds: a task
+    forked from dev, or created at dev's tip with no commit of its own, brings dev's unreleased core."""
+    kind = parse_branch(branch, settings).kind
+    if kind not in (Kind.TASK, Kind.HOTFIX):
+        return existing_commits(side.repo, side.branches, branch)
+    def starts(name: str | None) -> bool:
+        return name == settings.main or (kind is Kind.TASK and name != branch and bool(name) and name.startswith(settings.task_prefix))
+    return sorted({sha for ref, sha in side.repo.refs(*side.branches) if starts(short_branch(ref))})
 
 
 def _judge_other(update: Update, side: Side, refs: RefView, policy: Policy) -> Result:

@@ -1123,3 +1123,36 @@ def test_a_release_tag_pushed_before_its_main_is_refused_then_passes_with_it(ser
     assert alone.returncode == 1 and ref_on(server, "refs/tags/v0.3.0") is None, alone.stderr
     accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
     assert _on_main(server, server.head("v0.3.0^{commit}"))
+
+
+# --- issue 16 item 7: a new task branch brings only its own folder --------------------------------
+
+
+@pytest.mark.parametrize("own_commit", [True, False], ids=["forked-from-dev", "at-dev-tip"])
+def test_new_task_branch_carrying_dev_s_core_is_refused(server: Repo, work: Repo, check: Check, own_commit: bool) -> None:
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: unreleased core", {"model/unreleased.py": "U = 1\n"})
+    accepted(push(work, "dev"))
+    work.git("switch", "-q", "-c", NEW_TASK, "dev")
+    if own_commit:
+        commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    guards = Guards()
+    guards.push(push(work, NEW_TASK), None, "model/unreleased.py")
+    guards.unchanged(server, f"refs/heads/{NEW_TASK}", None)
+    install_hooks(work)  # pre-push
+    pushed = work.git("push", "origin", NEW_TASK, check=False)
+    guards.expect("pre-push", pushed.returncode, pushed.stderr, None, "model/unreleased.py")
+    guards.check(check(work, "main.." + NEW_TASK), None, "model/unreleased.py")
+    guards.verify()
+
+
+def test_new_task_branches_from_main_or_another_task_pass(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    accepted(push(work, NEW_TASK))
+    child = NEW_TASK + "-more"
+    work.git("switch", "-q", "-c", child)
+    commit(work, "task: start more", {f"tasks/{child}/config.yaml": task_config("0.2.0")})
+    accepted(push(work, child))
+    work.git("switch", "-q", "-c", "task-0.2.0-20260102T000001-empty", "main")
+    accepted(push(work, "task-0.2.0-20260102T000001-empty"))
