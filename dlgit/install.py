@@ -82,7 +82,8 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
     only a "prepared" transaction that needs dlgit goes on (dlgit.transaction). In a clone: a
     fast-forward of main or dev (`names`) onto commits another ref already holds (one new commit
     on top is a commit made here, judged by its commit hooks, unless another ref points at it). On
-    a server: a transaction that creates or moves a release tag (with every line: main's new value)."""
+    a server: a transaction that creates or moves a release tag (with every line: main's new value).
+    A fast-forward onto commits the remote's same branch holds (`git pull`) starts no dlgit either."""
     if server:
         return [
             '[ "$1" = prepared ] || exit 0',
@@ -100,13 +101,15 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
         "judged=",
         "while read -r old new ref; do",
         f'    case "$ref" in {patterns}) ;; *) continue ;; esac',
-        '    case "$old" in *[!0]*) ;; *) continue ;; esac  # a branch created or deleted: no fast-forward',
-        '    case "$new" in *[!0]*) ;; *) continue ;; esac',
+        '    case "$new" in *[!0]*) ;; *) continue ;; esac  # a deletion',
+        '    case "$old" in *[!0]*) ;; *) old=$(git rev-parse -q --verify "$ref") || continue ;; esac  # no old value given; none: created',
         '    if [ "$(git rev-parse -q --verify "$new^1" 2>/dev/null)" = "$old" ]; then',
         '        [ -n "$(git for-each-ref --points-at "$new" --count=1 --format=x refs/heads refs/remotes refs/tags)" ] || continue',
         '    elif ! git merge-base --is-ancestor "$old" "$new" 2>/dev/null; then',
         "        continue  # not a fast-forward (a rebase, a reset back)",
         "    fi",
+        '    brought=$(git rev-list -n 1 "$new" --not "$old" --glob="refs/remotes/*/${ref#refs/heads/}" 2>/dev/null)',
+        '    [ -n "$brought" ] || continue  # every commit is on the remote\'s same branch already (`git pull`)',
         '    judged="$judged$old $new $ref',
         '"',
         "done",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -1156,3 +1157,59 @@ def test_new_task_branches_from_main_or_another_task_pass(server: Repo, work: Re
     accepted(push(work, child))
     work.git("switch", "-q", "-c", "task-0.2.0-20260102T000001-empty", "main")
     accepted(push(work, "task-0.2.0-20260102T000001-empty"))
+
+
+# --- issue 15 item 1: a fast-forward of main is judged where git lets a hook see it ----------------
+
+
+def _direct_install(work: Repo) -> None:
+    installed = work.dlgit("install")
+    assert installed.returncode == 0 and "reference-transaction" in installed.stdout, installed.stdout + installed.stderr
+
+
+@pytest.mark.parametrize("move", [("merge", "--ff-only", "dev"), ("branch", "-f", "main", "dev"), ("update-ref", "refs/heads/main", "dev")],
+                         ids=["merge-ff", "branch-f", "update-ref"])
+def test_fast_forward_of_main_onto_dev_is_refused_locally(server: Repo, work: Repo, move: tuple[str, ...]) -> None:
+    _direct_install(work)
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: unreleased", {"model/unreleased.py": "U = 1\n"})
+    work.git("switch", "-q", "main" if move[0] == "merge" else "dev")
+    before = work.head("main")
+    proc = work.git(*move, check=False)
+    guards = Guards()
+    guards.expect("reference-transaction", 1 if proc.returncode else 0, proc.stdout + proc.stderr, "main-protected", "model/unreleased.py")
+    guards.unchanged(work, "refs/heads/main", before, where="clone")
+    guards.verify()
+    if move[0] == "merge":  # the printed undo puts the work tree back
+        undo = next(line.split("#")[0].strip() for line in proc.stderr.splitlines() if "git read-tree" in line)
+        work.git(*shlex.split(undo)[1:])
+        assert work.git("status", "--porcelain").stdout == "" and not (work.path / "model/unreleased.py").exists()
+
+
+def test_everyday_git_passes_beside_the_reference_transaction_hook(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """git pull (fast-forward, --rebase), fetch, commits, resets and rebases on every kind of branch."""
+    _direct_install(work)
+    teammate = clone(server.path, tmp_path / "teammate", hooks=False)
+    teammate.git("switch", "-q", "-c", "hotfix-t", "main")
+    commit(teammate, "fix: teammate's fix", {"model/net.py": "NET = 2  # fixed\n"})
+    teammate.git("switch", "-q", "main")
+    merge(teammate, "hotfix-t", "fix: merge hotfix-t")
+    teammate.git("switch", "-q", "dev")
+    commit(teammate, "feat: teammate's feature", {"model/team.py": "T = 1\n"})
+    accepted(teammate.git("push", "-q", "origin", "main", "dev", "hotfix-t", check=False))
+    work.git("switch", "-q", "main")
+    accepted(work.git("pull", "-q", "--ff-only", check=False))
+    assert work.head("main") == server.head("main")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: mine", {"model/mine.py": "M = 1\n"})
+    accepted(work.git("pull", "-q", "--rebase", check=False))
+    work.git("switch", "-q", "-c", "feature-f")
+    commit(work, "feat: f", {"model/f.py": "F = 1\n"})
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: more", {"model/more.py": "M = 2\n"})
+    work.git("switch", "-q", "feature-f")
+    accepted(work.git("rebase", "-q", "dev", check=False))
+    work.git("switch", "-q", "dev")
+    accepted(work.git("reset", "-q", "--hard", "HEAD~1", check=False))
+    accepted(work.git("fetch", "-q", "origin", check=False))
+    accepted(work.git("merge", "-q", "--ff-only", "origin/dev", check=False))
