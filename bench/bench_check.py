@@ -24,8 +24,12 @@ the same over an existing repository (a clone of pallets/click or psf/requests: 
 --repo click:main`); `--baseline DLGIT` times another dlgit executable in the same run, interleaved
 (an install of the code before a change: the "before" column).
 
-    python bench/bench_check.py [--history model|pr|both|none] [--repo PATH:BRANCH ...] [--baseline DLGIT]
-                                [--commits 10000] [--files 100000] [--prs 3000] [--runs 5]
+    python bench/bench_check.py [--history model|pr|both|refs|none] [--repo PATH:BRANCH ...] [--baseline DLGIT]
+                                [--commits 10000] [--files 100000] [--prs 3000] [--refs 1000] [--runs 5]
+
+**many refs** (`--history refs`, also part of `both`): a push of 1,000 new branches (one commit each)
+and 1,000 tags to a server with `dlgit install --server`, beside the same push to a server without
+hooks; target: dlgit adds <= 3 s.
 """
 
 from __future__ import annotations
@@ -320,9 +324,55 @@ def measure(label: str, repo: Path, branch: str, runs: int, baseline: str | None
         print(f"ratio {name} / git's work: {wall / git_wall:.2f}x wall, {cpu / git_cpu:.2f}x CPU (target <= 2x); says: {verdicts[name]}")
 
 
+def generate_many_refs(repo: Path, refs: int) -> None:
+    """A small main + dev, then REFS feature branches off dev (one commit each) and REFS annotated
+    tags on their tips: what a push of many refs at once brings (a mirror, an import)."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=ENV)
+    git = Importer(repo)
+    main = git.commit("main", "chore: initial layout", [], {CONFIG: TEMPLATE.format(version="0.1.0"), "model/net.py": "NET = 1\n"})
+    dev = git.commit("dev", "feat: a loss", [main], {"model/loss.py": "LOSS = 1\n"})
+    tips = [git.commit(f"feature-b{i}", f"feat: b{i}", [dev], {f"model/b{i}.py": f"B = {i}\n"}) for i in range(refs)]
+    for i, mark in enumerate(tips):
+        git.tag(f"mark-{i}", mark)
+    git.close()
+
+
+def measure_many_refs(repo: Path, runs: int) -> None:
+    """`git push` of every branch and tag to a server holding main and dev: with dlgit's server
+    hooks (`dlgit install --server`), plain and --atomic, beside a server without hooks; each run
+    onto a fresh server. Without --atomic git runs the reference-transaction hook twice per ref."""
+    dlgit = shutil.which("dlgit") or "dlgit"
+    cases = {"git push, no hooks": (False, []), "git push, dlgit install --server": (True, []),
+             "git push --atomic, no hooks": (False, ["--atomic"]), "git push --atomic, dlgit install --server": (True, ["--atomic"])}
+    samples: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(runs):
+        for label, (hooked, options) in cases.items():
+            server = repo.parent / f"{repo.name}-server.git"
+            shutil.rmtree(server, ignore_errors=True)
+            subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True, env=ENV)
+            subprocess.run(["git", "push", "-q", str(server), "main", "dev"], cwd=repo, check=True, env=ENV)
+            if hooked:
+                subprocess.run([dlgit, "install", "--server"], cwd=server, check=True, env=ENV, capture_output=True)
+            started = time.perf_counter()
+            refspecs = ["refs/heads/feature-*", "refs/tags/*"]
+            subprocess.run(["git", "push", "-q", *options, str(server), *refspecs], cwd=repo, check=True, env=ENV)
+            samples[label].append(time.perf_counter() - started)
+    count = len(subprocess.run(["git", "for-each-ref", "refs/tags"], cwd=repo, capture_output=True, check=True).stdout.splitlines())
+    print(f"\nmany refs: a push of {count:,} branches and {count:,} tags; {runs} run(s), load {os.getloadavg()[0]:.1f}")
+    medians = {label: statistics.median(walls) for label, walls in samples.items()}
+    for label, wall in medians.items():
+        print(f"{label:<60} {wall * 1000:>9.0f} ms")
+    plain = medians["git push, dlgit install --server"] - medians["git push, no hooks"]
+    atomic = medians["git push --atomic, dlgit install --server"] - medians["git push --atomic, no hooks"]
+    print(f"dlgit's cost: {atomic:.2f} s with --atomic (target <= 3 s for 1,000 + 1,000), {plain:.2f} s without "
+          "(git starts the reference-transaction hook twice per ref then)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--history", choices=("model", "pr", "both", "none"), default="both")
+    parser.add_argument("--history", choices=("model", "pr", "both", "refs", "none"), default="both",
+                        help="both: model and pr; refs: only the many-refs push (also run by both)")
+    parser.add_argument("--refs", type=int, default=1_000, help="many-refs push: branches (and as many tags)")
     parser.add_argument("--repo", action="append", default=[], metavar="PATH:BRANCH", help="an existing repository to judge too")
     parser.add_argument("--baseline", help="another dlgit executable to time in the same run (e.g. an install of the code before)")
     parser.add_argument("--commits", type=int, default=10_000, help="model history: commits")
@@ -337,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.history in ("pr", "both"):
         repo = cached(f"pr-v1-{args.prs}-{args.pr_files}", lambda path: generate_pull_requests(path, args.prs, args.pr_files))
         measure(f"pull-request history ({args.pr_files:,} files in the root tree)", repo, "dev", args.runs, args.baseline)
+    if args.history in ("refs", "both"):
+        repo = cached(f"refs-v1-{args.refs}", lambda path: generate_many_refs(path, args.refs))
+        measure_many_refs(repo, args.runs)
     for spec in args.repo:
         path, _, branch = spec.rpartition(":") if ":" in spec else (spec, "", "main")
         measure(Path(path).name, Path(path).resolve(), branch or "main", args.runs, args.baseline)

@@ -8,7 +8,10 @@
     warm-up run; the work tree's copy is matched to HEAD's blob by its id, computed in Python);
 (b) pre-commit on a task branch with N result files staged under tasks/<branch>/ vs
     `git diff --cached --name-status -z` alone on the same index; then the same with the task's
-    config.yaml edited too (the hook then imports PyYAML and parses it).
+    config.yaml edited too (the hook then imports PyYAML and parses it);
+(c) reference-transaction: `git update-ref` of a feature branch with and without the hook `dlgit
+    install` writes (its sh lines only), and dev fast-forwarded onto main's commits and back (dlgit
+    judges the forward move).
 Commands run round-robin (so drift on a busy machine hits all alike); medians are printed side by
 side, then whether the targets hold. The targets were set on a machine where the peers took the
 REFERENCE times below; this machine's speed relative to it (the median ratio of the three peer
@@ -35,6 +38,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+TRANSACTION_TARGET = 5.0  # ms the reference-transaction hook may add to an ordinary ref update
 TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "task")
 TASK_BRANCH = "task-0.1.0-20261128T062233-bench"
 TEMPLATE_CONFIG = "VERSION: 0.1.0\nDEBUG: false\nRESUME: null\nTRAIN: true\nTEST: false\nMODEL_PATH: null\nRANDOM_SEED: 42\nlr: 0.01\n"
@@ -181,6 +185,36 @@ def bench_pre_commit(root: Path, sizes: Sequence[int], runs: int) -> dict[int, d
     return results
 
 
+def transaction_repo(root: Path, name: str, hooked: bool) -> Path:
+    """main two commits ahead of dev; with `hooked`, the reference-transaction hook `dlgit install` writes."""
+    repo = make_repo(root / name)
+    git(repo, "branch", "dev")
+    for step in (1, 2):
+        (repo / "model/net.py").write_text(f"LAYERS = {step + 2}\n")
+        git(repo, "commit", "-q", "--no-verify", "-am", f"chore: step {step}")
+    if hooked:
+        from dlgit.install import script, this_interpreter
+
+        hook = Path(git(repo, "rev-parse", "--git-path", "hooks").decode().strip())
+        hook = (repo / hook if not hook.is_absolute() else hook) / "reference-transaction"
+        hook.parent.mkdir(parents=True, exist_ok=True)
+        hook.write_text(script("reference-transaction", this_interpreter()))
+        hook.chmod(0o755)
+    return repo
+
+
+def bench_transaction(root: Path, runs: int) -> dict[str, float]:
+    """(c) what the reference-transaction hook adds to ref updates: an ordinary branch (the hook's sh
+    lines alone), and dev fast-forwarded onto main's commits and back (dlgit judges the forward move)."""
+    plain, hooked = transaction_repo(root, "rt-plain", False), transaction_repo(root, "rt-hooked", True)
+    other = ["git", "update-ref", "refs/heads/feature-x", "HEAD"]
+    forward = ["sh", "-c", "git update-ref refs/heads/dev main && git update-ref refs/heads/dev main~2"]
+    commands = {"git update-ref feature-x, no hook": other, "git update-ref feature-x, dlgit hook": other,
+                "dev forward onto main + back, no hook": forward, "dev forward onto main + back, dlgit hook": forward}
+    cwds = {label: hooked if label.endswith("dlgit hook") else plain for label in commands}
+    return medians(commands, plain, runs, cwds)
+
+
 def print_commit_msg(results: dict[str, float]) -> None:
     print("\ncommit-msg (valid message, median ms)")
     for label, value in results.items():
@@ -203,8 +237,13 @@ def machine_factor(msg: dict[str, float]) -> float:
     return statistics.median(ratios) if ratios else 1.0
 
 
-def verdicts(msg: dict[str, float], pre: dict[int, dict[str, float]]) -> list[tuple[str, bool]]:
+def verdicts(msg: dict[str, float], pre: dict[int, dict[str, float]], refs: dict[str, float] | None = None) -> list[tuple[str, bool]]:
     found = []
+    if refs:
+        added, factor = refs["git update-ref feature-x, dlgit hook"] - refs["git update-ref feature-x, no hook"], machine_factor(msg)
+        found.append((f"reference-transaction adds <= {TRANSACTION_TARGET:.0f} ms to an update of a ref that is not main or dev on the "
+                      f"reference machine: {added:.1f} ms here, where the peers run {factor:.2f}x slower -> {added / factor:.1f} ms",
+                      added <= TRANSACTION_TARGET * factor))
     ours, theirs = msg.get("dlgit hook commit-msg FILE"), msg.get(CPC)
     if ours is not None and theirs is not None:
         found.append((f"{COMMIT_MSG_TARGET} ({ours:.1f} vs {theirs:.1f} ms)", ours <= theirs))
@@ -264,12 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tmp)
         msg = bench_commit_msg(root, args.runs)
         pre = bench_pre_commit(root, sizes, args.runs)
+        refs = bench_transaction(root, args.runs)
         print_commit_msg(msg)
         print_pre_commit(pre)
+        print("\nreference-transaction (median ms)")
+        for label, value in refs.items():
+            print(f"  {label:<40} {value:8.1f}")
         if args.profile:
             profile(root)
     print("\ntargets")
-    results = verdicts(msg, pre)
+    results = verdicts(msg, pre, refs)
     for text, ok in results:
         print(f"  {'PASS' if ok else 'MISS'}  {text}")
     return 1 if args.check and not all(ok for _, ok in results) else 0

@@ -50,8 +50,10 @@ def settings_policy(repo: Git, span: Span) -> Policy:
     """The settings that judge: the protected main's .dlgit.yaml, never the branch being judged: the
     remote's main (the upstream's remote first), or local main without a remote. When that main is
     itself among the judged commits (CI after a push to main), main as it was before them. Without
-    any main, the work tree's."""
-    main = config.load(repo.root).main
+    any main, the work tree's. Main's name itself comes from the range's base when it has one (in CI
+    the work tree is the judged tip, whose .dlgit.yaml could name any branch main)."""
+    base = repo.rev(f"{span.bases[0]}^{{commit}}") if span.bases else None
+    main = policy_at(repo, base, None).settings.main if base else config.load(repo.root).main
     tip, label = _remote_main(repo, main) or (repo.rev(f"refs/heads/{main}"), main)
     if tip is None:
         return policy_at(repo, None, None)

@@ -33,6 +33,12 @@ def _pre_receive(args: Sequence[str | None]) -> int:
     return push.pre_receive(sys.stdin)
 
 
+def _reference_transaction(args: Sequence[str | None]) -> int:
+    from dlgit import transaction
+
+    return transaction.reference_transaction(args[0] if args else None, sys.stdin)
+
+
 # hook name -> (most positional arguments, body)
 HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
     "pre-commit": (0, _pre_commit),
@@ -40,6 +46,7 @@ HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
     "commit-msg": (1, _commit_msg),
     "pre-push": (2, _pre_push),  # remote name and URL
     "pre-receive": (0, _pre_receive),
+    "reference-transaction": (1, _reference_transaction),  # the state: prepared, committed, aborted
 }
 
 

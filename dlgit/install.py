@@ -25,8 +25,9 @@ from dlgit.git import Git
 from dlgit.model import MERGE_SOURCES, Branch, Kind
 from dlgit.shell import quote
 
-HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push", "pre-receive")
+HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push", "pre-receive", "reference-transaction")
 CLIENT_HOOKS = HOOKS[:4]  # pre-receive runs only on a server that receives pushes
+SERVER_HOOKS = ("pre-receive", "reference-transaction")
 MARKER = "# dlgit-managed hook"
 BACKUP_SUFFIX = ".dlgit-backup"
 FRAMEWORK_CONFIG = ".pre-commit-config.yaml"
@@ -76,7 +77,47 @@ def this_interpreter() -> Interpreter:
 _BOOTSTRAP = "import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; from dlgit.cli import main; sys.exit(main())"
 
 
-def script(name: str, interpreter: Interpreter | None = None) -> str:
+def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
+    """The sh lines that start the reference-transaction hook: git runs it on every ref update, so
+    only a "prepared" transaction that needs dlgit goes on (dlgit.transaction). In a clone: a
+    fast-forward of main or dev (`names`) onto commits another ref already holds (one new commit
+    on top is a commit made here, judged by its commit hooks, unless another ref points at it). On
+    a server: a transaction that creates or moves a release tag (with every line: main's new value).
+    A fast-forward onto commits the remote's same branch holds (`git pull`) starts no dlgit either."""
+    if server:
+        return [
+            '[ "$1" = prepared ] || exit 0',
+            "lines= tagged=",
+            "while read -r line; do  # sh builtins only: no process is started for the refs that need nothing",
+            '    lines="$lines$line',
+            '"',
+            '    case "$line" in *" refs/tags/v"[0-9]*) tagged=1 ;; esac',
+            "done",
+            '[ -n "$tagged" ] || exit 0',
+            'exec 0<<EOF', "$lines", "EOF"]
+    patterns = "|".join(quote(f"refs/heads/{name}") for name in names)
+    return [
+        '[ "$1" = prepared ] || exit 0',
+        "judged=",
+        "while read -r old new ref; do",
+        f'    case "$ref" in {patterns}) ;; *) continue ;; esac',
+        '    case "$new" in *[!0]*) ;; *) continue ;; esac  # a deletion',
+        '    case "$old" in *[!0]*) ;; *) old=$(git rev-parse -q --verify "$ref") || continue ;; esac  # no old value given; none: created',
+        '    if [ "$(git rev-parse -q --verify "$new^1" 2>/dev/null)" = "$old" ]; then',
+        '        [ -n "$(git for-each-ref --points-at "$new" --count=1 --format=x refs/heads refs/remotes refs/tags)" ] || continue',
+        '    elif ! git merge-base --is-ancestor "$old" "$new" 2>/dev/null; then',
+        "        continue  # not a fast-forward (a rebase, a reset back)",
+        "    fi",
+        '    brought=$(git rev-list -n 1 "$new" --not "$old" --glob="refs/remotes/*/${ref#refs/heads/}" 2>/dev/null)',
+        '    [ -n "$brought" ] || continue  # every commit is on the remote\'s same branch already (`git pull`)',
+        '    judged="$judged$old $new $ref',
+        '"',
+        "done",
+        '[ -n "$judged" ] || exit 0',
+        "exec 0<<EOF", "$judged", "EOF"]
+
+
+def script(name: str, interpreter: Interpreter | None = None, names: tuple[str, str] = ("main", "dev"), server: bool = False) -> str:
     """The hook script for git's `name` hook. With `interpreter` (what `dlgit install` writes), it
     runs that Python while it still has dlgit, so that activating another environment does not
     break it, else dlgit from PATH. Without, it runs dlgit from PATH: hooks/<name> in dlgit's
@@ -86,6 +127,8 @@ def script(name: str, interpreter: Interpreter | None = None) -> str:
     bypass = f"; to skip the check once: {_BYPASS[name]}" if name in _BYPASS else ""
     head = ["#!/bin/sh", f"{MARKER}: written by `dlgit install`, removed by `dlgit uninstall`.",
             f"# Runs dlgit's checks for git's {name} hook; `dlgit explain` lists the rules."]
+    if name == "reference-transaction":
+        head += transaction_filter(names, server)
     if interpreter is None:
         return "\n".join([
             *head, "# Runs dlgit from PATH (`dlgit install` writes hooks that also remember the Python it ran with).",
@@ -266,8 +309,10 @@ def backup_path(hook: Path) -> Path:
     return hook.with_name(hook.name + BACKUP_SUFFIX)
 
 
-def install(force: bool = False) -> int:
+def install(force: bool = False, server: bool = False, adopt: str | None = None) -> int:
     setup = inspect()
+    if server or adopt is not None or setup.repo.root is None:
+        return install_server(setup, force, adopt)
     if setup.uses_framework:
         print(framework_instructions(setup))
         return 0
@@ -298,9 +343,10 @@ def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
         raise UsageError(f"cannot create the hooks folder {setup.hooks_dir} ({exc.strerror}); check core.hooksPath "
                          "(`git config core.hooksPath`) and the permissions there. Nothing was installed.") from None
     print(f"dlgit: hooks folder {setup.hooks_dir}", file=out)
+    settings = config.load(setup.repo.root)
     for hook in hooks:
-        print(f"  {hook.name:<17} {_install_one(hook)}", file=out)
-    print(merge_options(setup.repo, config.load(setup.repo.root)), file=out)
+        print(f"  {hook.name:<17} {_install_one(hook, (settings.main, settings.dev))}", file=out)
+    print(merge_options(setup.repo, settings), file=out)
 
 
 def refuse_foreign(setup: Setup) -> None:
@@ -336,8 +382,32 @@ def _refuse_foreign(foreign: list[Path], force: bool) -> None:
         raise UsageError(f"a backup already exists, and dlgit never overwrites one; move it away first:\n{names}")
 
 
-def _install_one(hook: Path) -> str:
-    wanted = script(hook.name, this_interpreter()).encode()
+def install_server(setup: Setup, force: bool, adopt: str | None) -> int:
+    """A server's set-up: pre-receive and reference-transaction, the git config a server needs, and
+    the settings it enforces pinned in its repository (`adopt`: re-pinned from that commit's .dlgit.yaml)."""
+    from dlgit import server
+
+    repo = setup.repo
+    pinned = server.pinned_path(repo)
+    if adopt is not None or not pinned.exists():
+        print(f"dlgit: pinned the settings this server enforces in {pinned}: {server.pin(repo, adopt)}")
+    else:
+        print(f"dlgit: this server enforces the settings pinned in {pinned} (kept; `dlgit install --server --adopt REF` replaces them)")
+    settings = server.policy(repo).settings
+    hooks = [setup.hooks_dir / name for name in SERVER_HOOKS]
+    _refuse_foreign([hook for hook in hooks if _exists(hook) and not is_ours(hook)], force)
+    setup.hooks_dir.mkdir(parents=True, exist_ok=True)
+    print(f"dlgit: hooks folder {setup.hooks_dir}")
+    for hook in hooks:
+        print(f"  {hook.name:<22} {_install_one(hook, (settings.main, settings.dev), server=True)}")
+    for key, (value, why) in server.SERVER_CONFIG.items():
+        repo.run("config", key, value)
+        print(f"  {key}={value}   {why}")
+    return 0
+
+
+def _install_one(hook: Path, names: tuple[str, str], server: bool = False) -> str:
+    wanted = script(hook.name, this_interpreter(), names, server).encode()
     current = _read(hook)
     if _exists(hook) and not is_ours(hook):
         os.replace(hook, backup_path(hook))

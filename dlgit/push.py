@@ -20,6 +20,7 @@ shape is an error (exit 2, which refuses the push).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -31,10 +32,10 @@ from dlgit import config, report
 from dlgit.errors import UsageError
 from dlgit.evidence import RefView
 from dlgit.git import Git, require_version
-from dlgit.history.gather import existing_commits, tag_updates
-from dlgit.history.judge import Policy, Result, Span, judge, policy_at
+from dlgit.history.gather import tag_updates
+from dlgit.history.judge import Judging, Policy, Result, Span, judge, judge_many, policy_at
 from dlgit.history.render import render_text
-from dlgit.model import is_zero, short_branch, tag_version
+from dlgit.model import Kind, is_zero, parse_branch, short_branch, tag_version
 from dlgit.policy import OTHER_REF_RULES, Change, Entry, evaluate
 from dlgit.policy.change import RefUpdate
 from dlgit.shell import escape, printable
@@ -62,6 +63,7 @@ class Side:
     owners: tuple[str, ...]  # where branch tips are looked up (merge sources, squash trailers, tags on main)
     repo: Git
     remote: str = "origin"  # the pushing side's name for the receiving side (fix lines)
+    server: bool = False  # pre-receive: the settings are the server's pinned ones (dlgit.server)
 
 
 def pre_push(remote: str | None, stdin: TextIO) -> int:
@@ -82,7 +84,7 @@ def pre_push(remote: str | None, stdin: TextIO) -> int:
 def pre_receive(stdin: TextIO) -> int:
     repo = Git.open()
     updates = [_pre_receive_line(number, line) for number, line in _lines(stdin)]
-    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo))
+    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo, server=True))
 
 
 def _lines(stdin: TextIO) -> list[tuple[int, str]]:
@@ -140,9 +142,12 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     overrides = {name: u.new for u in updates if u.ref.startswith("refs/heads/") and (name := short_branch(u.ref)) and not is_zero(u.new)}
     refs = RefView.load(repo, side.owners, overrides, side.remote)
     policy = _policy(repo, side)
-    results = [_judge(update, side, refs, policy) for update in updates]
+    known = _Known.read(updates, side, refs, policy.settings)
+    results = _judge_all(updates, side, refs, policy, known)
     blocked = [result for result in results if not result.ok]
     color = report.use_color(sys.stderr)
+    if side.server:
+        _settings_notes(updates, results, policy, repo)
     for result in blocked:
         header = (report.paint(f"dlgit: push to {printable(result.label)} blocked", "bold", color)
                   + f" ({result.checked} commit(s) checked, judged by {printable(result.policy.source)})")
@@ -150,8 +155,33 @@ def judge_updates(updates: Sequence[Update], side: Side) -> int:
     return 1 if blocked else 0
 
 
+def _settings_notes(updates: Sequence[Update], results: Sequence[Result], policy: Policy, repo: Git) -> None:
+    """On a server, a push that changes .dlgit.yaml on main or dev changes content, never the policy:
+    say so, with the admin's command that adopts it once it has landed."""
+    from dlgit import server
+
+    branches = (policy.settings.main, policy.settings.dev)
+    for update, result in zip(updates, results, strict=True):
+        if not result.settings_changed_by:
+            continue
+        result.notices[:] = [notice for notice in result.notices if not notice.startswith(f"{config.CONFIG_FILE} is changed by")]
+        shas = ", ".join(sha[:12] for sha in result.settings_changed_by)
+        if short_branch(update.ref) in branches and update.ref.startswith("refs/heads/") and result.ok:
+            report.emit(f"dlgit: note: {config.CONFIG_FILE} is changed by {shas}: accepted as content; this server keeps "
+                        f"enforcing {policy.source}. Only its admin changes them, once they have landed, with:\n"
+                        f"  {server.adopt_command(repo, update.new)}")
+        else:
+            result.notices.append(f"{config.CONFIG_FILE} is changed by {shas}; the push was judged by {policy.source}, which "
+                                  "no push changes")
+
+
 def _policy(repo: Git, side: Side) -> Policy:
-    """The settings of the receiving side's main as it is before the push (the defaults when it has none yet)."""
+    """On a server, its pinned settings; in pre-push, the settings of the receiving side's main as it
+    is before the push (the defaults when it has none yet)."""
+    if side.server:
+        from dlgit import server
+
+        return server.policy(repo)
     main = config.load(repo.root).main
     tip = next((sha for ref, sha in repo.refs(*side.branches) if short_branch(ref) == main), None)
     if tip is None:
@@ -159,38 +189,123 @@ def _policy(repo: Git, side: Side) -> Policy:
     return policy_at(repo, tip, f"the receiving side's {main}")
 
 
-def _judge(update: Update, side: Side, refs: RefView, policy: Policy) -> Result:
+@dataclass
+class _Known:
+    """What a push's refs share, read once, so that its cost grows with what it brings, not with
+    refs × refs: the receiving side's branch tips, what every other ref names, which pushed tips
+    bring commits no branch holds, and the release tags' facts."""
+
+    tips: tuple[tuple[str, str], ...]  # (ref, sha) of the receiving side's branches
+    peeled: dict[str, tuple[str, str]]  # a pushed ref's new id -> (type, id) once tags are peeled
+    bringing: set[str]  # the pushed branch tips that bring commits no branch of the receiving side holds
+    bringing_other: set[str]  # the commits other pushed refs name that bring commits no branch, pushed or not, holds
+    tags: dict[str, RefUpdate]  # release tag ref -> its facts
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """The receiving side's branch names."""
+        return frozenset(name for ref, _ in self.tips if (name := short_branch(ref)))
+
+    @classmethod
+    def read(cls, updates: Sequence[Update], side: Side, refs: RefView, settings: config.Settings) -> _Known:
+        repo = side.repo
+        tips = tuple(repo.refs(*side.branches))
+        existing = [sha for _, sha in tips]
+        pushed = [u for u in updates if not is_zero(u.new)]
+        branches = [u.new for u in pushed if u.ref.startswith("refs/heads/")]
+        peeled = repo.peeled_all(u.new for u in pushed if not u.ref.startswith("refs/heads/"))
+        others = [found[1] for u in pushed if not u.ref.startswith("refs/heads/") and (found := peeled.get(u.new)) and found[0] == "commit"]
+        bringing, bringing_other = repo.unreached(branches, existing), repo.unreached(others, [*existing, *branches])
+        released = [(u.ref, found[1]) for u in pushed if tag_version(u.ref) and (found := peeled.get(u.new)) and found[0] == "commit"]
+        tags = {update.ref: update for update in tag_updates(released, refs, settings)} if released else {}
+        return cls(tips, peeled, bringing, bringing_other, tags)
+
+
+def _judge_all(updates: Sequence[Update], side: Side, refs: RefView, policy: Policy, known: _Known) -> list[Result]:
+    """Every update's result. New branches and other refs that bring commits are judged together, over
+    one read of what they bring (branches first: a tag's commits on a pushed branch are judged there);
+    a branch whose commits another pushed branch brings too is judged again alone, by its own rules."""
+    together: dict[int, Judging] = {}
+    tips: set[str | None] = set()
+    for index, update in enumerate(updates):
+        item = _batched(update, policy.settings, known, refs.remote)
+        if item is not None and item.span.tip not in tips:
+            together[index] = item
+            tips.add(item.span.tip)
+    ordered = sorted(together.items(), key=lambda pair: pair[1].target_name is None)  # branches first
+    batch, met = judge_many([item for _, item in ordered], sorted({sha for _, sha in known.tips}), policy, refs) if ordered else ([], set())
+    done = {index: result for (index, item), result in zip(ordered, batch, strict=True)
+            if item.target_name is None or item.span.tip not in met}
+    return [done[index] if index in done else _judge(update, side, refs, policy, known) for index, update in enumerate(updates)]
+
+
+def _batched(update: Update, settings: config.Settings, known: _Known, remote: str) -> Judging | None:
+    """How `judge_many` judges `update` with the others (None: alone): a new branch judged against
+    every branch (no task or hotfix), or a ref that is no branch naming a commit, when it brings commits."""
+    if is_zero(update.new):
+        return None
+    if not update.ref.startswith("refs/heads/"):
+        found = known.peeled.get(update.new)
+        if found is None or found[0] != "commit" or found[1] not in known.bringing_other:
+            return None
+        tag = known.tags.get(update.ref)
+        moved = not is_zero(update.old)
+        ref_update = tag._replace(moved=moved) if tag else RefUpdate(update.ref, moved=moved)
+        return Judging(Span(update.ref, found[1]), None, ref_update, OTHER_REF_RULES)
+    branch = update.ref[len("refs/heads/"):]
+    if not is_zero(update.old) or update.new not in known.bringing or branch in known.names \
+            or parse_branch(branch, settings).kind in (Kind.TASK, Kind.HOTFIX):
+        return None
+    return Judging(Span(update.ref, update.new), branch, RefUpdate(update.ref, remote=remote))
+
+
+def _judge(update: Update, side: Side, refs: RefView, policy: Policy, known: _Known) -> Result:
     branch = update.ref[len("refs/heads/"):] if update.ref.startswith("refs/heads/") else None
     if is_zero(update.new):
         return judge(Span(update.ref, None), branch, policy, refs, RefUpdate(update.ref, deleted=True, remote=refs.remote))
     if branch is None:
-        return _judge_other(update, side, refs, policy)
+        return _judge_other(update, side, refs, policy, known)
     old_known = not is_zero(update.old) and side.repo.rev(update.old) is not None
     if old_known:
         bases, forced = [update.old], not side.repo.is_ancestor(update.old, update.new)
     else:  # a new branch; or the receiving side has commits this repository lacks, which NEW cannot contain
-        bases, forced = existing_commits(side.repo, side.branches, branch), not is_zero(update.old)
-    span = Span(update.ref, update.new, tuple(bases))
+        bases, forced = _new_branch_bases(branch, policy.settings, known), not is_zero(update.old)
+    brings = old_known or update.new in known.bringing or parse_branch(branch, policy.settings).kind in (Kind.TASK, Kind.HOTFIX) \
+        or branch in known.names
+    span = Span(update.ref, update.new if brings else None, tuple(bases))
     return judge(span, branch, policy, refs, RefUpdate(update.ref, forced=forced, remote=refs.remote))
 
 
-def _judge_other(update: Update, side: Side, refs: RefView, policy: Policy) -> Result:
+def _new_branch_bases(branch: str, settings: config.Settings, known: _Known) -> list[str]:
+    """What a new branch's range excludes: the commits no branch of the receiving side holds; for a
+    task or hotfix branch, only what main (and, for a task, another task branch) holds: a task
+    forked from dev, or created at dev's tip with no commit of its own, brings dev's unreleased core."""
+    kind = parse_branch(branch, settings).kind
+
+    def excluded(name: str | None) -> bool:
+        if kind not in (Kind.TASK, Kind.HOTFIX):
+            return name != branch
+        return name == settings.main or (kind is Kind.TASK and name != branch and (name or "").startswith(settings.task_prefix))
+
+    return sorted({sha for ref, sha in known.tips if excluded(short_branch(ref))})
+
+
+def _judge_other(update: Update, side: Side, refs: RefView, policy: Policy, known: _Known) -> Result:
     """A ref that is no branch: the ref itself (replace refs, release tags), then what it brings, by
     the content rules: the commits no branch holds yet, or the blob or tree it names."""
     repo, settings = side.repo, policy.settings
-    found = repo.peeled(update.new)
+    found = known.peeled.get(update.new)
     moved = not is_zero(update.old)
-    if tag_version(update.ref) and found and found[0] == "commit":
-        [ref_update] = tag_updates([(update.ref, found[1])], refs, settings)
-        ref_update = ref_update._replace(moved=moved)
-    else:
-        ref_update = RefUpdate(update.ref, moved=moved)
+    tag = known.tags.get(update.ref)
+    ref_update = tag._replace(moved=moved) if tag else RefUpdate(update.ref, moved=moved)
     if found is None or found[0] != "commit":
         result = judge(Span(update.ref, None), None, policy, refs, ref_update)
         entries = tuple(Entry("A", path, size=size) for path, size in _object_sizes(repo, found))
         result.ref_violations += evaluate(Change(None, entries), settings, OTHER_REF_RULES) if entries else []
         return result
-    bases = tuple(existing_commits(repo, side.branches, None))
+    if found[1] not in known.bringing_other:  # every commit it names is on a branch, judged there
+        return judge(Span(update.ref, None), None, policy, refs, ref_update)
+    bases = tuple(sorted({sha for _, sha in known.tips}))
     return judge(Span(update.ref, found[1], bases), None, policy, refs, ref_update, rule_ids=OTHER_REF_RULES)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ from histories import (
     merge,
     squash_release,
     task_config,
+    version_of,
 )
 
 from dlgit import ci
@@ -909,3 +911,305 @@ def test_task_branch_with_ascii_digits_passes(server: Repo, work: Repo) -> None:
     commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
     accepted(push(work, NEW_TASK))
 
+
+
+# --- issue 16: the policy is the server's ---------------------------------------------------------
+
+RELAX_ALL = "rules:\n  disable: [main-protected, history-rewrite, release-tag, large-file, merge-direction, branch-name]\n"
+
+
+def _install_server(server: Repo, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = server.dlgit("install", "--server", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _land_settings(work: Repo, text: str, way: str) -> subprocess.CompletedProcess[str]:
+    """Put a .dlgit.yaml on main the way the model allows: a one-file hotfix merged into main, or
+    committed on dev and released (squash); push it; -> the push of main."""
+    if way == "hotfix":
+        work.git("switch", "-q", "-c", "hotfix-settings", "main")
+        commit(work, "fix: settings", {".dlgit.yaml": text})
+        work.git("switch", "-q", "main")
+        merge(work, "hotfix-settings", "fix: merge hotfix-settings")
+        return push(work, "main", "hotfix-settings")
+    work.git("switch", "-q", "dev")
+    commit(work, "chore: settings", {".dlgit.yaml": text})
+    accepted(push(work, "dev"))
+    squash_release(work)
+    return push(work, "main", "dev")
+
+
+@pytest.mark.parametrize("way", ["hotfix", "release"])
+def test_a_pushed_policy_never_changes_what_the_server_enforces(server: Repo, work: Repo, way: str) -> None:
+    """The chain of issue 16 item 1: a relaxed .dlgit.yaml reaches main as content, then a direct
+    commit with a backdoor and a 6 MiB checkpoint, then main replaced by an unrelated root, dev
+    deleted and v0.2.0 moved: the server refuses each (its pinned settings never changed)."""
+    landed = _land_settings(work, RELAX_ALL, way)
+    accepted(landed)
+    assert "dlgit install --server --adopt" in landed.stderr  # accepted as content, with the admin's command
+    before = {ref: ref_on(server, ref) for ref in ("refs/heads/main", "refs/heads/dev", "refs/tags/v0.2.0")}
+    guards = Guards()
+    work.git("switch", "-q", "main")
+    sparse(work, "checkpoints/model.pt", 6 * MIB)
+    commit(work, "feat: backdoor", {"model/backdoor.py": "BACKDOOR = 1\n"})
+    guards.push(push(work, "main"), ("main-protected", "large-file"), ("model/backdoor.py", "checkpoints/model.pt"))
+    work.git("switch", "-q", "--orphan", "rootless")
+    commit(work, "chore: a new root", {"model/net.py": "NET = 666\n"})
+    work.git("branch", "-f", "main", "rootless")
+    work.git("tag", "-f", "v0.2.0", "rootless")
+    guards.push(push(work, "main", force=True), "history-rewrite", "main")
+    guards.push(push(work, ":dev"), "history-rewrite", "dev")
+    guards.push(push(work, "refs/tags/v0.2.0", force=True), "release-tag", "v0.2.0")
+    for ref, sha in before.items():
+        guards.unchanged(server, ref, sha)
+    guards.verify()
+
+
+def test_settings_the_admin_adopts_are_enforced(server: Repo, work: Repo) -> None:
+    """The honest way: a .dlgit.yaml allowing bigger files lands on main; the server keeps its pinned
+    limit until its admin runs the printed command, then the bigger file passes."""
+    _install_server(server)
+    landed = _land_settings(work, "large_files:\n  max_bytes: 67108864\n", "hotfix")
+    accepted(landed)
+    work.git("switch", "-q", "-c", "feature-table", "dev")
+    sparse(work, "data/table.bin", 30 * MIB)
+    commit(work, "feat: a 30 MB table")
+    refused = push(work, "feature-table")
+    assert refused.returncode == 1 and "large-file" in refused.stderr and "the server's pinned settings" in refused.stderr
+    adopted = _install_server(server, "--adopt", "main")
+    assert ".dlgit.yaml at main" in adopted.stdout
+    accepted(push(work, "feature-table"))
+
+
+def test_adopting_a_broken_policy_is_refused_and_keeps_the_pin(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    pinned = (server.path / "dlgit" / "server-settings.yaml").read_bytes()
+    work.git("switch", "-q", "dev")
+    commit(work, "chore: broken settings", {".dlgit.yaml": "rules: [\n"})
+    accepted(push(work, "dev"))
+    proc = server.dlgit("install", "--server", "--adopt", "dev")
+    assert proc.returncode == 2 and ".dlgit.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert (server.path / "dlgit" / "server-settings.yaml").read_bytes() == pinned
+
+
+# --- issue 16 item 3: one source of the branch names ----------------------------------------------
+
+
+def _trunk_server(tmp_path: Path) -> tuple[Repo, Repo]:
+    """An empty server whose admin pinned `branches.main: trunk`, and a clone with a first commit on trunk."""
+    server = Repo(tmp_path / "trunk.git")
+    Repo(tmp_path).git("init", "-q", "--bare", str(server.path))
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("branches:\n  main: trunk\n")
+    _install_server(server, "--adopt", str(settings))
+    work = Repo(tmp_path / "trunk-work")
+    Repo(tmp_path).git("clone", "-q", str(server.path), str(work.path))
+    work.git("switch", "-q", "-c", "trunk")
+    commit(work, "chore: initial layout", {".dlgit.yaml": "branches:\n  main: trunk\n", "model/net.py": "NET = 1\n",
+                                           "tasks/main/config.yaml": task_config("0.1.0")})
+    return server, work
+
+
+def test_a_renamed_main_is_judged_by_the_pinned_names(tmp_path: Path) -> None:
+    server, work = _trunk_server(tmp_path)
+    accepted(push(work, "trunk"))
+    work.git("switch", "-q", "-c", "main")
+    commit(work, "chore: my own policy", {".dlgit.yaml": RELAX_ALL})
+    guards = Guards()
+    guards.push(push(work, "main"), "branch-name", "main")  # a branch called main decides nothing
+    work.git("switch", "-q", "trunk")
+    commit(work, "feat: direct", {"model/direct.py": "D = 1\n"})
+    guards.push(push(work, "trunk"), "main-protected", "model/direct.py")
+    guards.unchanged(server, "refs/heads/main", None)
+    guards.verify()
+
+
+def test_pushes_to_a_renamed_main_pass_when_honest(tmp_path: Path) -> None:
+    _, work = _trunk_server(tmp_path)
+    accepted(push(work, "trunk"))
+    work.git("switch", "-q", "-c", "dev")
+    commit(work, "feat: a loss", {"model/loss.py": "LOSS = 1\n"})
+    accepted(push(work, "dev"))
+    work.git("switch", "-q", "trunk")
+    merge(work, "dev", "chore: release dev")
+    accepted(push(work, "trunk"))
+
+
+# --- issue 16 item 1: check and CI take the settings from the base of what they judge ------------
+
+
+def _ci_push(work: Repo, branch: str, before: str) -> subprocess.CompletedProcess[str]:
+    """The generated CI script for a push of BRANCH from BEFORE to the work tree's HEAD (checked out, as CI does)."""
+    env = {"DLGIT_BEFORE": before, "DLGIT_AFTER": work.head(), "DLGIT_BRANCH": branch}
+    return subprocess.run(["sh", "-c", ci.SCRIPT], cwd=work.path, env={**os.environ, **env}, capture_output=True, text=True,
+                          check=False)
+
+
+@pytest.mark.parametrize("named_main", ["feature-x", "nowhere"])
+def test_ci_never_takes_main_s_name_from_the_judged_commits(server: Repo, work: Repo, named_main: str) -> None:
+    """A pushed .dlgit.yaml naming another branch (or none) main, with a relaxed policy, and a large file."""
+    work.git("switch", "-q", "-c", "feature-x", "dev")
+    commit(work, "chore: x", {"model/x.py": "X = 1\n"})
+    before = work.head()
+    relaxed = f"branches:\n  main: {named_main}\nrules:\n  disable: [large-file]\n"
+    commit(work, "chore: my policy", {".dlgit.yaml": relaxed})
+    sparse(work, "checkpoints/model.pt", 6 * MIB)
+    commit(work, "feat: weights")
+    work.git("update-ref", "refs/remotes/origin/feature-x", work.head())  # as CI's clone sees it after the push
+    proc = _ci_push(work, "feature-x", before)
+    guards = Guards()
+    guards.expect("CI", proc.returncode, proc.stdout + proc.stderr, "large-file", "checkpoints/model.pt", "origin/main")
+    guards.verify()
+
+
+def test_ci_of_an_honest_settings_change_passes_and_names_its_source(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "feature-x", "dev")
+    before = work.head()
+    commit(work, "chore: bigger hotfixes", {".dlgit.yaml": "hotfix:\n  max_files: 8\n"})
+    proc = _ci_push(work, "feature-x", before)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "judged by the defaults (no .dlgit.yaml at origin/main" in said, said
+
+
+# --- issue 16 item 6: a release tag never ends up off main, however pushes race ------------------
+
+
+def _next(version: str, minor: bool) -> str:
+    major, middle, patch = (int(part) for part in version.split("."))
+    return f"{major}.{middle + 1}.0" if minor else f"{major}.{middle}.{patch + 1}"
+
+
+def _on_main(server: Repo, commit: str) -> bool:
+    return commit in server.git("rev-list", "--first-parent", "main").stdout.split()
+
+
+def test_racing_pushes_never_leave_a_release_tag_off_main(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """A pushes main + tag (not atomic) while B pushes main, 50 times: git may take B's main and
+    reject A's, but A's tag then never lands (the reference-transaction hook judges it with git's
+    locks taken); when A's main lands, so does its tag."""
+    _install_server(server)
+    other = clone(server.path, tmp_path / "other", hooks=False)
+    tagged = 0
+    guards = Guards()
+    for _ in range(50):
+        for repo in (work, other):
+            repo.git("fetch", "-q", "origin")
+            repo.git("reset", "-q", "--hard", "origin/main")
+        version = _next(version_of(work), minor=True)
+        bump(work, version)
+        work.git("tag", "-a", "-m", f"release {version}", f"v{version}")
+        bump(other, _next(version_of(other), minor=False))
+        racers = [subprocess.Popen(["git", "push", "--no-verify", "origin", *refs], cwd=repo.path, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+                  for repo, refs in ((work, ["main", f"refs/tags/v{version}"]), (other, ["main"]))]
+        for racer in racers:
+            racer.communicate()
+        tag = ref_on(server, f"refs/tags/v{version}^{{commit}}")
+        if tag is None:
+            work.git("tag", "-d", f"v{version}")
+        else:
+            tagged += 1
+            if not _on_main(server, tag):
+                guards.through.append(f"v{version} ({tag[:12]}) is on the server but not on its main")
+    guards.verify()
+    assert tagged > 0  # the honest half: a main + tag push that wins its race lands whole
+
+
+def test_a_release_tag_pushed_before_its_main_is_refused_then_passes_with_it(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    bump(work, "0.3.0")
+    work.git("tag", "-a", "-m", "release 0.3.0", "v0.3.0")
+    alone = push(work, "refs/tags/v0.3.0")
+    assert alone.returncode == 1 and ref_on(server, "refs/tags/v0.3.0") is None, alone.stderr
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+    assert _on_main(server, server.head("v0.3.0^{commit}"))
+
+
+# --- issue 16 item 7: a new task branch brings only its own folder --------------------------------
+
+
+@pytest.mark.parametrize("own_commit", [True, False], ids=["forked-from-dev", "at-dev-tip"])
+def test_new_task_branch_carrying_dev_s_core_is_refused(server: Repo, work: Repo, check: Check, own_commit: bool) -> None:
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: unreleased core", {"model/unreleased.py": "U = 1\n"})
+    accepted(push(work, "dev"))
+    work.git("switch", "-q", "-c", NEW_TASK, "dev")
+    if own_commit:
+        commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    guards = Guards()
+    guards.push(push(work, NEW_TASK), None, "model/unreleased.py")
+    guards.unchanged(server, f"refs/heads/{NEW_TASK}", None)
+    install_hooks(work)  # pre-push
+    pushed = work.git("push", "origin", NEW_TASK, check=False)
+    guards.expect("pre-push", pushed.returncode, pushed.stderr, None, "model/unreleased.py")
+    guards.check(check(work, "main.." + NEW_TASK), None, "model/unreleased.py")
+    guards.verify()
+
+
+def test_new_task_branches_from_main_or_another_task_pass(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    accepted(push(work, NEW_TASK))
+    child = NEW_TASK + "-more"
+    work.git("switch", "-q", "-c", child)
+    commit(work, "task: start more", {f"tasks/{child}/config.yaml": task_config("0.2.0")})
+    accepted(push(work, child))
+    work.git("switch", "-q", "-c", "task-0.2.0-20260102T000001-empty", "main")
+    accepted(push(work, "task-0.2.0-20260102T000001-empty"))
+
+
+# --- issue 15 item 1: a fast-forward of main is judged where git lets a hook see it ----------------
+
+
+def _direct_install(work: Repo) -> None:
+    installed = work.dlgit("install")
+    assert installed.returncode == 0 and "reference-transaction" in installed.stdout, installed.stdout + installed.stderr
+
+
+@pytest.mark.parametrize("move", [("merge", "--ff-only", "dev"), ("branch", "-f", "main", "dev"), ("update-ref", "refs/heads/main", "dev")],
+                         ids=["merge-ff", "branch-f", "update-ref"])
+def test_fast_forward_of_main_onto_dev_is_refused_locally(server: Repo, work: Repo, move: tuple[str, ...]) -> None:
+    _direct_install(work)
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: unreleased", {"model/unreleased.py": "U = 1\n"})
+    work.git("switch", "-q", "main" if move[0] == "merge" else "dev")
+    before = work.head("main")
+    proc = work.git(*move, check=False)
+    guards = Guards()
+    guards.expect("reference-transaction", 1 if proc.returncode else 0, proc.stdout + proc.stderr, "main-protected", "model/unreleased.py")
+    guards.unchanged(work, "refs/heads/main", before, where="clone")
+    guards.verify()
+    if move[0] == "merge":  # the printed undo puts the work tree back
+        undo = next(line.split("#")[0].strip() for line in proc.stderr.splitlines() if "git read-tree" in line)
+        work.git(*shlex.split(undo)[1:])
+        assert work.git("status", "--porcelain").stdout == "" and not (work.path / "model/unreleased.py").exists()
+
+
+def test_everyday_git_passes_beside_the_reference_transaction_hook(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """git pull (fast-forward, --rebase), fetch, commits, resets and rebases on every kind of branch."""
+    _direct_install(work)
+    teammate = clone(server.path, tmp_path / "teammate", hooks=False)
+    teammate.git("switch", "-q", "-c", "hotfix-t", "main")
+    commit(teammate, "fix: teammate's fix", {"model/net.py": "NET = 2  # fixed\n"})
+    teammate.git("switch", "-q", "main")
+    merge(teammate, "hotfix-t", "fix: merge hotfix-t")
+    teammate.git("switch", "-q", "dev")
+    commit(teammate, "feat: teammate's feature", {"model/team.py": "T = 1\n"})
+    accepted(teammate.git("push", "-q", "origin", "main", "dev", "hotfix-t", check=False))
+    work.git("switch", "-q", "main")
+    accepted(work.git("pull", "-q", "--ff-only", check=False))
+    assert work.head("main") == server.head("main")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: mine", {"model/mine.py": "M = 1\n"})
+    accepted(work.git("pull", "-q", "--rebase", check=False))
+    work.git("switch", "-q", "-c", "feature-f")
+    commit(work, "feat: f", {"model/f.py": "F = 1\n"})
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: more", {"model/more.py": "M = 2\n"})
+    work.git("switch", "-q", "feature-f")
+    accepted(work.git("rebase", "-q", "dev", check=False))
+    work.git("switch", "-q", "dev")
+    accepted(work.git("reset", "-q", "--hard", "HEAD~1", check=False))
+    accepted(work.git("fetch", "-q", "origin", check=False))
+    accepted(work.git("merge", "-q", "--ff-only", "origin/dev", check=False))

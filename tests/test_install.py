@@ -234,3 +234,28 @@ def test_old_style_hooks_still_count_as_dlgits_and_install_rewrites_them(bare_re
     assert upgrade.returncode == 0 and upgrade.stdout.count("updated") == len(HOOKS)
     assert all(recorded_interpreter(_hook(repo, name)) is not None for name in HOOKS)
     assert repo.dlgit("uninstall").returncode == 0 and installed(hooks_dir(repo)) == []
+
+
+def test_install_server_sets_up_the_server_repository(tmp_path: Path) -> None:
+    """pre-receive and reference-transaction (the server's), receive.fsckObjects, reflogs for every
+    ref, and the settings pinned; a `..` tree entry (git mktree) is then refused at receive."""
+    server = Repo(tmp_path / "server.git")
+    Repo(tmp_path).git("init", "-q", "--bare", str(server.path))
+    result = server.dlgit("install", "--server")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert installed(server.path / "hooks") == ["pre-receive", "reference-transaction"]
+    assert server.git("config", "receive.fsckObjects").stdout.strip() == "true"
+    assert server.git("config", "core.logAllRefUpdates").stdout.strip() == "always"
+    pinned = server.path / "dlgit" / "server-settings.yaml"
+    assert "the defaults (no refs/heads/main yet)" in pinned.read_text()
+    again = server.dlgit("install")  # in a bare repository: the server's set-up, the pin kept
+    assert again.returncode == 0 and "kept" in again.stdout and again.stdout.count("already installed") == 2
+    work = Repo(tmp_path / "work")
+    Repo(tmp_path).git("clone", "-q", str(server.path), str(work.path))
+    work.git("switch", "-q", "-c", "main")
+    blob = work.git("hash-object", "-w", "--stdin", input="NET = 666\n").stdout.strip()
+    model = work.git("mktree", input=f"100644 blob {blob}\tnet.py\n").stdout.strip()
+    escape = work.git("mktree", input=f"040000 tree {model}\t..\n").stdout.strip()
+    hostile = work.git("commit-tree", escape, "-m", "chore: initial layout").stdout.strip()
+    pushed = work.git("push", "--no-verify", "origin", f"{hostile}:refs/heads/main", check=False)
+    assert pushed.returncode != 0 and server.git("rev-parse", "-q", "--verify", "refs/heads/main", check=False).returncode != 0

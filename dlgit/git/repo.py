@@ -572,6 +572,28 @@ class Git:
             return "it has grafts (.git/info/grafts), which replace commits' parents (git replace --convert-graft-file converts them)"
         return None
 
+    def peeled_all(self, names: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """name -> (type, id) of what it finally names once tags are peeled, for many names in one `cat-file`."""
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {}
+        asked = "".join(f"{name}^{{}}\n" for name in wanted).encode()
+        data = self.run("cat-file", "--batch-check=%(objecttype) %(objectname)", stdin=asked).stdout
+        found = {}
+        for name, line in zip(wanted, fsdecode(data).splitlines(), strict=True):
+            kind, _, sha = line.strip().partition(" ")
+            if kind in ("commit", "tree", "blob"):
+                found[name] = (kind, sha)
+        return found
+
+    def unreached(self, tips: Iterable[str], bases: Iterable[str]) -> set[str]:
+        """The commits of `tips` that no commit of `bases` reaches (one `rev-list`: linear in what they bring)."""
+        wanted = sorted(set(tips))
+        if not wanted:
+            return set()
+        listed = self.run("rev-list", "--stdin", stdin="\n".join([*wanted, *(f"^{b}" for b in sorted(set(bases)))]).encode() + b"\n").stdout
+        return set(wanted) & set(fsdecode(listed).split())
+
     def peeled(self, name: str) -> tuple[str, str] | None:
         """(type, id) of what `name` finally names once tags are peeled (commit, tree or blob); None when nothing."""
         data = self.run("cat-file", "--batch-check=%(objecttype) %(objectname)", stdin=f"{name}^{{}}\n".encode()).stdout

@@ -111,26 +111,33 @@ class _Place:
     source: Branch | None = None  # merges: the branch they brought in
     by_content: bool = False  # merges: no branch owns the source; it is the message's claim
     chain_start: bool = False  # the newest commit of a branch's run (a hotfix's tip)
+    head: str = ""  # the judged tip whose walk placed it
 
 
-def _place(tip: str, target: Branch | None, graph: dict[str, LogCommit], refs: RefView, settings: Settings) -> dict[str, _Place]:
-    """Walk first-parent chains from the tip: the tip's chain belongs to the target; each merge's
-    other parents start a chain of the branch it came from (older merges claim shared commits first)."""
+def _place(heads: Sequence[tuple[str, Branch | None]], graph: dict[str, LogCommit], refs: RefView,
+           settings: Settings) -> tuple[dict[str, _Place], set[str]]:
+    """Walk first-parent chains from each tip (in order): the tip's chain belongs to its target; each
+    merge's other parents start a chain of the branch it came from (older merges claim shared commits
+    first). Also: the tips whose walk met a commit an earlier tip had placed."""
     places: dict[str, _Place] = {}
-    queue: deque[tuple[str, Branch | None, str | None]] = deque([(tip, target, None)])
-    while queue:
-        sha, branch, via = queue.popleft()
-        chain: list[LogCommit] = []
-        while sha in graph and sha not in places:
-            places[sha] = _Place(branch, via, chain_start=not chain)
-            chain.append(graph[sha])
-            sha = graph[sha].parents[0] if graph[sha].parents else ""
-        for commit in reversed(chain):
-            if len(commit.parents) > 1:
-                place = places[commit.sha]
-                place.source, place.by_content = _merge_source(commit, branch, refs, settings)
-                queue.extend((parent, place.source, commit.sha) for parent in commit.parents[1:])
-    return places
+    met: set[str] = set()
+    for tip, target in heads:
+        queue: deque[tuple[str, Branch | None, str | None]] = deque([(tip, target, None)])
+        while queue:
+            sha, branch, via = queue.popleft()
+            chain: list[LogCommit] = []
+            while sha in graph and sha not in places:
+                places[sha] = _Place(branch, via, chain_start=not chain, head=tip)
+                chain.append(graph[sha])
+                sha = graph[sha].parents[0] if graph[sha].parents else ""
+            if sha in places and places[sha].head != tip:
+                met.add(tip)
+            for commit in reversed(chain):
+                if len(commit.parents) > 1:
+                    place = places[commit.sha]
+                    place.source, place.by_content = _merge_source(commit, branch, refs, settings)
+                    queue.extend((parent, place.source, commit.sha) for parent in commit.parents[1:])
+    return places, met
 
 
 @dataclass(frozen=True)
@@ -294,19 +301,27 @@ class _Range:
     refs: RefView
     settings: Settings
     has_base: bool
-    tip: str  # the judged range's newest commit
+    tips: frozenset[str]  # the judged ranges' newest commits
 
 
 def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Settings, refs: RefView, has_base: bool) -> list[Judged]:
     """Facts for every commit reachable from `tip` and not from `bases`, oldest first. `has_base`:
     the range continues an existing history (a parentless commit is then no new repository's root)."""
+    return gather_many([(tip, target)], bases, settings, refs, has_base)[0][tip]
+
+
+def gather_many(heads: Sequence[tuple[str, Branch | None]], bases: Sequence[str], settings: Settings, refs: RefView,
+                has_base: bool) -> tuple[dict[str, list[Judged]], set[str]]:
+    """`gather` for several distinct tips sharing `bases` (a push of many refs), each git command run
+    once for all: tip -> its commits' facts, each commit placed by the first tip whose walk reaches
+    it; and the tips whose walk met commits an earlier tip placed (judge those alone when it matters)."""
     repo = refs.repo
-    revs = [tip, *(f"^{base}" for base in bases)]
+    revs = [*(tip for tip, _ in heads), *(f"^{base}" for base in bases)]
     remerge = repo.start_remerge(revs)  # every merge of the range, alongside the log passes
     try:
         commits, blobs = _read_range(repo, revs, settings)
         graph = {commit.sha: commit for commit in commits}
-        places = _place(tip, target, graph, refs, settings)
+        places, met = _place(heads, graph, refs, settings)
         merges = _recomputed_merges(commits, places)
         trailers = _squashes(commits, places)
         resolved = repo.resolve_commits(sha for _, sha in trailers.values())
@@ -319,8 +334,11 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
         recomputed = _merge_evidence(merges, remerge.result(), redundant, repo)
     finally:
         remerge.cancel()
-    context = _Range(graph, places, blobs, squashes, recomputed, counted, refs, settings, has_base, tip)
-    return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in commits]
+    context = _Range(graph, places, blobs, squashes, recomputed, counted, refs, settings, has_base, frozenset(tip for tip, _ in heads))
+    judged: dict[str, list[Judged]] = {tip: [] for tip, _ in heads}
+    for commit in commits:
+        judged[places[commit.sha].head].append(Judged(commit, _change(commit, context), places[commit.sha].via))
+    return judged, met
 
 
 def _merge_evidence(merges: Sequence[LogCommit], patches: bytes, redundant: set[str], repo: Git) -> dict[str, MergeEvidence]:
@@ -354,7 +372,7 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         squash_evidence=evidence,
         merge_evidence=context.recomputed.get(commit.sha),
         brought=context.brought.get(commit.sha),
-        commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote,
+        commit=Committed(commit.sha, tip=commit.sha in context.tips, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
     )
 

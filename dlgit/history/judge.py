@@ -8,6 +8,7 @@ release tags) once per span. The settings come from a base commit, never from th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dlgit import config
@@ -82,21 +83,50 @@ def judge(span: Span, target_name: str | None, policy: Policy, refs: RefView,
     the release tags that point into the span; `rule_ids`: what judges each commit (OTHER_REF_RULES
     for the commits a tag, a note or another ref that is no branch brings)."""
     settings = policy.settings
-    target = parse_branch(target_name, settings) if target_name else None
-    result = Result(span.label, target, policy)
-    result.ref_violations += evaluate(Change(target, ref_update=ref_update), settings, REF_RULES)
+    result = _judge_ref(span, target_name, policy, ref_update, rule_ids)
     if span.tip is None:
         return result
-    if rule_ids != COMMIT_RULES:
-        result.notices.append(f"{span.label} is no branch: its new commits were judged by the content rules ({', '.join(rule_ids)})")
-    elif target is None:
-        result.notices.append("no branch given (detached HEAD): branch rules were skipped; pass --branch NAME to apply them")
-    judged = gather.gather(span.tip, span.bases, target, settings, refs, has_base=bool(span.bases))
+    judged = gather.gather(span.tip, span.bases, result.target, settings, refs, has_base=bool(span.bases))
     _judge_commits(result, judged, rule_ids)
     if tags:
         for update in gather.release_tags((item.commit.sha for item in judged), refs, settings):
             result.ref_violations += evaluate(Change(None, ref_update=update), settings, REF_RULES)
     return result
+
+
+def _judge_ref(span: Span, target_name: str | None, policy: Policy, ref_update: RefUpdate | None, rule_ids: tuple[str, ...]) -> Result:
+    """The result of a span before its commits are judged: the ref update's own violations, and notes."""
+    target = parse_branch(target_name, policy.settings) if target_name else None
+    result = Result(span.label, target, policy)
+    result.ref_violations += evaluate(Change(target, ref_update=ref_update), policy.settings, REF_RULES)
+    if span.tip is not None and rule_ids != COMMIT_RULES:
+        result.notices.append(f"{span.label} is no branch: its new commits were judged by the content rules ({', '.join(rule_ids)})")
+    elif span.tip is not None and target is None:
+        result.notices.append("no branch given (detached HEAD): branch rules were skipped; pass --branch NAME to apply them")
+    return result
+
+
+@dataclass(frozen=True)
+class Judging:
+    """One of the spans `judge_many` judges together (their tips distinct, their bases shared)."""
+
+    span: Span
+    target_name: str | None
+    ref_update: RefUpdate | None
+    rule_ids: tuple[str, ...] = COMMIT_RULES
+
+
+def judge_many(items: Sequence[Judging], bases: Sequence[str], policy: Policy, refs: RefView) -> tuple[list[Result], set[str]]:
+    """`judge` for many spans over one read of their commits (a push of many refs): each commit is
+    judged for the first span whose walk reaches it. Also the tips whose walk met an earlier span's
+    commits (`judge` them alone when their rules differ)."""
+    results = [_judge_ref(item.span, item.target_name, policy, item.ref_update, item.rule_ids) for item in items]
+    heads = [(item.span.tip, result.target) for item, result in zip(items, results, strict=True) if item.span.tip]
+    found, met = gather.gather_many(heads, bases, policy.settings, refs, has_base=bool(bases)) if heads else ({}, set())
+    for item, result in zip(items, results, strict=True):
+        if item.span.tip:
+            _judge_commits(result, found[item.span.tip], item.rule_ids)
+    return results, met
 
 
 def _judge_commits(result: Result, judged: list[gather.Judged], rule_ids: tuple[str, ...]) -> None:
