@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 
 from conftest import Repo, assert_allowed, assert_blocked, assert_usage_error, setup_commit, start_task
+from flowkit import CONFLICT, flow, ok
 from pastefix import first_fix
 
 NET = "model/net.py"
@@ -227,3 +228,22 @@ def test_recomputing_merges_within_the_limit_is_judged(repo: Repo) -> None:
 def test_limit_is_documented(repo: Repo) -> None:
     proc = repo.dlgit("explain", "config")
     assert "limits.max_merge_paths: 20000" in proc.stdout, proc.stdout
+
+
+def test_hotfix_finish_back_merge_resolved_with_both_sides_continues(repo: Repo) -> None:
+    """hotfix finish merges main into dev; a conflict there resolved by combining both sides is dev's to take."""
+    repo.git("switch", "-q", "dev")
+    repo.write(NET, "NET = 2\n")
+    repo.commit("feat: a bigger net")
+    ok(flow(repo, "hotfix", "start", "net"))
+    repo.write(NET, "NET = 'hotfix'\n")
+    repo.commit("fix: net")
+    stopped = flow(repo, "hotfix", "finish")
+    assert stopped.returncode == CONFLICT and NET in stopped.stdout, stopped.stdout + stopped.stderr
+    repo.write(NET, "NET = 'hotfix' if 2 < 3 else 2\n")
+    repo.git("add", NET)
+    ok(flow(repo, "continue"))
+    assert repo.git("show", f"dev:{NET}").stdout == "NET = 'hotfix' if 2 < 3 else 2\n"
+    for branch in ("main", "dev"):
+        proc = repo.dlgit("check", "--branch", branch, branch)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
