@@ -247,3 +247,38 @@ def test_hotfix_finish_back_merge_resolved_with_both_sides_continues(repo: Repo)
     for branch in ("main", "dev"):
         proc = repo.dlgit("check", "--branch", branch, branch)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- releases go forward (issue 16 item 7) --------------------------------------------------------
+
+
+def _released_past_a_revert(repo: Repo) -> str:
+    repo.git("switch", "-q", "dev")
+    repo.write(NET, "NET = 3\n")
+    setup_commit(repo, "feat: wider net")
+    repo.write("model/telemetry.py", "SEND = True\n")
+    setup_commit(repo, "feat: telemetry")
+    left_behind = repo.head()
+    repo.git("rm", "-q", "model/telemetry.py")
+    setup_commit(repo, "revert: telemetry")
+    repo.git("switch", "-q", "main")
+    repo.git("merge", "-q", "--squash", "dev")
+    setup_commit(repo, f"chore: release\n\nSquashed-from: dev@{repo.head('dev')}")
+    return left_behind
+
+
+def test_hook_refuses_a_release_of_a_commit_dev_left_behind(repo: Repo) -> None:
+    left_behind = _released_past_a_revert(repo)
+    proc = repo.git("merge", "--no-ff", "-m", "chore: release dev", left_behind, check=False)
+    assert_blocked(proc, "merge-direction", "only forward", left_behind[:12], replay="undo")
+
+
+def test_hook_takes_the_next_release_of_dev(repo: Repo) -> None:
+    _released_past_a_revert(repo)
+    repo.git("switch", "-q", "dev")
+    repo.write("model/metrics.py", "M = 1\n")
+    setup_commit(repo, "feat: metrics")
+    repo.git("switch", "-q", "main")
+    assert_allowed(repo.git("merge", "--no-ff", "-m", "chore: release dev", "dev", check=False))
+    proc = repo.dlgit("check", "--branch", "main", "main")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
