@@ -22,6 +22,8 @@ commit:
   types: [feat, fix, docs, style, refactor, test, chore, build, ci, perf, revert, task]
 rules:
   disable: []                       # rule ids to switch off
+limits:
+  max_merge_paths: 20000            # bounded work: paths recomputed merges may differ in, per range
 ```
 """
 
@@ -68,6 +70,7 @@ class Settings(NamedTuple):
     large_file_patterns: tuple[str, ...] = DEFAULT_LARGE_FILE_PATTERNS
     commit_types: tuple[str, ...] = DEFAULT_COMMIT_TYPES
     disabled_rules: tuple[str, ...] = ()
+    max_merge_paths: int = 20_000  # recomputed merges and squashes: paths git's merge may differ in, per judged range
 
     @property
     def template_dir(self) -> str:
@@ -113,6 +116,8 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("large_files", "patterns"): ("large_file_patterns", list, "a list of glob patterns"),
     ("commit", "types"): ("commit_types", list, "a list of commit types"),
     ("rules", "disable"): ("disabled_rules", list, "a list of rule ids"),
+    ("limits", "max_merge_paths"): ("max_merge_paths", int, "paths, summed over a range's recomputed merges and squashes, "
+                                    "where git's own merge differs from the recorded one; beyond it the range is not judged (exit 2)"),
 }
 _DEFAULTS = Settings()
 _SECTIONS = {path[: i + 1] for path in _SCHEMA for i in range(len(path) - 1)}

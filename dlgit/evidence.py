@@ -17,10 +17,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dlgit.config import Settings
 from dlgit.git import FileDiff, Git
 from dlgit.git.parse import problem
-from dlgit.model import Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
+from dlgit.git.proc import BoundedOutput
+from dlgit.model import SQUASH_TRAILER, Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
 from dlgit.policy.change import MergeEvidence, SquashEvidence, Unexplained
 
 HotfixDiff = tuple[tuple[str, int], ...]
+# The branches whose merges are recomputed: what a merge adds beyond git's merge of its parents is judged
+# as a commit there. main takes no such commit, dev none hidden in a path git merges cleanly, a task only
+# inside its folder; the other kinds take any commit, so their merges are not recomputed.
+RECOMPUTED = frozenset({Kind.MAIN, Kind.DEV, Kind.TASK})
 
 
 class RefView:
@@ -126,6 +131,40 @@ def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequen
     return None
 
 
+RELEASE_WALK = 2000  # first-parent commits of main searched back for the release before a release
+
+
+def released_commit(sha: str, parents: Sequence[str], trailers: str, refs: RefView, settings: Settings) -> str | None:
+    """The dev commit a commit on main took, when it is a release: a merge whose second parent dev
+    owns, or a squash whose trailer names a commit dev owns."""
+    if len(parents) == 2 and refs.owns(settings.dev, parents[1]):
+        return parents[1]
+    for value in trailers.split() if len(parents) == 1 else ():
+        name, _, squashed = value.rpartition("@")
+        if name == settings.dev and refs.owns(settings.dev, squashed):
+            return squashed
+    return None
+
+
+def previous_release(refs: RefView, start: str | None, settings: Settings) -> str | None:
+    """The dev commit that the newest release on main's first-parent chain from `start` took (None:
+    no release in the last RELEASE_WALK commits)."""
+    if start is None or not refs.known(settings.dev):
+        return None
+    for sha, parents, trailers in refs.repo.first_parent_trailers(start, SQUASH_TRAILER, RELEASE_WALK):
+        found = released_commit(sha, parents, trailers, refs, settings)
+        if found:
+            return found
+    return None
+
+
+def stale_release(refs: RefView, before: str | None, taken: str, settings: Settings) -> str | None:
+    """main takes dev only forward: the dev commit an earlier release took (from `before` back) when
+    `taken`, the dev commit a release takes now, does not contain it; else None."""
+    earlier = previous_release(refs, before, settings)
+    return earlier if earlier is not None and not refs.repo.is_ancestor(earlier, taken) else None
+
+
 def hotfix_diff(repo: Git, main: str | None, tip: str | None) -> HotfixDiff | None:
     """(path, changed lines) of a hotfix from its fork point with `main` (a commit) to `tip` (a
     commit; None: the index of the commit being made)."""
@@ -163,13 +202,20 @@ def unexplained(repo: Git, cases: Mapping[str, tuple[Sequence[FileDiff], str, st
     return found
 
 
-def squash_evidence(repo: Git, parent: str, sha: str | None, tree: str, owned: bool | None = None) -> SquashEvidence:
+def squash_evidence(repo: Git, parent: str, sha: str | None, tree: str, owned: bool | None = None,
+                    budget: BoundedOutput | None = None) -> SquashEvidence:
     """A squash recomputed: `tree` against `merge-tree <parent> <sha>`. `owned`: whether the branch its
-    trailer names owns `sha` (None: no such branch here, or not asked)."""
+    trailer names owns `sha` (None: no such branch here, or not asked). `budget`: the paths recomputing
+    may still differ in (once it is spent, nothing more is recomputed: the caller refuses the range)."""
     if sha is None:
         return SquashEvidence(exists=False)
+    if budget is not None and budget.exhausted:
+        return SquashEvidence(exists=True)
     files = repo.recompute(parent, sha, tree)
-    return SquashEvidence(exists=True, on_branch=owned, differing=unexplained(repo, {"": (files, parent, sha)}).get("", ()))
+    if budget is not None:
+        budget.spend(len(files))
+    return SquashEvidence(exists=True, on_branch=owned, differing=unexplained(repo, {"": (files, parent, sha)}).get("", ()),
+                          redundant=repo.is_ancestor(sha, parent))
 
 
 def merge_evidence(repo: Git, ours: str, theirs: str, tree: str) -> MergeEvidence:

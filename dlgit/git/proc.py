@@ -112,6 +112,79 @@ class Background:
         self.stderr.close()
 
 
+class TooMuchWork(Exception):
+    """A bounded git process met more than its limit of `marker` lines: it was stopped."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} > {limit}")
+        self.count, self.limit = count, limit
+
+
+class BoundedOutput:
+    """`git ARGS` running alongside the caller, its stdout read by a thread that counts the lines
+    starting with `marker` and stops git once they pass `limit`: the work it may cost is bounded.
+    `spent` is counted in with the rest (what the caller already used of the same budget)."""
+
+    def __init__(self, args: Sequence[str], cwd: Path | str | None, stdin: bytes, marker: bytes, limit: int) -> None:
+        self.args, self.limit, self.count = args, limit, 0
+        self.stderr = _anonymous_file()
+        self.proc = popen(args, cwd, stdin=True, stderr=self.stderr)
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._marker = b"\n" + marker
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.proc.stdin
+        with contextlib.suppress(BrokenPipeError):  # git failed first, or was stopped: result() says why
+            self.proc.stdin.write(stdin)
+            self.proc.stdin.close()
+
+    def _read(self) -> None:
+        assert self.proc.stdout
+        tail, keep = b"\n", len(self._marker) - 1
+        while chunk := self.proc.stdout.read(CHUNK // 4):
+            self._chunks.append(chunk)
+            with self._lock:
+                self.count += (tail + chunk).count(self._marker)
+            tail = (tail + chunk)[-keep:]
+            if self.exhausted:
+                self.proc.kill()
+                break
+
+    def spend(self, count: int) -> None:
+        """Count work done elsewhere against the same budget; stop git when it is used up."""
+        with self._lock:
+            self.count += count
+        if self.exhausted:
+            self.proc.kill()
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count > self.limit
+
+    def result(self) -> bytes:
+        """git's output; TooMuchWork when the limit was passed."""
+        try:
+            self._reader.join()
+            code = self.proc.wait()
+            if self.exhausted:
+                raise TooMuchWork(self.count, self.limit)
+            if code != 0:
+                raise GitError(self.args, code, os.fsdecode(_read_all(self.stderr)))
+            return b"".join(self._chunks)
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.stderr.close()
+
+
 def _anonymous_file() -> BinaryIO:
     try:  # Linux: in memory, and no tempfile import on a hook's path
         return open(os.memfd_create("dlgit"), "w+b")

@@ -16,7 +16,7 @@ from dlgit.config import CONFIG_FILE
 from dlgit.errors import UsageError
 from dlgit.git import parse
 from dlgit.git.parse import FileDiff, GitObject, LogCommit, MergeResult, Staged, fsdecode, split_z
-from dlgit.git.proc import CHUNK, Background, GitError, ObjectSizes, finish, popen, run
+from dlgit.git.proc import CHUNK, Background, BoundedOutput, GitError, ObjectSizes, finish, popen, run
 
 
 class RepoInfo(NamedTuple):
@@ -532,15 +532,24 @@ class Git:
         listed = parse.parse_first_parents(self.run("rev-list", "--first-parent", "--parents", "--stdin", stdin=wanted).stdout)
         return listed[-1][1] if listed else tip
 
-    def start_remerge(self, revs: Sequence[str]) -> Background:
+    def first_parent_trailers(self, start: str, key: str, limit: int) -> list[tuple[str, tuple[str, ...], str]]:
+        """(commit, its parents, the values of its `key` trailers) along `start`'s first-parent chain,
+        newest first, at most `limit` commits (messages are not read whole)."""
+        fields = self.run("log", "--first-parent", f"-n{limit}", "--no-show-signature", "--no-color",
+                          f"--format=%H%x00%P%x00%(trailers:key={key},valueonly,separator=%x20)%x00", start, "--").stdout
+        parts = fields.decode("utf-8", "replace").split("\0")
+        return [(parts[i].strip(), tuple(parts[i + 1].split()), parts[i + 2].strip()) for i in range(0, len(parts) - 2, 3)]
+
+    def start_remerge(self, revs: Sequence[str], max_paths: int) -> BoundedOutput:
         """Every merge that `revs` (tips and ^exclusions) name recomputed by git (ort, conflict markers
         included) and diffed against its recorded tree, in one `git log --merges --remerge-diff` running
         alongside the caller; its output is for `parse.parse_patches`. A merge that equals git's merge
-        of its parents prints nothing. (A walk, not `--no-walk --stdin` with chosen merges: git 2.39
-        then computes wrong merge bases when the list runs oldest first.)"""
+        of its parents prints nothing; git is stopped once the patches pass `max_paths` paths
+        (TooMuchWork). (A walk, not `--no-walk --stdin` with chosen merges: git 2.39 then computes
+        wrong merge bases when the list runs oldest first.)"""
         args = (*PINNED_PATCH_CONFIG, "log", "--merges", "--stdin", "--remerge-diff", f"--format={parse.REMERGE_MARK}%H",
                 "--no-show-signature", *PINNED_PATCH_OPTIONS)
-        return Background(args, self.cwd, stdin="\n".join(revs).encode() + b"\n")
+        return BoundedOutput(args, self.cwd, "\n".join(revs).encode() + b"\n", b"diff --git ", max_paths)
 
     def recompute(self, ours: str, theirs: str, tree: str) -> list[FileDiff]:
         """`tree` (a merge or squash being made or recorded) against `merge-tree <ours> <theirs>`: the

@@ -23,9 +23,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dlgit.config import CONFIG_FILE, Settings
-from dlgit.evidence import HotfixDiff, RefView, brought, claimed_source, hotfix_diff, merge_source, squash_evidence, unexplained
+from dlgit.errors import UsageError
+from dlgit.evidence import (
+    RECOMPUTED,
+    HotfixDiff,
+    RefView,
+    brought,
+    claimed_source,
+    hotfix_diff,
+    merge_source,
+    previous_release,
+    squash_evidence,
+    unexplained,
+)
 from dlgit.git import Git, LogCommit, RawEntry
 from dlgit.git.parse import parse_patches
+from dlgit.git.proc import BoundedOutput, TooMuchWork
 from dlgit.model import (
     SQUASH_SOURCES_INTO_MAIN,
     Branch,
@@ -203,7 +216,8 @@ class _Squash:
     evidence: SquashEvidence
 
 
-def _squash(commit: LogCommit, trailer: tuple[str, str], resolved: dict[str, str], refs: RefView, settings: Settings) -> _Squash:
+def _squash(commit: LogCommit, trailer: tuple[str, str], resolved: dict[str, str], refs: RefView, settings: Settings,
+            budget: BoundedOutput) -> _Squash:
     """A squash onto main: its source (the branch owning the squashed commit, else a hotfix the trailer
     names, proven by what the squash brings) and the squash recomputed from its parent and that commit."""
     named, given = trailer
@@ -211,7 +225,7 @@ def _squash(commit: LogCommit, trailer: tuple[str, str], resolved: dict[str, str
     if found is None:
         return _Squash(given, claimed, False, SquashEvidence(exists=False))
     owned = refs.owns(named, found) if refs.known(named) else None
-    evidence = squash_evidence(refs.repo, commit.parents[0], found, commit.tree, owned)
+    evidence = squash_evidence(refs.repo, commit.parents[0], found, commit.tree, owned, budget)
     main = parse_branch(settings.main, settings)
     source = merge_source([named], found, main, refs, settings, SQUASH_SOURCES_INTO_MAIN)
     if source is not None:
@@ -225,10 +239,42 @@ def _hotfix_diff(sha: str, place: _Place, graph: dict[str, LogCommit], refs: Ref
     return hotfix_diff(refs.repo, graph[place.via].parents[0] if place.via else refs.tip(settings.main), sha)
 
 
+def _stale_releases(tip: str, graph: dict[str, LogCommit], places: dict[str, _Place], squashes: dict[str, _Squash],
+                    refs: RefView, settings: Settings) -> dict[str, str]:
+    """release on main -> the dev commit an earlier release took that it does not contain: main takes
+    dev only forward. Along main's first-parent chain in the range, oldest first; the release before
+    the range is found once, by one walk from where the chain leaves it."""
+    chain: list[str] = []
+    sha: str | None = tip
+    while sha in graph and places[sha].branch is not None and places[sha].branch.kind is Kind.MAIN and places[sha].via is None:
+        chain.append(sha)
+        sha = graph[sha].parents[0] if graph[sha].parents else None
+    releases = [(sha, taken) for sha in reversed(chain) if (taken := _taken_from_dev(graph[sha], places[sha], squashes))]
+    if not releases:
+        return {}
+    oldest = graph[chain[-1]]
+    earlier = previous_release(refs, oldest.parents[0], settings) if oldest.parents else None
+    stale: dict[str, str] = {}
+    for sha, taken in releases:
+        if earlier is not None and earlier != taken and not refs.repo.is_ancestor(earlier, taken):
+            stale[sha] = earlier
+        else:
+            earlier = taken
+    return stale
+
+
+def _taken_from_dev(commit: LogCommit, place: _Place, squashes: dict[str, _Squash]) -> str | None:
+    """The dev commit a commit on main takes: a merge or squash whose source is dev."""
+    if commit.sha in squashes:
+        squash = squashes[commit.sha]
+        return squash.sha if squash.source is not None and squash.source.kind is Kind.DEV and squash.evidence.exists else None
+    return commit.parents[1] if len(commit.parents) == 2 and place.source is not None and place.source.kind is Kind.DEV else None
+
+
 def _recomputed_merges(commits: Iterable[LogCommit], places: dict[str, _Place]) -> list[LogCommit]:
-    """The merges placed on main or dev (octopus merges are refused there, and git cannot recompute them)."""
+    """The merges placed on main, dev or a task (octopus merges are refused there, and git cannot recompute them)."""
     return [commit for commit in commits if len(commit.parents) == 2 and (branch := places[commit.sha].branch) is not None
-            and branch.kind in (Kind.MAIN, Kind.DEV)]
+            and branch.kind in RECOMPUTED]
 
 
 def _children_first(graph: dict[str, LogCommit]) -> list[str]:
@@ -298,6 +344,7 @@ class _Range:
     squashes: dict[str, _Squash]  # squash commit -> its source and what recomputing it showed
     recomputed: dict[str, MergeEvidence]  # merge on main or dev -> what recomputing it showed
     brought: dict[str, HotfixDiff]  # merge or squash of a hotfix onto main -> what it brings
+    stale: dict[str, str]  # release onto main -> the dev commit an earlier release took, which it does not contain
     refs: RefView
     settings: Settings
     has_base: bool
@@ -317,7 +364,7 @@ def gather_many(heads: Sequence[tuple[str, Branch | None]], bases: Sequence[str]
     it; and the tips whose walk met commits an earlier tip placed (judge those alone when it matters)."""
     repo = refs.repo
     revs = [*(tip for tip, _ in heads), *(f"^{base}" for base in bases)]
-    remerge = repo.start_remerge(revs)  # every merge of the range, alongside the log passes
+    remerge = repo.start_remerge(revs, settings.max_merge_paths)  # every merge of the range, alongside the log passes
     try:
         commits, blobs = _read_range(repo, revs, settings)
         graph = {commit.sha: commit for commit in commits}
@@ -326,19 +373,33 @@ def gather_many(heads: Sequence[tuple[str, Branch | None]], bases: Sequence[str]
         trailers = _squashes(commits, places)
         resolved = repo.resolve_commits(sha for _, sha in trailers.values())
         with ThreadPoolExecutor(max_workers=4) as pool:  # a few git processes each, side by side
-            squashes = dict(zip(trailers, pool.map(lambda sha: _squash(graph[sha], trailers[sha], resolved, refs, settings), trailers),
-                                strict=True))
+            squashes = dict(zip(trailers, pool.map(lambda sha: _squash(graph[sha], trailers[sha], resolved, refs, settings, remerge),
+                                                   trailers), strict=True))
             hotfixes = [commit.sha for commit in _hotfix_brought(commits, places, squashes)]
             counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha), hotfixes), strict=True))
+        stale = {release: commit for tip, target in heads if target is not None and target.kind is Kind.MAIN
+                 for release, commit in _stale_releases(tip, graph, places, squashes, refs, settings).items()}
         redundant = _redundant(merges, graph, repo)
-        recomputed = _merge_evidence(merges, remerge.result(), redundant, repo)
+        recomputed = _merge_evidence(merges, _remerged(remerge), redundant, repo)
     finally:
         remerge.cancel()
-    context = _Range(graph, places, blobs, squashes, recomputed, counted, refs, settings, has_base, frozenset(tip for tip, _ in heads))
+    context = _Range(graph, places, blobs, squashes, recomputed, counted, stale, refs, settings, has_base,
+                     frozenset(tip for tip, _ in heads))
     judged: dict[str, list[Judged]] = {tip: [] for tip, _ in heads}
     for commit in commits:
         judged[places[commit.sha].head].append(Judged(commit, _change(commit, context), places[commit.sha].via))
     return judged, met
+
+
+def _remerged(remerge: BoundedOutput) -> bytes:
+    """The remerge patches, or exit 2 when recomputing the range's merges and squashes passed the limit."""
+    try:
+        return remerge.result()
+    except TooMuchWork as exc:
+        raise UsageError(
+            f"recomputing the merges and squashes of this range meets more than {exc.limit:,} paths where git's own merge "
+            f"differs from the recorded one (limits.max_merge_paths in {CONFIG_FILE}); dlgit stopped instead of judging it, "
+            "so it is not accepted. Bring such merges in smaller pushes, or have the settings' owner raise the limit.") from None
 
 
 def _merge_evidence(merges: Sequence[LogCommit], patches: bytes, redundant: set[str], repo: Git) -> dict[str, MergeEvidence]:
@@ -372,6 +433,7 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         squash_evidence=evidence,
         merge_evidence=context.recomputed.get(commit.sha),
         brought=context.brought.get(commit.sha),
+        stale_release=context.stale.get(commit.sha),
         commit=Committed(commit.sha, tip=commit.sha in context.tips, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
     )

@@ -52,6 +52,7 @@ class SquashEvidence(NamedTuple):
     on_branch: bool | None = None  # the branch the trailer names owns that commit; None: no such branch here (or not asked)
     differing: Unexplained = ()  # where the squash holds what `git merge-tree <parent> <sha>` does not explain
     # (a resolved conflict may keep either side's lines; anything else counts)
+    redundant: bool = False  # the squashed commit is already contained in the squash's parent: it squashes nothing
 
 
 class MergeEvidence(NamedTuple):
@@ -102,6 +103,9 @@ class Change(NamedTuple):
     merge_evidence: MergeEvidence | None = None
     # a merge or squash of a hotfix into main: (path, changed lines) it brings onto its first parent
     brought: tuple[tuple[str, int], ...] | None = None
+    # a release (merge or squash of dev) onto main: the dev commit an earlier release took, which the
+    # dev commit taken now does not contain (main takes dev only forward)
+    stale_release: str | None = None
     # pushes and tags: the ref update being judged (branch is the branch it updates, if any)
     ref_update: RefUpdate | None = None
     # history only: the commit this change already is; None for a commit being made (the hooks)

@@ -33,7 +33,7 @@ from dlgit.model import (
     version_key,
     version_line_of,
 )
-from dlgit.policy.change import Change, Committed, Merge, Rule, Violation
+from dlgit.policy.change import Change, Committed, Merge, Rule, Unexplained, Violation
 from dlgit.policy.repairs import pushed, repair, squash_again
 from dlgit.shell import quote
 
@@ -224,13 +224,19 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
     elif evidence.on_branch is False:
         owner = f" (it is on '{merge.source.name}')" if merge.source and merge.source.name != named else ""
         yield this.violation(f"the trailer '{shown}' names a commit that is not on branch '{named}'{owner}", [shown], redo)
+    if evidence.exists and evidence.redundant:
+        undo = repair(change, settings, "drop") if change.commit else ["git reset --merge   # undo the squash, keep other work"]
+        yield this.violation(f"the trailer '{shown}' names a commit '{settings.main}' already contains: the squash squashes nothing, "
+                             f"so whatever it holds (or its message announces) is a direct commit on '{settings.main}'",
+                             [shown], [*undo, f"# then squash a branch {settings.main} does not hold yet: dlgit release"])
     if evidence.exists and evidence.differing:
         paths = [path for path, _ in evidence.differing[:MAX_LISTED]]
         yield this.violation(
             f"the squash differs from merging {merge.sha} into its parent in {len(evidence.differing)} path(s): it holds content "
             "that git's merge does not explain (a resolved conflict may keep only lines of one side or the other)",
             [f"{path} ({UNEXPLAINED[problem]})" for path, problem in evidence.differing[:MAX_LISTED]],
-            [*_unstage_extra(change, tuple(paths)), "# commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
+            [*_resolve_on_source(change, evidence.differing, settings), *_unstage_extra(change, tuple(paths)),
+             "# commit those changes on the squashed branch (or a hotfix branch) instead", *redo],
         )
 
 
@@ -250,23 +256,64 @@ def _recomputed_merge(change: Change, settings: Settings, this: Rule) -> Iterato
     if evidence is None or merge is None or branch is None:
         return
     undo = _undo_merge(change, merge, settings)
+    unexplained = evidence.unexplained
+    if branch.kind is Kind.DEV:  # dev takes any direct commit: so a conflict resolved with lines of both sides (or new ones)
+        unexplained = tuple(item for item in unexplained if item[1] == "changed-clean")
     if evidence.redundant:
         yield this.violation(
             f"this merge brings nothing into '{branch.name}': its second parent {merge.label} is already there, so whatever it "
             "changes is a direct commit",
             [merge.label], [*undo, "# commit the change on a branch and merge that branch"],
         )
-    if evidence.unexplained:
-        paths = [path for path, _ in evidence.unexplained[:MAX_LISTED]]
+    if unexplained:
+        paths = [path for path, _ in unexplained[:MAX_LISTED]]
         commit_elsewhere = f"# commit those changes on the merged branch (or {settings.dev}, or a hotfix branch) and merge again"
-        keep_out = (f"git restore --source=AUTO_MERGE --staged --worktree -- {' '.join(quote(p) for p in paths)}"
-                    "   # git's own merge of those paths (a conflict comes back marked: resolve it from the sides)")
+        keep_out = _as_git_merges(paths)
+        where = ("a clean path changed: an evil merge" if branch.kind is Kind.DEV
+                 else "content found on neither side (a resolved conflict may keep only lines of one side or the other)")
         yield this.violation(
-            f"the merge of {merge.label} into '{branch.name}' differs from git's merge of its parents in {len(evidence.unexplained)} "
-            "path(s): content found on neither side (a resolved conflict may keep only lines of one side or the other)",
-            [f"{path} ({UNEXPLAINED[problem]})" for path, problem in evidence.unexplained[:MAX_LISTED]],
-            [*([keep_out] if change.commit is None else []), *undo, commit_elsewhere],
+            f"the merge of {merge.label} into '{branch.name}' differs from git's merge of its parents in {len(unexplained)} "
+            f"path(s): {where}",
+            [f"{path} ({UNEXPLAINED[problem]})" for path, problem in unexplained[:MAX_LISTED]],
+            [*_resolve_on_source(change, unexplained, settings), *([keep_out] if change.commit is None else []), *undo,
+             commit_elsewhere],
         )
+
+
+def _as_git_merges(paths: Iterable[str], worktree: bool = True) -> str:
+    """For a merge being concluded: put back git's own merge of `paths` (`merge-tree` of HEAD and
+    MERGE_HEAD, which is AUTO_MERGE when the merge conflicted; a conflict comes back marked), in
+    the index and the work tree, or in the index only (the edits stay in the work tree, uncommitted)."""
+    where, kept = ("--staged --worktree", "a conflict comes back marked: resolve it from the sides") if worktree else (
+        "--staged", "your edits stay in the work tree, out of the merge")
+    return (f'git restore --source="$(git merge-tree --write-tree HEAD MERGE_HEAD | head -n 1)" {where} -- '
+            f"{' '.join(quote(p) for p in paths)}   # git's own merge of those paths ({kept})")
+
+
+_RELEASE_MESSAGES = {Kind.DEV: "chore: release {name}", Kind.HOTFIX: "fix: merge {name}"}
+
+
+def _resolve_on_source(change: Change, unexplained: Unexplained, settings: Settings) -> list[str]:
+    """A conflict of a merge or squash onto main resolved with lines of both sides (or new ones): main
+    takes no such commit, its source does (dev, a hotfix take direct commits). The fix carries the
+    resolution over: main merged into the source there, conflicted paths as resolved here, then the
+    source merged or squashed onto main again, which git now merges cleanly. Nothing is dropped."""
+    merge, target = change.merge, change.branch
+    if (change.commit is not None or merge is None or merge.source is None or merge.source.kind not in _RELEASE_MESSAGES
+            or target is None or target.kind is not Kind.MAIN or any(problem == "changed-clean" for _, problem in unexplained)):
+        return []
+    source, main = quote(merge.source.name), quote(target.name)
+    message = quote(_RELEASE_MESSAGES[merge.source.kind].format(name=merge.source.name))
+    paths = " ".join(quote(path) for path, _ in unexplained)
+    undo = "git reset --merge" if merge.squash else "git merge --abort"
+    if merge.squash:
+        trailer = quote(f"{SQUASH_TRAILER}: {merge.source.name}@") + f'"$(git rev-parse {source})"'
+        again = f"git merge --squash --ff {source} && git commit -m {message} --trailer {trailer}"
+    else:
+        again = f"git merge --no-ff -m {message} {source}"
+    return [f'resolved=$(git write-tree) && {undo} && git switch {source} && {{ git merge --no-ff --no-commit {main}; '
+            f'test -f "$(git rev-parse --git-path MERGE_HEAD)"; }} && git checkout "$resolved" -- {paths} && git commit --no-edit '
+            f"&& git switch {main} && {again}   # resolve the conflict on {source}, which takes it, then bring {source} as it is"]
 
 
 @rule(
@@ -295,6 +342,15 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     if target.kind is Kind.DEV:
         yield from _recomputed_merge(change, settings, this)
+    if change.stale_release and source is not None and source.kind is Kind.DEV:
+        earlier = change.stale_release
+        yield this.violation(
+            f"this {action} takes {merge.label} @ {(merge.sha or '')[:12]}, which does not contain {earlier[:12]}, the {source.name} "
+            f"commit an earlier release took: {target.name} takes {source.name} only forward (its tip, or a commit after every "
+            f"release), never a commit it left behind (one it reverted since, say)",
+            [(merge.sha or "")[:12], earlier[:12]],
+            [*undo, f"git switch {quote(target.name)} && git merge --no-ff -m {quote(f'chore: release {source.name}')} "
+                    f"{quote(source.name)}   # release {source.name} as it is now (or: dlgit release)"])
     if source is None:
         if target.kind is Kind.MAIN:  # dev accepts any change: an unknown source is judged by what it brings
             how = "merge --squash" if merge.squash else "merge --no-ff"
@@ -366,6 +422,9 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
         return
     if branch.kind is Kind.TASK and (merge is None or merge.squash):  # a squash is an ordinary commit here
         folder, what = f"{settings.tasks_dir}/{branch.name}", "this commit"
+    elif branch.kind is Kind.TASK and merge is not None:
+        yield from _merge_on_task(change, branch, merge, settings)
+        return
     elif branch.kind in (Kind.MAIN, Kind.DEV) and merge and merge.source and merge.source.kind is Kind.TASK:
         folder, what = f"{settings.tasks_dir}/{merge.source.name}", f"the merge of '{merge.source.name}'"
     else:
@@ -397,6 +456,32 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
                "a new hyper-parameter in config.yaml often avoids them")
     fix[:0] = _parent_tasks_first(outside, merge, settings, commit)
     yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {folder}/", outside[:MAX_LISTED], fix)
+
+
+def _merge_on_task(change: Change, branch: Branch, merge: Merge, settings: Settings) -> Iterator[Violation]:
+    """A merge on a task branch (of main, or of the task it was started from) brings that branch's
+    content; what it adds beyond git's merge of its parents is a commit on the task: only its folder.
+    A merge of a commit no branch here owns vouches for nothing: all it changes must lie in task folders."""
+    evidence, folder = change.merge_evidence, f"{settings.tasks_dir}/{branch.name}"
+    if merge.source is None:
+        inside, judged, what = f"{settings.tasks_dir}/", change.paths, f"the merge of {merge.label}, which no branch here owns,"
+    elif evidence is None or merge.octopus:
+        return
+    else:
+        inside, what = folder + "/", f"what the merge of '{merge.source.name}' adds beyond git's merge of its parents"
+        judged = change.paths if evidence.redundant else [path for path, _ in evidence.unexplained]
+    outside = [path for path in judged if not path.startswith(inside)]
+    if not outside:
+        return
+    if change.commit is not None:
+        fix = [*repair(change, settings, "drop"), f"# then merge again, changing nothing outside {inside} beyond git's own merge"]
+    elif merge.source is None:
+        fix = [f"git merge --abort   # a task merges only {settings.main} or the task it was started from"]
+    else:
+        fix = [_as_git_merges(outside[:MAX_LISTED], worktree=False), "git merge --abort   # or undo the merge"]
+    fix.append(f"# core code changes belong on {settings.dev} or a {settings.feature_prefix}* branch; "
+               "a result needs the core it ran on, as released")
+    yield RULES["task-scope"].violation(f"{what} touches {len(outside)} path(s) outside {inside}", outside[:MAX_LISTED], fix)
 
 
 def _foreign_commits(change: Change, branch: Branch, settings: Settings) -> Violation:
