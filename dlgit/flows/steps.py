@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TextIO
 
 from dlgit.config import Settings
 from dlgit.errors import UsageError
-from dlgit.git import Git, InProgress, Runner
+from dlgit.git import Git, GitError, InProgress, Runner
 from dlgit.model import parse_squash_trailer, read_version, rewrite_version
 from dlgit.shell import quote
 
@@ -116,6 +116,11 @@ class Step:
     def abort(self, ctx: Context) -> None:
         """Take back what the step left outside refs (refs are restored by the runner)."""
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        """The commits or trees whose files the step's git writes into the work tree (a git killed
+        while it wrote leaves some of them: dlgit.flows.leftovers takes those back)."""
+        return []
+
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, **dataclasses.asdict(self)}
 
@@ -153,6 +158,9 @@ class Switch(Step):
     def run(self, ctx: Context) -> None:
         _run(ctx.git, "switch", self.branch)
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        return [self.branch]
+
 
 @dataclass
 class CreateBranch(Step):
@@ -178,6 +186,19 @@ class CreateBranch(Step):
             _run(ctx.git, "switch", "-c", self.name, ctx.value(self.start))
         else:
             _run(ctx.git, "branch", self.name, ctx.value(self.start))
+
+    def writes_from(self, ctx: Context) -> list[str]:
+        known = not self.start.startswith("@") or self.start[1:] in ctx.vars
+        return [ctx.value(self.start)] if self.switch and known else []
+
+
+def _merged_tree(repo: Git, ours: str, theirs: str) -> list[str]:
+    """The tree git's merge of two commits records (when they merge cleanly), and `theirs` itself."""
+    try:
+        result = repo.merge_tree(ours, theirs)
+    except GitError:
+        return [theirs]
+    return [theirs, result.tree]
 
 
 def _conflicts(repo: Git) -> None:
@@ -237,6 +258,9 @@ class Merge(Step):
         _conflicts(repo)
         _run(git, "commit", "--no-edit")  # the message given to the merge, through the hooks
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        return [] if self.worktree else _merged_tree(ctx.repo, self.into, self.source)
+
     def resume(self, ctx: Context) -> None:
         repo = ctx.repo_in(self.worktree)
         if repo.in_progress() is not InProgress.MERGE:
@@ -276,6 +300,9 @@ class SquashMerge(Step):
         if proc.returncode != 0:
             _conflicts(ctx.repo)
             raise _failed(proc, f"squashing {self.source}")
+
+    def writes_from(self, ctx: Context) -> list[str]:
+        return _merged_tree(ctx.repo, "HEAD", self.sha)
 
     def resume(self, ctx: Context) -> None:
         if self._staged(ctx):
