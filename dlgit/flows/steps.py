@@ -685,6 +685,33 @@ class AddWorktree(Step):
 
 
 @dataclass
+class RemoveWorktree(Step):
+    """A work tree goes (from the main work tree), when it holds nothing git does not have; else
+    it stays, and the step says so. The flow goes on from the main work tree."""
+
+    op = "remove-worktree"
+    path: str
+
+    def describe(self) -> str:
+        return f"remove the work tree {self.path}"
+
+    def commands(self) -> list[list[str]]:
+        return [["worktree", "remove", self.path]]
+
+    def done(self, ctx: Context) -> bool:
+        return not Path(self.path).is_dir()
+
+    def run(self, ctx: Context) -> None:
+        main_tree = ctx.repo.common_dir.parent
+        if Git(self.path).changed_paths(untracked=True):
+            print(f"dlgit: left the work tree {self.path} in place: it holds changes git does not have; go on in {main_tree}",
+                  file=ctx.out, flush=True)
+            return
+        _run(Runner(Git(main_tree), echo=ctx.out), "worktree", "remove", self.path)
+        print(f"dlgit: removed the task's work tree {self.path}; go on in {main_tree}", file=ctx.out, flush=True)
+
+
+@dataclass
 class CopyFolder(Step):
     """A folder of a commit written into the work tree under another name, some of its top-level
     files and folders (a run's outputs) left out and some files given new content."""

@@ -30,6 +30,7 @@ from dlgit.flows.steps import (
     DropBranch,
     DvcAdd,
     Merge,
+    RemoveWorktree,
     Stash,
     StashPop,
     Step,
@@ -198,14 +199,13 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if big and not (repo.root / ".dvc" / "config").is_file():
         raise UsageError(_no_dvc(big, branch.name, s))
     steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch)
+    if repo.git_dir != repo.common_dir and not keep_worktree:  # the task's own work tree: it goes once the results are merged
+        steps.append(RemoveWorktree(str(repo.root)))
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
                 + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
-    code = session.runner.start(flow, dry_run)
-    if code == 0 and not dry_run and not keep_worktree:
-        _remove_own_worktree(repo, branch.name)
-    return code
+    return session.runner.start(flow, dry_run)
 
 
 def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
@@ -269,18 +269,6 @@ def _run_summary(repo: Git, folder: str) -> str:
         return f"last run: {records[-1].name} (unreadable)"
     return (f"last run: {records[-1].stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
             f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {len(records)} run(s) in all")
-
-
-def _remove_own_worktree(repo: Git, branch: str) -> None:
-    """The task's own work tree goes once its results are merged (only when it holds nothing else)."""
-    assert repo.root is not None
-    if repo.git_dir == repo.common_dir or repo.changed_paths(untracked=True):
-        return
-    main_tree = repo.common_dir.parent
-    proc = Git(main_tree).run("worktree", "remove", str(repo.root), check=False)
-    said = f"removed the task's work tree {repo.root}" if proc.returncode == 0 else \
-        f"left the work tree {repo.root} in place: {proc.stderr.decode(errors='replace').strip()}"
-    print(f"dlgit finish-task: {said}; go on in {main_tree}")
 
 
 # --- debug start / finish --------------------------------------------------------------------------
