@@ -11,6 +11,7 @@ resolved when the step runs: a tag points at the commit a step made, never at "H
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import subprocess
@@ -328,10 +329,24 @@ class Commit(Step):
     def commands(self) -> list[list[str]]:
         return [*([["add", "-A", "--", *self.paths]] if self.paths else []), ["commit", "-m", self.message]]
 
+    def _key(self) -> str:
+        return "parent:" + hashlib.sha1(f"{self.worktree}\0{self.message}".encode()).hexdigest()[:12]
+
+    def prepare(self, ctx: Context) -> bool:
+        """Where HEAD is before the commit: the commit is recognised as this step's by being on top
+        of it with this message, never by a subject another commit can share."""
+        if self._key() in ctx.vars:
+            return False
+        ctx.vars[self._key()] = ctx.repo_in(self.worktree).rev("HEAD") or ""
+        return True
+
     def done(self, ctx: Context) -> bool:
         repo = ctx.repo_in(self.worktree)
-        head = repo.rev("HEAD")
-        if head is None or repo.parents_and_message(head)[1].strip() != self.message.strip():
+        head, parent = repo.rev("HEAD"), ctx.vars.get(self._key())
+        if head is None or parent is None or head == parent:
+            return False
+        parents, message = repo.parents_and_message(head)
+        if parents[:1] != ([parent] if parent else []) or message.strip() != self.message.strip():
             return False
         if self.save:
             ctx.vars[self.save] = head
@@ -363,17 +378,17 @@ class BumpVersion(Step):
         return f"set VERSION {self.old} → {self.new} in {self.path} and commit it"
 
     def commands(self) -> list[list[str]]:
-        return Commit(self.message, [self.path]).commands()
+        return self._commit().commands()
+
+    def _commit(self) -> Commit:
+        return Commit(self.message, [self.path], self.save)
+
+    def prepare(self, ctx: Context) -> bool:
+        return self._commit().prepare(ctx)
 
     def done(self, ctx: Context) -> bool:
         head = ctx.repo.rev("HEAD")
-        if head is None or read_version(ctx.repo.show_file(head, self.path)) != self.new:
-            return False
-        if ctx.repo.parents_and_message(head)[1].strip() != self.message:
-            return False
-        if self.save:
-            ctx.vars[self.save] = head
-        return True
+        return head is not None and read_version(ctx.repo.show_file(head, self.path)) == self.new and self._commit().done(ctx)
 
     def run(self, ctx: Context) -> None:
         assert ctx.repo.root is not None
@@ -382,7 +397,7 @@ class BumpVersion(Step):
             file.write_bytes(rewrite_version(file.read_bytes().decode("utf-8"), self.new).encode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise StepFailed(f"cannot set VERSION in {self.path}: {exc}") from None
-        Commit(self.message, [self.path], self.save).run(ctx)
+        self._commit().run(ctx)
 
 
 @dataclass
@@ -859,9 +874,19 @@ class Stash(Step):
     def commands(self) -> list[list[str]]:
         return [["stash", "push", "--include-untracked", "-m", self.message, "--", *self.pathspec]]
 
+    def prepare(self, ctx: Context) -> bool:
+        """The stash entries there before: the one this step makes is none of them."""
+        if f"stashes:{self.save}" in ctx.vars:
+            return False
+        ctx.vars[f"stashes:{self.save}"] = " ".join(ctx.repo.stashes())
+        return True
+
     def _made(self, ctx: Context) -> str | None:
-        """The stash entry this step made: recorded, or found by its message (a crash came first)."""
-        found = ctx.vars.get(self.save) or next((sha for sha, said in ctx.repo.stash_messages() if said.endswith(self.message)), None)
+        """The stash entry this step made: recorded, or found by its message among the entries that
+        are new since the step began (a crash came first)."""
+        before = set(ctx.vars.get(f"stashes:{self.save}", "").split())
+        found = ctx.vars.get(self.save) or next((sha for sha, said in ctx.repo.stash_messages()
+                                                 if said.endswith(self.message) and sha not in before), None)
         if found and found in ctx.repo.stashes():
             ctx.vars[self.save] = found
             return found
