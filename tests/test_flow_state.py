@@ -14,9 +14,18 @@ from pathlib import Path
 import pytest
 from conftest import Repo
 from flowkit import commits, flow, killed, ok, picture
-from test_task_flows import base as _base  # noqa: F401  (the fixtures, by their own names)
-from test_task_flows import repo as _repo  # noqa: F401
-from test_task_flows import tree
+from test_task_flows import (
+    base,  # noqa: F401  (a fixture: a repository with DVC, a trainer and a release)
+    tree,
+)
+
+
+@pytest.fixture
+def repo(base: Path, tmp_path: Path) -> Repo:  # noqa: F811  (the task repository, not conftest's)
+    copy = tmp_path / "repo"
+    shutil.copytree(base, copy, symlinks=True)
+    return Repo(copy)
+
 
 LOCK_MESSAGE = "another dlgit flow is running in this repository"
 

@@ -768,10 +768,14 @@ class CopyFolder(Step):
         return path.removeprefix(self.source + "/").partition("/")[0] in self.exclude
 
     def abort(self, ctx: Context) -> None:
-        """The copy goes when git tracks nothing of it (it was never committed)."""
+        """The copy goes when no commit checked out holds it (it was never committed, at most
+        staged: unstaged first, so that nothing of it stays in the index)."""
         repo = ctx.repo_in(self.worktree)
-        if repo.root is not None and (repo.root / self.dest).is_dir() and not repo.is_tracked(self.dest):
-            shutil.rmtree(repo.root / self.dest)
+        if repo.root is None or not (repo.root / self.dest).is_dir() or repo.ls_tree("HEAD", self.dest):
+            return
+        if repo.is_tracked(self.dest):
+            ctx.git_in(self.worktree)("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", self.dest)
+        shutil.rmtree(repo.root / self.dest)
 
 
 @dataclass

@@ -76,6 +76,7 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
                          "give a DESC of letters, digits, '.' and '_'.")
     if repo.rev(f"refs/heads/{branch}") is not None:
         raise UsageError(f"a branch {branch} exists already (two starts in the same second?); try again.")
+    _refuse_what_the_steps_would(branch, parsed, text, s)
     dest = task_folder(branch, s)
     path = _worktree_path(repo, branch, worktree) if worktree is not None else None
     where = str(path) if path else None
@@ -86,6 +87,25 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     flow = Flow("start-task", f"{branch} from {origin.branch}", steps, plans.heads(branch),
                 summary=[f"task {branch} is ready in {dest}/", f"run it: {hint}dlgit run", "when it is done: dlgit finish-task"])
     return session.runner.start(flow, dry_run)
+
+
+MAX_NAME_BYTES = 255 - len(".lock")  # git keeps a branch as a file (and its lock beside it); the task folder is one too
+
+
+def _refuse_what_the_steps_would(branch: str, parsed: Branch, config_text: str, settings: Settings) -> None:
+    """What git or the hooks would refuse at the branch or commit step, refused before step 1:
+    a name too long for a file, a config.yaml the task-config rule refuses."""
+    from dlgit.policy.rules import config_problems
+
+    size = len(branch.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise UsageError(f"the task branch name would be {size} bytes long, and git keeps a branch as a file of at most "
+                         f"{MAX_NAME_BYTES} bytes: give a shorter DESC (at most {MAX_NAME_BYTES - size + len(parsed.desc or '')} "
+                         "characters).")
+    problems = config_problems(config_text.encode("utf-8"), parsed, settings)
+    if problems:
+        raise UsageError("the task's config.yaml would be refused at its commit (task-config): " + "; ".join(problems)
+                         + ". Fix the --set values (VERSION is always the core's; a debug run is `dlgit run --debug`).")
 
 
 def _source(session: Session, source: str | None, resume: str | None) -> Source:
