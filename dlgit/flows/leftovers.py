@@ -62,10 +62,12 @@ def refuse_if_busy(repo: Git) -> None:
                          f"  rm -f {' '.join(quote(str(path)) for path in locks)}")
 
 
-def clean_half_written(repo: Git, sources: Iterable[str], out: TextIO) -> int:
+def clean_half_written(repo: Git, sources: Iterable[str], out: TextIO, user_changes: bool = False) -> int:
     """Take back what a killed `git switch`/`merge` wrote into the work tree: untracked files and
     changes of tracked files whose content one of `sources` (commits or trees) holds at that path
-    go; a deleted tracked file comes back from the index. Returns how many paths were cleaned."""
+    go, and so do files git was still writing (their content the start of such a blob: untracked
+    ones only when the flow kept `user_changes` of its own); a deleted tracked file comes back from
+    the index. Returns how many paths were cleaned."""
     status = _status(repo)
     if not status:
         return 0
@@ -77,6 +79,8 @@ def clean_half_written(repo: Git, sources: Iterable[str], out: TextIO) -> int:
     hashes = _hashes(repo, candidates)
     leftover = [path for path in candidates if hashes.get(path) in known.get(path, ())]
     untracked = {path for path, code in status if code == "?"}
+    leftover += _cut_short(repo, [path for path in candidates if path not in leftover and path in known
+                                  and (path in untracked or not user_changes)], known)
     for path in leftover:
         if path in untracked:
             (repo.root / path).unlink()
@@ -88,6 +92,24 @@ def clean_half_written(repo: Git, sources: Iterable[str], out: TextIO) -> int:
         print(f"dlgit: took back {cleaned} file(s) a git stopped mid-write had left in the work tree "
               "(each is in one of the flow's commits)", file=out, flush=True)
     return cleaned
+
+
+MAX_CUT_SHORT = 64  # files git was writing when it died (parallel checkout writes a few at once)
+
+
+def _cut_short(repo: Git, paths: list[str], known: dict[str, set[str]]) -> list[str]:
+    """Files git was writing when it was killed: their content is the beginning of a blob the
+    sources hold at that path (empty included)."""
+    assert repo.root is not None
+    if not paths or len(paths) > MAX_CUT_SHORT:
+        return []
+    blobs = repo.read_blobs(sorted({sha for path in paths for sha in known[path]}))
+    found = []
+    for path in paths:
+        data = (repo.root / path).read_bytes()
+        if any(blobs.get(sha, b"").startswith(data) for sha in known[path]):
+            found.append(path)
+    return found
 
 
 def _status(repo: Git) -> list[tuple[str, str]]:

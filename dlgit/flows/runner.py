@@ -202,7 +202,7 @@ class FlowRunner:
         if run["next"] < len(steps):
             sources += steps[run["next"]].writes_from(ctx)
         assert self.repo.root is not None
-        leftovers.clean_half_written(Git(self.repo.root), sources, self.out)
+        leftovers.clean_half_written(Git(self.repo.root), sources, self.out, user_changes=run.get("keep_work") is not None)
 
     def resume(self) -> int:
         run = self._running("continue")

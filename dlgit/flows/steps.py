@@ -912,7 +912,7 @@ class Stash(Step):
         made = self._made(ctx)
         ref = _stash_ref(ctx.repo, made) if made else None
         if ref and ctx.git("stash", "pop", ref, check=False).returncode != 0:
-            print(f"dlgit: {self.message}: kept in the stash ({ref}); `git stash pop` it by hand", file=ctx.out)
+            print(f"dlgit: {self.message}: kept in the stash ({ref}); `git stash pop {ref}` it by hand", file=ctx.out)
 
 
 @dataclass
