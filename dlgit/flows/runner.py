@@ -326,6 +326,9 @@ class FlowRunner:
                 git("update-ref", "-d", ref, *([now] if now else []))
             else:
                 git("update-ref", ref, old, *([now] if now else []))
+        if keep_work and keep_work == self.repo.current_branch() and current.get(f"refs/heads/{keep_work}") == before["refs"].get(
+                f"refs/heads/{keep_work}"):
+            git("reset", "-q", "--mixed")  # killed between its `git add` and its commit: the work comes back unstaged, as it was
 
 
 def escape_controls(text: str) -> str:

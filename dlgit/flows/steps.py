@@ -271,6 +271,49 @@ class Merge(Step):
 
 
 @dataclass
+class MergeRef(Step):
+    """A merge of SOURCE into a branch checked out nowhere, made without a work tree: the tree by
+    `git merge-tree --write-tree`, the commit by `git commit-tree`, the branch moved by `update-ref`
+    from the value it had (a branch that moved meanwhile is never overwritten). git runs no hook
+    for these: the flow's Verify step judges the commit by dlgit's rules. A conflict needs a work
+    tree: then the step merges the old way, here (`git switch` and `git merge`)."""
+
+    op = "merge-ref"
+    source: str
+    into: str
+    message: str
+
+    def describe(self) -> str:
+        return f"merge {self.source} into {self.into} (without checking it out)"
+
+    def commands(self) -> list[list[str]]:
+        return [["merge-tree", "--write-tree", self.into, self.source],
+                ["commit-tree", "<tree>", "-p", self.into, "-p", self.source, "-m", self.message],
+                ["update-ref", "-m", self.message, f"refs/heads/{self.into}", "<commit>", f"<{self.into}>"]]
+
+    def done(self, ctx: Context) -> bool:
+        return Merge(self.source, self.into, self.message).done(ctx)
+
+    def run(self, ctx: Context) -> None:
+        ours, theirs = ctx.repo.rev(f"refs/heads/{self.into}"), ctx.repo.rev(self.source)
+        if ours is None or theirs is None:
+            raise StepFailed(f"{self.into} or {self.source} is gone")
+        result = ctx.repo.merge_tree(ours, theirs)
+        if result.conflicted or self.into in ctx.repo.worktrees():  # a work tree is needed (or holds the branch): the old way
+            Switch(self.into).run(ctx)
+            Merge(self.source, self.into, self.message).run(ctx)
+            return
+        commit = _run(ctx.git, "commit-tree", result.tree, "-p", ours, "-p", theirs, "-m", self.message).stdout.decode().strip()
+        _run(ctx.git, "update-ref", "-m", f"merge {self.source}: {self.message}", f"refs/heads/{self.into}", commit, ours)
+
+    def resume(self, ctx: Context) -> None:
+        if ctx.repo.current_branch() == self.into:  # it had gone the old way
+            Merge(self.source, self.into, self.message).resume(ctx)
+        else:
+            super().resume(ctx)
+
+
+@dataclass
 class SquashMerge(Step):
     """`git merge --squash SOURCE`: stage what SOURCE (at `sha`) brings; a Commit step follows."""
 

@@ -30,6 +30,7 @@ from dlgit.flows.steps import (
     DropBranch,
     DvcAdd,
     Merge,
+    MergeRef,
     RemoveWorktree,
     Stash,
     StashPop,
@@ -218,8 +219,9 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     big = _big_files(repo.root, results, s)
     if big and not (repo.root / ".dvc" / "config").is_file():
         raise UsageError(_no_dvc(big, branch.name, s))
-    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch)
-    if repo.git_dir != repo.common_dir and not keep_worktree:  # the task's own work tree: it goes once the results are merged
+    leaving = repo.git_dir != repo.common_dir and not keep_worktree  # the task's own work tree: it goes once the results are merged
+    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch, leaving)
+    if leaving:
         steps.append(RemoveWorktree(str(repo.root)))
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
@@ -229,7 +231,8 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
 
 
 def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
-                  dev: bool, keep_branch: bool) -> list[Step]:
+                  dev: bool, keep_branch: bool, leaving: bool) -> list[Step]:
+    """`leaving`: the work tree is removed after the merges (it need not check out anything)."""
     s, repo = session.settings, session.repo
     steps: list[Step] = [DvcAdd(big)] if big else []
     if results:
@@ -245,11 +248,12 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
                 raise UsageError(f"{target} is checked out in {elsewhere}, which has uncommitted changes; the merge happens there "
                                  "when it is clean: commit or stash them there first.")
             steps.append(Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere))
-        else:
-            steps += [Switch(target), Merge(branch.name, target, f"task: merge {branch.name}")]
+        else:  # checked out nowhere: merged without a checkout (two full checkouts were most of finish-task's time)
+            steps.append(MergeRef(branch.name, target, f"task: merge {branch.name}"))
     if not keep_branch:
-        moved = any(isinstance(step, Switch) for step in steps)
-        steps += [*([] if moved else [Detach()]), DeleteBranch(branch.name)]
+        # off the task branch, to main: its merged tree is the task's plus what main gained, so the switch writes little
+        free = s.main not in checked_out and not leaving
+        steps += [Switch(s.main) if free else Detach(), DeleteBranch(branch.name)]
     steps.append(Verify(befores))
     return steps
 
