@@ -1,12 +1,18 @@
-"""How long `dlgit release` takes, next to a shell script running the same git commands by hand.
+"""How long `dlgit release` and `dlgit finish-task` take, next to a shell script running the same
+git commands by hand.
 
-    python bench/bench_flows.py [--files 10000] [--commits 500] [--runs 5]
+    python bench/bench_flows.py [--files 10000] [--commits 500] [--runs 5] [--results 5000] [--ahead 20000]
 
 A repository with FILES files on main and COMMITS commits on dev (dlgit's hooks installed, so
 that both sides pay for them) is built once; each run copies it and times, in turns, `dlgit
 release` and the script a careful user would type (squash dev onto main with the trailer, bump
-VERSION, tag, merge main back into dev). Target: dlgit ≤ 2× the script's wall time. Run it from a
-fresh venv with a regular install (see bench_hooks.py).
+VERSION, tag, merge main back into dev). Target: dlgit ≤ 2× the script's wall time.
+
+finish-task: a task with RESULTS result files, beside a dev AHEAD files ahead of main; the script
+commits them and merges the task into main and dev by checking each out, as the seed types it.
+Target: dlgit finish-task ≤ 1 s (it merges without checking out).
+
+Run it from a fresh venv with a regular install (see bench_hooks.py).
 """
 
 from __future__ import annotations
@@ -21,6 +27,18 @@ import time
 from pathlib import Path
 
 TARGET = 2.0
+FINISH_TARGET = 1.0  # seconds
+FINISH_SCRIPT = """\
+set -e
+task=$(git branch --show-current)
+git add -A -- "tasks/$task"
+git commit -q -m "task: results of big"
+git switch -q main
+git merge -q --no-ff -m "task: merge $task" "$task"
+git switch -q dev
+git merge -q --no-ff -m "task: merge $task" "$task"
+git branch -q -d "$task"
+"""
 SCRIPT = """\
 set -e
 git switch -q main
@@ -72,6 +90,26 @@ def build(root: Path, files: int, commits: int) -> Path:
     return repo
 
 
+def build_finish(root: Path, results: int, ahead: int) -> Path:
+    """main as `dlgit init` makes it, dev AHEAD files ahead, a task from main with RESULTS result files."""
+    repo = root / "finish"
+    repo.mkdir()
+    subprocess.run(["dlgit", "init"], cwd=repo, env=ENV, check=True, capture_output=True)
+    git(repo, "config", "gc.auto", "0")
+    main = subprocess.run(["git", "rev-parse", "main"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    stream = ["commit refs/heads/dev", "committer bench <b@x> 1700000000 +0000", "data 19", "feat: the core code", f"from {main}"]
+    for i in range(ahead):
+        stream += [f"M 100644 inline src/pkg{i % 100}/module{i}.py", f"data {len(f'VALUE = {i}') + 1}", f"VALUE = {i}\n"]
+    git(repo, "fast-import", "--quiet", "--force", stdin="\n".join(stream) + "\n")
+    subprocess.run(["dlgit", "start-task", "big"], cwd=repo, env=ENV, check=True, capture_output=True)
+    task = subprocess.run(["git", "branch", "--show-current"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    for i in range(results):
+        path = repo / "tasks" / task / "results" / f"part{i % 50}" / f"r{i}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"result {i}\n")
+    return repo
+
+
 def timed(command: list[str], repo: Path) -> float:
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, check=False)
@@ -86,7 +124,15 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--commits", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--results", type=int, default=5_000)
+    parser.add_argument("--ahead", type=int, default=20_000)
     options = parser.parse_args()
+    release_ok = bench_release(options)
+    finish_ok = bench_finish(options)
+    return 0 if release_ok and finish_ok else 1
+
+
+def bench_release(options: argparse.Namespace) -> bool:
     with tempfile.TemporaryDirectory(prefix="dlgit-bench-flows-") as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -105,7 +151,27 @@ def main() -> int:
     print(f"  dlgit release                   {dlgit * 1000:8.0f} ms   ({dlgit / script:.2f}x)")
     verdict = "PASS" if dlgit <= TARGET * script else "MISS"
     print(f"{verdict}  dlgit release <= {TARGET:g}x the script's wall time")
-    return 0 if verdict == "PASS" else 1
+    return verdict == "PASS"
+
+
+def bench_finish(options: argparse.Namespace) -> bool:
+    with tempfile.TemporaryDirectory(prefix="dlgit-bench-finish-") as tmp:
+        root = Path(tmp)
+        base = build_finish(root, options.results, options.ahead)
+        times: dict[str, list[float]] = {"script": [], "dlgit": []}
+        for run in range(options.runs):
+            for name, command in (("script", ["sh", "-c", FINISH_SCRIPT]), ("dlgit", ["dlgit", "finish-task"])):
+                copy = root / f"{name}-{run}"
+                shutil.copytree(base, copy, symlinks=True)
+                times[name].append(timed(command, copy))
+                shutil.rmtree(copy)
+    script, dlgit = (statistics.median(times[name]) for name in ("script", "dlgit"))
+    print(f"finish-task of {options.results:,} result files, dev {options.ahead:,} files ahead of main, median of {options.runs}")
+    print(f"  the seed's git commands by hand (checkouts)   {script * 1000:8.0f} ms")
+    print(f"  dlgit finish-task (no checkout)               {dlgit * 1000:8.0f} ms   ({dlgit / script:.2f}x)")
+    verdict = "PASS" if dlgit <= FINISH_TARGET else "MISS"
+    print(f"{verdict}  dlgit finish-task <= {FINISH_TARGET:g} s")
+    return verdict == "PASS"
 
 
 if __name__ == "__main__":

@@ -310,18 +310,19 @@ def log_cmd(output_format: str) -> int:
 @click.option("--add", is_flag=True, help="Let --set add keys the config does not have.")
 @click.option("--from", "source", metavar="BRANCH", help="Start from this branch (main or a task) instead of the current one.")
 @click.option("--resume", metavar="TASK[:CHECKPOINT]", help="Start from a finished task's folder and resume from its checkpoint.")
-@click.option("--worktree", is_flag=False, flag_value="", default=None, metavar="[PATH]",
-              help="Create the task in a work tree of its own (default: <repo>.tasks/<branch>).")
+@click.option("--worktree", is_flag=True, help="Create the task in a work tree of its own, <repo>.tasks/<branch> (or --worktree-path).")
+@click.option("--worktree-path", metavar="PATH", help="Create the task in a work tree of its own at PATH (a new folder).")
 @DRY_RUN
 def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: str | None, resume: str | None,
-               worktree: str | None, dry_run: bool) -> int:
+               worktree: bool, worktree_path: str | None, dry_run: bool) -> int:
     """Create a task branch task-<VERSION>-<UTC time>-<DESC> with a copy of the template task, and commit it.
 
     DESC is a few words (slugged); without it the --set overrides name the task (lr0.01-bs64).
     """
     from dlgit.tasks import flows as task_flows
 
-    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run))
+    where = worktree_path if worktree_path is not None else ("" if worktree else None)
+    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, where, dry_run))
 
 
 @main.command("finish-task", epilog=FLOW_CODES)

@@ -580,9 +580,9 @@ def _pitfall(lines: list[HookLine]) -> list[str]:
 
 
 def _flow_lines(repo: Git, color: bool) -> list[str]:
-    from dlgit.flows.runner import FlowRunner
+    from dlgit.flows import state
 
-    running = FlowRunner(repo).unfinished()
+    running = state.unfinished(repo)
     if running is None:
         return []
     return ["", report.paint("flow", "bold", color),

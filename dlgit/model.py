@@ -12,13 +12,11 @@ from __future__ import annotations
 import fnmatch
 import re
 from enum import Enum
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from datetime import datetime
-
-    from dlgit.config import Settings
 
 # The rules by their stable ids (dlgit.policy.rules registers one function for each).
 RULE_IDS = ("branch-name", "main-protected", "merge-direction", "task-scope", "hotfix-size", "commit-message", "large-file",
@@ -31,6 +29,28 @@ SEMVER = r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
 TIME_FORMAT = "%Y%m%dT%H%M%S"
 _SLUG_RE = rf"^{SLUG}$"
 _RUN_RE = rf"^(?P<version>{SEMVER})-(?P<time>[0-9]{{8}}T[0-9]{{6}})-(?P<desc>{SLUG})$"
+
+
+class Names(Protocol):
+    """What the model reads of the settings: branch names, prefixes and the tasks folder
+    (dlgit.config.Settings is one; the model depends on no other module of dlgit)."""
+
+    @property
+    def main(self) -> str: ...
+    @property
+    def dev(self) -> str: ...
+    @property
+    def feature_prefix(self) -> str: ...
+    @property
+    def hotfix_prefix(self) -> str: ...
+    @property
+    def task_prefix(self) -> str: ...
+    @property
+    def debug_prefix(self) -> str: ...
+    @property
+    def extra_allowed(self) -> tuple[str, ...]: ...
+    @property
+    def tasks_dir(self) -> str: ...
 
 
 # --- branch kinds and names --------------------------------------------------------------------
@@ -68,7 +88,7 @@ class Branch(NamedTuple):
         return self.kind is not Kind.UNKNOWN
 
 
-def prefixes(settings: Settings) -> dict[Kind, str]:
+def prefixes(settings: Names) -> dict[Kind, str]:
     return {
         Kind.FEATURE: settings.feature_prefix,
         Kind.HOTFIX: settings.hotfix_prefix,
@@ -77,7 +97,7 @@ def prefixes(settings: Settings) -> dict[Kind, str]:
     }
 
 
-def parse_branch(name: str, settings: Settings) -> Branch:
+def parse_branch(name: str, settings: Names) -> Branch:
     """A branch name as a Branch of the model (kind UNKNOWN, with the problem, when it is none)."""
     if name == settings.main:
         return Branch(name, Kind.MAIN)
@@ -93,7 +113,7 @@ def parse_branch(name: str, settings: Settings) -> Branch:
     return Branch(name, Kind.UNKNOWN, problem="matches no branch kind")
 
 
-def _extra(name: str, settings: Settings) -> bool:
+def _extra(name: str, settings: Names) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in settings.extra_allowed)
 
 
@@ -130,7 +150,7 @@ def utc_stamp(when: datetime | None = None) -> str:
     return (when or datetime.now(timezone.utc)).strftime(TIME_FORMAT)
 
 
-def run_branch_name(kind: Kind, version: str, desc: str, settings: Settings, when: datetime | None = None) -> str:
+def run_branch_name(kind: Kind, version: str, desc: str, settings: Names, when: datetime | None = None) -> str:
     """The name of a new task or debug branch, e.g. task-0.1.0-20261128T062233-lr0.01."""
     return f"{prefixes(settings)[kind]}{version}-{utc_stamp(when)}-{desc}"
 
@@ -390,12 +410,12 @@ def next_version(current: str, bump: Bump, major_zero: bool = True) -> str:
 # --- task folders, refs and object ids -----------------------------------------------------------
 
 
-def task_folder(branch: str, settings: Settings) -> str:
+def task_folder(branch: str, settings: Names) -> str:
     """tasks/<branch>: the folder a task or debug branch owns."""
     return f"{settings.tasks_dir}/{branch}"
 
 
-def is_task_config(path: str, settings: Settings) -> bool:
+def is_task_config(path: str, settings: Names) -> bool:
     """tasks/<folder>/config.yaml (any task folder, the template included)."""
     folder, _, rest = path.partition("/")
     return folder == settings.tasks_dir and rest.count("/") == 1 and rest.endswith("/config.yaml")

@@ -45,7 +45,7 @@ def test_branch_name_feature_allowed(repo: Repo) -> None:
 def test_main_protected_direct_commit_blocked(repo: Repo) -> None:
     repo.write("model/net.py", "NET = 2\n")
     proc = repo.commit("feat: tweak", check=False)
-    assert_blocked(proc, "main-protected", "model/net.py", "git stash && git switch dev && git stash pop")
+    assert_blocked(proc, "main-protected", "model/net.py", "git stash push -q && git switch dev && if")
     assert "branch 'main' (kind: main)" in proc.stderr
 
 

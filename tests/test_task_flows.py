@@ -250,7 +250,7 @@ def prepare_debug_finish(repo: Repo) -> tuple[str, ...]:
 
 PREPARED = {
     "start-task": (lambda repo: ("start-task", "x", "--set", "lr=0.2"), 3),
-    "finish-task": (prepare_finish, 8),
+    "finish-task": (prepare_finish, 7),
     "debug start": (lambda repo: (repo.git("switch", "-q", "dev"), ("debug", "start"))[1], 3),
     "debug finish": (prepare_debug_finish, 5),
 }

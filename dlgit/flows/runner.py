@@ -15,11 +15,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from dlgit import config
 from dlgit.errors import UsageError
-from dlgit.flows import state
+from dlgit.flows import leftovers, state
 from dlgit.flows.steps import Conflict, Context, Step, StepFailed
 from dlgit.git import Git, GitError, InProgress, command_line
 from dlgit.model import short_branch
@@ -53,9 +54,12 @@ class FlowRunner:
     # --- starting -------------------------------------------------------------------------------
 
     def unfinished(self) -> dict[str, Any] | None:
-        return state.read(state.state_path(self.repo, state.RUNNING))
+        return state.unfinished(self.repo)
 
     def refuse_if_unfinished(self) -> None:
+        """Also takes the repository's flow lock: from here to the end of the command no other
+        flow starts (its checks would see a state this one is about to write)."""
+        state.hold(self.repo)
         running = self.unfinished()
         if running is not None:
             step = running["next"] + 1
@@ -69,6 +73,7 @@ class FlowRunner:
             self._print_plan(flow)
             return DONE
         run = {"name": flow.name, "title": flow.title, "started": _now(), "status": "running", "next": 0,
+               "worktree": str(self.repo.root),
                "steps": [step.to_json() for step in flow.steps], "vars": {}, "keep_work": flow.keep_work,
                "summary": flow.summary, "before": self._snapshot(flow.touches)}
         self._save(run)
@@ -115,6 +120,7 @@ class FlowRunner:
                 return self._stop(run, "refused", REFUSED, f"dlgit: step {index + 1} failed: {error}")
             resuming = False
             _crash_point(index)
+            self._leave_removed_worktree()
             run["next"], run["status"] = index + 1, "running"
             self._save(run)
         return self._finish(run)
@@ -160,10 +166,43 @@ class FlowRunner:
     # --- continue, abort, undo ----------------------------------------------------------------------
 
     def _running(self, verb: str) -> dict[str, Any]:
+        state.hold(self.repo)
         run = self.unfinished()
         if run is None:
             raise UsageError(f"there is no unfinished flow to {verb} (`dlgit log` lists the flows that ran).")
+        self._go_to(run)
+        leftovers.refuse_if_busy(self.repo)
+        if run.get("status") == "running" and self.repo.in_progress() is None:  # killed, not stopped: git may have died mid-write
+            self._clean_half_written(run)
         return run
+
+    def _go_to(self, run: dict[str, Any]) -> None:
+        """Continue, abort and undo work in the work tree the flow ran in, from whichever work tree
+        they are typed (that one, when it is gone)."""
+        where = run.get("worktree")
+        if not where or self.repo.root is None or Path(where).resolve() == self.repo.root.resolve() or not Path(where).is_dir():
+            return
+        try:
+            there = Git.open(where)
+        except UsageError:
+            return
+        if there.common_dir.resolve() == self.repo.common_dir.resolve():  # not a copy of the repository elsewhere
+            self.repo = there
+            self._say(f"dlgit: the flow runs in the work tree {where}")
+
+    def _leave_removed_worktree(self) -> None:
+        """A step removed the work tree the flow ran in (finish-task's own tree): go on from the main one."""
+        if self.repo.root is not None and not self.repo.root.is_dir():
+            self.repo = Git.open(self.repo.common_dir.parent)
+
+    def _clean_half_written(self, run: dict[str, Any]) -> None:
+        steps = [Step.from_json(data) for data in run["steps"]]
+        ctx = self._context(run)
+        sources = [sha for sha in [run["before"].get("head"), *run["before"]["refs"].values(), *self._current_refs(run).values()] if sha]
+        if run["next"] < len(steps):
+            sources += steps[run["next"]].writes_from(ctx)
+        assert self.repo.root is not None
+        leftovers.clean_half_written(Git(self.repo.root), sources, self.out, user_changes=run.get("keep_work") is not None)
 
     def resume(self) -> int:
         run = self._running("continue")
@@ -189,6 +228,7 @@ class FlowRunner:
         last = state.read(state.state_path(self.repo, state.LAST))
         if last is None:
             raise UsageError("there is no finished flow to undo here (`dlgit log` lists the flows that ran).")
+        self._go_to(last)
         if not last.get("undoable"):
             raise UsageError(f"the {last['name']} flow ({last['title']}) pushed to a remote; a push cannot be undone locally.")
         self.require_clean("undo")
@@ -286,6 +326,9 @@ class FlowRunner:
                 git("update-ref", "-d", ref, *([now] if now else []))
             else:
                 git("update-ref", ref, old, *([now] if now else []))
+        if keep_work and keep_work == self.repo.current_branch() and current.get(f"refs/heads/{keep_work}") == before["refs"].get(
+                f"refs/heads/{keep_work}"):
+            git("reset", "-q", "--mixed")  # killed between its `git add` and its commit: the work comes back unstaged, as it was
 
 
 def escape_controls(text: str) -> str:

@@ -11,6 +11,7 @@ resolved when the step runs: a tag points at the commit a step made, never at "H
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any, ClassVar, TextIO
 
 from dlgit.config import Settings
 from dlgit.errors import UsageError
-from dlgit.git import Git, InProgress, Runner
+from dlgit.git import Git, GitError, InProgress, Runner
 from dlgit.model import parse_squash_trailer, read_version, rewrite_version
 from dlgit.shell import quote
 
@@ -116,6 +117,11 @@ class Step:
     def abort(self, ctx: Context) -> None:
         """Take back what the step left outside refs (refs are restored by the runner)."""
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        """The commits or trees whose files the step's git writes into the work tree (a git killed
+        while it wrote leaves some of them: dlgit.flows.leftovers takes those back)."""
+        return []
+
     def to_json(self) -> dict[str, Any]:
         return {"op": self.op, **dataclasses.asdict(self)}
 
@@ -153,6 +159,9 @@ class Switch(Step):
     def run(self, ctx: Context) -> None:
         _run(ctx.git, "switch", self.branch)
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        return [self.branch]
+
 
 @dataclass
 class CreateBranch(Step):
@@ -178,6 +187,19 @@ class CreateBranch(Step):
             _run(ctx.git, "switch", "-c", self.name, ctx.value(self.start))
         else:
             _run(ctx.git, "branch", self.name, ctx.value(self.start))
+
+    def writes_from(self, ctx: Context) -> list[str]:
+        known = not self.start.startswith("@") or self.start[1:] in ctx.vars
+        return [ctx.value(self.start)] if self.switch and known else []
+
+
+def _merged_tree(repo: Git, ours: str, theirs: str) -> list[str]:
+    """The tree git's merge of two commits records (when they merge cleanly), and `theirs` itself."""
+    try:
+        result = repo.merge_tree(ours, theirs)
+    except GitError:
+        return [theirs]
+    return [theirs, result.tree]
 
 
 def _conflicts(repo: Git) -> None:
@@ -237,12 +259,58 @@ class Merge(Step):
         _conflicts(repo)
         _run(git, "commit", "--no-edit")  # the message given to the merge, through the hooks
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        return [] if self.worktree else _merged_tree(ctx.repo, self.into, self.source)
+
     def resume(self, ctx: Context) -> None:
         repo = ctx.repo_in(self.worktree)
         if repo.in_progress() is not InProgress.MERGE:
             super().resume(ctx)
         else:
             self._conclude(repo, ctx.git_in(self.worktree))
+
+
+@dataclass
+class MergeRef(Step):
+    """A merge of SOURCE into a branch checked out nowhere, made without a work tree: the tree by
+    `git merge-tree --write-tree`, the commit by `git commit-tree`, the branch moved by `update-ref`
+    from the value it had (a branch that moved meanwhile is never overwritten). git runs no hook
+    for these: the flow's Verify step judges the commit by dlgit's rules. A conflict needs a work
+    tree: then the step merges the old way, here (`git switch` and `git merge`)."""
+
+    op = "merge-ref"
+    source: str
+    into: str
+    message: str
+
+    def describe(self) -> str:
+        return f"merge {self.source} into {self.into} (without checking it out)"
+
+    def commands(self) -> list[list[str]]:
+        return [["merge-tree", "--write-tree", self.into, self.source],
+                ["commit-tree", "<tree>", "-p", self.into, "-p", self.source, "-m", self.message],
+                ["update-ref", "-m", self.message, f"refs/heads/{self.into}", "<commit>", f"<{self.into}>"]]
+
+    def done(self, ctx: Context) -> bool:
+        return Merge(self.source, self.into, self.message).done(ctx)
+
+    def run(self, ctx: Context) -> None:
+        ours, theirs = ctx.repo.rev(f"refs/heads/{self.into}"), ctx.repo.rev(self.source)
+        if ours is None or theirs is None:
+            raise StepFailed(f"{self.into} or {self.source} is gone")
+        result = ctx.repo.merge_tree(ours, theirs)
+        if result.conflicted or self.into in ctx.repo.worktrees():  # a work tree is needed (or holds the branch): the old way
+            Switch(self.into).run(ctx)
+            Merge(self.source, self.into, self.message).run(ctx)
+            return
+        commit = _run(ctx.git, "commit-tree", result.tree, "-p", ours, "-p", theirs, "-m", self.message).stdout.decode().strip()
+        _run(ctx.git, "update-ref", "-m", f"merge {self.source}: {self.message}", f"refs/heads/{self.into}", commit, ours)
+
+    def resume(self, ctx: Context) -> None:
+        if ctx.repo.current_branch() == self.into:  # it had gone the old way
+            Merge(self.source, self.into, self.message).resume(ctx)
+        else:
+            super().resume(ctx)
 
 
 @dataclass
@@ -277,6 +345,9 @@ class SquashMerge(Step):
             _conflicts(ctx.repo)
             raise _failed(proc, f"squashing {self.source}")
 
+    def writes_from(self, ctx: Context) -> list[str]:
+        return _merged_tree(ctx.repo, "HEAD", self.sha)
+
     def resume(self, ctx: Context) -> None:
         if self._staged(ctx):
             _conflicts(ctx.repo)
@@ -301,10 +372,24 @@ class Commit(Step):
     def commands(self) -> list[list[str]]:
         return [*([["add", "-A", "--", *self.paths]] if self.paths else []), ["commit", "-m", self.message]]
 
+    def _key(self) -> str:
+        return "parent:" + hashlib.sha1(f"{self.worktree}\0{self.message}".encode()).hexdigest()[:12]
+
+    def prepare(self, ctx: Context) -> bool:
+        """Where HEAD is before the commit: the commit is recognised as this step's by being on top
+        of it with this message, never by a subject another commit can share."""
+        if self._key() in ctx.vars:
+            return False
+        ctx.vars[self._key()] = ctx.repo_in(self.worktree).rev("HEAD") or ""
+        return True
+
     def done(self, ctx: Context) -> bool:
         repo = ctx.repo_in(self.worktree)
-        head = repo.rev("HEAD")
-        if head is None or repo.parents_and_message(head)[1].strip() != self.message.strip():
+        head, parent = repo.rev("HEAD"), ctx.vars.get(self._key())
+        if head is None or parent is None or head == parent:
+            return False
+        parents, message = repo.parents_and_message(head)
+        if parents[:1] != ([parent] if parent else []) or message.strip() != self.message.strip():
             return False
         if self.save:
             ctx.vars[self.save] = head
@@ -336,17 +421,17 @@ class BumpVersion(Step):
         return f"set VERSION {self.old} → {self.new} in {self.path} and commit it"
 
     def commands(self) -> list[list[str]]:
-        return Commit(self.message, [self.path]).commands()
+        return self._commit().commands()
+
+    def _commit(self) -> Commit:
+        return Commit(self.message, [self.path], self.save)
+
+    def prepare(self, ctx: Context) -> bool:
+        return self._commit().prepare(ctx)
 
     def done(self, ctx: Context) -> bool:
         head = ctx.repo.rev("HEAD")
-        if head is None or read_version(ctx.repo.show_file(head, self.path)) != self.new:
-            return False
-        if ctx.repo.parents_and_message(head)[1].strip() != self.message:
-            return False
-        if self.save:
-            ctx.vars[self.save] = head
-        return True
+        return head is not None and read_version(ctx.repo.show_file(head, self.path)) == self.new and self._commit().done(ctx)
 
     def run(self, ctx: Context) -> None:
         assert ctx.repo.root is not None
@@ -355,7 +440,7 @@ class BumpVersion(Step):
             file.write_bytes(rewrite_version(file.read_bytes().decode("utf-8"), self.new).encode("utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise StepFailed(f"cannot set VERSION in {self.path}: {exc}") from None
-        Commit(self.message, [self.path], self.save).run(ctx)
+        self._commit().run(ctx)
 
 
 @dataclass
@@ -658,6 +743,33 @@ class AddWorktree(Step):
 
 
 @dataclass
+class RemoveWorktree(Step):
+    """A work tree goes (from the main work tree), when it holds nothing git does not have; else
+    it stays, and the step says so. The flow goes on from the main work tree."""
+
+    op = "remove-worktree"
+    path: str
+
+    def describe(self) -> str:
+        return f"remove the work tree {self.path}"
+
+    def commands(self) -> list[list[str]]:
+        return [["worktree", "remove", self.path]]
+
+    def done(self, ctx: Context) -> bool:
+        return not Path(self.path).is_dir()
+
+    def run(self, ctx: Context) -> None:
+        main_tree = ctx.repo.common_dir.parent
+        if Git(self.path).changed_paths(untracked=True):
+            print(f"dlgit: left the work tree {self.path} in place: it holds changes git does not have; go on in {main_tree}",
+                  file=ctx.out, flush=True)
+            return
+        _run(Runner(Git(main_tree), echo=ctx.out), "worktree", "remove", self.path)
+        print(f"dlgit: removed the task's work tree {self.path}; go on in {main_tree}", file=ctx.out, flush=True)
+
+
+@dataclass
 class CopyFolder(Step):
     """A folder of a commit written into the work tree under another name, some of its top-level
     files and folders (a run's outputs) left out and some files given new content."""
@@ -699,10 +811,14 @@ class CopyFolder(Step):
         return path.removeprefix(self.source + "/").partition("/")[0] in self.exclude
 
     def abort(self, ctx: Context) -> None:
-        """The copy goes when git tracks nothing of it (it was never committed)."""
+        """The copy goes when no commit checked out holds it (it was never committed, at most
+        staged: unstaged first, so that nothing of it stays in the index)."""
         repo = ctx.repo_in(self.worktree)
-        if repo.root is not None and (repo.root / self.dest).is_dir() and not repo.is_tracked(self.dest):
-            shutil.rmtree(repo.root / self.dest)
+        if repo.root is None or not (repo.root / self.dest).is_dir() or repo.ls_tree("HEAD", self.dest):
+            return
+        if repo.is_tracked(self.dest):
+            ctx.git_in(self.worktree)("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", self.dest)
+        shutil.rmtree(repo.root / self.dest)
 
 
 @dataclass
@@ -805,9 +921,19 @@ class Stash(Step):
     def commands(self) -> list[list[str]]:
         return [["stash", "push", "--include-untracked", "-m", self.message, "--", *self.pathspec]]
 
+    def prepare(self, ctx: Context) -> bool:
+        """The stash entries there before: the one this step makes is none of them."""
+        if f"stashes:{self.save}" in ctx.vars:
+            return False
+        ctx.vars[f"stashes:{self.save}"] = " ".join(ctx.repo.stashes())
+        return True
+
     def _made(self, ctx: Context) -> str | None:
-        """The stash entry this step made: recorded, or found by its message (a crash came first)."""
-        found = ctx.vars.get(self.save) or next((sha for sha, said in ctx.repo.stash_messages() if said.endswith(self.message)), None)
+        """The stash entry this step made: recorded, or found by its message among the entries that
+        are new since the step began (a crash came first)."""
+        before = set(ctx.vars.get(f"stashes:{self.save}", "").split())
+        found = ctx.vars.get(self.save) or next((sha for sha, said in ctx.repo.stash_messages()
+                                                 if said.endswith(self.message) and sha not in before), None)
         if found and found in ctx.repo.stashes():
             ctx.vars[self.save] = found
             return found
@@ -829,7 +955,7 @@ class Stash(Step):
         made = self._made(ctx)
         ref = _stash_ref(ctx.repo, made) if made else None
         if ref and ctx.git("stash", "pop", ref, check=False).returncode != 0:
-            print(f"dlgit: {self.message}: kept in the stash ({ref}); `git stash pop` it by hand", file=ctx.out)
+            print(f"dlgit: {self.message}: kept in the stash ({ref}); `git stash pop {ref}` it by hand", file=ctx.out)
 
 
 @dataclass

@@ -185,10 +185,10 @@ def main_protected(change: Change, settings: Settings) -> Iterator[Violation]:
         if change.dev_missing:
             to_dev = f"git switch -c {settings.dev}   # {settings.dev} does not exist yet: make it here, then commit there"
         elif change.dev_worktree:
-            to_dev = (f"git stash && git -C {quote(change.dev_worktree)} stash pop   # commit it on {settings.dev}, "
-                      f"checked out in {quote(change.dev_worktree)}")
+            to_dev = (_carrying_changes(None, f"git -C {quote(change.dev_worktree)} stash pop -q")
+                      + f"   # commit it on {settings.dev}, checked out in {quote(change.dev_worktree)}")
         else:
-            to_dev = f"git stash && git switch {settings.dev} && git stash pop   # commit it on {settings.dev} instead"
+            to_dev = _carrying_changes(f"git switch {settings.dev}") + f"   # commit it on {settings.dev} instead"
         fix = [
             to_dev,
             f"git switch -c {settings.hotfix_prefix}NAME   # or: a small urgent fix as a hotfix branch (keeps the staged changes)",
@@ -555,8 +555,16 @@ def _trim_hotfix(change: Change, settings: Settings) -> str:
         listed = " ".join(quote(path) for path in sorted(staged))
         return f"git restore --staged -- {listed}   # keep the hotfix to the fix itself (they stay in the work tree)"
     feature = quote(f"{settings.feature_prefix}{change.branch.desc or 'work'}")
-    return (f"git stash && git branch -m {quote(change.branch.name)} {feature} && git rebase -q --onto {settings.dev} "
-            f"{settings.main} {feature} && git stash pop   # larger work is a feature, on {settings.dev}")
+    return _carrying_changes(f"git branch -m {quote(change.branch.name)} {feature} && git rebase -q --onto {settings.dev} "
+                             f"{settings.main} {feature}") + f"   # larger work is a feature, on {settings.dev}"
+
+
+def _carrying_changes(commands: str | None, pop: str = "git stash pop -q") -> str:
+    """`commands` with the uncommitted changes set aside in the stash and brought back after: the
+    pop only when the push made an entry (a clean tree makes none, and someone's own stash
+    entry is never applied or dropped)."""
+    return (f'top=$(git rev-parse -q --verify refs/stash); git stash push -q && {commands + " && " if commands else ""}'
+            f'if [ "$(git rev-parse -q --verify refs/stash)" != "$top" ]; then {pop}; fi')
 
 
 

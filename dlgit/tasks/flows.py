@@ -30,6 +30,8 @@ from dlgit.flows.steps import (
     DropBranch,
     DvcAdd,
     Merge,
+    MergeRef,
+    RemoveWorktree,
     Stash,
     StashPop,
     Step,
@@ -75,6 +77,7 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
                          "give a DESC of letters, digits, '.' and '_'.")
     if repo.rev(f"refs/heads/{branch}") is not None:
         raise UsageError(f"a branch {branch} exists already (two starts in the same second?); try again.")
+    _refuse_what_the_steps_would(branch, parsed, text, s)
     dest = task_folder(branch, s)
     path = _worktree_path(repo, branch, worktree) if worktree is not None else None
     where = str(path) if path else None
@@ -85,6 +88,25 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     flow = Flow("start-task", f"{branch} from {origin.branch}", steps, plans.heads(branch),
                 summary=[f"task {branch} is ready in {dest}/", f"run it: {hint}dlgit run", "when it is done: dlgit finish-task"])
     return session.runner.start(flow, dry_run)
+
+
+MAX_NAME_BYTES = 255 - len(".lock")  # git keeps a branch as a file (and its lock beside it); the task folder is one too
+
+
+def _refuse_what_the_steps_would(branch: str, parsed: Branch, config_text: str, settings: Settings) -> None:
+    """What git or the hooks would refuse at the branch or commit step, refused before step 1:
+    a name too long for a file, a config.yaml the task-config rule refuses."""
+    from dlgit.policy.rules import config_problems
+
+    size = len(branch.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise UsageError(f"the task branch name would be {size} bytes long, and git keeps a branch as a file of at most "
+                         f"{MAX_NAME_BYTES} bytes: give a shorter DESC (at most {MAX_NAME_BYTES - size + len(parsed.desc or '')} "
+                         "characters).")
+    problems = config_problems(config_text.encode("utf-8"), parsed, settings)
+    if problems:
+        raise UsageError("the task's config.yaml would be refused at its commit (task-config): " + "; ".join(problems)
+                         + ". Fix the --set values (VERSION is always the core's; a debug run is `dlgit run --debug`).")
 
 
 def _source(session: Session, source: str | None, resume: str | None) -> Source:
@@ -197,19 +219,20 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     big = _big_files(repo.root, results, s)
     if big and not (repo.root / ".dvc" / "config").is_file():
         raise UsageError(_no_dvc(big, branch.name, s))
-    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch)
+    leaving = repo.git_dir != repo.common_dir and not keep_worktree  # the task's own work tree: it goes once the results are merged
+    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch, leaving)
+    if leaving:
+        steps.append(RemoveWorktree(str(repo.root)))
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
                 + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
-    code = session.runner.start(flow, dry_run)
-    if code == 0 and not dry_run and not keep_worktree:
-        _remove_own_worktree(repo, branch.name)
-    return code
+    return session.runner.start(flow, dry_run)
 
 
 def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
-                  dev: bool, keep_branch: bool) -> list[Step]:
+                  dev: bool, keep_branch: bool, leaving: bool) -> list[Step]:
+    """`leaving`: the work tree is removed after the merges (it need not check out anything)."""
     s, repo = session.settings, session.repo
     steps: list[Step] = [DvcAdd(big)] if big else []
     if results:
@@ -225,11 +248,12 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
                 raise UsageError(f"{target} is checked out in {elsewhere}, which has uncommitted changes; the merge happens there "
                                  "when it is clean: commit or stash them there first.")
             steps.append(Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere))
-        else:
-            steps += [Switch(target), Merge(branch.name, target, f"task: merge {branch.name}")]
+        else:  # checked out nowhere: merged without a checkout (two full checkouts were most of finish-task's time)
+            steps.append(MergeRef(branch.name, target, f"task: merge {branch.name}"))
     if not keep_branch:
-        moved = any(isinstance(step, Switch) for step in steps)
-        steps += [*([] if moved else [Detach()]), DeleteBranch(branch.name)]
+        # off the task branch, to main: its merged tree is the task's plus what main gained, so the switch writes little
+        free = s.main not in checked_out and not leaving
+        steps += [Switch(s.main) if free else Detach(), DeleteBranch(branch.name)]
     steps.append(Verify(befores))
     return steps
 
@@ -269,18 +293,6 @@ def _run_summary(repo: Git, folder: str) -> str:
         return f"last run: {records[-1].name} (unreadable)"
     return (f"last run: {records[-1].stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
             f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {len(records)} run(s) in all")
-
-
-def _remove_own_worktree(repo: Git, branch: str) -> None:
-    """The task's own work tree goes once its results are merged (only when it holds nothing else)."""
-    assert repo.root is not None
-    if repo.git_dir == repo.common_dir or repo.changed_paths(untracked=True):
-        return
-    main_tree = repo.common_dir.parent
-    proc = Git(main_tree).run("worktree", "remove", str(repo.root), check=False)
-    said = f"removed the task's work tree {repo.root}" if proc.returncode == 0 else \
-        f"left the work tree {repo.root} in place: {proc.stderr.decode(errors='replace').strip()}"
-    print(f"dlgit finish-task: {said}; go on in {main_tree}")
 
 
 # --- debug start / finish --------------------------------------------------------------------------
