@@ -41,6 +41,10 @@ from dlgit.git import Git
 from dlgit.model import Branch, Kind, parse_branch, read_version, run_branch_name, slugify, task_folder
 from dlgit.policy.rules import too_large
 from dlgit.shell import escape, quote
+from dlgit.tasks.sweep import SUBTASKS, has_sweep
+from dlgit.tasks.sweep import declare as declare_sweep
+from dlgit.tasks.sweep import running as running_subtasks
+from dlgit.tasks.sweep import summary as sweep_summary
 
 RESUME_KEY = "RESUME"
 
@@ -56,7 +60,7 @@ class Source:
 
 
 def start_task(desc: str | None, overrides: list[str], add: bool, source: str | None, resume: str | None,
-               worktree: str | None, dry_run: bool) -> int:
+               worktree: str | None, dry_run: bool, sweeps: list[str] | None = None) -> int:
     session = Session()
     s, repo = session.settings, session.repo
     session.require_clean("start-task")
@@ -67,7 +71,9 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     if version is None:
         raise UsageError(f"{config_path} at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
     text = _apply(text, overrides, add, _checkpoint(repo, resume, origin) if resume else None)
-    slug = slugify(desc) if desc else _slug(overrides)
+    if sweeps or has_sweep(text):
+        text = declare_sweep(text, sweeps or [], add, s.max_subtasks)
+    slug = slugify(desc) if desc else _slug([*overrides, *(sweeps or [])])
     branch = run_branch_name(Kind.TASK, version, slug or "run", s)
     parsed = parse_branch(branch, s)
     if parsed.kind is not Kind.TASK:
@@ -79,7 +85,7 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     path = _worktree_path(repo, branch, worktree) if worktree is not None else None
     where = str(path) if path else None
     steps: list[Step] = [AddWorktree(str(path), branch, origin.commit) if path else CreateBranch(branch, origin.commit)]
-    steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics], {"config.yaml": text}, where),
+    steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics, SUBTASKS], {"config.yaml": text}, where),
               Commit(f"task: start {parsed.desc}", [dest], worktree=where)]
     hint = f"cd {quote(str(path))} && " if path else ""
     flow = Flow("start-task", f"{branch} from {origin.branch}", steps, plans.heads(branch),
@@ -188,6 +194,10 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if holder:
         raise UsageError(f"a run of {branch.name} is active (pid {holder.pid} on {holder.host}, since {holder.started}); "
                          "let it end (or stop it), then finish.")
+    if busy := running_subtasks(repo.root / folder):
+        sid, record = busy[0]
+        raise UsageError(f"sub-task {quote(sid)} of {branch.name} is running (pid {record.get('pid')} on {record.get('host')}, "
+                         f"since {record.get('start')}){f' and {len(busy) - 1} more' if len(busy) > 1 else ''}; let them end, then finish.")
     outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
     if outside:
         listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
@@ -213,7 +223,8 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
     s, repo = session.settings, session.repo
     steps: list[Step] = [DvcAdd(big)] if big else []
     if results:
-        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{_run_summary(repo, folder)}".strip(), [folder]))
+        body = sweep_summary(Path(repo.root or ".", folder)) or _run_summary(repo, folder)
+        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{body}".strip(), [folder]))
     checked_out = {name: str(path) for name, path in repo.worktrees().items()}
     here = str(repo.root)
     befores = []

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dlgit import config
 from dlgit.config import Settings
@@ -36,6 +36,10 @@ from dlgit.git import Git
 from dlgit.model import task_folder, utc_stamp
 from dlgit.shell import escape, quote
 from dlgit.tasks import lock
+from dlgit.tasks.sweep import has_sweep
+
+if TYPE_CHECKING:
+    from dlgit.tasks.sweeprun import SweepOptions
 
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
@@ -477,26 +481,48 @@ def prepare(script: str | None, args: Sequence[str], debug: bool, profile: bool,
 
 
 def run(script: str | None, args: Sequence[str], debug: bool = False, profile: bool = False, allow_dirty: bool = False,
-        cwd: Path | str | None = None) -> int:
-    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C)."""
+        cwd: Path | str | None = None, sweep: SweepOptions | None = None) -> int:
+    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C). A
+    task with sub-tasks runs them (`dlgit.tasks.sweeprun`)."""
     plan = prepare(script, args, debug, profile, allow_dirty, cwd)
-    task = plan.task
+    if sweep is not None or has_sweep(_read_config(plan.task.path)):
+        from dlgit.tasks import sweeprun
+
+        return sweeprun.run_sweep(plan, sweep or sweeprun.SweepOptions())
     started = datetime.now(timezone.utc)
-    held, stale = lock.acquire(lock.Holder(os.getpid(), socket.gethostname(), task.branch, str(task.repository),
-                                           str(task.toplevel), _iso(started)))
+    held = take_lock(plan.task, started)
     try:
-        if stale:
-            print(f"dlgit: warning: taking over a stale run lock left by {stale.describe()}; that run ended without "
-                  "releasing it.", file=sys.stderr)
-        files, log_fd = _run_files(task, utc_stamp(started))
-        if plan.debug_config is not None:
-            files.config.write_text(plan.debug_config, encoding="utf-8")
-        code = _execute(plan, files, log_fd, _start_record(plan, files, started))
+        code, files = run_plan(plan, started)
     finally:
         held.release()
     if profile:
         _print_profile(plan.python, files.profile)
     return code
+
+
+def _read_config(folder: Path) -> bytes | None:
+    try:
+        return (folder / "config.yaml").read_bytes()
+    except OSError:
+        return None
+
+
+def take_lock(task: Task, started: datetime) -> lock.RunLock:
+    """The machine's one run lock, for a run of `task` (UsageError naming the run that holds it)."""
+    held, stale = lock.acquire(lock.Holder(os.getpid(), socket.gethostname(), task.branch, str(task.repository),
+                                           str(task.toplevel), _iso(started)))
+    if stale:
+        print(f"dlgit: warning: taking over a stale run lock left by {stale.describe()}; that run ended without "
+              "releasing it.", file=sys.stderr)
+    return held
+
+
+def run_plan(plan: Plan, started: datetime, extra: dict[str, Any] | None = None) -> tuple[int, RunFiles]:
+    """One run of a settled plan in its folder, `extra` added to its record; the caller holds the lock."""
+    files, log_fd = _run_files(plan.task, utc_stamp(started))
+    if plan.debug_config is not None:
+        files.config.write_text(plan.debug_config, encoding="utf-8")
+    return _execute(plan, files, log_fd, {**_start_record(plan, files, started), **(extra or {})}), files
 
 
 def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -> int:
