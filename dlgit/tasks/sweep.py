@@ -196,7 +196,8 @@ def read(text: str, known: dict[tuple[tuple[str, str], ...], str] | None = None,
     for key in keys:
         if key.split(".")[0] in RESERVED_KEYS:
             raise SweepError(f"{where} sweeps {quote(key)}: {key.split('.')[0]} is the task's own, the same in every sub-task.")
-    combos = [tuple(zip([key for key, _ in axes], values, strict=True)) for values in itertools.product(*(v for _, v in axes))]
+    combos = [tuple(zip([key for key, _ in axes], values, strict=True)) for values in itertools.product(*(v for _, v in axes))
+              ] if axes else []
     overrides = [tuple(sorted(combo)) for combo in combos] + [tuple(sorted(entry.items())) for entry in flat_entries]
     return Sweep(keys, tuple(assign_ids(overrides, known or {})), bool(block.get("add")))
 
