@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -60,12 +61,11 @@ class SweepError(UsageError):
 class SubTask(NamedTuple):
     id: str
     overrides: tuple[tuple[str, Any], ...]  # (dotted key, value), keys sorted
+    rendered: tuple[tuple[str, str], ...]  # (dotted key, the value as the id and index.csv write it)
 
     def values(self) -> dict[str, str]:
         """key -> the value as the id and index.csv write it."""
-        from dlgit.tasks.yamledit import render
-
-        return {key: render(value) for key, value in self.overrides}
+        return dict(self.rendered)
 
 
 class Sweep(NamedTuple):
@@ -222,7 +222,11 @@ def plain_id(overrides: Iterable[tuple[str, Any]]) -> str:
     """`lr=0.01,seed=1`: keys sorted, values as YAML writes them, unsafe characters escaped."""
     from dlgit.tasks.yamledit import render
 
-    parts = [f"{_escape(key)}={_escape(render(value))}" for key, value in sorted(overrides)]
+    return _plain(tuple(sorted((key, render(value)) for key, value in overrides)))
+
+
+def _plain(rendered: tuple[tuple[str, str], ...]) -> str:
+    parts = [f"{_escape(key)}={_escape(value)}" for key, value in rendered]
     return unicodedata.normalize("NFC", ",".join(parts)) or "base"
 
 
@@ -243,27 +247,30 @@ def _values_key(overrides: Iterable[tuple[str, Any]]) -> str:
     return json.dumps(sorted(overrides), default=str, ensure_ascii=False)
 
 
-def index_values(subtask: SubTask) -> tuple[tuple[str, str], ...]:
-    """What identifies a sub-task in index.csv: its (key, rendered value) pairs, sorted."""
-    return tuple(sorted(subtask.values().items()))
-
-
 def assign_ids(overrides: list[tuple[tuple[str, Any], ...]], known: dict[tuple[tuple[str, str], ...], str]) -> list[SubTask]:
     """Ids for these sub-tasks (in order): a known id first, then the plain one unless it is too
     long or taken (case-insensitively), else the hashed one."""
     from dlgit.tasks.yamledit import render
 
     taken = {name.casefold() for name in known.values()}
+    memo: dict[str, str] = {}  # a grid repeats each value many times: render it once
+
+    def shown(value: Any) -> str:
+        key = json.dumps([type(value).__name__, value], sort_keys=True, default=str)
+        if key not in memo:
+            memo[key] = render(value)
+        return memo[key]
+
     result = []
     for item in overrides:
-        rendered = tuple(sorted((key, render(value)) for key, value in item))
+        rendered = tuple(sorted((key, shown(value)) for key, value in item))
         given = known.get(rendered)
         if given is None:
-            given = plain_id(item)
+            given = _plain(rendered)
             if len(given.encode()) > MAX_ID_BYTES or given.casefold() in taken:
                 given = hashed_id(item)
             taken.add(given.casefold())
-        result.append(SubTask(given, item))
+        result.append(SubTask(given, item, rendered))
     return result
 
 
@@ -324,6 +331,7 @@ def folder(task_dir: Path, subtask_id: str) -> Path:
 # --- the effective config --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)  # every sub-task of a sweep starts from the same text
 def base_text(text: str) -> str:
     """The config's text without its top-level sweep block (every other byte kept)."""
     from dlgit import safeyaml

@@ -42,6 +42,7 @@ RESUME_KEY = "RESUME"
 TAIL_LINES = 10  # of a failed sub-task's log, printed when it fails
 POLL = 0.05  # seconds between looks at the running children of `-j N`
 ORPHAN_POLL = 0.2
+FREEZE_TIMEOUT = 60.0  # seconds pip freeze may take, once per sweep
 CHECKPOINTS = "checkpoints"
 INTERRUPTED = "the sweep was interrupted; `dlgit run` goes on where it stopped."
 
@@ -63,11 +64,12 @@ def _say(message: str) -> None:
 
 def run_subtask(task_dir: Path | str, subtask_id: str, *, take_lock: bool = True, script: str | None = None,
                 args: Sequence[str] = (), debug: bool = False, profile: bool = False, allow_dirty: bool = False,
-                gpu: str | None = None) -> int:
+                gpu: str | None = None, freeze: Path | None = None) -> int:
     """Run the sub-task `subtask_id` of the task folder `task_dir` (of the checked-out branch) as
     `dlgit run --only ID` does; its exit code. `take_lock=False` for a cluster job or a child of
-    `-j N` (the machine is shared out by someone else); `gpu` sets CUDA_VISIBLE_DEVICES."""
-    plan = runner.prepare(script, args, debug, profile, allow_dirty, task_dir)
+    `-j N` (the machine is shared out by someone else); `gpu` sets CUDA_VISIBLE_DEVICES; `freeze`,
+    a pip freeze of the environment taken already, is copied beside the record (else pip is asked)."""
+    plan = runner.prepare(script, args, debug, profile, allow_dirty, task_dir)._replace(freeze=freeze)
     if plan.task.path != Path(task_dir).resolve():
         raise UsageError(f"{quote(str(task_dir))} is not the folder of the checked-out task {plan.task.folder}/.")
     sweep = _load(plan)
@@ -217,7 +219,9 @@ def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
         return _final_code(found)
     started = datetime.now(timezone.utc)
     held = runner.take_lock(task, started)
+    scratch = tempfile.TemporaryDirectory(prefix="dlgit-sweep-")
     try:
+        plan = plan._replace(freeze=_freeze(plan.python, Path(scratch.name)))
         sw.write_index(task.path, sweep, found)
         _say(f"{len(todo)} of {len(found)} sub-tasks to run ({_tally(found)})" +
              (f", {options.jobs} at once" if options.jobs > 1 else ""))
@@ -225,6 +229,7 @@ def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
         codes, interrupted = run_all(plan, sweep, todo, options)
     finally:
         held.release()
+        scratch.cleanup()
     found = sw.states(task.path, sweep)
     sw.write_index(task.path, sweep, found)
     _print_summary(task.path, sweep, found)
@@ -233,6 +238,18 @@ def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
     if interrupted:
         return 130
     return _final_code(found)
+
+
+def _freeze(python: list[str], folder: Path) -> Path | None:
+    """One pip freeze for every sub-task of the sweep (they share the environment), or None."""
+    path = folder / "pip-freeze.txt"
+    try:
+        with open(path, "wb") as out:
+            done = subprocess.run([*python, "-m", "pip", "freeze"], stdin=subprocess.DEVNULL, stdout=out,
+                                  stderr=subprocess.DEVNULL, timeout=FREEZE_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return path if done.returncode == 0 else None
 
 
 def _final_code(found: dict[str, sw.State]) -> int:
@@ -343,7 +360,8 @@ class _Stop:
 
 def _child_command(plan: runner.Plan, subtask_id: str) -> list[str]:
     task = plan.task
-    flags = [*(["--debug"] if plan.debug_config is not None else []), *(["--profile"] if plan.profile else [])]
+    flags = [*(["--debug"] if plan.debug_config is not None else []), *(["--profile"] if plan.profile else []),
+             *([f"--freeze={plan.freeze}"] if plan.freeze else [])]
     return [sys.executable, "-m", "dlgit.tasks.sweeprun", str(task.path), subtask_id, plan.script, *flags, "--", *plan.args]
 
 
@@ -413,16 +431,17 @@ def _print_summary(task_dir: Path, sweep: sw.Sweep, found: dict[str, sw.State]) 
 
 
 def main(argv: Sequence[str]) -> int:
-    """`python -m dlgit.tasks.sweeprun TASK_DIR ID SCRIPT [--debug] [--profile] -- ARGS`: one
-    sub-task, without the lock (its parent holds it); CUDA_VISIBLE_DEVICES is inherited."""
+    """`python -m dlgit.tasks.sweeprun TASK_DIR ID SCRIPT [--debug] [--profile] [--freeze=FILE] -- ARGS`:
+    one sub-task, without the lock (its parent holds it); CUDA_VISIBLE_DEVICES is inherited."""
     from dlgit.dispatch import run_action
 
     argv = list(argv)
     split = argv.index("--") if "--" in argv else len(argv)
     head, args = argv[:split], argv[split + 1:]
     task_dir, subtask_id, script, *flags = head
-    return run_action(lambda: run_subtask(task_dir, subtask_id, take_lock=False, script=script, args=args,
-                                          debug="--debug" in flags, profile="--profile" in flags, allow_dirty=True))
+    freeze = next((Path(flag.partition("=")[2]) for flag in flags if flag.startswith("--freeze=")), None)
+    return run_action(lambda: run_subtask(task_dir, subtask_id, take_lock=False, script=script, args=args, debug="--debug" in flags,
+                                          profile="--profile" in flags, allow_dirty=True, freeze=freeze))
 
 
 if __name__ == "__main__":
