@@ -43,8 +43,12 @@ os.makedirs("checkpoints", exist_ok=True)
 for epoch in tqdm(range(start, 3), mininterval=0, miniters=1, ascii=True):
     pathlib.Path(f"checkpoints/ep{epoch}.txt").write_text(str(epoch + 1))
     if when == "middle":
-        os.kill(os.getppid(), signal.SIGKILL)  # dlgit alone: this script is left running a while
-        time.sleep(3)
+        os.kill(os.getppid(), signal.SIGKILL)  # dlgit alone: this script is left running until the test releases it
+        release = pathlib.Path(os.environ["RELEASE"])
+        for _ in range(6000):
+            if release.exists():
+                break
+            time.sleep(0.01)
         sys.exit(0)
     time.sleep(0.01)
 pathlib.Path("metrics.json").write_text(json.dumps({"seed": config["RANDOM_SEED"], "start": start}))
@@ -99,7 +103,7 @@ def test_kill_after_a_subtask_and_in_the_middle_of_one_then_resume(repo: Repo, t
     assert sw.subtask_ids(task_dir) == ids
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({ids[1]: "before", ids[2]: "middle"}))
-    env = {"KILL_PLAN": str(plan)}
+    env = {"KILL_PLAN": str(plan), "RELEASE": str(tmp_path / "release")}
 
     first = run(repo, env=env)  # killed (with its script) as sub-task 2 starts: after sub-task 1
     assert first.returncode == -signal.SIGKILL
@@ -111,7 +115,18 @@ def test_kill_after_a_subtask_and_in_the_middle_of_one_then_resume(repo: Repo, t
     assert "RANDOM_SEED=2 was cut off" in second.stderr and "before its first checkpoint" in second.stderr
     assert [states(task_dir, sid) for sid in ids] == [["finished"], ["running", "finished"], ["running"], []]
 
-    third = run(repo, env=env)  # waits for sub-task 3's orphaned script, resumes it from its checkpoint
+    # the next run waits for sub-task 3's orphaned script, then resumes it from its checkpoint
+    third_proc = subprocess.Popen([shutil.which("dlgit") or "dlgit", "run"], cwd=repo.path, env={**os.environ, **env},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert third_proc.stderr is not None
+    said = []
+    for line in third_proc.stderr:
+        said.append(line)
+        if "its script from a killed run is still running" in line:
+            break
+    (tmp_path / "release").touch()
+    out, rest = third_proc.communicate(timeout=300)
+    third = subprocess.CompletedProcess(third_proc.args, third_proc.returncode, out, "".join(said) + rest)
     assert third.returncode == 0, third.stderr
     assert "its script from a killed run is still running" in third.stderr
     assert "RANDOM_SEED=3 was cut off" in third.stderr and "resuming it from checkpoints/ep0.txt" in third.stderr
@@ -313,3 +328,17 @@ def test_finish_task_over_a_sweep_and_the_tasks_rows(dvc_repo: Repo) -> None:
     assert merged[f"{branch}/lr=0.5"]["metrics"] == {"loss": 0.02} and merged[f"{branch}/lr=0.5"]["state"] == "done"
     table = ok(repo.dlgit("tasks"))
     assert "merged (2 done)" in table and "  lr=0.5" in table
+
+    # a new task from one sub-task: its config (no sweep), its checkpoint
+    repo.git("switch", "-q", "main")
+    ok(flow(repo, "start-task", "more", "--resume", f"{branch}/lr=0.5"))
+    config = yaml.safe_load((repo.path / "tasks" / repo.branch() / "config.yaml").read_text())
+    assert config["lr"] == 0.5 and "sweep" not in config
+    assert config["RESUME"] == f"../{branch}/subtasks/lr=0.5/checkpoints/best.pt"
+    repo.git("switch", "-q", "main")
+    ok(flow(repo, "start-task", "named", "--resume", f"{branch}/lr=0.1:checkpoints/best.pt"))
+    config = yaml.safe_load((repo.path / "tasks" / repo.branch() / "config.yaml").read_text())
+    assert config["lr"] == 0.1 and config["RESUME"] == f"../{branch}/subtasks/lr=0.1/checkpoints/best.pt"
+    repo.git("switch", "-q", "main")
+    missing = repo.dlgit("start-task", "--resume", f"{branch}/lr=9")
+    assert missing.returncode == 2 and "no sub-task folder" in missing.stderr

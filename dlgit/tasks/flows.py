@@ -65,12 +65,16 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     s, repo = session.settings, session.repo
     session.require_clean("start-task")
     origin = _source(session, source, resume)
-    config_path = f"{origin.folder}/config.yaml"
+    resumed = _resumed_folder(resume, origin)
+    config_path = f"{resumed}/config.yaml"
+    if resumed != origin.folder and repo.show_file(origin.commit, config_path) is None:
+        raise UsageError(f"--resume {quote(resume or '')}: there is no sub-task folder {quote(resumed)}/ on {origin.branch} "
+                         "(finish-task commits a task's sub-tasks; `dlgit tasks` lists them).")
     text = _read_text(repo, origin.commit, config_path)
     version = read_version(text)
     if version is None:
         raise UsageError(f"{config_path} at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
-    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin) if resume else None)
+    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin, resumed, s.tasks_dir) if resume else None)
     if sweeps or has_sweep(text):
         text = declare_sweep(text, sweeps or [], add, s.max_subtasks)
     slug = slugify(desc) if desc else _slug([*overrides, *(sweeps or [])])
@@ -106,7 +110,7 @@ def _source(session: Session, source: str | None, resume: str | None) -> Source:
     commit = session.tip(name, "a task starts from")
     folder = s.template_dir if branch.kind is Kind.MAIN else task_folder(name, s)
     if resume:
-        folder = _resume_folder(repo, commit, resume.partition(":")[0], name, s)
+        folder = _resume_folder(repo, commit, resume.partition(":")[0].partition("/")[0], name, s)
     return Source(name, commit, folder)
 
 
@@ -145,19 +149,26 @@ def _apply(text: str, overrides: list[str], add: bool, resume: str | None) -> st
     return text
 
 
-def _checkpoint(repo: Git, resume: str, origin: Source) -> str:
-    """RESUME for --resume TASK[:CHECKPOINT]: the checkpoint as a path from the new task's folder
-    (beside it under tasks/); without CHECKPOINT the last one (by name) in TASK's checkpoints/,
-    a DVC pointer standing for its file."""
+def _resumed_folder(resume: str | None, origin: Source) -> str:
+    """The folder whose config and checkpoint a task starts from: --resume TASK/ID names a sub-task's."""
+    subtask = resume.partition(":")[0].partition("/")[2] if resume else ""
+    return f"{origin.folder}/{SUBTASKS}/{subtask}" if subtask else origin.folder
+
+
+def _checkpoint(repo: Git, resume: str, origin: Source, folder: str, tasks_dir: str) -> str:
+    """RESUME for --resume TASK[/ID][:CHECKPOINT]: the checkpoint as a path from the new task's folder
+    (beside it under tasks/); without CHECKPOINT the last one (by name) in the checkpoints/ of TASK
+    (or of its sub-task ID), a DVC pointer standing for its file."""
     task, _, checkpoint = resume.partition(":")
+    beside = f"../{folder.removeprefix(tasks_dir + '/')}"
     if checkpoint:
-        return f"../{task}/{checkpoint.removeprefix(origin.folder + '/')}"
-    listing = repo.objects([f"{origin.commit}:{origin.folder}/checkpoints"]).get(f"{origin.commit}:{origin.folder}/checkpoints")
+        return f"{beside}/{checkpoint.removeprefix(folder + '/')}"
+    listing = repo.objects([f"{origin.commit}:{folder}/checkpoints"]).get(f"{origin.commit}:{folder}/checkpoints")
     names = sorted(entry.name.removesuffix(".dvc") for entry in (listing.entries() if listing else []) if not entry.is_tree)
     names = [name for name in names if name != ".gitignore"]
     if not names:
-        raise UsageError(f"{origin.folder}/checkpoints/ holds no checkpoint; name one: --resume {task}:checkpoints/FILE")
-    return f"../{task}/checkpoints/{names[-1]}"
+        raise UsageError(f"{folder}/checkpoints/ holds no checkpoint; name one: --resume {task}:checkpoints/FILE")
+    return f"{beside}/checkpoints/{names[-1]}"
 
 
 def _slug(overrides: list[str]) -> str:
