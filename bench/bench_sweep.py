@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
+
+from bench_run import ENV, dlgit, git  # the same environment and helpers as the run bench (bench/ is on the path)
 
 OVERHEAD_TARGET_MS = 50
 CONFIG = "VERSION: 0.1.0\nDEBUG: false\nRESUME: null\nTRAIN: true\nTEST: false\nMODEL_PATH: null\nRANDOM_SEED: 42\nseed: 0\n"
@@ -44,29 +45,6 @@ note("start")
 time.sleep(float(os.environ.get("WORK", "0")))
 note("end")
 """
-ENV = {
-    **os.environ,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
-
-
-def dlgit() -> str:
-    beside = Path(sys.executable).parent / "dlgit"
-    found = str(beside) if beside.is_file() else shutil.which("dlgit")
-    if not found:
-        sys.exit("bench: no dlgit command; install dlgit in this interpreter's environment")
-    return found
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, env=ENV, check=True, capture_output=True)
-
-
 def sweep_repo(root: Path, name: str, count: int, script: str) -> tuple[Path, Path]:
     """A repository whose checked-out task has `count` sub-tasks (seed=0..count-1): (repo, task folder)."""
     repo = root / name

@@ -390,16 +390,14 @@ def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allo
     A task with sub-tasks (start-task --sweep) runs each one not yet done, in its own folder
     subtasks/<ID>/, resuming after any kill. Arguments for the script follow `--`: dlgit run [SCRIPT] -- --lr 0.1
     """
-    from dlgit.tasks import run as run_module
+    from dlgit.tasks import sweeprun
 
     args = ctx.meta.get("dlgit.script_args", [])
     sweep = None
     if only or retry_failed or jobs is not None or gpus or fail_fast:
-        from dlgit.tasks.sweeprun import SweepOptions
-
         devices = tuple(gpu.strip() for gpu in gpus.split(",") if gpu.strip()) if gpus else ()
-        sweep = SweepOptions(tuple(only), retry_failed, jobs if jobs is not None else max(1, len(devices)), devices, fail_fast)
-    return run_action(lambda: run_module.run(script, args, debug=debug, profile=profile, allow_dirty=allow_dirty, sweep=sweep))
+        sweep = sweeprun.SweepOptions(tuple(only), retry_failed, jobs if jobs is not None else max(1, len(devices)), devices, fail_fast)
+    return run_action(lambda: sweeprun.run(script, args, debug, profile, allow_dirty, sweep))
 
 
 @main.group(invoke_without_command=True)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from dlgit import config
 from dlgit.config import Settings
@@ -36,10 +36,6 @@ from dlgit.git import Git
 from dlgit.model import task_folder, utc_stamp
 from dlgit.shell import escape, quote
 from dlgit.tasks import lock
-from dlgit.tasks.sweep import has_sweep
-
-if TYPE_CHECKING:
-    from dlgit.tasks.sweeprun import SweepOptions
 
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
@@ -488,30 +484,22 @@ def prepare(script: str | None, args: Sequence[str], debug: bool, profile: bool,
 
 
 def run(script: str | None, args: Sequence[str], debug: bool = False, profile: bool = False, allow_dirty: bool = False,
-        cwd: Path | str | None = None, sweep: SweepOptions | None = None) -> int:
-    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C). A
-    task with sub-tasks runs them (`dlgit.tasks.sweeprun`)."""
-    plan = prepare(script, args, debug, profile, allow_dirty, cwd)
-    if sweep is not None or has_sweep(_read_config(plan.task.path)):
-        from dlgit.tasks import sweeprun
+        cwd: Path | str | None = None) -> int:
+    """`dlgit run`: the script's exit code (128+N when a signal N ended it, 130 after Ctrl-C)."""
+    return run_prepared(prepare(script, args, debug, profile, allow_dirty, cwd))
 
-        return sweeprun.run_sweep(plan, sweep or sweeprun.SweepOptions())
+
+def run_prepared(plan: Plan) -> int:
+    """The run of a settled plan, under the machine's lock."""
     started = datetime.now(timezone.utc)
     held = take_lock(plan.task, started)
     try:
         code, files = run_plan(plan, started)
     finally:
         held.release()
-    if profile:
+    if plan.profile:
         _print_profile(plan.python, files.profile)
     return code
-
-
-def _read_config(folder: Path) -> bytes | None:
-    try:
-        return (folder / "config.yaml").read_bytes()
-    except OSError:
-        return None
 
 
 def take_lock(task: Task, started: datetime) -> lock.RunLock:

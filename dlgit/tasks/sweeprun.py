@@ -205,6 +205,22 @@ def _wait_for_orphans(sub_dir: Path, subtask_id: str) -> None:
 # --- the sweep -------------------------------------------------------------------------------------
 
 
+def run(script: str | None, args: Sequence[str], debug: bool, profile: bool, allow_dirty: bool,
+        options: SweepOptions | None) -> int:
+    """`dlgit run`: a plain run, or the sweep when the task has sub-tasks (or sweep options are given)."""
+    plan = runner.prepare(script, args, debug, profile, allow_dirty)
+    if options is None and not sw.has_sweep(_config_bytes(plan.task.path)):
+        return runner.run_prepared(plan)
+    return run_sweep(plan, options or SweepOptions())
+
+
+def _config_bytes(folder: Path) -> bytes | None:
+    try:
+        return (folder / "config.yaml").read_bytes()
+    except OSError:
+        return None
+
+
 def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
     """`dlgit run` on a task with sub-tasks: exit 0 when every one is done, 130 when interrupted,
     1 when any failed; with `--only ID` alone, that sub-task's exit code."""

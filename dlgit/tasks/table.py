@@ -98,10 +98,25 @@ def collect(cwd: Path | str | None = None) -> list[TaskInfo]:
         is_merged = name in merged if head else name in folders[f"refs/heads/{settings.main}"]
         tasks.append(_task(name, settings, files[name], own_holder, head is not None, is_merged,
                            head is not None and head.subject.startswith(RESULTS_SUBJECT)))
-    from dlgit.tasks import sweeptable
+    return _with_subtasks(repo, tasks, files, {name: disk.get(name) or (heads[name].sha if name in heads else "HEAD") for name in names},
+                          settings)
 
-    where = {name: disk.get(name) or (heads[name].sha if name in heads else "HEAD") for name in names}
-    return sweeptable.expand(repo, tasks, files, where, settings)
+
+def _with_subtasks(repo: Git, tasks: list[TaskInfo], files: dict[str, _Files], where: dict[str, Path | str],
+                   settings: Settings) -> list[TaskInfo]:
+    """Each sweep task followed by its sub-tasks' rows (`dlgit.tasks.sweeptable`), their folders
+    read as task folders are, where their task was read."""
+    from dlgit.tasks import sweeptable
+    from dlgit.tasks.sweep import has_sweep
+
+    listed = sweeptable.listings(repo, {task.name: where[task.name] for task in tasks if has_sweep(files[task.name].config)}, settings)
+    if not listed:
+        return tasks
+    folders = {sweeptable.folder_name(name, sid): where[name] for name, (ids, _) in listed.items() for sid in ids}
+    found = {name: _read_disk(root, name, settings) for name, root in folders.items() if isinstance(root, Path)}
+    found.update(_read_commits(repo, {name: rev for name, rev in folders.items() if not isinstance(rev, Path)}, settings))
+    read = {name: _task(name, settings, data, None, False, False, False) for name, data in found.items()}
+    return sweeptable.expand(tasks, {task.name: files[task.name].config for task in tasks}, listed, read)
 
 
 def _task_folders(repo: Git, revs: list[str], settings: Settings) -> dict[str, set[str]]:
