@@ -342,3 +342,71 @@ def test_finish_task_over_a_sweep_and_the_tasks_rows(dvc_repo: Repo) -> None:
     repo.git("switch", "-q", "main")
     missing = repo.dlgit("start-task", "--resume", f"{branch}/lr=9")
     assert missing.returncode == 2 and "no sub-task folder" in missing.stderr
+
+
+WAIT_SCRIPT = '''\
+import os, pathlib, sys, time
+import yaml
+config = yaml.safe_load(open(os.environ["DLGIT_CONFIG"]))
+print("DEBUG", config["DEBUG"], "seed", config["RANDOM_SEED"], flush=True)
+if config["RANDOM_SEED"] == 2 and not os.environ.get("NO_WAIT"):
+    pathlib.Path(os.environ["STARTED"]).write_text("")
+    time.sleep(60)
+sum(i * i for i in range(1000))
+'''
+
+
+def test_ctrl_c_stops_the_sweep_and_the_next_run_goes_on(repo: Repo, tmp_path: Path) -> None:
+    task_dir = sweep_task(repo, WAIT_SCRIPT, "RANDOM_SEED=1,2,3")
+    ids = sw.subtask_ids(task_dir)
+    started = tmp_path / "started"
+    proc = subprocess.Popen([shutil.which("dlgit") or "dlgit", "run"], cwd=repo.path, env={**os.environ, "STARTED": str(started)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for _ in range(3000):
+        if started.exists() or proc.poll() is not None:
+            break
+        subprocess.run(["sleep", "0.02"], check=False)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the whole foreground group on Ctrl-C
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "the sweep was interrupted; `dlgit run` goes on where it stopped" in err
+    assert [states(task_dir, sid) for sid in ids] == [["finished"], ["interrupted"], []]
+    again = run(repo, env={"NO_WAIT": "1"})
+    assert again.returncode == 0, again.stderr
+    assert "RANDOM_SEED=2 was cut off" in again.stderr  # no checkpoint: from the start, and it says so
+    assert [states(task_dir, sid) for sid in ids] == [["finished"], ["interrupted", "finished"], ["finished"]]
+
+
+def test_debug_and_profile_reach_each_subtask(repo: Repo) -> None:
+    task_dir = sweep_task(repo, WAIT_SCRIPT, "RANDOM_SEED=1,3")
+    proc = run(repo, "--debug", "--profile", "--only", "RANDOM_SEED=3", env={"NO_WAIT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "DEBUG True seed 3" in proc.stdout and "cumulative" in proc.stdout  # the profile's table
+    [record] = records(task_dir, "RANDOM_SEED=3")
+    sub_dir = sw.folder(task_dir, "RANDOM_SEED=3")
+    assert record["debug"] is True and yaml.safe_load((sub_dir / record["config"]).read_text())["DEBUG"] is True
+    assert (sub_dir / record["profile"]).is_file() and yaml.safe_load((sub_dir / "config.yaml").read_text())["DEBUG"] is False
+    assert records(task_dir, "RANDOM_SEED=1") == []
+
+
+def test_the_plain_git_twin_edit_the_grid_commit_the_results(repo: Repo) -> None:
+    """What the flows do, typed by hand: the sweep block edited and committed with git (values
+    added), a run, the results committed with git through the hooks, then `dlgit check`."""
+    task_dir = sweep_task(repo, FAIL_SCRIPT, "RANDOM_SEED=1,2")
+    folder = task_dir.relative_to(repo.path).as_posix()
+    assert run(repo).returncode == 0
+    before = {sid: records(task_dir, sid)[0]["_stem"] for sid in sw.subtask_ids(task_dir)}
+    config = task_dir / "config.yaml"
+    config.write_text(config.read_text().replace("RANDOM_SEED: [1, 2]", "RANDOM_SEED: [0, 1, 2, 3]"))
+    repo.commit("chore: two more seeds", f"{folder}/config.yaml")
+    proc = run(repo)
+    assert proc.returncode == 0, proc.stderr
+    ids = sw.subtask_ids(task_dir)
+    assert ids == ["RANDOM_SEED=0", "RANDOM_SEED=1", "RANDOM_SEED=2", "RANDOM_SEED=3"]
+    assert {sid: records(task_dir, sid)[0]["_stem"] for sid in before} == before  # kept, not run again
+    assert [len(records(task_dir, sid)) for sid in ids] == [1, 1, 1, 1]
+    assert "2 of 4 sub-tasks to run (2 done, 2 pending)" in proc.stderr
+    committed = repo.commit("task: results of the sweep", folder)
+    assert committed.returncode == 0, committed.stderr
+    assert repo.git("status", "--porcelain").stdout == ""
+    assert repo.dlgit("check", "main..HEAD").returncode == 0

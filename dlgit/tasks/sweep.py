@@ -491,6 +491,8 @@ def write_index(task_dir: Path, sweep: Sweep, updates: dict[str, State]) -> Path
     guard = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the folder itself: no lock file to commit
     try:
         fcntl.flock(guard, fcntl.LOCK_EX)
+        for stale in root.glob(f".{INDEX}.*.tmp"):  # a writer killed mid-write (none writes without the lock)
+            stale.unlink(missing_ok=True)
         kept = {row["id"]: row for row in read_index(task_dir)}
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")

@@ -139,6 +139,8 @@ def _environment(subtask_id: str, gpu: str | None) -> Iterator[None]:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed while writing (one run per sub-task)
+        stale.unlink(missing_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
@@ -343,7 +345,7 @@ def _tail(path: Path) -> list[str]:
 class _Child(NamedTuple):
     proc: subprocess.Popen[bytes]
     subtask: sw.SubTask
-    errors: IO[bytes]  # its stderr: dlgit's own messages and the script's (also in the log)
+    errors: IO[bytes]  # dlgit's own messages (the script's output is in its log only)
 
 
 class _Stop:
@@ -451,6 +453,7 @@ def main(argv: Sequence[str]) -> int:
     one sub-task, without the lock (its parent holds it); CUDA_VISIBLE_DEVICES is inherited."""
     from dlgit.dispatch import run_action
 
+    _quiet_script_output()
     argv = list(argv)
     split = argv.index("--") if "--" in argv else len(argv)
     head, args = argv[:split], argv[split + 1:]
@@ -458,6 +461,18 @@ def main(argv: Sequence[str]) -> int:
     freeze = next((Path(flag.partition("=")[2]) for flag in flags if flag.startswith("--freeze=")), None)
     return run_action(lambda: run_subtask(task_dir, subtask_id, take_lock=False, script=script, args=args, debug="--debug" in flags,
                                           profile="--profile" in flags, allow_dirty=True, freeze=freeze))
+
+
+def _quiet_script_output() -> None:
+    """The run tees the script's output to file descriptors 1 and 2: here they go nowhere (the log
+    keeps it all), while dlgit's own messages (sys.stderr) still reach the parent."""
+    messages = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    sys.stderr = os.fdopen(messages, "w", buffering=1)
 
 
 if __name__ == "__main__":
