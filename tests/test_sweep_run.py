@@ -410,3 +410,16 @@ def test_the_plain_git_twin_edit_the_grid_commit_the_results(repo: Repo) -> None
     assert committed.returncode == 0, committed.stderr
     assert repo.git("status", "--porcelain").stdout == ""
     assert repo.dlgit("check", "main..HEAD").returncode == 0
+
+
+def test_a_subtask_that_cannot_start_is_reported_and_the_others_run(repo: Repo) -> None:
+    task_dir = sweep_task(repo, FAIL_SCRIPT, "RANDOM_SEED=1,2")
+    folder = task_dir.relative_to(repo.path).as_posix()
+    config = task_dir / "config.yaml"
+    config.write_text(config.read_text() + "  list:\n    - {nope: 1}\n")  # by hand: a key the config lacks, no `add`
+    repo.commit("chore: one more sub-task", f"{folder}/config.yaml")
+    for args in ((), ("-j", "2")):
+        proc = run(repo, *args)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "✗ sub-task nope=1 did not run" in proc.stderr and "unknown key 'nope'" in proc.stderr
+        assert [row["status"] for row in sw.read_index(task_dir)] == ["done", "done", "pending"]

@@ -301,7 +301,14 @@ def _run_sequential(plan: runner.Plan, sweep: sw.Sweep, todo: list[sw.SubTask], 
     try:
         for n, subtask in enumerate(todo, 1):
             _say(f"sub-task {quote(subtask.id)} ({n}/{len(todo)})")
-            code, after = _run_one(plan, sweep, subtask, gpu)
+            try:
+                code, after = _run_one(plan, sweep, subtask, gpu)
+            except UsageError as exc:  # this sub-task cannot start (its config, its script): the others can
+                _say(f"✗ sub-task {quote(subtask.id)} did not run: {exc}")
+                codes[subtask.id] = exc.exit_code
+                if options.fail_fast:
+                    break
+                continue
             codes[subtask.id] = code
             if after.record and after.record.get("interrupted"):
                 _say(INTERRUPTED)
@@ -346,6 +353,7 @@ class _Child(NamedTuple):
     proc: subprocess.Popen[bytes]
     subtask: sw.SubTask
     errors: IO[bytes]  # dlgit's own messages (the script's output is in its log only)
+    last_run: str | None  # the sub-task's newest run before this one
 
 
 class _Stop:
@@ -399,9 +407,10 @@ def _run_parallel(plan: runner.Plan, sweep: sw.Sweep, todo: list[sw.SubTask], op
                 gpu = f" on GPU {env['CUDA_VISIBLE_DEVICES']}" if options.gpus else ""
                 _say(f"sub-task {quote(subtask.id)} started{gpu} ({len(todo) - len(queue)}/{len(todo)})")
                 errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed when the child has ended)
+                last_run = sw.state(sw.folder(plan.task.path, subtask.id)).last_run
                 proc = subprocess.Popen(_child_command(plan, subtask.id), cwd=plan.task.path, env=env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors)
-                children[slot] = _Child(proc, subtask, errors)
+                children[slot] = _Child(proc, subtask, errors, last_run)
             time.sleep(POLL)
             for slot, child in list(children.items()):
                 if child.proc.poll() is None:
@@ -417,21 +426,21 @@ def _run_parallel(plan: runner.Plan, sweep: sw.Sweep, todo: list[sw.SubTask], op
 
 def _ended(task_dir: Path, child: _Child, options: SweepOptions, stop: _Stop) -> None:
     after = sw.state(sw.folder(task_dir, child.subtask.id))
-    if after.status == sw.DONE:
+    if after.last_run == child.last_run:  # no new run: it could not start
+        child.errors.seek(0)
+        said = child.errors.read().decode("utf-8", "replace").strip()[-2000:]  # dlgit's own words, printable already
+        _say(f"✗ sub-task {quote(child.subtask.id)} did not run (exit {child.proc.returncode}): {said.removeprefix('dlgit: error: ')}")
+    elif after.status == sw.DONE:
         took = f" in {after.duration_s:.1f} s" if isinstance(after.duration_s, (int, float)) else ""
         _say(f"✓ sub-task {quote(child.subtask.id)} done{took}")
     elif after.record and after.record.get("interrupted"):
         _say(f"sub-task {quote(child.subtask.id)} was interrupted")
         stop.stopping = stop.interrupted = True
-    elif after.record is None or after.last_run is None or (child.proc.returncode == 2 and after.status == sw.PENDING):
-        child.errors.seek(0)
-        said = child.errors.read().decode("utf-8", "replace").strip()
-        _say(f"✗ sub-task {quote(child.subtask.id)} did not run (exit {child.proc.returncode}): {escape(said[-2000:])}")
     else:
         _report_failure(task_dir, child.subtask.id, after)
-        if options.fail_fast:
-            _say("--fail-fast: no further sub-task starts; the running ones finish.")
-            stop.stopping = True
+    if after.status != sw.DONE and options.fail_fast and not stop.interrupted:
+        _say("--fail-fast: no further sub-task starts; the running ones finish.")
+        stop.stopping = True
     child.errors.close()
 
 
