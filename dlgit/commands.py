@@ -305,7 +305,8 @@ def log_cmd(output_format: str) -> int:
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
               help="Sub-tasks: one per combination of these values (repeatable; the grid is the product).")
 @click.option("--from", "source", metavar="BRANCH", help="Start from this branch (main or a task) instead of the current one.")
-@click.option("--resume", metavar="TASK[:CHECKPOINT]", help="Start from a finished task's folder and resume from its checkpoint.")
+@click.option("--resume", metavar="TASK[/ID][:CHECKPOINT]",
+              help="Start from a finished task's folder (or its sub-task ID's config) and resume from its checkpoint.")
 @click.option("--worktree", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Create the task in a work tree of its own (default: <repo>.tasks/<branch>).")
 @DRY_RUN
@@ -317,8 +318,7 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
     """
     from dlgit.tasks import flows as task_flows
 
-    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run,
-                                                          sweeps=list(sweeps)))
+    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run, list(sweeps)))
 
 
 @main.command("finish-task", epilog=FLOW_CODES)
