@@ -214,3 +214,23 @@ def test_start_task_sweep_with_add_and_the_limit_setting(repo: Repo) -> None:
     proc = repo.dlgit("start-task", "wd", "--add", "--sweep", "wd=0,0.1")
     assert proc.returncode == 0, proc.stderr
     assert sw.subtask_ids(repo.path / f"tasks/{repo.branch()}") == ["wd=0", "wd=0.1"]
+
+
+def test_a_running_record_whose_pid_is_gone_or_reused_was_cut_off(tmp_path: Path) -> None:
+    import os
+    import socket
+    from datetime import datetime, timedelta, timezone
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    now = datetime.now(timezone.utc)
+    for start, status in ((now, sw.RUNNING), (now - timedelta(days=400), sw.INTERRUPTED)):  # the pid is ours, reused: a reboot
+        (runs / "20260101T000000.yaml").write_text(yaml.safe_dump({"state": "running", "pid": os.getpid(),
+                                                                    "host": socket.gethostname(), "start": start.isoformat()}))
+        assert sw.state(tmp_path).status == status
+    (runs / "20260101T000000.yaml").write_text(yaml.safe_dump({"state": "running", "pid": 2 ** 22 + 7,
+                                                                "host": socket.gethostname(), "start": now.isoformat()}))
+    assert sw.state(tmp_path).status == sw.INTERRUPTED
+    (runs / "20260101T000000-1.yaml").write_text(yaml.safe_dump({"state": "running", "pid": 1, "host": "a-cluster-node"}))
+    assert sw.state(tmp_path).status == sw.RUNNING  # another host's: assumed alive
+    assert sw.state(tmp_path).last_run == "20260101T000000-1"

@@ -452,8 +452,24 @@ def _alive(record: dict[str, Any]) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _reused(pid, record.get("start"))
+
+
+def _reused(pid: int, start: Any) -> bool:
+    """Whether process `pid` began after the run that recorded it did: after a reboot the pid is
+    another process's, and the run was cut off."""
+    from datetime import datetime
+
+    try:
+        began = datetime.fromisoformat(str(start)).timestamp()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22: start time, in clock ticks after boot
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False  # no /proc (not Linux): the pid's word is taken
+    return boot + ticks / os.sysconf("SC_CLK_TCK") > began + 2
 
 
 def states(task_dir: Path, sweep: Sweep) -> dict[str, State]:
