@@ -307,14 +307,17 @@ def log_cmd(output_format: str) -> int:
 @click.argument("desc", required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Set a config.yaml value in the copy (typed as YAML; dotted keys reach nested maps). Repeatable.")
-@click.option("--add", is_flag=True, help="Let --set add keys the config does not have.")
+@click.option("--add", is_flag=True, help="Let --set (and --sweep) add keys the config does not have.")
+@click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
+              help="Sub-tasks: one per combination of these values (repeatable; the grid is the product).")
 @click.option("--from", "source", metavar="BRANCH", help="Start from this branch (main or a task) instead of the current one.")
-@click.option("--resume", metavar="TASK[:CHECKPOINT]", help="Start from a finished task's folder and resume from its checkpoint.")
+@click.option("--resume", metavar="TASK[/ID][:CHECKPOINT]",
+              help="Start from a finished task's folder (or its sub-task ID's config) and resume from its checkpoint.")
 @click.option("--worktree", is_flag=True, help="Create the task in a work tree of its own, <repo>.tasks/<branch> (or --worktree-path).")
 @click.option("--worktree-path", metavar="PATH", help="Create the task in a work tree of its own at PATH (a new folder).")
 @DRY_RUN
 def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: str | None, resume: str | None,
-               worktree: bool, worktree_path: str | None, dry_run: bool) -> int:
+               worktree: bool, worktree_path: str | None, dry_run: bool, sweeps: tuple[str, ...]) -> int:
     """Create a task branch task-<VERSION>-<UTC time>-<DESC> with a copy of the template task, and commit it.
 
     DESC is a few words (slugged); without it the --set overrides name the task (lr0.01-bs64).
@@ -322,7 +325,7 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
     from dlgit.tasks import flows as task_flows
 
     where = worktree_path if worktree_path is not None else ("" if worktree else None)
-    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, where, dry_run))
+    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, where, dry_run, list(sweeps)))
 
 
 @main.command("finish-task", epilog=FLOW_CODES)
@@ -380,16 +383,28 @@ class _RunCommand(click.Command):
 @click.option("--debug", is_flag=True, help="Run with DEBUG true (an effective config beside the record; config.yaml untouched).")
 @click.option("--profile", is_flag=True, help="Run under cProfile; print the 20 most expensive functions.")
 @click.option("--allow-dirty", is_flag=True, help="Run even with uncommitted changes outside the task folder.")
+@click.option("--only", multiple=True, metavar="ID", help="Sub-tasks: run only this one (repeatable), done or not.")
+@click.option("--retry-failed", is_flag=True, help="Sub-tasks: run the failed ones again too.")
+@click.option("-j", "--jobs", type=int, default=None, metavar="N",
+              help="Sub-tasks: run N at once (default: 1, or one per --gpus); their output goes to their logs.")
+@click.option("--gpus", metavar="0,1,...", help="Sub-tasks: pin each to one of these GPUs (CUDA_VISIBLE_DEVICES).")
+@click.option("--fail-fast", is_flag=True, help="Sub-tasks: start no more once one fails.")
 @click.pass_context
-def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allow_dirty: bool) -> int:
+def run(ctx: click.Context, script: str | None, debug: bool, profile: bool, allow_dirty: bool, only: tuple[str, ...],
+        retry_failed: bool, jobs: int | None, gpus: str | None, fail_fast: bool) -> int:
     """Run the branch's task script (default: tasks.entry) from its folder; log and record the run.
 
-    Arguments for the script follow `--`: dlgit run [SCRIPT] -- --lr 0.1
+    A task with sub-tasks (start-task --sweep) runs each one not yet done, in its own folder
+    subtasks/<ID>/, resuming after any kill. Arguments for the script follow `--`: dlgit run [SCRIPT] -- --lr 0.1
     """
-    from dlgit.tasks import run as run_module
+    from dlgit.tasks import sweeprun
 
     args = ctx.meta.get("dlgit.script_args", [])
-    return run_action(lambda: run_module.run(script, args, debug=debug, profile=profile, allow_dirty=allow_dirty))
+    sweep = None
+    if only or retry_failed or jobs is not None or gpus or fail_fast:
+        devices = tuple(gpu.strip() for gpu in gpus.split(",") if gpu.strip()) if gpus else ()
+        sweep = sweeprun.SweepOptions(tuple(only), retry_failed, jobs if jobs is not None else max(1, len(devices)), devices, fail_fast)
+    return run_action(lambda: sweeprun.run(script, args, debug, profile, allow_dirty, sweep))
 
 
 @main.group(invoke_without_command=True)

@@ -14,6 +14,7 @@ tasks:
   python: null                      # the interpreter for it (null: the one dlgit runs under)
   outputs: [logs, runs, outputs, checkpoints]   # folders start-task leaves out of a copy
   metrics: [metrics.json, metrics.yaml]          # where `dlgit tasks` finds a run's metrics
+  max_subtasks: 1000                # sub-tasks one sweep (start-task --sweep) may declare
 hotfix: {max_files: 5, max_lines: 50}
 large_files:
   max_bytes: 5242880
@@ -64,6 +65,7 @@ class Settings(NamedTuple):
     task_python: str | None = None  # None: the interpreter dlgit runs under
     task_outputs: tuple[str, ...] = ("logs", "runs", "outputs", "checkpoints")
     task_metrics: tuple[str, ...] = ("metrics.json", "metrics.yaml")
+    max_subtasks: int = 1000  # sub-tasks one sweep may declare
     hotfix_max_files: int = 5
     hotfix_max_lines: int = 50
     large_file_max_bytes: int = 5 * 1024 * 1024
@@ -110,6 +112,7 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("tasks", "python"): ("task_python", str, "an interpreter command, or null for dlgit's own"),
     ("tasks", "outputs"): ("task_outputs", list, "a list of folder names"),
     ("tasks", "metrics"): ("task_metrics", list, "a list of file paths inside the task folder"),
+    ("tasks", "max_subtasks"): ("max_subtasks", int, "a whole number of sub-tasks"),
     ("hotfix", "max_files"): ("hotfix_max_files", int, "a whole number of files"),
     ("hotfix", "max_lines"): ("hotfix_max_lines", int, "a whole number of changed lines"),
     ("large_files", "max_bytes"): ("large_file_max_bytes", int, "a size in bytes"),

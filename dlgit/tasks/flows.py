@@ -43,6 +43,10 @@ from dlgit.git import Git
 from dlgit.model import Branch, Kind, parse_branch, read_version, run_branch_name, slugify, task_folder
 from dlgit.policy.rules import too_large
 from dlgit.shell import escape, quote
+from dlgit.tasks.sweep import SUBTASKS, has_sweep
+from dlgit.tasks.sweep import declare as declare_sweep
+from dlgit.tasks.sweep import running as running_subtasks
+from dlgit.tasks.sweep import summary as sweep_summary
 
 RESUME_KEY = "RESUME"
 
@@ -58,18 +62,24 @@ class Source:
 
 
 def start_task(desc: str | None, overrides: list[str], add: bool, source: str | None, resume: str | None,
-               worktree: str | None, dry_run: bool) -> int:
+               worktree: str | None, dry_run: bool, sweeps: list[str] | None = None) -> int:
     session = Session()
     s, repo = session.settings, session.repo
     session.require_clean("start-task")
     origin = _source(session, source, resume)
-    config_path = f"{origin.folder}/config.yaml"
+    resumed = _resumed_folder(resume, origin)
+    config_path = f"{resumed}/config.yaml"
+    if resumed != origin.folder and repo.show_file(origin.commit, config_path) is None:
+        raise UsageError(f"--resume {quote(resume or '')}: there is no sub-task folder {quote(resumed)}/ on {origin.branch} "
+                         "(finish-task commits a task's sub-tasks; `dlgit tasks` lists them).")
     text = _read_text(repo, origin.commit, config_path)
     version = read_version(text)
     if version is None:
         raise UsageError(f"{config_path} at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
-    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin) if resume else None)
-    slug = slugify(desc) if desc else _slug(overrides)
+    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin, resumed, s.tasks_dir) if resume else None)
+    if sweeps or has_sweep(text):
+        text = declare_sweep(text, sweeps or [], add, s.max_subtasks)
+    slug = slugify(desc) if desc else _slug([*overrides, *(sweeps or [])])
     branch = run_branch_name(Kind.TASK, version, slug or "run", s)
     parsed = parse_branch(branch, s)
     if parsed.kind is not Kind.TASK:
@@ -82,7 +92,7 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     path = _worktree_path(repo, branch, worktree) if worktree is not None else None
     where = str(path) if path else None
     steps: list[Step] = [AddWorktree(str(path), branch, origin.commit) if path else CreateBranch(branch, origin.commit)]
-    steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics], {"config.yaml": text}, where),
+    steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics, SUBTASKS], {"config.yaml": text}, where),
               Commit(f"task: start {parsed.desc}", [dest], worktree=where)]
     hint = f"cd {quote(str(path))} && " if path else ""
     flow = Flow("start-task", f"{branch} from {origin.branch}", steps, plans.heads(branch),
@@ -122,7 +132,7 @@ def _source(session: Session, source: str | None, resume: str | None) -> Source:
     commit = session.tip(name, "a task starts from")
     folder = s.template_dir if branch.kind is Kind.MAIN else task_folder(name, s)
     if resume:
-        folder = _resume_folder(repo, commit, resume.partition(":")[0], name, s)
+        folder = _resume_folder(repo, commit, resume.partition(":")[0].partition("/")[0], name, s)
     return Source(name, commit, folder)
 
 
@@ -161,19 +171,26 @@ def _apply(text: str, overrides: list[str], add: bool, resume: str | None) -> st
     return text
 
 
-def _checkpoint(repo: Git, resume: str, origin: Source) -> str:
-    """RESUME for --resume TASK[:CHECKPOINT]: the checkpoint as a path from the new task's folder
-    (beside it under tasks/); without CHECKPOINT the last one (by name) in TASK's checkpoints/,
-    a DVC pointer standing for its file."""
+def _resumed_folder(resume: str | None, origin: Source) -> str:
+    """The folder whose config and checkpoint a task starts from: --resume TASK/ID names a sub-task's."""
+    subtask = resume.partition(":")[0].partition("/")[2] if resume else ""
+    return f"{origin.folder}/{SUBTASKS}/{subtask}" if subtask else origin.folder
+
+
+def _checkpoint(repo: Git, resume: str, origin: Source, folder: str, tasks_dir: str) -> str:
+    """RESUME for --resume TASK[/ID][:CHECKPOINT]: the checkpoint as a path from the new task's folder
+    (beside it under tasks/); without CHECKPOINT the last one (by name) in the checkpoints/ of TASK
+    (or of its sub-task ID), a DVC pointer standing for its file."""
     task, _, checkpoint = resume.partition(":")
+    beside = f"../{folder.removeprefix(tasks_dir + '/')}"
     if checkpoint:
-        return f"../{task}/{checkpoint.removeprefix(origin.folder + '/')}"
-    listing = repo.objects([f"{origin.commit}:{origin.folder}/checkpoints"]).get(f"{origin.commit}:{origin.folder}/checkpoints")
+        return f"{beside}/{checkpoint.removeprefix(folder + '/')}"
+    listing = repo.objects([f"{origin.commit}:{folder}/checkpoints"]).get(f"{origin.commit}:{folder}/checkpoints")
     names = sorted(entry.name.removesuffix(".dvc") for entry in (listing.entries() if listing else []) if not entry.is_tree)
     names = [name for name in names if name != ".gitignore"]
     if not names:
-        raise UsageError(f"{origin.folder}/checkpoints/ holds no checkpoint; name one: --resume {task}:checkpoints/FILE")
-    return f"../{task}/checkpoints/{names[-1]}"
+        raise UsageError(f"{folder}/checkpoints/ holds no checkpoint; name one: --resume {task}:checkpoints/FILE")
+    return f"{beside}/checkpoints/{names[-1]}"
 
 
 def _slug(overrides: list[str]) -> str:
@@ -210,6 +227,10 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if holder:
         raise UsageError(f"a run of {branch.name} is active (pid {holder.pid} on {holder.host}, since {holder.started}); "
                          "let it end (or stop it), then finish.")
+    if busy := running_subtasks(repo.root / folder):
+        sid, record = busy[0]
+        raise UsageError(f"sub-task {quote(sid)} of {branch.name} is running (pid {record.get('pid')} on {record.get('host')}, "
+                         f"since {record.get('start')}){f' and {len(busy) - 1} more' if len(busy) > 1 else ''}; let them end, then finish.")
     outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
     if outside:
         listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
@@ -236,7 +257,8 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
     s, repo = session.settings, session.repo
     steps: list[Step] = [DvcAdd(big)] if big else []
     if results:
-        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{_run_summary(repo, folder)}".strip(), [folder]))
+        body = sweep_summary(Path(repo.root or ".", folder)) or _run_summary(repo, folder)
+        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{body}".strip(), [folder]))
     checked_out = {name: str(path) for name, path in repo.worktrees().items()}
     here = str(repo.root)
     befores = []

@@ -51,6 +51,13 @@ class TaskInfo(NamedTuple):
     config: dict[str, Any]  # the task's config.yaml, flattened (dotted keys)
     params: dict[str, Any]  # the config values that differ from the template's
     metrics: dict[str, Any]  # the metrics file, flattened
+    subtask: str | None = None  # a sub-task's row (`<task>/<id>`): its id
+    subtasks: dict[str, int] | None = None  # a sweep task's row: status -> how many of its sub-tasks have it
+
+    @property
+    def task(self) -> str:
+        """The task a row belongs to: its own name, or a sub-task's task."""
+        return self.name.removesuffix(f"/{self.subtask}") if self.subtask else self.name
 
     @property
     def last(self) -> Run | None:
@@ -91,7 +98,25 @@ def collect(cwd: Path | str | None = None) -> list[TaskInfo]:
         is_merged = name in merged if head else name in folders[f"refs/heads/{settings.main}"]
         tasks.append(_task(name, settings, files[name], own_holder, head is not None, is_merged,
                            head is not None and head.subject.startswith(RESULTS_SUBJECT)))
-    return tasks
+    return _with_subtasks(repo, tasks, files, {name: disk.get(name) or (heads[name].sha if name in heads else "HEAD") for name in names},
+                          settings)
+
+
+def _with_subtasks(repo: Git, tasks: list[TaskInfo], files: dict[str, _Files], where: dict[str, Path | str],
+                   settings: Settings) -> list[TaskInfo]:
+    """Each sweep task followed by its sub-tasks' rows (`dlgit.tasks.sweeptable`), their folders
+    read as task folders are, where their task was read."""
+    from dlgit.tasks import sweeptable
+    from dlgit.tasks.sweep import has_sweep
+
+    listed = sweeptable.listings(repo, {task.name: where[task.name] for task in tasks if has_sweep(files[task.name].config)}, settings)
+    if not listed:
+        return tasks
+    folders = {sweeptable.folder_name(name, sid): where[name] for name, (ids, _) in listed.items() for sid in ids}
+    found = {name: _read_disk(root, name, settings) for name, root in folders.items() if isinstance(root, Path)}
+    found.update(_read_commits(repo, {name: rev for name, rev in folders.items() if not isinstance(rev, Path)}, settings))
+    read = {name: _task(name, settings, data, None, False, False, False) for name, data in found.items()}
+    return sweeptable.expand(tasks, {task.name: files[task.name].config for task in tasks}, listed, read)
 
 
 def _task_folders(repo: Git, revs: list[str], settings: Settings) -> dict[str, set[str]]:
@@ -221,7 +246,8 @@ def show(output_format: str = "table", cwd: Path | str | None = None) -> int:
         print("no tasks yet: start one with `dlgit start-task [DESC]`.")
     else:
         header = ("TASK", "VERSION", "CREATED", "STATE", "EXIT", "TOOK", "PARAMS", "METRICS")
-        rows = [(task.desc or task.name, task.version or "", _created(task.time), _state_text(task), _exit_text(task),
+        rows = [(f"  {task.subtask}" if task.subtask else task.desc or task.name, task.version or "", _created(task.time),
+                 _state_text(task), _exit_text(task),
                  _duration(task.last.record.get("duration_s")) if task.last else "", _pairs(task.params), _pairs(task.metrics))
                 for task in tasks]
         print(render(header, rows, flexible=(0, 6, 7)))
@@ -231,7 +257,8 @@ def show(output_format: str = "table", cwd: Path | str | None = None) -> int:
 def _as_json(task: TaskInfo) -> dict[str, Any]:
     last = task.last
     return {
-        "name": task.name, "version": task.version, "time": task.time, "desc": task.desc, "state": task.state,
+        "name": task.name, "task": task.task, "subtask": task.subtask, "subtasks": task.subtasks,
+        "version": task.version, "time": task.time, "desc": task.desc, "state": task.state,
         "branch": task.branch, "holder": task.holder._asdict() if task.holder else None, "runs": len(task.runs),
         "last_run": {"record": f"runs/{last.stem}{RECORD_SUFFIX}", **{key: last.record.get(key) for key in
                      ("state", "exit_code", "duration_s", "start", "end", "interrupted", "signal", "commit")}} if last else None,
@@ -244,11 +271,11 @@ def _as_csv(tasks: list[TaskInfo]) -> str:
     metric_keys = sorted({key for task in tasks for key in task.metrics})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["name", "version", "time", "desc", "state", "runs", "last_exit_code", "last_duration_s",
+    writer.writerow(["name", "task", "subtask", "version", "time", "desc", "state", "runs", "last_exit_code", "last_duration_s",
                      *(f"params.{key}" for key in param_keys), *(f"metrics.{key}" for key in metric_keys)])
     for task in tasks:
         last = task.last.record if task.last else {}
-        writer.writerow([task.name, task.version, task.time, task.desc, task.state, len(task.runs),
+        writer.writerow([task.name, task.task, task.subtask or "", task.version, task.time, task.desc, task.state, len(task.runs),
                          _csv_value(last.get("exit_code")), _csv_value(last.get("duration_s")),
                          *(_csv_value(task.params.get(key)) for key in param_keys),
                          *(_csv_value(task.metrics.get(key)) for key in metric_keys)])
@@ -277,7 +304,9 @@ def _created(stamp: str | None) -> str:
 
 
 def _state_text(task: TaskInfo) -> str:
-    return f"running (pid {task.holder.pid})" if task.holder else task.state
+    if task.holder:
+        return f"running (pid {task.holder.pid})"
+    return f"{task.state} ({', '.join(f'{n} {status}' for status, n in sorted(task.subtasks.items()))})" if task.subtasks else task.state
 
 
 def _exit_text(task: TaskInfo) -> str:
