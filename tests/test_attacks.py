@@ -1357,3 +1357,35 @@ def test_push_recomputing_merges_within_the_limit_passes(server: Repo, work: Rep
     _server_limit(server, work, 30)
     _cheap_conflicting_merges(work, merges=1, files=20)
     accepted(push(work, "feature-many"))
+
+
+def test_task_core_edited_in_a_merge_then_put_back_cannot_reach_main(server: Repo, work: Repo, check: Check) -> None:
+    """The round-2 reproducer whole: the evil merge, results on that core, a second merge of main that
+    puts the core back, the task merged into main (the task branch itself never pushed)."""
+    _task_behind_a_hotfix(work)
+    work.git("merge", "-q", "--no-ff", "--no-commit", "main")
+    work.write("model/net.py", "NET = 'tuned for this run'\n")
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'main' into " + NEW_TASK)
+    commit(work, "task: results on the tuned core", {f"tasks/{NEW_TASK}/log.txt": "loss 0.01\n"})
+    released = work.git("show", "main:model/net.py").stdout
+    work.git("switch", "-q", "-c", "hotfix-two", "main")  # main moves on, so the second merge of main is a real one
+    commit(work, "fix: two", {"model/two.py": "TWO = 2\n"})
+    work.git("switch", "-q", "main")
+    merge(work, "hotfix-two", "fix: merge hotfix-two")
+    work.git("switch", "-q", NEW_TASK)
+    work.git("merge", "-q", "--no-ff", "--no-commit", "main")
+    work.write("model/net.py", released)
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'main' into " + NEW_TASK)
+    assert work.git("rev-parse", "HEAD^2").stdout.strip() == work.head("main")
+    work.git("switch", "-q", "main")
+    merge(work, NEW_TASK, f"task: merge {NEW_TASK}")
+    work.git("branch", "-q", "-D", NEW_TASK)
+    work.git("push", "-q", "--no-verify", "origin", f":{NEW_TASK}")
+    before = server.head("main")
+    guards = Guards()
+    guards.push(push(work, "main", "hotfix-two"), "task-scope", "model/net.py")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "task-scope", "model/net.py")
+    guards.verify()

@@ -105,9 +105,7 @@ class Background:
             self.cancel()
 
     def cancel(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc)
         self.stdout.close()
         self.stderr.close()
 
@@ -176,13 +174,17 @@ class BoundedOutput:
             self.cancel()
 
     def cancel(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc)
         self._reader.join()
         if self.proc.stdout:
             self.proc.stdout.close()
         self.stderr.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def _anonymous_file() -> BinaryIO:

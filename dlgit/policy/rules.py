@@ -300,7 +300,8 @@ def _resolve_on_source(change: Change, unexplained: Unexplained, settings: Setti
     source merged or squashed onto main again, which git now merges cleanly. Nothing is dropped."""
     merge, target = change.merge, change.branch
     if (change.commit is not None or merge is None or merge.source is None or merge.source.kind not in _RELEASE_MESSAGES
-            or target is None or target.kind is not Kind.MAIN or any(problem == "changed-clean" for _, problem in unexplained)):
+            or target is None or target.kind is not Kind.MAIN or any(problem == "changed-clean" for _, problem in unexplained)
+            or (change.dev_worktree and merge.source.name == settings.dev)):  # dev is checked out elsewhere: no switch to it
         return []
     source, main = quote(merge.source.name), quote(target.name)
     message = quote(_RELEASE_MESSAGES[merge.source.kind].format(name=merge.source.name))
