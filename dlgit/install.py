@@ -82,16 +82,20 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
     only a "prepared" transaction that needs dlgit goes on (dlgit.transaction). In a clone: a
     fast-forward of main or dev (`names`) onto commits another ref already holds (one new commit
     on top is a commit made here, judged by its commit hooks, unless another ref points at it). On
-    a server: a transaction that creates or moves a release tag (with every line: main's new value).
+    a server: a transaction that creates or moves a release tag (with its tag lines and main's).
     A fast-forward onto commits the remote's same branch holds (`git pull`) starts no dlgit either."""
     if server:
         return [
             '[ "$1" = prepared ] || exit 0',
             "lines= tagged=",
             "while read -r line; do  # sh builtins only: no process is started for the refs that need nothing",
+            '    case "$line" in',
+            '        *" refs/tags/v"[0-9]*) tagged=1 ;;',
+            f'        *" "{quote(f"refs/heads/{names[0]}")}) ;;',
+            "        *) continue ;;",
+            "    esac",
             '    lines="$lines$line',
             '"',
-            '    case "$line" in *" refs/tags/v"[0-9]*) tagged=1 ;; esac',
             "done",
             '[ -n "$tagged" ] || exit 0',
             'exec 0<<EOF', "$lines", "EOF"]

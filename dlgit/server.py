@@ -17,7 +17,7 @@ from pathlib import Path
 from dlgit import config
 from dlgit.errors import UsageError
 from dlgit.git import Git
-from dlgit.history.judge import Policy
+from dlgit.history.judge import Policy, policy_at
 from dlgit.shell import quote
 
 PINNED_FILE = "server-settings.yaml"
@@ -44,7 +44,11 @@ def policy(repo: Git) -> Policy:
     path = pinned_path(repo)
     raw = _read(path)
     if raw is None:
-        pin(repo, None)
+        try:
+            pin(repo, None)
+        except UsageError as exc:  # a repository the pusher may not write to: main's settings, unpinned
+            found = policy_at(repo, repo.rev("refs/heads/main^{commit}"), "refs/heads/main")
+            return Policy(found.settings, f"{found.source}, not pinned ({exc}; its admin runs `dlgit install --server`)", found.commit)
         raw = _read(path) or b""
     first = raw.split(b"\n", 1)[0].decode("utf-8", "replace")
     where = first.removeprefix(_HEADER).strip() if first.startswith(_HEADER) else "by hand"
