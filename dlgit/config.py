@@ -14,7 +14,7 @@ tasks:
   python: null                      # the interpreter for it (null: the one dlgit runs under)
   outputs: [logs, runs, outputs, checkpoints]   # folders start-task leaves out of a copy
   metrics: [metrics.json, metrics.yaml]          # where `dlgit tasks` finds a run's metrics
-hotfix: {max_files: 5, max_lines: 50}
+hotfix: {max_files: 5, max_lines: 50, max_bytes: 16384}
 large_files:
   max_bytes: 5242880
   patterns: ["*.pt", "*.pth", ...]
@@ -64,6 +64,7 @@ class Settings(NamedTuple):
     task_metrics: tuple[str, ...] = ("metrics.json", "metrics.yaml")
     hotfix_max_files: int = 5
     hotfix_max_lines: int = 50
+    hotfix_max_bytes: int = 16 * 1024  # changed bytes: a binary or a long line is not "one line"
     large_file_max_bytes: int = 5 * 1024 * 1024
     large_file_patterns: tuple[str, ...] = DEFAULT_LARGE_FILE_PATTERNS
     commit_types: tuple[str, ...] = DEFAULT_COMMIT_TYPES
@@ -109,6 +110,7 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("tasks", "metrics"): ("task_metrics", list, "a list of file paths inside the task folder"),
     ("hotfix", "max_files"): ("hotfix_max_files", int, "a whole number of files"),
     ("hotfix", "max_lines"): ("hotfix_max_lines", int, "a whole number of changed lines"),
+    ("hotfix", "max_bytes"): ("hotfix_max_bytes", int, "a number of changed bytes (every file read as text, binaries too)"),
     ("large_files", "max_bytes"): ("large_file_max_bytes", int, "a size in bytes"),
     ("large_files", "patterns"): ("large_file_patterns", list, "a list of glob patterns"),
     ("commit", "types"): ("commit_types", list, "a list of commit types"),

@@ -18,9 +18,7 @@ from dlgit.config import Settings
 from dlgit.git import FileDiff, Git
 from dlgit.git.parse import problem
 from dlgit.model import Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
-from dlgit.policy.change import MergeEvidence, SquashEvidence, Unexplained
-
-HotfixDiff = tuple[tuple[str, int], ...]
+from dlgit.policy.change import HotfixDiff, MergeEvidence, SquashEvidence, Unexplained
 
 
 class RefView:
@@ -126,21 +124,17 @@ def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequen
     return None
 
 
-def hotfix_diff(repo: Git, main: str | None, tip: str | None) -> HotfixDiff | None:
-    """(path, changed lines) of a hotfix from its fork point with `main` (a commit) to `tip` (a
-    commit; None: the index of the commit being made)."""
+def hotfix_diff(repo: Git, main: str | None, tip: str | None, limit: int) -> HotfixDiff | None:
+    """(path, changed lines, changed bytes) of a hotfix from its fork point with `main` (a commit) to
+    `tip` (a commit; None: the index of the commit being made); read until the bytes pass `limit`."""
     fork = repo.merge_base(main, tip or "HEAD") if main else None
-    if fork is None:
-        return None
-    counts = repo.numstat(fork) if tip is None else repo.diff_numstat(fork, tip)
-    return tuple((path, added + deleted) for path, (added, deleted) in counts.items())
+    return None if fork is None else repo.diff_sizes(fork, tip, limit)
 
 
-def brought(repo: Git, parent: str, commit: str | None) -> HotfixDiff:
-    """(path, changed lines) that a merge or squash brings onto its first parent: `commit` against
-    `parent` (None: the index of the commit being made)."""
-    counts = repo.numstat(parent) if commit is None else repo.diff_numstat(parent, commit)
-    return tuple((path, added + deleted) for path, (added, deleted) in counts.items())
+def brought(repo: Git, parent: str, commit: str | None, limit: int) -> HotfixDiff:
+    """(path, changed lines, changed bytes) that a merge or squash brings onto its first parent:
+    `commit` against `parent` (None: the index of the commit being made)."""
+    return repo.diff_sizes(parent, commit, limit)
 
 
 def unexplained(repo: Git, cases: Mapping[str, tuple[Sequence[FileDiff], str, str]]) -> dict[str, Unexplained]:

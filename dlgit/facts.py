@@ -159,7 +159,7 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         merge=merge,
         squash_evidence=recorded.squash(),
         merge_evidence=recorded.merge(),
-        brought=recorded.brought(),
+        brought=recorded.brought(settings.hotfix_max_bytes),
         is_root=base is None,
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
@@ -228,16 +228,16 @@ class _Recorded:
         assert self.base and merge.sha
         return merge_evidence(self.repo, self.base, merge.sha, self.tree())
 
-    def brought(self) -> HotfixDiff | None:
+    def brought(self, limit: int) -> HotfixDiff | None:
         merge = self.made
         if self.kind is not Kind.MAIN or merge is None or merge.source is None or merge.source.kind is not Kind.HOTFIX:
             return None
         assert self.base
-        return brought(self.repo, self.base, None)
+        return brought(self.repo, self.base, None, limit)
 
 
-def _hotfix_diff(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> tuple[tuple[str, int], ...] | None:
+def _hotfix_diff(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> HotfixDiff | None:
     if branch is None or branch.kind is not Kind.HOTFIX or head is None:
         return None
     main = repo.rev(settings.main) or next(iter(repo.remote_tracking(settings.main)), None)  # a clone may lack a local main
-    return hotfix_diff(repo, main, None)
+    return hotfix_diff(repo, main, None, settings.hotfix_max_bytes)

@@ -909,3 +909,106 @@ def test_task_branch_with_ascii_digits_passes(server: Repo, work: Repo) -> None:
     commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
     accepted(push(work, NEW_TASK))
 
+
+
+# --- issue 16 item 2: hotfix-size counts bytes, binaries, renames; attributes are never read --------
+
+
+def _ship_hotfix(server: Repo, work: Repo, check: Check, name: str, rule: Rule | None, *items: Item) -> None:
+    """Commit what is staged on hotfix branch `name` (client hooks asked), merge it into main without
+    hooks and push both: refused everywhere with `rule`, or (rule None) accepted everywhere."""
+    before = server.head("main")
+    install_hooks(work)
+    hook = commit_with_hooks(work, f"fix: {name.removeprefix('hotfix-')}")
+    work.git("switch", "-q", "main")
+    merge(work, name, f"fix: merge {name}")
+    pushed = push(work, "main", name)
+    if rule is None:
+        assert hook.returncode == 0, hook.stderr
+        accepted(pushed)
+        assert check(work)[0] == 0
+        return
+    guards = Guards()
+    guards.hook(hook, rule, *items)
+    guards.push(pushed, rule, *items)
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), rule, *items)
+    guards.verify()
+
+
+def test_hotfix_adding_a_compiled_module_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-speed", "main")
+    sparse(work, "model/net.cpython-311-x86_64-linux-gnu.so", 4_000_000)  # Python imports it instead of net.py
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-speed", "hotfix-size", "net.cpython-311-x86_64-linux-gnu.so", "bytes")
+
+
+def test_hotfix_adding_five_blobs_under_the_large_file_limit_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-tables", "main")
+    for i in range(5):
+        sparse(work, f"model/table{i}.dat", int(4.9 * MIB))
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-tables", "hotfix-size", "model/table0.dat", "bytes")
+
+
+def test_hotfix_with_a_small_binary_and_a_one_line_fix_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-icon", "main")
+    (work.path / "model/icon.bin.dat").write_bytes(bytes(range(256)) * 8)  # 2 KiB
+    work.write("model/net.py", "NET = 3  # fixed\n")
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-icon", None)
+
+
+def test_hotfix_hiding_a_rewrite_behind_gitattributes_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    """`*.py -diff` made numstat count the rewrite as a binary of 0 lines; in a clone `dlgit check`
+    read the work tree's .gitattributes."""
+    work.git("switch", "-q", "-c", "hotfix-attrs", "main")
+    work.write(".gitattributes", "*.py -diff\n")
+    work.write("model/net.py", "".join(f"NET_{i} = {i}\n" for i in range(500)))
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-attrs", "hotfix-size", "model/net.py")
+
+
+def test_hotfix_with_gitattributes_and_a_one_line_fix_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-attrs", "main")
+    work.write(".gitattributes", "*.py -diff\n")
+    work.write("model/net.py", "NET = 3  # fixed\n")
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-attrs", None)
+
+
+def _release_a_big_module(server: Repo, work: Repo) -> None:
+    """A 1,000-line module released onto main the honest way."""
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: a big module", {"model/big.py": "".join(f"B_{i} = {i}\n" for i in range(1000))})
+    squash_release(work)
+    bump(work, "0.3.0")
+    accepted(push(work, "main", "dev"))
+
+
+def test_hotfix_renaming_a_big_module_with_an_edit_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    _release_a_big_module(server, work)
+    work.git("switch", "-q", "-c", "hotfix-move", "main")
+    work.git("mv", "model/big.py", "model/huge.py")
+    text = (work.path / "model/huge.py").read_text()
+    work.write("model/huge.py", text.replace("B_7 = 7\n", "B_7 = 'backdoor'\n"))
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-move", "hotfix-size", ("model/huge.py", "model/big.py"))
+
+
+def test_hotfix_renaming_a_big_module_unchanged_passes(server: Repo, work: Repo, check: Check) -> None:
+    _release_a_big_module(server, work)
+    work.git("switch", "-q", "-c", "hotfix-move", "main")
+    work.git("mv", "model/big.py", "model/huge.py")
+    _ship_hotfix(server, work, check, "hotfix-move", None)
+
+
+def test_hotfix_finish_refuses_a_compiled_module(work: Repo) -> None:
+    """The flow's own check is the hook's rule."""
+    work.git("switch", "-q", "-c", "hotfix-speed", "main")
+    sparse(work, "model/net.cpython-311-x86_64-linux-gnu.so", 4_000_000)
+    commit(work, "fix: speed")
+    work.git("switch", "-q", "main")
+    proc = dlgit_bytes(work.path, "hotfix", "finish", "hotfix-speed")
+    assert proc.returncode == 1 and b"hotfix-size" in proc.stderr and b"bytes" in proc.stderr, proc.stderr
+    assert work.head("main") == work.head("origin/main")

@@ -215,7 +215,8 @@ def _squash(commit: LogCommit, trailer: tuple[str, str], resolved: dict[str, str
 
 def _hotfix_diff(sha: str, place: _Place, graph: dict[str, LogCommit], refs: RefView, settings: Settings) -> HotfixDiff | None:
     """A hotfix tip's diff from its fork point with main (main as it was before the merge, if merged)."""
-    return hotfix_diff(refs.repo, graph[place.via].parents[0] if place.via else refs.tip(settings.main), sha)
+    return hotfix_diff(refs.repo, graph[place.via].parents[0] if place.via else refs.tip(settings.main), sha,
+                       settings.hotfix_max_bytes)
 
 
 def _recomputed_merges(commits: Iterable[LogCommit], places: dict[str, _Place]) -> list[LogCommit]:
@@ -314,7 +315,8 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
             squashes = dict(zip(trailers, pool.map(lambda sha: _squash(graph[sha], trailers[sha], resolved, refs, settings), trailers),
                                 strict=True))
             hotfixes = [commit.sha for commit in _hotfix_brought(commits, places, squashes)]
-            counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha), hotfixes), strict=True))
+            limit = settings.hotfix_max_bytes
+            counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha, limit), hotfixes), strict=True))
         redundant = _redundant(merges, graph, repo)
         recomputed = _merge_evidence(merges, remerge.result(), redundant, repo)
     finally:

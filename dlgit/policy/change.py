@@ -42,6 +42,7 @@ class Merge(NamedTuple):
         return self.source.name if self.source else (self.sha or "an unknown commit")[:12]
 
 
+HotfixDiff = tuple[tuple[str, int, int], ...]  # (path, changed lines, changed bytes) of a hotfix
 Unexplained = tuple[tuple[str, str], ...]  # (path, problem: a key of dlgit.git.parse.UNEXPLAINED)
 
 
@@ -94,14 +95,14 @@ class Change(NamedTuple):
     configs: tuple[tuple[str, bytes], ...] = ()
     # tasks/<template>/config.yaml before the change, when the change edits it
     template_config_before: bytes | None = None
-    # hotfix branches: (path, changed lines) from the fork point with main, committed + staged
-    hotfix_diff: tuple[tuple[str, int], ...] | None = None
+    # hotfix branches: (path, changed lines, changed bytes) from the fork point with main, committed + staged
+    hotfix_diff: HotfixDiff | None = None
     # a squash onto main recomputed (see SquashEvidence)
     squash_evidence: SquashEvidence | None = None
     # a merge into main or dev recomputed (see MergeEvidence)
     merge_evidence: MergeEvidence | None = None
-    # a merge or squash of a hotfix into main: (path, changed lines) it brings onto its first parent
-    brought: tuple[tuple[str, int], ...] | None = None
+    # a merge or squash of a hotfix into main: (path, changed lines, changed bytes) it brings onto its first parent
+    brought: HotfixDiff | None = None
     # pushes and tags: the ref update being judged (branch is the branch it updates, if any)
     ref_update: RefUpdate | None = None
     # history only: the commit this change already is; None for a commit being made (the hooks)

@@ -431,8 +431,9 @@ def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Setti
     "hotfix-size",
     "a hotfix branch stays small: its diff from the fork point with main is within the limits",
     "a hotfix goes straight into main without a release; only a change small enough to review "
-    "at a glance may skip dev. Larger work is a feature.",
-    settings=("hotfix.max_files", "hotfix.max_lines", "branches.prefixes.hotfix", "branches.main"),
+    "at a glance may skip dev. Larger work is a feature. Bytes count as well as lines (every file "
+    "read as text, whatever .gitattributes says): a compiled module or a blob is not \"0 lines\".",
+    settings=("hotfix.max_files", "hotfix.max_lines", "hotfix.max_bytes", "branches.prefixes.hotfix", "branches.main"),
 )
 def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     merge = change.merge
@@ -440,11 +441,9 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
         yield from _hotfix_brought(change, merge, settings)
     if change.branch is None or change.branch.kind is not Kind.HOTFIX or change.hotfix_diff is None:
         return
-    files = len(change.hotfix_diff)
-    lines = sum(count for _, count in change.hotfix_diff)
-    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+    measured = _hotfix_measure(change.hotfix_diff, settings)
+    if measured is None:
         return
-    biggest = sorted(change.hotfix_diff, key=lambda item: -item[1])
     commit = change.commit
     if commit is None:
         trim = [_trim_hotfix(change, settings)]
@@ -453,11 +452,28 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
         trim = [f"git switch {quote(change.branch.name)} && git rebase -i {fork}   # keep only the fix: drop or edit the rest",
                 *pushed(change, settings, None)]
     yield RULES["hotfix-size"].violation(
-        f"'{change.branch.name}' changes {files} file(s) and {lines} line(s) since it left {settings.main} "
-        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
-        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
-        [*trim, "# or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
+        f"'{change.branch.name}' changes {measured[0]} since it left {settings.main} ({_HOTFIX_LIMITS.format(s=settings)})",
+        measured[1], [*trim, f"# or raise {_HOTFIX_KEYS} in .dlgit.yaml"],
     )
+
+
+_HOTFIX_LIMITS = "limits: {s.hotfix_max_files} files, {s.hotfix_max_lines} lines, {s.hotfix_max_bytes:,} bytes"
+_HOTFIX_KEYS = "hotfix.max_files / hotfix.max_lines / hotfix.max_bytes"
+
+
+def _within_hotfix_limits(files: int, lines: int, size: int, settings: Settings) -> bool:
+    return files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines and size <= settings.hotfix_max_bytes
+
+
+def _hotfix_measure(diff: tuple[tuple[str, int, int], ...], settings: Settings) -> tuple[str, list[str]] | None:
+    """None within the limits; else what the diff changes in words, and its biggest paths."""
+    files, lines, size = len(diff), sum(item[1] for item in diff), sum(item[2] for item in diff)
+    if _within_hotfix_limits(files, lines, size, settings):
+        return None
+    over = " or more" if size > settings.hotfix_max_bytes else ""  # reading stops once past the limit
+    biggest = sorted(diff, key=lambda item: (-item[2], -item[1]))
+    return (f"{files}{over and '+'} file(s), {lines}{over and '+'} line(s) and {size:,}{over} bytes",
+            [f"{path} ({count} lines, {nbytes:,} bytes)" for path, count, nbytes in biggest[:MAX_LISTED]])
 
 
 def _trim_hotfix(change: Change, settings: Settings) -> str:
@@ -465,8 +481,8 @@ def _trim_hotfix(change: Change, settings: Settings) -> str:
     the branch renamed and moved onto dev, the uncommitted changes kept."""
     assert change.branch is not None and change.hotfix_diff is not None
     staged = set(change.paths)
-    kept = [count for path, count in change.hotfix_diff if path not in staged]
-    if staged and len(kept) <= settings.hotfix_max_files and sum(kept) <= settings.hotfix_max_lines:
+    kept = [item for item in change.hotfix_diff if item[0] not in staged]
+    if staged and _within_hotfix_limits(len(kept), sum(item[1] for item in kept), sum(item[2] for item in kept), settings):
         listed = " ".join(quote(path) for path in sorted(staged))
         return f"git restore --staged -- {listed}   # keep the hotfix to the fix itself (they stay in the work tree)"
     feature = quote(f"{settings.feature_prefix}{change.branch.desc or 'work'}")
@@ -474,24 +490,20 @@ def _trim_hotfix(change: Change, settings: Settings) -> str:
             f"{settings.main} {feature} && git stash pop   # larger work is a feature, on {settings.dev}")
 
 
-
-
 def _hotfix_brought(change: Change, merge: Merge, settings: Settings) -> Iterator[Violation]:
     """A hotfix merged or squashed into main: what the merge itself brings stays within the limits."""
     assert change.brought is not None and merge.source is not None
-    files, lines = len(change.brought), sum(count for _, count in change.brought)
-    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+    measured = _hotfix_measure(change.brought, settings)
+    if measured is None:
         return
     action = "squash" if merge.squash else "merge"
     claim = " (the name it gives: no branch here owns it)" if merge.by_content else ""
     undo = _undo_merge(change, merge, settings)
-    biggest = sorted(change.brought, key=lambda item: -item[1])
     yield RULES["hotfix-size"].violation(
-        f"the {action} of '{merge.source.name}'{claim} brings {files} file(s) and {lines} line(s) onto '{settings.main}' "
-        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
-        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
+        f"the {action} of '{merge.source.name}'{claim} brings {measured[0]} onto '{settings.main}' ({_HOTFIX_LIMITS.format(s=settings)})",
+        measured[1],
         [*undo, f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
-         "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
+         f"or raise {_HOTFIX_KEYS} in .dlgit.yaml"],
     )
 
 
