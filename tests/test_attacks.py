@@ -1012,3 +1012,43 @@ def test_hotfix_finish_refuses_a_compiled_module(work: Repo) -> None:
     proc = dlgit_bytes(work.path, "hotfix", "finish", "hotfix-speed")
     assert proc.returncode == 1 and b"hotfix-size" in proc.stderr and b"bytes" in proc.stderr, proc.stderr
     assert work.head("main") == work.head("origin/main")
+
+
+# --- issue 16 item 5: paths as git's fsck judges them -----------------------------------------------
+
+
+def _tree(work: Repo, *entries: str) -> str:
+    return work.git("mktree", input="".join(f"{entry}\n" for entry in entries)).stdout.strip()
+
+
+@pytest.mark.parametrize("alias", ["..", ".GIT", ".git.", "git~1", ".g\u200cit"])
+def test_task_commit_with_a_dot_dot_or_dot_git_tree_entry_is_refused(server: Repo, work: Repo, check: Check, alias: str) -> None:
+    """`git mktree` writes any name: `tasks/<task>/../../model/net.py` starts with the task folder as a string."""
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    blob = work.git("hash-object", "-w", "--stdin", input="BACKDOOR = 1\n").stdout.strip()
+    model = _tree(work, f"100644 blob {blob}\tnet.py")
+    escape = _tree(work, f"040000 tree {_tree(work, f'040000 tree {model}' + chr(9) + 'model')}\t..") if alias == ".." else model
+    task = work.git("rev-parse", f"HEAD:tasks/{NEW_TASK}").stdout.strip()
+    listed = work.git("ls-tree", task).stdout.strip()
+    task_tree = _tree(work, listed, f"040000 tree {escape}\t{alias}")
+    tasks = _tree(work, *work.git("ls-tree", "HEAD:tasks").stdout.strip().replace(f"{task}\t{NEW_TASK}", f"{task_tree}\t{NEW_TASK}")
+                  .splitlines())
+    root = _tree(work, *work.git("ls-tree", "HEAD").stdout.strip().replace(work.git("rev-parse", "HEAD:tasks").stdout.strip(), tasks)
+                 .splitlines())
+    sha = work.git("commit-tree", root, "-p", "HEAD", "-m", "task: results").stdout.strip()
+    work.git("update-ref", f"refs/heads/{NEW_TASK}", sha)
+    guards = Guards()
+    shown = (alias, "HFS+")  # a zero-width character is printed escaped
+    guards.push(push(work, NEW_TASK), "path-names", shown)
+    guards.unchanged(server, f"refs/heads/{NEW_TASK}", None)
+    guards.check(check(work, "--branch", NEW_TASK, f"main..{NEW_TASK}"), "path-names", shown)
+    guards.verify()
+
+
+def test_task_commit_with_dotted_names_git_accepts_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0"), f"tasks/{NEW_TASK}/.gitignore": "*.pt\n",
+                                       f"tasks/{NEW_TASK}/..notes/a.txt": "x\n", f"tasks/{NEW_TASK}/.github.txt": "x\n"})
+    accepted(push(work, NEW_TASK))
+    assert check(work, "--branch", NEW_TASK, f"main..{NEW_TASK}")[0] == 0

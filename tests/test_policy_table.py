@@ -79,6 +79,18 @@ CASES: list[tuple[str, Change, bool, str]] = [
     ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/v0.2.0", on_main=True, version="0.2.0")), False, ""),
 ]
 
+# issues 15-17, the rules' hardening: each change a blocked and an allowed case
+CASES += [
+    ("path-names", Change(on(TASK), changed(f"tasks/{TASK}/../../model/net.py")), True, "'..' component"),
+    ("path-names", Change(on("dev"), changed(".GIT/hooks/post-checkout")), True, ".GIT"),
+    ("path-names", Change(on("dev"), changed("model/git~1/config")), True, "NTFS"),
+    ("path-names", Change(on("dev"), changed(".g\u200cit/config")), True, "HFS+"),
+    ("path-names", Change(on("dev"), changed(".git./config")), True, ".git."),
+    ("path-names", Change(on("dev"), changed(".gitignore", ".github/ci.yml", "x/.dvc/config", "fa/\u06a9\u200c\u0633.py")), False, ""),
+    ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/../../model/net.py")), True, "../../model/net.py"),
+    ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/..results/x")), False, ""),
+]
+
 
 @pytest.mark.parametrize(("rule", "change", "blocked", "named"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_rule(rule: str, change: Change, blocked: bool, named: str) -> None:

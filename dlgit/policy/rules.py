@@ -353,6 +353,66 @@ def _feature_route(change: Change, undo: list[str], settings: Settings) -> list[
             f"({quote(merge.source.name)}); `dlgit release` brings it to {settings.main}"]
 
 
+# --- paths as git's fsck judges them ---------------------------------------------------------------
+
+# Code points HFS+ ignores when it compares names (git's is_hfs_dotgit): `.g\u200cit` is `.git` there.
+_HFS_IGNORED = "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+# Anything that may make a component unsafe: a cheap first pass over a whole commit's paths.
+_SUSPECT_PATH = (rf"(?i)(?:^|[/\\\0])(?:[. ]*(?:[/\\\0:]|$)|\.git|git~1)|[/\\]{{2}}|^[/\\]|[/\\]$|[{_HFS_IGNORED}]")
+
+
+def _component_problem(name: str) -> str | None:
+    """Why git's fsck (or a checkout on NTFS or HFS+) refuses one path component, or None."""
+    if name in ("", ".", ".."):
+        return f"a '{name}' component" if name else "an empty component"
+    head = name.split(":", 1)[0]  # NTFS: `..:stream` and `.. ` are `..`
+    if "." in head and not head.strip(". "):
+        return f"the component {name!r}, which Windows reads as '.' or '..'"
+    folded = "".join(ch for ch in name if ch not in _HFS_IGNORED).lower()
+    if folded == ".git":
+        where = "" if name == ".git" else " where case is ignored" if name.lower() == ".git" else " on macOS (HFS+)"
+        return f"the component {name!r}, which is .git{where}"
+    ntfs = name.split(":", 1)[0].rstrip(". ").lower()
+    if ntfs in (".git", "git~1"):
+        return f"the component {name!r}, which is .git on Windows (NTFS)"
+    return None
+
+
+def unsafe_paths(paths: list[str]) -> list[tuple[str, str]]:
+    """(path, why) for each path that git's fsck refuses or that names .git or a parent folder on some
+    file system: a `..` tree entry written with `git mktree` makes `tasks/x/../../model/net.py`."""
+    if not paths or not re.search(_SUSPECT_PATH, "\0".join(paths)):
+        return []
+    found = []
+    for path in paths:
+        if re.search(_SUSPECT_PATH, path):
+            why = next(filter(None, map(_component_problem, re.split(r"[/\\]", path))), None)
+            if why:
+                found.append((path, why))
+    return found
+
+
+@rule(
+    "path-names",
+    "every path is one git's fsck accepts: no '.', '..' or empty component, and no .git in any spelling",
+    "a tree entry named '..' or '.git' (or '.GIT', '.git.', 'git~1', '.g\u200cit', which Windows and macOS read as "
+    ".git) escapes the folder it appears in: it passes a folder test as a string, breaks every fresh clone's checkout, "
+    "and on some systems writes into git's own directory.",
+    stages=(*COMMIT, OTHER_REFS),
+)
+def path_names(change: Change, settings: Settings) -> Iterator[Violation]:
+    found = unsafe_paths(change.paths)
+    if not found:
+        return
+    names = " ".join(quote(path) for path, _ in found[:MAX_LISTED])
+    fix = [f"git rm -r -q --cached -- {names}   # git's own commands never make such paths: take them out"]
+    yield RULES["path-names"].violation(
+        f"{len(found)} path(s) that git's fsck refuses (`git fsck` reports them; a checkout breaks or escapes its folder)",
+        [f"{path} ({why})" for path, why in found[:MAX_LISTED]],
+        fix if change.commit is None else repair(change, settings, "drop"),
+    )
+
+
 @rule(
     "task-scope",
     "a task branch changes only tasks/<its branch name>/ (both sides of a rename; deletions count)",
@@ -373,7 +433,8 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     inside = folder + "/"
     if branch.kind is Kind.TASK and change.foreign_paths:
         yield _foreign_commits(change, branch, settings)
-    outside = [path for path in change.paths if not path.startswith(inside)]
+    unsafe = {path for path, _ in unsafe_paths(change.paths)}  # `tasks/x/../../model/net.py` starts with the folder, as a string
+    outside = [path for path in change.paths if not path.startswith(inside) or path in unsafe]
     if not outside:
         return
     quoted = " ".join(quote(p) for p in outside[:MAX_LISTED])
