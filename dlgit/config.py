@@ -41,7 +41,7 @@ CONFIG_FILE = ".dlgit.yaml"
 DEFAULT_LARGE_FILE_PATTERNS = (
     "*.pt", "*.pth", "*.ckpt", "*.safetensors", "*.h5", "*.hdf5", "*.onnx", "*.npy", "*.npz",
     "*.pkl", "*.pickle", "*.joblib", "*.pb", "*.tflite", "*.parquet", "*.feather", "*.tfrecord",
-    "*.mdb",
+    "*.mdb", "*.bin", "*.gguf", "*.ggml", "*.tar", "*.tar.gz", "*.tgz",
 )
 DEFAULT_COMMIT_TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "build", "ci", "perf", "revert", "task")
 DEFAULT_REQUIRED_KEYS = ("VERSION", "DEBUG", "RESUME", "TRAIN", "TEST", "MODEL_PATH", "RANDOM_SEED")

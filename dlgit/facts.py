@@ -164,6 +164,7 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
         template_config_before=before,
+        template_mode_changed=bool(before is not None and base and len(entries) == 1 and repo.mode_changed(base, settings.template_config)),
         hotfix_diff=_hotfix_diff(repo, branch, head, settings),
         amending=is_amend,
         dev_missing=on_main and repo.ref(f"refs/heads/{settings.dev}") is None,

@@ -24,6 +24,12 @@ def changed(*paths: str, size: int | None = None) -> tuple[Entry, ...]:
     return tuple(Entry("A", path, None, size) for path in paths)
 
 
+def bump_of(after: bytes, **facts: bool) -> Change:
+    """A commit on main that edits only the template config from CONFIG to `after`."""
+    return Change(on("main"), (Entry("M", "tasks/main/config.yaml"),), configs=(("tasks/main/config.yaml", after),),
+                  template_config_before=CONFIG, **facts)  # type: ignore[arg-type]
+
+
 # (rule, change, blocked?, a text the violation names)
 CASES: list[tuple[str, Change, bool, str]] = [
     ("branch-name", Change(on("wip")), True, "wip"),
@@ -62,8 +68,8 @@ CASES: list[tuple[str, Change, bool, str]] = [
     ("commit-message", Change(on("dev"), message="feat(model)!: a new head"), False, ""),
     ("commit-message", Change(on("dev"), message=""), False, ""),
     ("large-file", Change(on("dev"), changed("ckpt/best.PT")), True, "best.PT"),
-    ("large-file", Change(on("dev"), changed("data/big.bin", size=6 * 2**20)), True, "6.0 MiB"),
-    ("large-file", Change(on("dev"), changed("data/small.bin", size=2**20)), False, ""),
+    ("large-file", Change(on("dev"), changed("data/big.dat", size=6 * 2**20)), True, "6.0 MiB"),
+    ("large-file", Change(on("dev"), changed("data/small.dat", size=2**20)), False, ""),
     ("task-config", Change(on(TASK), configs=((f"tasks/{TASK}/config.yaml", b"VERSION: 0.1.0\n"),)), True, "lacks DEBUG"),
     ("task-config", Change(on(TASK), configs=((f"tasks/{TASK}/config.yaml", CONFIG.replace(b"0.1.0", b"0.3.0")),)), True,
      "branch name says 0.1.0"),
@@ -89,6 +95,13 @@ CASES += [
     ("path-names", Change(on("dev"), changed(".gitignore", ".github/ci.yml", "x/.dvc/config", "fa/\u06a9\u200c\u0633.py")), False, ""),
     ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/../../model/net.py")), True, "../../model/net.py"),
     ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/..results/x")), False, ""),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.2.0"), template_mode_changed=True), True, "tasks/main/config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.2.0").replace(b"\nDEBUG", "\u2028".encode() + b"DEBUG")), True, "config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"99999999999999999999.0.0")), True, "config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.3.0")), True, "config.yaml"),  # not the next version
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.0  # 0.2.0").replace(b"0.1.0", b"0.2.0", 1)), True, "config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"1.0.0")), False, ""),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.1")), False, ""),
 ]
 
 

@@ -497,10 +497,10 @@ def test_large_file_patterns_ignore_case(repo: Repo) -> None:
 
 def test_large_file_over_default_size_blocked_small_allowed(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
-    repo.write("data/big.bin", b"\1" * (5 * 1024 * 1024 + 1))
-    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/big.bin (5.0 MiB)", "git restore --staged -- data/big.bin")
-    repo.git("rm", "-q", "--cached", "data/big.bin")
-    repo.write("data/big.bin", b"\1" * 1024)
+    repo.write("data/big.dat", b"\1" * (5 * 1024 * 1024 + 1))
+    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/big.dat (5.0 MiB)", "git restore --staged -- data/big.dat")
+    repo.git("rm", "-q", "--cached", "data/big.dat")
+    repo.write("data/big.dat", b"\1" * 1024)
     assert_allowed(repo.commit("feat: data"))
 
 

@@ -90,6 +90,23 @@ def raw_entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
     return _new_tuple(RawEntry, (code, path, old_path, new_blob, None if old_sha in _ZERO_IDS else old_sha.decode()))
 
 
+def mode_changes(data: bytes) -> set[str]:
+    """`diff --raw -z` (one path, no renames), or `diff-tree --stdin` of it with each commit's id
+    before its entries -> the commits ("" without ids) whose entry changes the file's mode."""
+    found, commit, fields, i = set(), "", data.split(b"\0"), 0
+    while i < len(fields):
+        field = fields[i].strip(b"\n")
+        if field.startswith(b":"):
+            old_mode, new_mode = field[1:].split(b" ")[:2]
+            if old_mode != new_mode:
+                found.add(commit)
+            i += 2
+        else:
+            commit = field.decode() if field else commit
+            i += 1
+    return found
+
+
 _DEBUG_LINES = 5  # `ls-files --debug -z`: ctime, mtime, dev/ino, uid/gid, size/flags after each path
 _DEBUG_ENTRY = rb"([^\0]*)\0  ctime: [^\n]*\n  mtime: [^\n]*\n  dev: [^\n]*\n  uid: [^\n]*\n  size: ([0-9]+)\t[^\n]*\n"
 

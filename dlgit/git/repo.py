@@ -304,6 +304,19 @@ class Git:
                 proc.stderr.close()
         return counter.result()
 
+    def mode_changed(self, base: str, path: str) -> bool:
+        """Does the index change `path`'s mode (its exec bit, say) from commit `base`?"""
+        data = self.run("diff", "--cached", "--raw", "-z", "--no-abbrev", base, "--", path).stdout
+        return parse.mode_changes(data) == {""}
+
+    def mode_changes(self, commits: Sequence[str], path: str) -> set[str]:
+        """The commits among `commits` that change `path`'s mode against their first parent (one `diff-tree --stdin`)."""
+        if not commits:
+            return set()
+        data = self.run("diff-tree", "--stdin", "-r", "--raw", "-z", "--no-abbrev", "--", path,
+                        stdin="\n".join(commits).encode() + b"\n").stdout
+        return parse.mode_changes(data)
+
     def object_sizes(self, shas: Iterable[str]) -> dict[str, int]:
         wanted = sorted(set(shas))
         if not wanted:

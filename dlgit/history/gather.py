@@ -138,6 +138,7 @@ class _Blobs:
     entries: dict[str, tuple[Entry, ...]]  # commit -> its entries, sized
     contents: dict[str, bytes]  # task configs after, template config before
     configs: dict[str, list[RawEntry]]  # commit -> the task configs it adds or edits
+    mode_changed: set[str]  # commits that edit only the template config and change its mode (no VERSION bump then)
 
 
 def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[list[LogCommit], _Blobs]:
@@ -163,8 +164,10 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
         configs[sha] = [e for e in touched if known.get(e.new_blob or "", 0) <= settings.large_file_max_bytes]
     wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
     wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
+    bumps = [commit.sha for commit in commits if len(commit.entries) == 1 and commit.entries[0].path == settings.template_config
+             and commit.entries[0].status == "M"]  # the commits that may be VERSION bumps
     commits.sort(key=lambda commit: commit.time)  # oldest first, for people reading the report
-    return commits, _Blobs(entries, repo.read_blobs(wanted), configs)
+    return commits, _Blobs(entries, repo.read_blobs(wanted), configs, repo.mode_changes(bumps, settings.template_config))
 
 
 _new_tuple = tuple.__new__  # an Entry without the NamedTuple's Python-level __new__ (100,000s per history)
@@ -352,6 +355,7 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         configs=tuple((e.path, blobs.contents.get(e.new_blob, b"")) for e in changed_configs if e.new_blob),
         template_config_before=next((blobs.contents.get(e.old_blob) for e in changed_configs
                                      if e.path == settings.template_config and e.old_blob), None),
+        template_mode_changed=commit.sha in blobs.mode_changed,
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
         merge_evidence=context.recomputed.get(commit.sha),

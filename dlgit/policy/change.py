@@ -95,6 +95,8 @@ class Change(NamedTuple):
     configs: tuple[tuple[str, bytes], ...] = ()
     # tasks/<template>/config.yaml before the change, when the change edits it
     template_config_before: bytes | None = None
+    # the change also changes that file's mode (the exec bit, say): then it is no VERSION bump
+    template_mode_changed: bool = False
     # hotfix branches: (path, changed lines, changed bytes) from the fork point with main, committed + staged
     hotfix_diff: HotfixDiff | None = None
     # a squash onto main recomputed (see SquashEvidence)

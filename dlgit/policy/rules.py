@@ -20,8 +20,10 @@ from dlgit.model import (
     SQUASH_SOURCES_INTO_MAIN,
     SQUASH_TRAILER,
     Branch,
+    Bump,
     Kind,
     is_git_own_message,
+    next_version,
     parse_branch,
     parse_bump_subject,
     parse_squash_trailer,
@@ -30,7 +32,6 @@ from dlgit.model import (
     slugify,
     squash_trailer,
     subject_line,
-    version_key,
     version_line_of,
 )
 from dlgit.policy.change import Change, Committed, Merge, Rule, Violation
@@ -66,25 +67,34 @@ def rule(rule_id: str, statement: str, why: str, stages: tuple[str, ...] = COMMI
 
 
 def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
-    """(old, new) when the change edits nothing but the VERSION value of the template config,
-    to a higher semver; recognised by content, never by a flag."""
-    if len(change.entries) != 1 or change.template_config_before is None:
+    """(old, new) when the change edits nothing but the VERSION value of the template config, to the
+    next major, minor or patch version; recognised by content, never by a flag: the same bytes
+    around it (no line break swapped for U+2028, no mode change such as the exec bit)."""
+    if len(change.entries) != 1 or change.template_config_before is None or change.template_mode_changed:
         return None
     entry = change.entries[0]
     after = dict(change.configs).get(settings.template_config)
     if entry.status != "M" or entry.path != settings.template_config or after is None:
         return None
-    old_lines = change.template_config_before.decode("utf-8", "replace").splitlines()
-    new_lines = after.decode("utf-8", "replace").splitlines()
+    old_lines, new_lines = change.template_config_before.split(b"\n"), after.split(b"\n")
     if len(old_lines) != len(new_lines):
         return None
     differing = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
     if len(differing) != 1:
         return None
-    old, new = (version_line_of(line) for line in differing[0])
-    if old and new and version_key(new) > version_key(old):
+    try:
+        old_line, new_line = (line.decode("utf-8") for line in differing[0])
+    except UnicodeDecodeError:
+        return None
+    old, new = version_line_of(old_line), version_line_of(new_line)
+    if old and new and new in next_versions(old) and old_line.replace(old, new, 1) == new_line:
         return old, new
     return None
+
+
+def next_versions(version: str) -> tuple[str, ...]:
+    """The versions a release may bump `version` to: the next major, minor or patch."""
+    return tuple(next_version(version, level, major_zero=False) for level in (Bump.MAJOR, Bump.MINOR, Bump.PATCH))
 
 
 # --- rules -------------------------------------------------------------------------------------

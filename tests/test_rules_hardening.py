@@ -1,0 +1,59 @@
+"""Issues 15-17, the rules' part, through real git and the hooks (the in-process cases are in
+tests/test_policy_table.py; the attacks against a server in tests/test_attacks.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import TEMPLATE_CONFIG, Repo, assert_allowed, assert_blocked
+
+BUMPED = TEMPLATE_CONFIG.replace("VERSION: 0.1.0", "VERSION: 0.2.0")
+TEMPLATE = "tasks/main/config.yaml"
+
+
+# --- a VERSION bump is that value and nothing else ------------------------------------------------
+
+
+def test_bump_that_flips_the_exec_bit_is_no_bump(repo: Repo) -> None:
+    repo.write(TEMPLATE, BUMPED)
+    os.chmod(repo.path / TEMPLATE, 0o755)
+    assert_blocked(repo.commit("bump: version 0.1.0 → 0.2.0", check=False), "main-protected", TEMPLATE)
+    os.chmod(repo.path / TEMPLATE, 0o644)
+    assert_allowed(repo.commit("bump: version 0.1.0 → 0.2.0"))
+
+
+def test_bump_that_swaps_a_line_break_for_u2028_is_no_bump(repo: Repo) -> None:
+    text = BUMPED.replace("\nDEBUG", "\u2028DEBUG", 1)
+    assert "\u2028" in text
+    repo.write(TEMPLATE, text)
+    assert_blocked(repo.commit("bump: version 0.1.0 → 0.2.0", check=False), "main-protected", TEMPLATE)
+
+
+@pytest.mark.parametrize("version", ["99999999999999999999.0.0", "0.3.0", "0.1.2"])
+def test_bump_past_the_next_version_is_no_bump(repo: Repo, version: str) -> None:
+    repo.write(TEMPLATE, TEMPLATE_CONFIG.replace("VERSION: 0.1.0", f"VERSION: {version}"))
+    assert_blocked(repo.commit(f"bump: version 0.1.0 → {version}", check=False), "main-protected", TEMPLATE)
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "0.2.0", "0.1.1"])
+def test_bump_to_the_next_major_minor_or_patch_passes(repo: Repo, version: str) -> None:
+    repo.write(TEMPLATE, TEMPLATE_CONFIG.replace("VERSION: 0.1.0", f"VERSION: {version}"))
+    assert_allowed(repo.commit(f"bump: version 0.1.0 → {version}"))
+
+
+# --- model files by their names ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.safetensors", "llama.gguf", "net.onnx", "data.tar"])
+def test_model_and_archive_files_are_large_files_by_name(repo: Repo, name: str) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write(f"weights/{name}", "tiny\n")
+    assert_blocked(repo.commit("feat: weights", check=False), "large-file", f"weights/{name}")
+
+
+def test_ordinary_files_with_similar_names_pass(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write("tools/binarize.py", "X = 1\n")
+    repo.write("docs/tarball.md", "x\n")
+    assert_allowed(repo.commit("feat: tools"))
