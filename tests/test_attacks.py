@@ -1052,3 +1052,32 @@ def test_task_commit_with_dotted_names_git_accepts_passes(server: Repo, work: Re
                                        f"tasks/{NEW_TASK}/..notes/a.txt": "x\n", f"tasks/{NEW_TASK}/.github.txt": "x\n"})
     accepted(push(work, NEW_TASK))
     assert check(work, "--branch", NEW_TASK, f"main..{NEW_TASK}")[0] == 0
+
+
+# --- issue 16 item 7: a VERSION bump is that value and nothing else ---------------------------------
+
+
+@pytest.mark.parametrize("trick", ["exec-bit", "u2028", "huge"])
+def test_bump_carrying_more_than_the_next_version_is_refused(server: Repo, work: Repo, check: Check, trick: str) -> None:
+    before = server.head("main")
+    path = work.path / "tasks/main/config.yaml"
+    text = path.read_text()
+    new = "99999999999999999999.0.0" if trick == "huge" else "0.3.0"
+    text = text.replace("VERSION: 0.2.0", f"VERSION: {new}")
+    if trick == "u2028":
+        text = text.replace("\nDEBUG", "\u2028DEBUG", 1)
+    path.write_text(text)
+    if trick == "exec-bit":
+        path.chmod(0o755)
+    commit(work, f"bump: version 0.2.0 → {new}")
+    guards = Guards()
+    guards.push(push(work, "main"), "main-protected", "tasks/main/config.yaml")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "main-protected", "tasks/main/config.yaml")
+    guards.verify()
+
+
+def test_bump_to_the_next_version_passes(server: Repo, work: Repo, check: Check) -> None:
+    bump(work, "1.0.0")
+    accepted(push(work, "main"))
+    assert check(work)[0] == 0

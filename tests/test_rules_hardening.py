@@ -57,3 +57,28 @@ def test_ordinary_files_with_similar_names_pass(repo: Repo) -> None:
     repo.write("tools/binarize.py", "X = 1\n")
     repo.write("docs/tarball.md", "x\n")
     assert_allowed(repo.commit("feat: tools"))
+
+
+# --- messages: never empty, never megabytes ------------------------------------------------------------
+
+
+def test_huge_commit_message_is_refused_by_hook_and_check(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    story = repo.path.parent / "story.txt"
+    story.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * (300 * 1024 // 76))
+    repo.write("model/story.py", "STORY = 1\n")
+    repo.git("add", "model/story.py")
+    proc = repo.git("commit", "-F", str(story), check=False)
+    assert_blocked(proc, "commit-message", "at most 262,144")
+    story.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * (20 * 2**20 // 76))  # 20 MB
+    repo.git("commit", "-q", "--no-verify", "--allow-empty", "-F", str(story))
+    checked = repo.dlgit("check", "main..dev")
+    assert checked.returncode == 1 and "at most 262,144" in checked.stdout, checked.stdout[-2000:]
+
+
+def test_long_but_ordinary_commit_message_passes(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    story = repo.path.parent / "story.txt"
+    story.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * 1000)  # 76 kB
+    assert_allowed(repo.git("commit", "-q", "--allow-empty", "-F", str(story), check=False))
+    assert repo.dlgit("check", "main..dev").returncode == 0

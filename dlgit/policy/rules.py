@@ -593,7 +593,16 @@ _MAX_BODY_IN_FIX = 400  # characters of a body repeated in the printed `git comm
 )
 def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     message = change.message
-    if not message or not message.strip():  # `git commit --allow-empty-message`: nothing to judge
+    if message is None:
+        return
+    if not message.strip():  # `git commit --allow-empty-message`
+        yield _empty_message(change, settings)
+        return
+    if len(message) > MAX_MESSAGE:
+        yield RULES["commit-message"].violation(
+            f"the message holds {len(message):,} characters; a commit message holds at most {MAX_MESSAGE:,} "
+            "(logs, tables and outputs belong in files of the task folder)", [subject_line(message)[:72]],
+            _message_fix(change, settings, _EXAMPLE))
         return
     subject = subject_line(message)
     if parse_subject(subject, settings.commit_types):
@@ -614,8 +623,25 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
         typed = ".git/MERGE_MSG" if change.merge and not change.merge.squash else ".git/COMMIT_EDITMSG"
         fix = [f"{again} -m {quote(example)}{body}{other_types}", f"# or edit what you typed: {again} -e -F {typed}"]
     else:
-        fix = [*repair(change, settings, "reword"), f"# a subject reads like {quote(example)}"]
+        fix = _message_fix(change, settings, example)
     yield RULES["commit-message"].violation(f"the subject '{subject[:72]}' {problem}", [subject[:72]], fix)
+
+
+MAX_MESSAGE = 256 * 1024  # characters: a message is read by every check and hook after it; 20 MB is no message
+
+
+def _empty_message(change: Change, settings: Settings) -> Violation:
+    return RULES["commit-message"].violation(
+        "the message is empty: a commit says what it does (an empty message is never allowed)", ["(empty)"],
+        _message_fix(change, settings, _EXAMPLE))
+
+
+def _message_fix(change: Change, settings: Settings, example: str) -> list[str]:
+    """Write the message again: the commit being made, or the commit in history."""
+    if change.commit is not None:
+        return [*repair(change, settings, "reword"), f"# a subject reads like {quote(example)}"]
+    again = "git commit --amend" if change.amending else "git commit"
+    return [f"{again} -m {quote(example)}   # or fix:, docs:, task:, refactor(model)!: ..."]
 
 
 # A subject as people mistype it: every part optional, blanks allowed where they do not belong.
