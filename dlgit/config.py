@@ -318,6 +318,15 @@ def from_bytes(raw: bytes | None, source: str) -> Settings:
     return Settings() if raw is None else _parse_bounded(_decode(raw, source), source)
 
 
+def problem(raw: bytes, source: str) -> str | None:
+    """What is wrong with a .dlgit.yaml's bytes (the parser's reason, as a hook would print it), or None."""
+    try:
+        from_bytes(raw, source)
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
 def _parse_bounded(text: str, source: str) -> Settings:
     """`parse`, where a document too deep or too large to read is one paragraph too (never a traceback)."""
     from dlgit.safeyaml import YamlLimitError

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
-from dlgit.config import Settings
+from dlgit import config
+from dlgit.config import CONFIG_FILE, Settings
 from dlgit.evidence import HotfixDiff, RefView, brought, claimed_source, hotfix_diff, merge_evidence, merge_source, squash_evidence
 from dlgit.git import Background, Git, Staged, require_version
 from dlgit.git.ancestry import amending
@@ -170,9 +172,20 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         dev_missing=on_main and repo.ref(f"refs/heads/{settings.dev}") is None,
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
+        settings_problem=_settings_problem(repo, staged, size, settings.large_file_max_bytes),
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
         foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
     )
+
+
+def _settings_problem(repo: Git, staged: Staged, size: Callable[[str], int | None], limit: int) -> str | None:
+    """The parser's reason when the commit stages a .dlgit.yaml that does not parse (PyYAML only then;
+    one over the large-file limit is large-file's)."""
+    if CONFIG_FILE not in staged.paths:
+        return None
+    blob = staged.new_blobs[staged.paths.index(CONFIG_FILE)]
+    raw = repo.read_blob(blob) if blob and (size(blob) or 0) <= limit else None
+    return None if raw is None else config.problem(raw, f"the staged {CONFIG_FILE}")
 
 
 def _foreign(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> tuple[str, ...]:

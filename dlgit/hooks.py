@@ -35,7 +35,14 @@ def _repository() -> tuple[Git, config.Settings] | None:
     if repo.in_progress() is InProgress.REBASE:
         report.emit("dlgit: rebase in progress; commit checks skipped (run `dlgit check` after the rebase).")
         return None
-    settings = config.load_committed(repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
+    try:
+        settings = config.load_committed(repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
+    except UsageError as exc:
+        if repo.info.head is None or not repo.index_changes(repo.info.head, config.CONFIG_FILE):
+            raise UsageError(f"{exc}\nThen commit the mended file (or `git rm {config.CONFIG_FILE}`): that commit is judged by "
+                             "the default settings.") from None
+        report.emit(f"dlgit: {config.CONFIG_FILE} in HEAD is broken and this commit changes it: judged by the default settings.")
+        settings = config.Settings()
     return repo, settings
 
 

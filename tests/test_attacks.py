@@ -453,8 +453,8 @@ def test_client_hook_honours_a_committed_policy(work: Repo) -> None:
     work.git("switch", "-q", "-c", "feature-y", "dev")
     work.write(".dlgit.yaml", "large_files:\n  max_bytes: 67108864\n")
     assert work.commit("chore: allow bigger files", ".dlgit.yaml").returncode == 0
-    sparse(work, "data/table.bin", 30 * MIB)
-    proc = work.commit("feat: a 30 MB table", "data/table.bin", check=False)
+    sparse(work, "data/table.dat", 30 * MIB)
+    proc = work.commit("feat: a 30 MB table", "data/table.dat", check=False)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -473,9 +473,9 @@ def _checkpoint_commit(work: Repo) -> str:
 @pytest.mark.parametrize("ref", ["refs/tags/junk", "refs/stash/x", "refs/notes/commits"])
 def test_checkpoint_pushed_through_a_ref_that_is_no_branch_is_refused(server: Repo, work: Repo, ref: str) -> None:
     if ref == "refs/notes/commits":
-        sparse(work, "big.bin", 20 * MIB)
-        blob = work.git("hash-object", "-w", "big.bin").stdout.strip()
-        (work.path / "big.bin").unlink()
+        sparse(work, "big.dat", 20 * MIB)
+        blob = work.git("hash-object", "-w", "big.dat").stdout.strip()
+        (work.path / "big.dat").unlink()
         work.git("notes", "add", "-C", blob, "main")
         refspec, item = ref, ("large-file", ref)
     else:

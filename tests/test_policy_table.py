@@ -104,6 +104,9 @@ CASES += [
     ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.3.0")), True, "config.yaml"),  # not the next version
     ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.0  # 0.2.0").replace(b"0.1.0", b"0.2.0", 1)), True, "config.yaml"),
     ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"1.0.0")), False, ""),
+    ("settings-file", Change(on("dev"), changed(".dlgit.yaml"), settings_problem="the staged .dlgit.yaml:2: not valid YAML"), True,
+     "not valid YAML"),
+    ("settings-file", Change(on("dev"), changed(".dlgit.yaml")), False, ""),
     ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.1")), False, ""),
 ]
 

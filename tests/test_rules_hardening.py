@@ -82,3 +82,59 @@ def test_long_but_ordinary_commit_message_passes(repo: Repo) -> None:
     story.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * 1000)  # 76 kB
     assert_allowed(repo.git("commit", "-q", "--allow-empty", "-F", str(story), check=False))
     assert repo.dlgit("check", "main..dev").returncode == 0
+
+
+# --- .dlgit.yaml: a broken one is refused when staged, and never blocks its own repair -----------------
+
+
+BROKEN = "hotfix:\n  max_files: 5\n  max_lines: [50\n"
+
+
+def test_staged_broken_settings_are_refused_with_the_parsers_reason(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write(".dlgit.yaml", BROKEN)
+    proc = repo.commit("chore: settings", ".dlgit.yaml", check=False)
+    assert_blocked(proc, "settings-file", "not valid YAML", "line 3" if "line 3" in proc.stderr else ".dlgit.yaml")
+    repo.write(".dlgit.yaml", "hotfix:\n  max_file: 5\n")
+    assert_blocked(repo.commit("chore: settings", ".dlgit.yaml", check=False), "settings-file", "unknown key 'hotfix.max_file'")
+    repo.write(".dlgit.yaml", "hotfix:\n  max_files: 5\n")
+    assert_allowed(repo.commit("chore: settings", ".dlgit.yaml"))
+
+
+def test_committed_broken_settings_are_found_by_check(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write(".dlgit.yaml", BROKEN)
+    repo.git("add", ".dlgit.yaml")
+    repo.git("commit", "-q", "--no-verify", "-m", "chore: settings")
+    repo.git("switch", "-q", "main")  # judged by main's settings (the work tree's file is another question)
+    proc = repo.dlgit("check", "main..dev")
+    assert proc.returncode == 1 and "✗ settings-file:" in proc.stdout and "not valid YAML" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("repair", ["mend", "delete"])
+def test_committed_broken_settings_never_block_their_repair(repo: Repo, repair: str) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write(".dlgit.yaml", BROKEN)
+    repo.git("add", ".dlgit.yaml")
+    repo.git("commit", "-q", "--no-verify", "-m", "chore: settings")
+    repo.write("model/net.py", "NET = 2\n")
+    other = repo.commit("feat: x", "model/net.py", check=False)  # anything else: refused, saying how to mend it
+    assert other.returncode == 1 and "not valid YAML" in other.stderr and "judged by the default settings" in other.stderr, other.stderr
+    repo.git("restore", "--staged", "model/net.py")
+    if repair == "mend":
+        repo.write(".dlgit.yaml", "hotfix:\n  max_files: 5\n  max_lines: 50\n")
+        repo.git("add", ".dlgit.yaml")
+    else:
+        repo.git("rm", "-q", ".dlgit.yaml")
+    proc = repo.git("commit", "-m", "fix: mend the settings", check=False)
+    assert proc.returncode == 0 and "judged by the default settings" in proc.stderr, proc.stderr
+    assert_allowed(repo.commit("feat: x", "model/net.py"))
+
+
+def test_repair_commit_is_still_judged_by_the_default_rules(repo: Repo) -> None:
+    """A broken file gives no licence: its repair is judged by the defaults (main stays protected)."""
+    repo.write(".dlgit.yaml", BROKEN)
+    repo.git("add", ".dlgit.yaml")
+    repo.git("commit", "-q", "--no-verify", "-m", "chore: settings")
+    repo.git("rm", "-q", ".dlgit.yaml")
+    assert_blocked(repo.git("commit", "-m", "fix: mend", check=False), "main-protected", ".dlgit.yaml", replay="none")

@@ -304,6 +304,10 @@ class Git:
                 proc.stderr.close()
         return counter.result()
 
+    def index_changes(self, commit: str, path: str) -> bool:
+        """Does the index hold another `path` than `commit` (edited, added or deleted)?"""
+        return self.run("diff", "--cached", "--quiet", "--no-ext-diff", commit, "--", path, check=False).returncode == 1
+
     def mode_changed(self, base: str, path: str) -> bool:
         """Does the index change `path`'s mode (its exec bit, say) from commit `base`?"""
         data = self.run("diff", "--cached", "--raw", "-z", "--no-abbrev", base, "--", path).stdout

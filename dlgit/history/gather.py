@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from dlgit import config
 from dlgit.config import CONFIG_FILE, Settings
 from dlgit.evidence import HotfixDiff, RefView, brought, claimed_source, hotfix_diff, merge_source, squash_evidence, unexplained
 from dlgit.git import Git, LogCommit, RawEntry
@@ -139,6 +140,7 @@ class _Blobs:
     contents: dict[str, bytes]  # task configs after, template config before
     configs: dict[str, list[RawEntry]]  # commit -> the task configs it adds or edits
     mode_changed: set[str]  # commits that edit only the template config and change its mode (no VERSION bump then)
+    settings: dict[str, str]  # commit -> the .dlgit.yaml blob it adds or edits
 
 
 def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[list[LogCommit], _Blobs]:
@@ -147,12 +149,16 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
     sizes = repo.sizes_alongside()
     commits: list[LogCommit] = []
     configs: dict[str, list[RawEntry]] = {}
+    policies: dict[str, str] = {}
     entries: dict[str, tuple[Entry, ...]] = {}
     waiting: deque[tuple[LogCommit, int]] = deque()  # commits whose blob sizes are on their way
     for commit in repo.iter_log(revs):
         commits.append(commit)
         waiting.append((commit, sizes.add([blob for _, _, _, blob, _ in commit.entries if blob])))
         touched = [e for e in commit.entries if e.new_blob and e.path.endswith("/config.yaml") and is_task_config(e.path, settings)]
+        policy = next((e.new_blob for e in commit.entries if e.path == CONFIG_FILE and e.new_blob), None)
+        if policy:
+            policies[commit.sha] = policy
         if touched:
             configs[commit.sha] = touched
         while waiting and waiting[0][1] <= sizes.answered:  # size what we can while git still works
@@ -164,10 +170,13 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
         configs[sha] = [e for e in touched if known.get(e.new_blob or "", 0) <= settings.large_file_max_bytes]
     wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
     wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
+    policies = {sha: blob for sha, blob in policies.items() if known.get(blob, 0) <= settings.large_file_max_bytes}  # else large-file's
+    wanted += policies.values()
     bumps = [commit.sha for commit in commits if len(commit.entries) == 1 and commit.entries[0].path == settings.template_config
              and commit.entries[0].status == "M"]  # the commits that may be VERSION bumps
     commits.sort(key=lambda commit: commit.time)  # oldest first, for people reading the report
-    return commits, _Blobs(entries, repo.read_blobs(wanted), configs, repo.mode_changes(bumps, settings.template_config))
+    return commits, _Blobs(entries, repo.read_blobs(wanted), configs, repo.mode_changes(bumps, settings.template_config),
+                            policies)
 
 
 _new_tuple = tuple.__new__  # an Entry without the NamedTuple's Python-level __new__ (100,000s per history)
@@ -356,6 +365,7 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         template_config_before=next((blobs.contents.get(e.old_blob) for e in changed_configs
                                      if e.path == settings.template_config and e.old_blob), None),
         template_mode_changed=commit.sha in blobs.mode_changed,
+        settings_problem=_settings_problem(commit.sha, blobs),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
         merge_evidence=context.recomputed.get(commit.sha),
@@ -363,6 +373,12 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
     )
+
+
+def _settings_problem(sha: str, blobs: _Blobs) -> str | None:
+    """The parser's reason when the commit adds or edits a .dlgit.yaml that does not parse."""
+    blob = blobs.settings.get(sha)
+    return None if blob is None else config.problem(blobs.contents.get(blob, b""), f"{CONFIG_FILE} at {sha[:12]}")
 
 
 def _direct_on_main(commit: LogCommit, place: _Place) -> bool:

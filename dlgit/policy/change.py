@@ -122,6 +122,8 @@ class Change(NamedTuple):
     # (it was started from dev, say)
     foreign_paths: tuple[str, ...] = ()
     uses_dvc: bool = False
+    # the change adds or edits .dlgit.yaml and that content does not parse: the parser's reason
+    settings_problem: str | None = None
 
     @property
     def paths(self) -> list[str]:

@@ -363,6 +363,23 @@ def _feature_route(change: Change, undo: list[str], settings: Settings) -> list[
             f"({quote(merge.source.name)}); `dlgit release` brings it to {settings.main}"]
 
 
+@rule(
+    "settings-file",
+    f"a {CONFIG_FILE} a change adds or edits holds valid settings",
+    "every hook and `dlgit check` after it reads the settings from that file: a broken one is found only when it "
+    "stops the next commit, the next push and every check, far from the change that broke it.",
+)
+def settings_file(change: Change, settings: Settings) -> Iterator[Violation]:
+    if change.settings_problem is None:
+        return
+    edit = [f"# edit {CONFIG_FILE} (`dlgit explain config` lists every key and its default), then: git add -- {CONFIG_FILE}"]
+    if change.commit is None:
+        fix = [*edit, f"git restore --staged -- {CONFIG_FILE}   # or leave it out of this commit (your edit stays in the work tree)"]
+    else:
+        fix = repair(change, settings, "edit", edit, forward=True)
+    yield RULES["settings-file"].violation(change.settings_problem, [CONFIG_FILE], fix)
+
+
 # --- paths as git's fsck judges them ---------------------------------------------------------------
 
 # Code points HFS+ ignores when it compares names (git's is_hfs_dotgit): `.g\u200cit` is `.git` there.
