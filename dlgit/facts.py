@@ -173,9 +173,21 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
         settings_problem=_settings_problem(repo, staged, size, settings.large_file_max_bytes),
+        task_versions=_task_versions(repo, branch, staged, settings),
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
         foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
     )
+
+
+def _task_versions(repo: Git, branch: Branch | None, staged: Staged, settings: Settings) -> tuple[str | None, str | None] | None:
+    """On a task or debug branch staging its own config.yaml: its VERSION and the template's, both as staged."""
+    if branch is None or branch.kind not in (Kind.TASK, Kind.DEBUG):
+        return None
+    own = f"{task_folder(branch.name, settings)}/config.yaml"
+    if own not in staged.paths:
+        return None
+    texts = repo.read_objects([f":{own}", f":{settings.template_config}"])
+    return read_version(texts.get(f":{own}")), read_version(texts.get(f":{settings.template_config}"))
 
 
 def _settings_problem(repo: Git, staged: Staged, size: Callable[[str], int | None], limit: int) -> str | None:

@@ -1081,3 +1081,29 @@ def test_bump_to_the_next_version_passes(server: Repo, work: Repo, check: Check)
     bump(work, "1.0.0")
     accepted(push(work, "main"))
     assert check(work)[0] == 0
+
+
+# --- issue 16 item 7: messages are never megabytes ------------------------------------------------------
+
+
+def test_commit_and_tag_messages_of_20_mb_are_refused(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "feature-story", "dev")
+    story = work.path.parent / "story.txt"
+    story.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * (20 * MIB // 76))
+    work.git("commit", "-q", "--no-verify", "--allow-empty", "-F", str(story))
+    guards = Guards()
+    guards.push(push(work, "feature-story"), "commit-message", "at most 262,144")
+    guards.unchanged(server, "refs/heads/feature-story", None)
+    guards.check(check(work), "commit-message", "at most 262,144")
+    work.git("tag", "-a", "notes", "-F", str(story), "main")
+    guards.push(push(work, "refs/tags/notes"), "release-tag", "at most 262,144")
+    guards.unchanged(server, "refs/tags/notes", None)
+    guards.verify()
+
+
+def test_commit_and_tag_messages_of_ordinary_length_pass(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "feature-story", "dev")
+    commit(work, "feat: a story\n\n" + "word " * 2000, {"model/story.py": "STORY = 1\n"})
+    accepted(push(work, "feature-story"))
+    work.git("tag", "-a", "notes", "-m", "notes on the release\n\n" + "word " * 2000, "main")
+    accepted(push(work, "refs/tags/notes"))

@@ -107,6 +107,10 @@ CASES += [
     ("settings-file", Change(on("dev"), changed(".dlgit.yaml"), settings_problem="the staged .dlgit.yaml:2: not valid YAML"), True,
      "not valid YAML"),
     ("settings-file", Change(on("dev"), changed(".dlgit.yaml")), False, ""),
+    ("task-config", Change(on(TASK), task_versions=("0.1.0", "0.2.0")), True, "the core this commit runs it on"),
+    ("task-config", Change(on(TASK), task_versions=("0.1.0", "0.1.0")), False, ""),
+    ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/notes", tag_bytes=20 * 2**20)), True, "20,971,520 bytes"),
+    ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/notes", tag_bytes=2000)), False, ""),
     ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.1")), False, ""),
 ]
 

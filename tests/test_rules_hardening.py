@@ -138,3 +138,34 @@ def test_repair_commit_is_still_judged_by_the_default_rules(repo: Repo) -> None:
     repo.git("commit", "-q", "--no-verify", "-m", "chore: settings")
     repo.git("rm", "-q", ".dlgit.yaml")
     assert_blocked(repo.git("commit", "-m", "fix: mend", check=False), "main-protected", ".dlgit.yaml", replay="none")
+
+
+# --- a task's VERSION is the core it runs on ------------------------------------------------------------
+
+
+def _task_on(repo: Repo, core: str, named: str) -> str:
+    """main's template at `core`; a task branch named for `named` whose config says `named` (a --resume of an older task)."""
+    if core != "0.1.0":
+        repo.write(TEMPLATE, TEMPLATE_CONFIG.replace("VERSION: 0.1.0", f"VERSION: {core}"))
+        assert_allowed(repo.commit(f"bump: version 0.1.0 → {core}"))
+    name = f"task-{named}-20260101T000000-resumed"
+    repo.git("switch", "-q", "-c", name, "main")
+    repo.write(f"tasks/{name}/config.yaml", TEMPLATE_CONFIG.replace("VERSION: 0.1.0", f"VERSION: {named}"))
+    return name
+
+
+def test_task_config_naming_an_older_core_than_it_runs_on_is_refused(repo: Repo) -> None:
+    name = _task_on(repo, "0.2.0", "0.1.0")
+    proc = repo.commit("task: start resumed", f"tasks/{name}", check=False)
+    assert_blocked(proc, "task-config", "says VERSION 0.1.0", "is 0.2.0", replay="none")
+    repo.git("commit", "-q", "--no-verify", "-m", "task: start resumed")
+    repo.git("switch", "-q", "main")
+    checked = repo.dlgit("check", "--branch", name, f"main..{name}")
+    assert checked.returncode == 1 and "the core this commit runs it on" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_task_config_naming_the_core_it_runs_on_passes(repo: Repo) -> None:
+    name = _task_on(repo, "0.2.0", "0.2.0")
+    assert_allowed(repo.commit("task: start resumed", f"tasks/{name}"))
+    repo.git("switch", "-q", "main")
+    assert repo.dlgit("check", "--branch", name, f"main..{name}").returncode == 0

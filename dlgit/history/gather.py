@@ -37,6 +37,7 @@ from dlgit.model import (
     read_version,
     short_branch,
     tag_version,
+    task_folder,
 )
 from dlgit.policy import Change, Entry, Merge
 from dlgit.policy.change import Committed, MergeEvidence, RefUpdate, SquashEvidence, Unexplained
@@ -170,12 +171,13 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
         configs[sha] = [e for e in touched if known.get(e.new_blob or "", 0) <= settings.large_file_max_bytes]
     wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
     wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
+    wanted += [f"{sha}:{settings.template_config}" for sha in configs]  # the core each task config is committed on
     policies = {sha: blob for sha, blob in policies.items() if known.get(blob, 0) <= settings.large_file_max_bytes}  # else large-file's
     wanted += policies.values()
     bumps = [commit.sha for commit in commits if len(commit.entries) == 1 and commit.entries[0].path == settings.template_config
              and commit.entries[0].status == "M"]  # the commits that may be VERSION bumps
     commits.sort(key=lambda commit: commit.time)  # oldest first, for people reading the report
-    return commits, _Blobs(entries, repo.read_blobs(wanted), configs, repo.mode_changes(bumps, settings.template_config),
+    return commits, _Blobs(entries, repo.read_objects(sorted(set(wanted))), configs, repo.mode_changes(bumps, settings.template_config),
                             policies)
 
 
@@ -366,6 +368,7 @@ def _change(commit: LogCommit, context: _Range) -> Change:
                                      if e.path == settings.template_config and e.old_blob), None),
         template_mode_changed=commit.sha in blobs.mode_changed,
         settings_problem=_settings_problem(commit.sha, blobs),
+        task_versions=_task_versions(commit.sha, place.branch, changed_configs, blobs, settings),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
         merge_evidence=context.recomputed.get(commit.sha),
@@ -373,6 +376,18 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         commit=Committed(commit.sha, tip=commit.sha == context.tip, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
     )
+
+
+def _task_versions(sha: str, branch: Branch | None, changed: list[RawEntry], blobs: _Blobs,
+                   settings: Settings) -> tuple[str | None, str | None] | None:
+    """On a task or debug branch, a commit adding or editing its own config.yaml: its VERSION and the template's there."""
+    if branch is None or branch.kind not in (Kind.TASK, Kind.DEBUG):
+        return None
+    own = f"{task_folder(branch.name, settings)}/config.yaml"
+    blob = next((entry.new_blob for entry in changed if entry.path == own and entry.new_blob), None)
+    if blob is None:
+        return None
+    return read_version(blobs.contents.get(blob)), read_version(blobs.contents.get(f"{sha}:{settings.template_config}"))
 
 
 def _settings_problem(sha: str, blobs: _Blobs) -> str | None:

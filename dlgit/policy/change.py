@@ -72,6 +72,7 @@ class RefUpdate(NamedTuple):
     on_main: bool | None = None  # tags: the commit is on the main branch
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
     remote: str = "origin"  # where the push goes (for the fix lines)
+    tag_bytes: int | None = None  # an annotated tag being pushed: the size of its tag object (its message, mostly)
 
 
 class Committed(NamedTuple):
@@ -97,6 +98,9 @@ class Change(NamedTuple):
     template_config_before: bytes | None = None
     # the change also changes that file's mode (the exec bit, say): then it is no VERSION bump
     template_mode_changed: bool = False
+    # on a task or debug branch whose change adds or edits its own config.yaml: (VERSION there, VERSION of the
+    # template config in the same commit: the core the task runs on)
+    task_versions: tuple[str | None, str | None] | None = None
     # hotfix branches: (path, changed lines, changed bytes) from the fork point with main, committed + staged
     hotfix_diff: HotfixDiff | None = None
     # a squash onto main recomputed (see SquashEvidence)

@@ -863,12 +863,14 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
 
 @rule(
     "task-config",
-    "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name",
+    "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name "
+    "and the core it runs on (the template config in the same commit)",
     "a task is reproduced from its config.yaml: a missing seed, a wrong type or a VERSION that "
     "does not match the core version in the branch name makes the recorded result meaningless.",
     stages=(*COMMIT, OTHER_REFS), settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
 )
 def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
+    yield from _task_on_another_core(change, settings)
     for path, text in change.configs:
         folder = path.split("/")[-2]
         problems = config_problems(text, parse_branch(folder, settings), settings)
@@ -879,6 +881,23 @@ def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
                 [path],
                 edit if change.commit is None else repair(change, settings, "edit", edit, forward=True),
             )
+
+
+def _task_on_another_core(change: Change, settings: Settings) -> Iterator[Violation]:
+    """A task's VERSION is the core it runs on: the template config's VERSION in the same commit,
+    whatever the branch name claims (`--resume` of an older task on a newer core)."""
+    versions, branch = change.task_versions, change.branch
+    if versions is None or branch is None or None in versions or versions[0] == versions[1]:
+        return
+    own, core = versions
+    path = f"{settings.tasks_dir}/{branch.name}/config.yaml"
+    redo = (f"# then start it again on this core, named and configured for {core}: git switch {settings.main} && "
+            f"dlgit start-task {quote(branch.desc or 'DESC')}")
+    unstage = f"git restore --staged -- {quote(path)}   # keep the config of another core out of this commit"
+    yield RULES["task-config"].violation(
+        f"{path} says VERSION {own}, but the core this commit runs it on ({settings.template_config}) is {core}: "
+        "a result is tied to the core it ran on", [path],
+        [unstage, redo] if change.commit is None else [*repair(change, settings, "drop"), redo])
 
 
 @rule(
@@ -951,13 +970,19 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "release-tag",
-    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z, and never moves nor goes once pushed",
+    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z, and never moves nor goes once pushed; no tag's "
+    "message is megabytes",
     "a task records the core version it ran on; a tag off main or with another VERSION points that "
     "record at code that was never released as that version.",
     stages=HISTORY, settings=("branches.main", "tasks.dir", "tasks.template"), per_ref=True,
 )
 def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     update = change.ref_update
+    if update is not None and (update.tag_bytes or 0) > MAX_MESSAGE:
+        tag = update.ref.removeprefix("refs/tags/")
+        yield RULES["release-tag"].violation(
+            f"the tag {tag} carries {update.tag_bytes:,} bytes; a tag's message holds at most {MAX_MESSAGE:,}", [tag],
+            [f"git tag -f -a {quote(tag)} -m {quote('release ' + tag)} {quote(tag)}^{{}}   # the tag again, with a short message"])
     match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update else None
     if update is None or match is None:
         return
