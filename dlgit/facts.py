@@ -147,7 +147,9 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
     config_blobs = {path: blob for path, blob in zip(staged.paths, staged.new_blobs, strict=True)
                     if blob and path.endswith("/config.yaml") and is_task_config(path, settings)
                     and (size(blob) or 0) <= settings.large_file_max_bytes}  # large-file refuses the others: not parsed as well
-    contents = repo.read_blobs(list(config_blobs.values()))
+    own = _own_config(branch, settings)
+    own_blob, core = config_blobs.get(own) if own else None, f":{settings.template_config}"  # the core a task's config is staged on
+    contents = repo.read_objects(sorted(set(config_blobs.values())) + ([core] if own_blob else []))
     before = repo.show_file(base, settings.template_config) if base and settings.template_config in config_blobs else None
     paths = [*staged.paths, *(path for path in staged.old_paths if path)]
     merge = _merge_in_progress(repo, branch, settings, paths)
@@ -173,21 +175,15 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
         settings_problem=_settings_problem(repo, staged, size, settings.large_file_max_bytes),
-        task_versions=_task_versions(repo, branch, staged, settings),
+        task_versions=(read_version(contents.get(own_blob)), read_version(contents.get(core))) if own_blob else None,
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
         foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
     )
 
 
-def _task_versions(repo: Git, branch: Branch | None, staged: Staged, settings: Settings) -> tuple[str | None, str | None] | None:
-    """On a task or debug branch staging its own config.yaml: its VERSION and the template's, both as staged."""
-    if branch is None or branch.kind not in (Kind.TASK, Kind.DEBUG):
-        return None
-    own = f"{task_folder(branch.name, settings)}/config.yaml"
-    if own not in staged.paths:
-        return None
-    texts = repo.read_objects([f":{own}", f":{settings.template_config}"])
-    return read_version(texts.get(f":{own}")), read_version(texts.get(f":{settings.template_config}"))
+def _own_config(branch: Branch | None, settings: Settings) -> str | None:
+    """A task or debug branch's own tasks/<branch>/config.yaml."""
+    return f"{task_folder(branch.name, settings)}/config.yaml" if branch is not None and branch.kind in (Kind.TASK, Kind.DEBUG) else None
 
 
 def _settings_problem(repo: Git, staged: Staged, size: Callable[[str], int | None], limit: int) -> str | None:
