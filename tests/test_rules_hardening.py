@@ -169,3 +169,24 @@ def test_task_config_naming_the_core_it_runs_on_passes(repo: Repo) -> None:
     assert_allowed(repo.commit("task: start resumed", f"tasks/{name}"))
     repo.git("switch", "-q", "main")
     assert repo.dlgit("check", "--branch", name, f"main..{name}").returncode == 0
+
+
+# --- paths as git's fsck judges them --------------------------------------------------------------------
+
+
+def test_path_that_macos_reads_as_dot_git_is_refused_at_commit(repo: Repo) -> None:
+    """git on Linux stages `.g\\u200cit/hooks/post-checkout` (core.protectHFS is off there); a Mac checks it out as .git/."""
+    repo.git("switch", "-q", "dev")
+    repo.write(".g\u200cit/hooks/post-checkout", "#!/bin/sh\necho owned\n")
+    staged = repo.git("add", "-A", check=False)
+    if staged.returncode != 0:
+        pytest.skip(f"this git refuses the path itself: {staged.stderr.strip()}")
+    assert_blocked(repo.git("commit", "-m", "feat: hooks", check=False), "path-names", "HFS+")
+
+
+def test_dotted_names_git_accepts_pass_at_commit(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    repo.write(".github/workflows/ci.yml", "on: push\n")
+    repo.write("model/.gitkeep", "")
+    repo.write("notes/..draft.md", "x\n")
+    assert_allowed(repo.commit("ci: a workflow"))
