@@ -147,9 +147,10 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
     config_blobs = {path: blob for path, blob in zip(staged.paths, staged.new_blobs, strict=True)
                     if blob and path.endswith("/config.yaml") and is_task_config(path, settings)
                     and (size(blob) or 0) <= settings.large_file_max_bytes}  # large-file refuses the others: not parsed as well
-    own = _own_config(branch, settings)
-    own_blob, core = config_blobs.get(own) if own else None, f":{settings.template_config}"  # the core a task's config is staged on
-    contents = repo.read_objects(sorted(set(config_blobs.values())) + ([core] if own_blob else []))
+    own = _own_config(branch, settings)  # a task's config and its core, when the commit changes either
+    core = settings.template_config
+    versions = [f":{own}", f":{core}"] if own and (own in config_blobs or core in config_blobs) else []
+    contents = repo.read_objects(sorted(set(config_blobs.values())) + versions)
     before = repo.show_file(base, settings.template_config) if base and settings.template_config in config_blobs else None
     paths = [*staged.paths, *(path for path in staged.old_paths if path)]
     merge = _merge_in_progress(repo, branch, settings, paths)
@@ -175,7 +176,7 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
         settings_problem=_settings_problem(repo, staged, size, settings.large_file_max_bytes),
-        task_versions=(read_version(contents.get(own_blob)), read_version(contents.get(core))) if own_blob else None,
+        task_versions=(read_version(contents.get(versions[0])), read_version(contents.get(versions[1]))) if versions else None,
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
         foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
     )

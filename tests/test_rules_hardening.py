@@ -190,3 +190,20 @@ def test_dotted_names_git_accepts_pass_at_commit(repo: Repo) -> None:
     repo.write("model/.gitkeep", "")
     repo.write("notes/..draft.md", "x\n")
     assert_allowed(repo.commit("ci: a workflow"))
+
+
+def test_merging_a_new_core_into_a_task_is_refused(repo: Repo) -> None:
+    """The "no DVC" plan merged main into the task branch: the task's VERSION then names a core it no longer runs on."""
+    name = _task_on(repo, "0.1.0", "0.1.0")
+    assert_allowed(repo.commit("task: start", f"tasks/{name}"))
+    repo.git("switch", "-q", "main")
+    repo.write(TEMPLATE, BUMPED)
+    assert_allowed(repo.commit("bump: version 0.1.0 → 0.2.0"))
+    repo.git("switch", "-q", name)
+    proc = repo.git("merge", "--no-ff", "-m", "Merge branch 'main' into task", "main", check=False)
+    assert proc.returncode != 0 and "✗ task-config:" in proc.stderr and "is 0.2.0" in proc.stderr, proc.stderr
+    repo.git("merge", "--abort", check=False)
+    repo.git("merge", "-q", "--no-ff", "--no-verify", "-m", "Merge branch 'main' into task", "main")
+    repo.git("switch", "-q", "main")
+    checked = repo.dlgit("check", "--branch", name, f"main~1..{name}")
+    assert checked.returncode == 1 and "the core this commit runs it on" in checked.stdout, checked.stdout + checked.stderr

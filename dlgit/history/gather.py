@@ -335,6 +335,7 @@ def gather(tip: str, bases: Sequence[str], target: Branch | None, settings: Sett
         recomputed = _merge_evidence(merges, remerge.result(), redundant, repo)
     finally:
         remerge.cancel()
+    blobs.contents.update(_task_configs_under_a_new_core(commits, places, blobs, repo, settings))
     context = _Range(graph, places, blobs, squashes, recomputed, counted, refs, settings, has_base, tip)
     return [Judged(commit, _change(commit, context), places[commit.sha].via) for commit in commits]
 
@@ -380,14 +381,30 @@ def _change(commit: LogCommit, context: _Range) -> Change:
 
 def _task_versions(sha: str, branch: Branch | None, changed: list[RawEntry], blobs: _Blobs,
                    settings: Settings) -> tuple[str | None, str | None] | None:
-    """On a task or debug branch, a commit adding or editing its own config.yaml: its VERSION and the template's there."""
+    """On a task or debug branch, a commit changing its own config.yaml or the template's: both VERSIONs there."""
     if branch is None or branch.kind not in (Kind.TASK, Kind.DEBUG):
         return None
     own = f"{task_folder(branch.name, settings)}/config.yaml"
     blob = next((entry.new_blob for entry in changed if entry.path == own and entry.new_blob), None)
-    if blob is None:
+    text = blobs.contents.get(blob) if blob else blobs.contents.get(f"{sha}:{own}")  # edited here, or under a core changed here
+    if text is None:
         return None
-    return read_version(blobs.contents.get(blob)), read_version(blobs.contents.get(f"{sha}:{settings.template_config}"))
+    return read_version(text), read_version(blobs.contents.get(f"{sha}:{settings.template_config}"))
+
+
+def _task_configs_under_a_new_core(commits: Sequence[LogCommit], places: dict[str, _Place], blobs: _Blobs, repo: Git,
+                                   settings: Settings) -> dict[str, bytes]:
+    """`sha:tasks/<task>/config.yaml` -> its content, for the commits on a task or debug branch that change the
+    template config (a merge of main, say) and leave the task's own config as it was (one `cat-file --batch`)."""
+    names = []
+    for commit in commits:
+        branch = places[commit.sha].branch
+        touched = {entry.path for entry in blobs.configs.get(commit.sha, [])}
+        if branch is not None and branch.kind in (Kind.TASK, Kind.DEBUG) and settings.template_config in touched:
+            own = f"{task_folder(branch.name, settings)}/config.yaml"
+            if own not in touched:
+                names.append(f"{commit.sha}:{own}")
+    return repo.read_objects(names) if names else {}
 
 
 def _settings_problem(sha: str, blobs: _Blobs) -> str | None:

@@ -98,8 +98,8 @@ class Change(NamedTuple):
     template_config_before: bytes | None = None
     # the change also changes that file's mode (the exec bit, say): then it is no VERSION bump
     template_mode_changed: bool = False
-    # on a task or debug branch whose change adds or edits its own config.yaml: (VERSION there, VERSION of the
-    # template config in the same commit: the core the task runs on)
+    # on a task or debug branch whose change edits its own config.yaml or the template's: (VERSION there, VERSION
+    # of the template config in the same commit: the core the task runs on)
     task_versions: tuple[str | None, str | None] | None = None
     # hotfix branches: (path, changed lines, changed bytes) from the fork point with main, committed + staged
     hotfix_diff: HotfixDiff | None = None
