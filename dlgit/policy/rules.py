@@ -422,7 +422,7 @@ def unsafe_paths(paths: list[str]) -> list[tuple[str, str]]:
 @rule(
     "path-names",
     "every path is one git's fsck accepts: no '.', '..' or empty component, and no .git in any spelling",
-    "a tree entry named '..' or '.git' (or '.GIT', '.git.', 'git~1', '.g\u200cit', which Windows and macOS read as "
+    "a tree entry named '..' or '.git' (or '.GIT', '.git.', 'git~1', '.g<U+200C>it', which Windows and macOS read as "
     ".git) escapes the folder it appears in: it passes a folder test as a string, breaks every fresh clone's checkout, "
     "and on some systems writes into git's own directory.",
     stages=(*COMMIT, OTHER_REFS),
