@@ -15,7 +15,7 @@ tasks:
   outputs: [logs, runs, outputs, checkpoints]   # folders start-task leaves out of a copy
   metrics: [metrics.json, metrics.yaml]          # where `dlgit tasks` finds a run's metrics
   max_subtasks: 1000                # sub-tasks one sweep (start-task --sweep) may declare
-hotfix: {max_files: 5, max_lines: 50}
+hotfix: {max_files: 5, max_lines: 50, max_bytes: 16384}
 large_files:
   max_bytes: 5242880
   patterns: ["*.pt", "*.pth", ...]
@@ -44,7 +44,7 @@ CONFIG_FILE = ".dlgit.yaml"
 DEFAULT_LARGE_FILE_PATTERNS = (
     "*.pt", "*.pth", "*.ckpt", "*.safetensors", "*.h5", "*.hdf5", "*.onnx", "*.npy", "*.npz",
     "*.pkl", "*.pickle", "*.joblib", "*.pb", "*.tflite", "*.parquet", "*.feather", "*.tfrecord",
-    "*.mdb",
+    "*.mdb", "*.bin", "*.gguf", "*.ggml", "*.tar", "*.tar.gz", "*.tgz",
 )
 DEFAULT_COMMIT_TYPES = ("feat", "fix", "docs", "style", "refactor", "test", "chore", "build", "ci", "perf", "revert", "task")
 DEFAULT_REQUIRED_KEYS = ("VERSION", "DEBUG", "RESUME", "TRAIN", "TEST", "MODEL_PATH", "RANDOM_SEED")
@@ -68,6 +68,7 @@ class Settings(NamedTuple):
     max_subtasks: int = 1000  # sub-tasks one sweep may declare
     hotfix_max_files: int = 5
     hotfix_max_lines: int = 50
+    hotfix_max_bytes: int = 16 * 1024  # changed bytes: a binary or a long line is not "one line"
     large_file_max_bytes: int = 5 * 1024 * 1024
     large_file_patterns: tuple[str, ...] = DEFAULT_LARGE_FILE_PATTERNS
     commit_types: tuple[str, ...] = DEFAULT_COMMIT_TYPES
@@ -115,6 +116,7 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("tasks", "max_subtasks"): ("max_subtasks", int, "a whole number of sub-tasks"),
     ("hotfix", "max_files"): ("hotfix_max_files", int, "a whole number of files"),
     ("hotfix", "max_lines"): ("hotfix_max_lines", int, "a whole number of changed lines"),
+    ("hotfix", "max_bytes"): ("hotfix_max_bytes", int, "a number of changed bytes (every file read as text, binaries too)"),
     ("large_files", "max_bytes"): ("large_file_max_bytes", int, "a size in bytes"),
     ("large_files", "patterns"): ("large_file_patterns", list, "a list of glob patterns"),
     ("commit", "types"): ("commit_types", list, "a list of commit types"),
@@ -322,6 +324,15 @@ def _store(cache: Path, key: CacheKey, settings: Settings) -> None:
 def from_bytes(raw: bytes | None, source: str) -> Settings:
     """Settings from a file's bytes as stored in a commit (None: the file is absent)."""
     return Settings() if raw is None else _parse_bounded(_decode(raw, source), source)
+
+
+def problem(raw: bytes, source: str) -> str | None:
+    """What is wrong with a .dlgit.yaml's bytes (the parser's reason, as a hook would print it), or None."""
+    try:
+        from_bytes(raw, source)
+    except UsageError as exc:
+        return str(exc)
+    return None
 
 
 def _parse_bounded(text: str, source: str) -> Settings:

@@ -19,9 +19,8 @@ from dlgit.git import FileDiff, Git
 from dlgit.git.parse import problem
 from dlgit.git.proc import BoundedOutput
 from dlgit.model import SQUASH_TRAILER, Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
-from dlgit.policy.change import MergeEvidence, SquashEvidence, Unexplained
+from dlgit.policy.change import HotfixDiff, MergeEvidence, SquashEvidence, Unexplained
 
-HotfixDiff = tuple[tuple[str, int], ...]
 # The branches whose merges are recomputed: what a merge adds beyond git's merge of its parents is judged
 # as a commit there. main takes no such commit, dev none hidden in a path git merges cleanly, a task only
 # inside its folder; the other kinds take any commit, so their merges are not recomputed.
@@ -165,21 +164,17 @@ def stale_release(refs: RefView, before: str | None, taken: str, settings: Setti
     return earlier if earlier is not None and not refs.repo.is_ancestor(earlier, taken) else None
 
 
-def hotfix_diff(repo: Git, main: str | None, tip: str | None) -> HotfixDiff | None:
-    """(path, changed lines) of a hotfix from its fork point with `main` (a commit) to `tip` (a
-    commit; None: the index of the commit being made)."""
+def hotfix_diff(repo: Git, main: str | None, tip: str | None, limit: int) -> HotfixDiff | None:
+    """(path, changed lines, changed bytes) of a hotfix from its fork point with `main` (a commit) to
+    `tip` (a commit; None: the index of the commit being made); read until the bytes pass `limit`."""
     fork = repo.merge_base(main, tip or "HEAD") if main else None
-    if fork is None:
-        return None
-    counts = repo.numstat(fork) if tip is None else repo.diff_numstat(fork, tip)
-    return tuple((path, added + deleted) for path, (added, deleted) in counts.items())
+    return None if fork is None else repo.diff_sizes(fork, tip, limit)
 
 
-def brought(repo: Git, parent: str, commit: str | None) -> HotfixDiff:
-    """(path, changed lines) that a merge or squash brings onto its first parent: `commit` against
-    `parent` (None: the index of the commit being made)."""
-    counts = repo.numstat(parent) if commit is None else repo.diff_numstat(parent, commit)
-    return tuple((path, added + deleted) for path, (added, deleted) in counts.items())
+def brought(repo: Git, parent: str, commit: str | None, limit: int) -> HotfixDiff:
+    """(path, changed lines, changed bytes) that a merge or squash brings onto its first parent:
+    `commit` against `parent` (None: the index of the commit being made)."""
+    return repo.diff_sizes(parent, commit, limit)
 
 
 def unexplained(repo: Git, cases: Mapping[str, tuple[Sequence[FileDiff], str, str]]) -> dict[str, Unexplained]:

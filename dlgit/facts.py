@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
-from dlgit.config import Settings
+from dlgit import config
+from dlgit.config import CONFIG_FILE, Settings
 from dlgit.evidence import (
     RECOMPUTED,
     HotfixDiff,
@@ -156,7 +158,10 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
     config_blobs = {path: blob for path, blob in zip(staged.paths, staged.new_blobs, strict=True)
                     if blob and path.endswith("/config.yaml") and is_task_config(path, settings)
                     and (size(blob) or 0) <= settings.large_file_max_bytes}  # large-file refuses the others: not parsed as well
-    contents = repo.read_blobs(list(config_blobs.values()))
+    own = _own_config(branch, settings)  # a task's config and its core, when the commit changes either
+    core = settings.template_config
+    versions = [f":{own}", f":{core}"] if own and (own in config_blobs or core in config_blobs) else []
+    contents = repo.read_objects(sorted(set(config_blobs.values())) + versions)
     before = repo.show_file(base, settings.template_config) if base and settings.template_config in config_blobs else None
     paths = [*staged.paths, *(path for path in staged.old_paths if path)]
     merge = _merge_in_progress(repo, branch, settings, paths)
@@ -170,20 +175,38 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         merge=merge,
         squash_evidence=recorded.squash(),
         merge_evidence=recorded.merge(),
-        brought=recorded.brought(),
+        brought=recorded.brought(settings.hotfix_max_bytes),
         stale_release=recorded.stale(settings),
         is_root=base is None,
         message=message,
         configs=tuple((path, contents.get(blob, b"")) for path, blob in config_blobs.items()),
         template_config_before=before,
+        template_mode_changed=bool(before is not None and base and len(entries) == 1 and repo.mode_changed(base, settings.template_config)),
         hotfix_diff=_hotfix_diff(repo, branch, head, settings),
         amending=is_amend,
         dev_missing=on_main and repo.ref(f"refs/heads/{settings.dev}") is None,
         dev_worktree=_elsewhere(repo, settings.dev) if on_main else None,
         uses_dvc=repo.root is not None and (repo.root / ".dvc" / "config").is_file(),
+        settings_problem=_settings_problem(repo, staged, size, settings.large_file_max_bytes),
+        task_versions=(read_version(contents.get(versions[0])), read_version(contents.get(versions[1]))) if versions else None,
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
         foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
     )
+
+
+def _own_config(branch: Branch | None, settings: Settings) -> str | None:
+    """A task or debug branch's own tasks/<branch>/config.yaml."""
+    return f"{task_folder(branch.name, settings)}/config.yaml" if branch is not None and branch.kind in (Kind.TASK, Kind.DEBUG) else None
+
+
+def _settings_problem(repo: Git, staged: Staged, size: Callable[[str], int | None], limit: int) -> str | None:
+    """The parser's reason when the commit stages a .dlgit.yaml that does not parse (PyYAML only then;
+    one over the large-file limit is large-file's)."""
+    if CONFIG_FILE not in staged.paths:
+        return None
+    blob = staged.new_blobs[staged.paths.index(CONFIG_FILE)]
+    raw = repo.read_blob(blob) if blob and (size(blob) or 0) <= limit else None
+    return None if raw is None else config.problem(raw, f"the staged {CONFIG_FILE}")
 
 
 def _foreign(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> tuple[str, ...]:
@@ -247,16 +270,16 @@ class _Recorded:
         assert self.base and merge.sha
         return stale_release(RefView.load(self.repo), self.base, merge.sha, settings)
 
-    def brought(self) -> HotfixDiff | None:
+    def brought(self, limit: int) -> HotfixDiff | None:
         merge = self.made
         if self.kind is not Kind.MAIN or merge is None or merge.source is None or merge.source.kind is not Kind.HOTFIX:
             return None
         assert self.base
-        return brought(self.repo, self.base, None)
+        return brought(self.repo, self.base, None, limit)
 
 
-def _hotfix_diff(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> tuple[tuple[str, int], ...] | None:
+def _hotfix_diff(repo: Git, branch: Branch | None, head: str | None, settings: Settings) -> HotfixDiff | None:
     if branch is None or branch.kind is not Kind.HOTFIX or head is None:
         return None
     main = repo.rev(settings.main) or next(iter(repo.remote_tracking(settings.main)), None)  # a clone may lack a local main
-    return hotfix_diff(repo, main, None)
+    return hotfix_diff(repo, main, None, settings.hotfix_max_bytes)

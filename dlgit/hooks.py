@@ -35,7 +35,14 @@ def _repository() -> tuple[Git, config.Settings] | None:
     if repo.in_progress() is InProgress.REBASE:
         report.emit("dlgit: rebase in progress; commit checks skipped (run `dlgit check` after the rebase).")
         return None
-    settings = config.load_committed(repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
+    try:
+        settings = config.load_committed(repo.info.settings_blob, repo.read_blob, config.settings_cache(repo.git_dir))
+    except UsageError as exc:
+        if repo.info.head is None or not repo.index_changes(repo.info.head, config.CONFIG_FILE):
+            raise UsageError(f"{exc}\nThen commit the mended file (or `git rm {config.CONFIG_FILE}`): that commit is judged by "
+                             "the default settings.") from None
+        report.emit(f"dlgit: {config.CONFIG_FILE} in HEAD is broken and this commit changes it: judged by the default settings.")
+        settings = config.Settings()
     return repo, settings
 
 
@@ -65,6 +72,12 @@ def _committing() -> bool:
     return "GIT_INDEX_FILE" in os.environ or ancestry.under_git()
 
 
+def _git_refuses_empty() -> bool:
+    from dlgit.git import ancestry
+
+    return ancestry.git_options() is not None and not ancestry.allows_empty_message()
+
+
 def commit_msg(message_file: str | None) -> int:
     found = _repository()
     if found is None:
@@ -76,6 +89,8 @@ def commit_msg(message_file: str | None) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read the commit message file {path}: {exc.strerror}.") from None
     message = stored_message(raw.decode("utf-8", "replace"), repo)
+    if not message and _git_refuses_empty():
+        return ALLOWED  # git aborts the commit itself ("Aborting commit due to empty commit message")
     branch = facts.current_branch(repo, settings)
     needs_content = any(RULES[rule_id].wants_content(branch, message) for rule_id in MESSAGE_RULES)
     change = facts.gather(repo, settings, branch, message) if needs_content else Change(branch, message=message)

@@ -471,7 +471,7 @@ _MODEL: dict[Kind, tuple[str, str, str]] = {
     ),
     Kind.DEV: ("{main}", "anything", "{main}, by a release"),
     Kind.FEATURE: ("{dev}", "anything", "{dev} only"),
-    Kind.HOTFIX: ("{main}", "a small fix: at most {files} files and {lines} changed lines since it left {main}",
+    Kind.HOTFIX: ("{main}", "a small fix: at most {files} files, {lines} changed lines and {bytes:,} changed bytes since it left {main}",
                   "{main} and {dev}"),
     Kind.TASK: ("{main} or another task branch", "only {tasks}/{name}/", "{main} and {dev}"),
     Kind.DEBUG: ("{main} or {dev}", "anything (a throw-away run)",
@@ -493,7 +493,7 @@ def allowed_here(branch: Branch, settings: config.Settings) -> list[str]:
         return [f"nothing: the name {branch.problem}, so every commit here is blocked (dlgit explain branch-name)"]
     values = {"main": settings.main, "dev": settings.dev, "hotfix": settings.hotfix_prefix, "task": settings.task_prefix,
               "feature": settings.feature_prefix, "tasks": settings.tasks_dir, "name": branch.name,
-              "files": settings.hotfix_max_files, "lines": settings.hotfix_max_lines}
+              "files": settings.hotfix_max_files, "lines": settings.hotfix_max_lines, "bytes": settings.hotfix_max_bytes}
     created, change, merged = (text.format(**values) for text in _MODEL[branch.kind])
     sources = [kind for kind in Kind if kind in MERGE_SOURCES[branch.kind] and (kind is not Kind.EXTRA or settings.extra_allowed)]
     return [

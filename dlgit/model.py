@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # The rules by their stable ids (dlgit.policy.rules registers one function for each).
 RULE_IDS = ("branch-name", "main-protected", "merge-direction", "task-scope", "hotfix-size", "commit-message", "large-file",
-            "task-config", "no-debug-on-main", "history-rewrite", "release-tag")
+            "task-config", "no-debug-on-main", "history-rewrite", "release-tag", "path-names", "settings-file")
 
 # ASCII classes only: `\d` would accept other scripts' digits (`２０２６` is no UTC time).
 DIGIT = "[0-9]"

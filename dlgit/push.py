@@ -298,6 +298,8 @@ def _judge_other(update: Update, side: Side, refs: RefView, policy: Policy, know
     moved = not is_zero(update.old)
     tag = known.tags.get(update.ref)
     ref_update = tag._replace(moved=moved) if tag else RefUpdate(update.ref, moved=moved)
+    if found is not None and found[1] != update.new:  # an annotated tag: its own object carries a message
+        ref_update = ref_update._replace(tag_bytes=repo.object_sizes([update.new]).get(update.new))
     if found is None or found[0] != "commit":
         result = judge(Span(update.ref, None), None, policy, refs, ref_update)
         entries = tuple(Entry("A", path, size=size) for path, size in _object_sizes(repo, found))

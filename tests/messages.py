@@ -31,6 +31,7 @@ class Case(NamedTuple):
         return self.message[:40].encode("unicode_escape").decode() or "(empty)"
 
 
+EMPTY = "an empty message: commitizen's hook allows it (--allow-abort), dlgit never does"
 GITS_OWN = "git's own message: allowed off main only; cz cannot see the branch"
 BUMP_ONLY_REAL = "`bump:` is dlgit's only for a commit that changes VERSION and nothing else; cz cannot see the content"
 
@@ -56,7 +57,7 @@ CASES: tuple[Case, ...] = (
     Case("# a comment first\nfeat: x\n", True),
     Case("feat: x\n# ------------------------ >8 ------------------------\n# Do not modify or remove the line above.\n"
          "diff --git a/x b/x\n+wip: not a subject\n", True),
-    Case("# only a comment\n", True),
+    Case("# only a comment\n", False, cz=True, differs=EMPTY),  # empty once git removes the comment
     # CRLF line endings and trailing whitespace
     Case("feat: x\r\n\r\nbody\r\n", True),
     Case("wip: x\r\n", False),
@@ -113,7 +114,7 @@ CASES: tuple[Case, ...] = (
     Case("fix tests", False),
     Case("update readme", False),
     Case(": no type", False),
-    # empty messages (`git commit --allow-empty-message`) are never judged
-    Case("", True),
-    Case("   \n\n", True),
+    # empty messages (`git commit --allow-empty-message`): never allowed (SPEC §3); cz's hook lets them pass (--allow-abort)
+    Case("", False, cz=True, differs=EMPTY),
+    Case("   \n\n", False, cz=True, differs=EMPTY),
 )

@@ -455,8 +455,8 @@ def test_client_hook_honours_a_committed_policy(work: Repo) -> None:
     work.git("switch", "-q", "-c", "feature-y", "dev")
     work.write(".dlgit.yaml", "large_files:\n  max_bytes: 67108864\n")
     assert work.commit("chore: allow bigger files", ".dlgit.yaml").returncode == 0
-    sparse(work, "data/table.bin", 30 * MIB)
-    proc = work.commit("feat: a 30 MB table", "data/table.bin", check=False)
+    sparse(work, "data/table.dat", 30 * MIB)
+    proc = work.commit("feat: a 30 MB table", "data/table.dat", check=False)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -475,9 +475,9 @@ def _checkpoint_commit(work: Repo) -> str:
 @pytest.mark.parametrize("ref", ["refs/tags/junk", "refs/stash/x", "refs/notes/commits"])
 def test_checkpoint_pushed_through_a_ref_that_is_no_branch_is_refused(server: Repo, work: Repo, ref: str) -> None:
     if ref == "refs/notes/commits":
-        sparse(work, "big.bin", 20 * MIB)
-        blob = work.git("hash-object", "-w", "big.bin").stdout.strip()
-        (work.path / "big.bin").unlink()
+        sparse(work, "big.dat", 20 * MIB)
+        blob = work.git("hash-object", "-w", "big.dat").stdout.strip()
+        (work.path / "big.dat").unlink()
         work.git("notes", "add", "-C", blob, "main")
         refspec, item = ref, ("large-file", ref)
     else:
@@ -1389,3 +1389,201 @@ def test_task_core_edited_in_a_merge_then_put_back_cannot_reach_main(server: Rep
     guards.unchanged(server, "refs/heads/main", before)
     guards.check(check(work), "task-scope", "model/net.py")
     guards.verify()
+
+
+# --- issue 16 item 2: hotfix-size counts bytes, binaries, renames; attributes are never read --------
+
+
+def _ship_hotfix(server: Repo, work: Repo, check: Check, name: str, rule: Rule | None, *items: Item) -> None:
+    """Commit what is staged on hotfix branch `name` (client hooks asked), merge it into main without
+    hooks and push both: refused everywhere with `rule`, or (rule None) accepted everywhere."""
+    before = server.head("main")
+    install_hooks(work)
+    hook = commit_with_hooks(work, f"fix: {name.removeprefix('hotfix-')}")
+    work.git("switch", "-q", "main")
+    merge(work, name, f"fix: merge {name}")
+    pushed = push(work, "main", name)
+    if rule is None:
+        assert hook.returncode == 0, hook.stderr
+        accepted(pushed)
+        assert check(work)[0] == 0
+        return
+    guards = Guards()
+    guards.hook(hook, rule, *items)
+    guards.push(pushed, rule, *items)
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), rule, *items)
+    guards.verify()
+
+
+def test_hotfix_adding_a_compiled_module_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-speed", "main")
+    sparse(work, "model/net.cpython-311-x86_64-linux-gnu.so", 4_000_000)  # Python imports it instead of net.py
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-speed", "hotfix-size", "net.cpython-311-x86_64-linux-gnu.so", "bytes")
+
+
+def test_hotfix_adding_five_blobs_under_the_large_file_limit_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-tables", "main")
+    for i in range(5):
+        sparse(work, f"model/table{i}.dat", int(4.9 * MIB))
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-tables", "hotfix-size", "model/table0.dat", "bytes")
+
+
+def test_hotfix_with_a_small_binary_and_a_one_line_fix_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-icon", "main")
+    (work.path / "model/icon.bin.dat").write_bytes(bytes(range(256)) * 8)  # 2 KiB
+    work.write("model/net.py", "NET = 3  # fixed\n")
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-icon", None)
+
+
+def test_hotfix_hiding_a_rewrite_behind_gitattributes_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    """`*.py -diff` made numstat count the rewrite as a binary of 0 lines; in a clone `dlgit check`
+    read the work tree's .gitattributes."""
+    work.git("switch", "-q", "-c", "hotfix-attrs", "main")
+    work.write(".gitattributes", "*.py -diff\n")
+    work.write("model/net.py", "".join(f"NET_{i} = {i}\n" for i in range(500)))
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-attrs", "hotfix-size", "model/net.py")
+
+
+def test_hotfix_with_gitattributes_and_a_one_line_fix_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "hotfix-attrs", "main")
+    work.write(".gitattributes", "*.py -diff\n")
+    work.write("model/net.py", "NET = 3  # fixed\n")
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-attrs", None)
+
+
+def _release_a_big_module(server: Repo, work: Repo) -> None:
+    """A 1,000-line module released onto main the honest way."""
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: a big module", {"model/big.py": "".join(f"B_{i} = {i}\n" for i in range(1000))})
+    squash_release(work)
+    bump(work, "0.3.0")
+    accepted(push(work, "main", "dev"))
+
+
+def test_hotfix_renaming_a_big_module_with_an_edit_is_refused(server: Repo, work: Repo, check: Check) -> None:
+    _release_a_big_module(server, work)
+    work.git("switch", "-q", "-c", "hotfix-move", "main")
+    work.git("mv", "model/big.py", "model/huge.py")
+    text = (work.path / "model/huge.py").read_text()
+    work.write("model/huge.py", text.replace("B_7 = 7\n", "B_7 = 'backdoor'\n"))
+    work.git("add", "-A")
+    _ship_hotfix(server, work, check, "hotfix-move", "hotfix-size", ("model/huge.py", "model/big.py"))
+
+
+def test_hotfix_renaming_a_big_module_unchanged_passes(server: Repo, work: Repo, check: Check) -> None:
+    _release_a_big_module(server, work)
+    work.git("switch", "-q", "-c", "hotfix-move", "main")
+    work.git("mv", "model/big.py", "model/huge.py")
+    _ship_hotfix(server, work, check, "hotfix-move", None)
+
+
+def test_hotfix_finish_refuses_a_compiled_module(work: Repo) -> None:
+    """The flow's own check is the hook's rule."""
+    work.git("switch", "-q", "-c", "hotfix-speed", "main")
+    sparse(work, "model/net.cpython-311-x86_64-linux-gnu.so", 4_000_000)
+    commit(work, "fix: speed")
+    work.git("switch", "-q", "main")
+    proc = dlgit_bytes(work.path, "hotfix", "finish", "hotfix-speed")
+    assert proc.returncode == 1 and b"hotfix-size" in proc.stderr and b"bytes" in proc.stderr, proc.stderr
+    assert work.head("main") == work.head("origin/main")
+
+
+# --- issue 16 item 5: paths as git's fsck judges them -----------------------------------------------
+
+
+def _tree(work: Repo, *entries: str) -> str:
+    return work.git("mktree", input="".join(f"{entry}\n" for entry in entries)).stdout.strip()
+
+
+@pytest.mark.parametrize("alias", ["..", ".GIT", ".git.", "git~1", ".g\u200cit"])
+def test_task_commit_with_a_dot_dot_or_dot_git_tree_entry_is_refused(server: Repo, work: Repo, check: Check, alias: str) -> None:
+    """`git mktree` writes any name: `tasks/<task>/../../model/net.py` starts with the task folder as a string."""
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0")})
+    blob = work.git("hash-object", "-w", "--stdin", input="BACKDOOR = 1\n").stdout.strip()
+    model = _tree(work, f"100644 blob {blob}\tnet.py")
+    escape = _tree(work, f"040000 tree {_tree(work, f'040000 tree {model}' + chr(9) + 'model')}\t..") if alias == ".." else model
+    task = work.git("rev-parse", f"HEAD:tasks/{NEW_TASK}").stdout.strip()
+    listed = work.git("ls-tree", task).stdout.strip()
+    task_tree = _tree(work, listed, f"040000 tree {escape}\t{alias}")
+    tasks = _tree(work, *work.git("ls-tree", "HEAD:tasks").stdout.strip().replace(f"{task}\t{NEW_TASK}", f"{task_tree}\t{NEW_TASK}")
+                  .splitlines())
+    root = _tree(work, *work.git("ls-tree", "HEAD").stdout.strip().replace(work.git("rev-parse", "HEAD:tasks").stdout.strip(), tasks)
+                 .splitlines())
+    sha = work.git("commit-tree", root, "-p", "HEAD", "-m", "task: results").stdout.strip()
+    work.git("update-ref", f"refs/heads/{NEW_TASK}", sha)
+    guards = Guards()
+    shown = (alias, "HFS+")  # a zero-width character is printed escaped
+    guards.push(push(work, NEW_TASK), "path-names", shown)
+    guards.unchanged(server, f"refs/heads/{NEW_TASK}", None)
+    guards.check(check(work, "--branch", NEW_TASK, f"main..{NEW_TASK}"), "path-names", shown)
+    guards.verify()
+
+
+def test_task_commit_with_dotted_names_git_accepts_passes(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", NEW_TASK, "main")
+    commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": task_config("0.2.0"), f"tasks/{NEW_TASK}/.gitignore": "*.pt\n",
+                                       f"tasks/{NEW_TASK}/..notes/a.txt": "x\n", f"tasks/{NEW_TASK}/.github.txt": "x\n"})
+    accepted(push(work, NEW_TASK))
+    assert check(work, "--branch", NEW_TASK, f"main..{NEW_TASK}")[0] == 0
+
+
+# --- issue 16 item 7: a VERSION bump is that value and nothing else ---------------------------------
+
+
+@pytest.mark.parametrize("trick", ["exec-bit", "u2028", "huge"])
+def test_bump_carrying_more_than_the_next_version_is_refused(server: Repo, work: Repo, check: Check, trick: str) -> None:
+    before = server.head("main")
+    path = work.path / "tasks/main/config.yaml"
+    text = path.read_text()
+    new = "99999999999999999999.0.0" if trick == "huge" else "0.3.0"
+    text = text.replace("VERSION: 0.2.0", f"VERSION: {new}")
+    if trick == "u2028":
+        text = text.replace("\nDEBUG", "\u2028DEBUG", 1)
+    path.write_text(text)
+    if trick == "exec-bit":
+        path.chmod(0o755)
+    commit(work, f"bump: version 0.2.0 → {new}")
+    guards = Guards()
+    guards.push(push(work, "main"), "main-protected", "tasks/main/config.yaml")
+    guards.unchanged(server, "refs/heads/main", before)
+    guards.check(check(work), "main-protected", "tasks/main/config.yaml")
+    guards.verify()
+
+
+def test_bump_to_the_next_version_passes(server: Repo, work: Repo, check: Check) -> None:
+    bump(work, "1.0.0")
+    accepted(push(work, "main"))
+    assert check(work)[0] == 0
+
+
+# --- issue 16 item 7: messages are never megabytes ------------------------------------------------------
+
+
+def test_commit_and_tag_messages_of_20_mb_are_refused(server: Repo, work: Repo, check: Check) -> None:
+    work.git("switch", "-q", "-c", "feature-story", "dev")
+    story = work.path.parent / "story.txt"
+    story.write_text("feat: a long story\n\n" + ("word " * 15 + "\n") * (20 * MIB // 76))
+    work.git("commit", "-q", "--no-verify", "--allow-empty", "-F", str(story))
+    guards = Guards()
+    guards.push(push(work, "feature-story"), "commit-message", "at most 262,144")
+    guards.unchanged(server, "refs/heads/feature-story", None)
+    guards.check(check(work), "commit-message", "at most 262,144")
+    work.git("tag", "-a", "notes", "-F", str(story), "main")
+    guards.push(push(work, "refs/tags/notes"), "release-tag", "at most 262,144")
+    guards.unchanged(server, "refs/tags/notes", None)
+    guards.verify()
+
+
+def test_commit_and_tag_messages_of_ordinary_length_pass(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "feature-story", "dev")
+    commit(work, "feat: a story\n\n" + "word " * 2000, {"model/story.py": "STORY = 1\n"})
+    accepted(push(work, "feature-story"))
+    work.git("tag", "-a", "notes", "-m", "notes on the release\n\n" + "word " * 2000, "main")
+    accepted(push(work, "refs/tags/notes"))

@@ -102,7 +102,7 @@ def test_cz_executable_matches_the_table(table_repo: Repo, case: Case) -> None:
 
 def test_cz_refuses_an_empty_message_without_allow_abort(table_repo: Repo) -> None:
     """commitizen's own difference: its hook passes --allow-abort (its `allow_abort` setting is
-    overridden by the command line's default), dlgit never judges an empty message."""
+    overridden by the command line's default); dlgit refuses an empty message too (SPEC §3)."""
     (table_repo.path / ".git" / "EMPTY").write_text("")
     proc = cz(table_repo, "check", "--commit-msg-file", str(table_repo.path / ".git" / "EMPTY"))
     assert proc.returncode == 14 and "commit message is empty" in proc.stdout + proc.stderr

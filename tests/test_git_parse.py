@@ -10,10 +10,11 @@ from dlgit.git import Git
 from dlgit.git.parse import (
     LOG_FORMAT,
     LogParser,
+    PatchSizes,
+    Sized,
     Staged,
     parse_index_sizes,
     parse_merge_tree,
-    parse_numstat,
     parse_objects,
     parse_raw,
 )
@@ -48,14 +49,25 @@ def test_parse_raw_keeps_undecodable_bytes() -> None:
     assert parsed.paths == ["caf\udce9"] and parsed.paths[0].encode("utf-8", "surrogateescape") == b"caf\xe9"
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    (b"", {}),
-    (b"3\t1\ta.py\0", {"a.py": (3, 1)}),
-    (b"-\t-\tbin.dat\0", {"bin.dat": (0, 0)}),
-    (b"2\t0\t\0old\0new\0" + b"1\t1\tx y\0", {"new": (2, 0), "x y": (1, 1)}),
-])
-def test_parse_numstat(data: bytes, expected: dict[str, tuple[int, int]]) -> None:
-    assert parse_numstat(data) == expected
+_PATCH = (b"diff --git a/a.py b/a.py\nindex 1..2 100644\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-old\n+new line\n"
+          b"\\ No newline at end of file\n"
+          b"diff --git a/old.py b/new.py\nsimilarity index 100%\nrename from old.py\nrename to new.py\n"
+          b'diff --git "a/x\\ty" "b/x\\ty"\nnew file mode 100644\n--- /dev/null\n+++ "b/x\\ty"\n@@ -0,0 +1,2 @@\n+\0\x01\n+--- a\n')
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_patch_sizes_count_lines_and_bytes_of_every_file_as_text(chunk: int) -> None:
+    counter = PatchSizes(10_000)
+    for start in range(0, len(_PATCH), chunk):
+        counter.feed(_PATCH[start:start + chunk])
+    counter.feed(b"", final=True)
+    assert counter.result() == (Sized("a.py", 2, 13), Sized("new.py", 0, 0), Sized("x\ty", 2, 9))
+
+
+def test_patch_sizes_stop_once_past_the_limit() -> None:
+    counter = PatchSizes(5)
+    counter.feed(_PATCH)
+    assert counter.over and counter.result() == (Sized("a.py", 2, 13),)
 
 
 def test_parse_batch_leaves_missing_names_out() -> None:
@@ -136,3 +148,13 @@ def test_log_parser_joins_a_long_field_once() -> None:
     [commit] = parser.feed(b"", final=True)
     assert commit.message.endswith("x" * 10) and len(commit.message) == len("feat: big\n\n") + len(body)
     assert commit.entries == ()
+
+
+def test_patch_sizes_count_a_line_longer_than_any_chunk_as_it_comes() -> None:
+    counter = PatchSizes(10 * PatchSizes.LONG)
+    counter.feed(b"diff --git a/b.so b/b.so\n--- a/b.so\n+++ b/b.so\n@@ -0,0 +1 @@\n+")
+    for _ in range(4):
+        counter.feed(b"\0" * PatchSizes.LONG)
+        assert len(counter.rest) <= PatchSizes.LONG + 1
+    counter.feed(b"\ndiff --git a/c b/c\n--- a/c\n+++ b/c\n@@ -1 +1 @@\n-x\n", final=True)
+    assert counter.result() == (Sized("b.so", 1, 4 * PatchSizes.LONG + 1), Sized("c", 1, 2))

@@ -175,10 +175,10 @@ def test_an_unknown_source_is_refused_on_main_only() -> None:
 
 def test_hotfix_size_counts_what_a_merge_brings() -> None:
     main, hotfix = parse_branch("main", SETTINGS), parse_branch("hotfix-x", SETTINGS)
-    big = (("model/net.py", 1), ("model/extra.py", 200))
+    big = (("model/net.py", 1, 20), ("model/extra.py", 200, 4000))
     [violation] = evaluate(Change(main, merge=Merge(hotfix, SHA, by_content=True), brought=big, message="fix: merge hotfix-x"), SETTINGS)
     assert violation.rule == "hotfix-size" and "no branch here owns it" in violation.detail and violation.items[0].startswith("model/extra")
-    assert _rules(Change(main, merge=Merge(hotfix, SHA), brought=(("model/net.py", 1),), message="fix: merge hotfix-x")) == []
+    assert _rules(Change(main, merge=Merge(hotfix, SHA), brought=(("model/net.py", 1, 20),), message="fix: merge hotfix-x")) == []
 
 
 def test_release_tags_never_move_nor_go_and_replace_refs_are_refused() -> None:

@@ -207,7 +207,7 @@ def _changes() -> list[Change]:
         on("dev", merge=Merge(parse(debug, settings), sha)),
         on("main", Entry("A", "model/x.py"), merge=Merge(parse(task, settings), sha)),
         on(task, Entry("A", "model/x.py")),
-        on("hotfix-x", hotfix_diff=tuple((f"f{i}", 20) for i in range(7))),
+        on("hotfix-x", hotfix_diff=tuple((f"f{i}", 20, 200) for i in range(7))),
         on("dev", message="wip"),
         on("dev", Entry("A", "w.pt", size=3)),
         on("dev", Entry("A", f"tasks/{task}/config.yaml"), configs=((f"tasks/{task}/config.yaml", b"VERSION: 1\n"),)),

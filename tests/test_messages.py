@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_CONFIG, Repo, make_repo
+from conftest import TEMPLATE_CONFIG, Repo, assert_allowed, make_repo
 from histories import isolated_git
 from messages import CASES, Case
 
@@ -89,22 +89,28 @@ def test_every_difference_is_explained() -> None:
 
 def test_check_judges_committed_messages_like_the_hook(repo: Repo) -> None:
     """`dlgit check` on commits made with `--no-verify` (git stores them cleaned): the refused
-    ones are reported, the empty message and git's own are not."""
+    ones are reported, the empty message too; git's own are not."""
     repo.git("switch", "-q", "dev")
     for message in ("", "Reapply \"feat: x\"", "Merge ../other repo into dev", "Merge tags 'v1' and 'v2'", "wip: x", "feat:no space"):
         repo.git("commit", "-q", "--allow-empty", "--allow-empty-message", "--no-verify", "-m", message)
     proc = repo.dlgit("check", "main..dev")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert proc.stdout.count("✗ commit-message:") == 2, proc.stdout
+    assert proc.stdout.count("✗ commit-message:") == 3, proc.stdout
     assert "'wip' (known:" in proc.stdout and "no space after the colon: write 'feat: no space'" in proc.stdout
 
 
-def test_empty_message_commit_passes_hook_and_check(repo: Repo) -> None:
+def test_empty_message_commit_is_refused_by_hook_and_check(repo: Repo) -> None:
+    """SPEC §3: an empty message never is allowed; the hook sees `--allow-empty-message` in git's options."""
     repo.git("switch", "-q", "dev")
     repo.write("model/net.py", "NET = 2\n")
     repo.git("add", "model/net.py")
     proc = repo.git("commit", "--allow-empty-message", "-m", "", check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert repo.git("log", "-1", "--format=%B").stdout.strip() == ""
+    assert proc.returncode == 1 and "✗ commit-message:" in proc.stderr and "empty" in proc.stderr, proc.stderr
+    plain = repo.git("commit", "-m", "", check=False)  # without the option git refuses on its own, dlgit stays quiet
+    assert plain.returncode == 1 and "commit-message" not in plain.stderr, plain.stderr
+    repo.git("commit", "-q", "--no-verify", "--allow-empty-message", "-m", "")
     checked = repo.dlgit("check", "main..dev")
-    assert checked.returncode == 0, checked.stdout
+    assert checked.returncode == 1 and "the message is empty" in checked.stdout, checked.stdout
+    assert_allowed(repo.git("commit", "-q", "--allow-empty", "-m", "fix: say what it does", check=False))
+
+

@@ -24,6 +24,12 @@ def changed(*paths: str, size: int | None = None) -> tuple[Entry, ...]:
     return tuple(Entry("A", path, None, size) for path in paths)
 
 
+def bump_of(after: bytes, **facts: bool) -> Change:
+    """A commit on main that edits only the template config from CONFIG to `after`."""
+    return Change(on("main"), (Entry("M", "tasks/main/config.yaml"),), configs=(("tasks/main/config.yaml", after),),
+                  template_config_before=CONFIG, **facts)  # type: ignore[arg-type]
+
+
 # (rule, change, blocked?, a text the violation names)
 CASES: list[tuple[str, Change, bool, str]] = [
     ("branch-name", Change(on("wip")), True, "wip"),
@@ -51,17 +57,19 @@ CASES: list[tuple[str, Change, bool, str]] = [
     ("task-scope", Change(on(TASK), (Entry("R", f"tasks/{TASK}/a", "model/a"),)), True, "model/a"),
     ("task-scope", Change(on("main"), changed(f"tasks/{TASK}/a", "model/b"), merge=Merge(on(TASK), SHA)), True, "model/b"),
     ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/log.txt")), False, ""),
-    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=tuple((f"f{i}.py", 1) for i in range(6))), True, "6 file(s)"),
-    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=(("f.py", 51),)), True, "51 line(s)"),
-    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=(("f.py", 50),)), False, ""),
+    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=tuple((f"f{i}.py", 1, 10) for i in range(6))), True, "6 file(s)"),
+    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=(("f.py", 51, 500),)), True, "51 line(s)"),
+    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=(("f.py", 50, 500),)), False, ""),
+    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=(("model/net.so", 1, 16385),)), True, "16,385 or more bytes"),
+    ("hotfix-size", Change(on("hotfix-x"), hotfix_diff=(("model/net.so", 1, 16384),)), False, ""),
     ("commit-message", Change(on("dev"), message="tweak things"), True, "tweak things"),
     ("commit-message", Change(on("main"), message="Merge branch 'dev'"), True, "Merge branch"),
     ("commit-message", Change(on("dev"), message="Merge branch 'feature-x' into dev"), False, ""),
     ("commit-message", Change(on("dev"), message="feat(model)!: a new head"), False, ""),
-    ("commit-message", Change(on("dev"), message=""), False, ""),
+    ("commit-message", Change(on("dev"), message=""), True, "empty"),
     ("large-file", Change(on("dev"), changed("ckpt/best.PT")), True, "best.PT"),
-    ("large-file", Change(on("dev"), changed("data/big.bin", size=6 * 2**20)), True, "6.0 MiB"),
-    ("large-file", Change(on("dev"), changed("data/small.bin", size=2**20)), False, ""),
+    ("large-file", Change(on("dev"), changed("data/big.dat", size=6 * 2**20)), True, "6.0 MiB"),
+    ("large-file", Change(on("dev"), changed("data/small.dat", size=2**20)), False, ""),
     ("task-config", Change(on(TASK), configs=((f"tasks/{TASK}/config.yaml", b"VERSION: 0.1.0\n"),)), True, "lacks DEBUG"),
     ("task-config", Change(on(TASK), configs=((f"tasks/{TASK}/config.yaml", CONFIG.replace(b"0.1.0", b"0.3.0")),)), True,
      "branch name says 0.1.0"),
@@ -75,6 +83,35 @@ CASES: list[tuple[str, Change, bool, str]] = [
     ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/v0.2.0", on_main=False, version="0.2.0")), True, "v0.2.0"),
     ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/v0.2.0", on_main=True, version="0.1.0")), True, "v0.2.0"),
     ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/v0.2.0", on_main=True, version="0.2.0")), False, ""),
+]
+
+# issues 15-17, the rules' hardening: each change a blocked and an allowed case
+CASES += [
+    ("path-names", Change(on(TASK), changed(f"tasks/{TASK}/../../model/net.py")), True, "'..' component"),
+    ("path-names", Change(on("dev"), changed(".GIT/hooks/post-checkout")), True, ".GIT"),
+    ("path-names", Change(on("dev"), changed("model/git~1/config")), True, "NTFS"),
+    ("path-names", Change(on("dev"), changed(".g\u200cit/config")), True, "HFS+"),
+    ("path-names", Change(on("dev"), changed(".git./config")), True, ".git."),
+    ("path-names", Change(on("dev"), changed(".gitignore", ".github/ci.yml", "x/.dvc/config", "fa/\u06a9\u200c\u0633.py")), False, ""),
+    ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/../../model/net.py")), True, "../../model/net.py"),
+    ("task-scope", Change(on(TASK), changed(f"tasks/{TASK}/..results/x")), False, ""),
+    ("commit-message", Change(on("dev"), message="  \n\n"), True, "empty"),
+    ("commit-message", Change(on("dev"), message="feat: a long story\n\n" + "word " * 60_000), True, "at most 262,144"),
+    ("commit-message", Change(on("dev"), message="feat: a long story\n\n" + "word " * 50_000), False, ""),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.2.0"), template_mode_changed=True), True, "tasks/main/config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.2.0").replace(b"\nDEBUG", "\u2028".encode() + b"DEBUG")), True, "config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"99999999999999999999.0.0")), True, "config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.3.0")), True, "config.yaml"),  # not the next version
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.0  # 0.2.0").replace(b"0.1.0", b"0.2.0", 1)), True, "config.yaml"),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"1.0.0")), False, ""),
+    ("settings-file", Change(on("dev"), changed(".dlgit.yaml"), settings_problem="the staged .dlgit.yaml:2: not valid YAML"), True,
+     "not valid YAML"),
+    ("settings-file", Change(on("dev"), changed(".dlgit.yaml")), False, ""),
+    ("task-config", Change(on(TASK), task_versions=("0.1.0", "0.2.0")), True, "the core this commit runs it on"),
+    ("task-config", Change(on(TASK), task_versions=("0.1.0", "0.1.0")), False, ""),
+    ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/notes", tag_bytes=20 * 2**20)), True, "20,971,520 bytes"),
+    ("release-tag", Change(None, ref_update=RefUpdate("refs/tags/notes", tag_bytes=2000)), False, ""),
+    ("main-protected", bump_of(CONFIG.replace(b"0.1.0", b"0.1.1")), False, ""),
 ]
 
 

@@ -389,7 +389,7 @@ def test_hotfix_size_cumulative_files(repo: Repo) -> None:
         repo.write(f"model/fix{i}.py")
     proc = repo.commit("fix: part two", check=False)
     assert_blocked(
-        proc, "hotfix-size", "changes 6 file(s)", "model/fix0.py (1 lines)", "limits: 5 files, 50 lines", "git restore --staged --"
+        proc, "hotfix-size", "changes 6 file(s)", "model/fix0.py (1 lines,", "limits: 5 files, 50 lines", "git restore --staged --"
     )
     repo.git("rm", "-q", "--cached", "model/fix5.py")
     assert_allowed(repo.git("commit", "-m", "fix: part two", check=False))
@@ -412,7 +412,7 @@ def test_hotfix_size_cumulative_lines(repo: Repo) -> None:
     assert_allowed(repo.commit("fix: 31 lines"))  # 30 added + 1 deleted
     repo.write("model/net2.py", "".join(f"y{i} = {i}\n" for i in range(20)))
     proc = repo.commit("fix: 20 more", check=False)
-    assert_blocked(proc, "hotfix-size", "51 line(s)", "model/net.py (31 lines)")
+    assert_blocked(proc, "hotfix-size", "51 line(s)", "model/net.py (31 lines,")
 
 
 def test_hotfix_size_custom_limit(repo: Repo) -> None:
@@ -497,10 +497,10 @@ def test_large_file_patterns_ignore_case(repo: Repo) -> None:
 
 def test_large_file_over_default_size_blocked_small_allowed(repo: Repo) -> None:
     repo.git("switch", "-q", "dev")
-    repo.write("data/big.bin", b"\1" * (5 * 1024 * 1024 + 1))
-    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/big.bin (5.0 MiB)", "git restore --staged -- data/big.bin")
-    repo.git("rm", "-q", "--cached", "data/big.bin")
-    repo.write("data/big.bin", b"\1" * 1024)
+    repo.write("data/big.dat", b"\1" * (5 * 1024 * 1024 + 1))
+    assert_blocked(repo.commit("feat: data", check=False), "large-file", "data/big.dat (5.0 MiB)", "git restore --staged -- data/big.dat")
+    repo.git("rm", "-q", "--cached", "data/big.dat")
+    repo.write("data/big.dat", b"\1" * 1024)
     assert_allowed(repo.commit("feat: data"))
 
 

@@ -23,12 +23,12 @@ def _listed(repo: Repo, min_bytes: int) -> dict[str, int]:
 def test_recorded_sizes_lists_large_and_unrecorded_entries(repo: Repo, odd: str) -> None:
     repo.write("small.txt", "tiny\n")
     repo.write(odd, b"\1" * 2_000_000)
-    repo.write("big.bin", b"\1" * 1_500_000)
+    repo.write("big.dat", b"\1" * 1_500_000)
     blob = repo.git("hash-object", "-w", "--stdin", input="no stat data\n").stdout.strip()
-    repo.git("add", "small.txt", odd, "big.bin")
+    repo.git("add", "small.txt", odd, "big.dat")
     repo.git("update-index", "--add", "--cacheinfo", f"100644,{blob},cached only.txt")
     found = _listed(repo, 1_000_000)
-    assert found == {odd: 2_000_000, "big.bin": 1_500_000, "cached only.txt": 0}  # 0: git recorded no size
+    assert found == {odd: 2_000_000, "big.dat": 1_500_000, "cached only.txt": 0}  # 0: git recorded no size
 
 
 def _many_task_files(repo: Repo) -> str:
@@ -40,7 +40,7 @@ def _many_task_files(repo: Repo) -> str:
 
 def test_large_commit_blocks_a_big_file(repo: Repo) -> None:
     task = _many_task_files(repo)
-    repo.write(f"tasks/{task}/out/dump\nall.bin", b"\1" * BIG)
+    repo.write(f"tasks/{task}/out/dump\nall.dat", b"\1" * BIG)
     proc = repo.commit("task: results", check=False)
     assert_blocked(proc, "large-file", "6.0 MiB", "dlgit finish-task")
     assert "step00001.txt" not in proc.stderr
@@ -51,29 +51,29 @@ def test_large_commit_measures_a_blob_staged_without_stat_data(repo: Repo) -> No
     task = _many_task_files(repo)
     repo.git("add", ".")
     blob = repo.git("hash-object", "-w", "--stdin", input="x" * BIG).stdout.strip()
-    repo.git("update-index", "--add", "--cacheinfo", f"100644,{blob},tasks/{task}/out/ghost.bin")
-    assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/ghost.bin (6.0 MiB)",
+    repo.git("update-index", "--add", "--cacheinfo", f"100644,{blob},tasks/{task}/out/ghost.dat")
+    assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/ghost.dat (6.0 MiB)",
                    replay="lossy")  # a blob staged with no file behind it
 
 
 def test_large_commit_judges_the_blob_not_the_work_tree_file(repo: Repo) -> None:
     """A clean filter (as git-lfs uses) stores a small blob for a big file: allowed."""
     task = _many_task_files(repo)
-    repo.write(".gitattributes", "*.bin filter=pointer\n")
+    repo.write(".gitattributes", "*.dat filter=pointer\n")
     repo.git("add", ".gitattributes")
     repo.git("commit", "-q", "--no-verify", "-m", "chore: attributes")  # outside the task folder
     repo.git("config", "filter.pointer.clean", "head -c 40")
-    repo.write(f"tasks/{task}/out/weights.bin", b"\1" * BIG)
-    assert os.path.getsize(repo.path / f"tasks/{task}/out/weights.bin") == BIG
+    repo.write(f"tasks/{task}/out/weights.dat", b"\1" * BIG)
+    assert os.path.getsize(repo.path / f"tasks/{task}/out/weights.dat") == BIG
     assert_allowed(repo.commit("task: results"))
 
 
 def test_large_commit_judges_the_staged_size_not_a_later_edit(repo: Repo) -> None:
     task = _many_task_files(repo)
-    repo.write(f"tasks/{task}/out/dump.bin", b"\1" * BIG)
+    repo.write(f"tasks/{task}/out/dump.dat", b"\1" * BIG)
     repo.git("add", ".")
-    repo.write(f"tasks/{task}/out/dump.bin", b"shrunk after staging\n")  # the index still holds the big blob
-    assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/dump.bin (6.0 MiB)",
+    repo.write(f"tasks/{task}/out/dump.dat", b"shrunk after staging\n")  # the index still holds the big blob
+    assert_blocked(repo.git("commit", "-m", "task: results", check=False), "large-file", f"tasks/{task}/out/dump.dat (6.0 MiB)",
                    replay="lossy")  # the big version exists only in the index
 
 
@@ -81,12 +81,12 @@ def test_small_commit_judges_the_staged_blob(repo: Repo) -> None:
     """An ordinary commit asks git for each blob's size: neither a later edit of the file nor a
     clean filter that enlarges it hides what is really committed."""
     repo.git("switch", "-q", "dev")
-    repo.write("data/dump.bin", b"\1" * BIG)
+    repo.write("data/dump.dat", b"\1" * BIG)
     repo.git("add", ".")
-    repo.write("data/dump.bin", b"shrunk after staging\n")
-    assert_blocked(repo.git("commit", "-m", "feat: data", check=False), "large-file", "data/dump.bin (6.0 MiB)",
+    repo.write("data/dump.dat", b"shrunk after staging\n")
+    assert_blocked(repo.git("commit", "-m", "feat: data", check=False), "large-file", "data/dump.dat (6.0 MiB)",
                    replay="lossy")  # the big version exists only in the index
-    repo.git("rm", "-q", "-f", "--cached", "data/dump.bin")
+    repo.git("rm", "-q", "-f", "--cached", "data/dump.dat")
     repo.write(".gitattributes", "*.grow filter=grow\n")
     repo.git("config", "filter.grow.clean", f"cat; head -c {BIG} /dev/zero")
     repo.write("data/seed.grow", "tiny\n")
@@ -99,6 +99,6 @@ def test_listing_without_memfd_uses_a_temporary_file(repo: Repo, monkeypatch: py
         raise OSError(38, "Function not implemented")
 
     monkeypatch.setattr(os, "memfd_create", refused, raising=False)
-    repo.write("big.bin", b"\1" * 2_000_000)
-    repo.git("add", "big.bin")
-    assert _listed(repo, 1_000_000) == {"big.bin": 2_000_000}
+    repo.write("big.dat", b"\1" * 2_000_000)
+    repo.git("add", "big.dat")
+    assert _listed(repo, 1_000_000) == {"big.dat": 2_000_000}

@@ -160,7 +160,7 @@ def hotfix_finish(name: str | None, bump: bool, dry_run: bool) -> int:
     dev = session.tip(s.dev, "a hotfix is merged into too")
     branch = session.existing_branch(name, Kind.HOTFIX)
     tip = session.tip(branch, "is to be finished")
-    size = Change(parse_branch(branch, s), hotfix_diff=hotfix_diff(repo, main, tip))
+    size = Change(parse_branch(branch, s), hotfix_diff=hotfix_diff(repo, main, tip, s.hotfix_max_bytes))
     violations = evaluate(size, s, ["hotfix-size"])  # the hook's own rule, before anything moves
     if violations:
         report.emit(report.format_blocked("hotfix finish", size.branch, violations, report.use_color(sys.stderr)))

@@ -44,6 +44,13 @@ def amending() -> bool:
     return any(len(arg) >= 4 and b"--amend".startswith(arg) for arg in git_options() or ())
 
 
+def allows_empty_message() -> bool:
+    """Is the hook running for `git commit --allow-empty-message` (or a unique abbreviation of it;
+    `--allow-empty` is another option)?"""
+    option = b"--allow-empty-message"
+    return any(len(arg) > len(b"--allow-empty") and option.startswith(arg) for arg in git_options() or ())
+
+
 def message_keeps_comments(configured_cleanup: str | None) -> bool:
     """Does git keep '#' lines of this message? Yes for `git commit -m/-F/-C` without an editor
     under the default cleanup, and for --cleanup=verbatim|whitespace|scissors (or commit.cleanup)."""

@@ -1,4 +1,4 @@
-"""Pure parsers of git's output: raw diffs, the log stream, numstat, the index listing and
+"""Pure parsers of git's output: raw diffs, the log stream, patch sizes, the index listing and
 `cat-file --batch`. Bytes in, plain data out; no processes (tested byte by byte).
 
 Paths are decoded as `os.fsdecode` does (surrogateescape), so spaces, newlines and non-UTF-8
@@ -90,24 +90,21 @@ def raw_entry(meta: list[bytes], paths: list[bytes]) -> RawEntry:
     return _new_tuple(RawEntry, (code, path, old_path, new_blob, None if old_sha in _ZERO_IDS else old_sha.decode()))
 
 
-def parse_numstat(data: bytes) -> dict[str, tuple[int, int]]:
-    """`diff --numstat -z`: path -> (added, deleted) lines; binary files count as (0, 0)."""
-    result: dict[str, tuple[int, int]] = {}
-    fields = data.split(b"\0")
-    i = 0
+def mode_changes(data: bytes) -> set[str]:
+    """`diff --raw -z` (one path, no renames), or `diff-tree --stdin` of it with each commit's id
+    before its entries -> the commits ("" without ids) whose entry changes the file's mode."""
+    found, commit, fields, i = set(), "", data.split(b"\0"), 0
     while i < len(fields):
-        head = fields[i]
-        if not head:
-            i += 1
-            continue
-        added, deleted, path = head.split(b"\t", 2)
-        if path == b"":  # rename: old and new paths follow
-            path = fields[i + 2]
-            i += 3
+        field = fields[i].strip(b"\n")
+        if field.startswith(b":"):
+            old_mode, new_mode = field[1:].split(b" ")[:2]
+            if old_mode != new_mode:
+                found.add(commit)
+            i += 2
         else:
+            commit = field.decode() if field else commit
             i += 1
-        result[fsdecode(path)] = (int(added) if added != b"-" else 0, int(deleted) if deleted != b"-" else 0)
-    return result
+    return found
 
 
 _DEBUG_LINES = 5  # `ls-files --debug -z`: ctime, mtime, dev/ino, uid/gid, size/flags after each path
@@ -447,3 +444,72 @@ def parse_first_parents(data: bytes) -> list[tuple[str, str | None]]:
             fields = line.split(" ", 2)
             pairs.append((fields[0], fields[1] if len(fields) > 1 else None))
     return pairs
+
+
+class Sized(NamedTuple):
+    """One path of a diff, measured: its added plus deleted lines, and their bytes."""
+
+    path: str
+    lines: int
+    bytes: int = 0
+
+
+class PatchSizes:
+    """`diff -p -U0 -a -M100%` fed chunk by chunk -> a Sized per path. Every file is read as text
+    (a binary's bytes count, whatever attributes say); an identical rename has no hunk and costs
+    nothing; `over` turns true once the counted bytes pass `limit` (the caller stops reading)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.total, self.rest = limit, 0, b""
+        self.paths: list[str] = []
+        self.lines: list[int] = []
+        self.sizes: list[int] = []
+        self.hunk = False
+        self.continuing = False  # the last content line was counted in part: what comes before a newline is its rest
+
+    @property
+    def over(self) -> bool:
+        return self.total > self.limit
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        if self.continuing:
+            end = chunk.find(b"\n")
+            self._count(len(chunk) if end < 0 else end)
+            if end < 0:
+                return
+            self.continuing, chunk = False, chunk[end + 1:]
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = b"" if final else lines.pop()
+        for line in lines:
+            self._line(line)
+            if self.over:
+                return
+        if self.hunk and len(self.rest) > self.LONG and self.rest[:1] in (b"+", b"-"):  # a megabyte line: count it as it comes
+            self._line(self.rest)
+            self.rest, self.continuing = b"", True
+
+    LONG = 1 << 16
+
+    def _count(self, size: int) -> None:
+        self.sizes[-1] += size
+        self.total += size
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(b"diff --git "):
+            self.paths.append(diff_header_path(fsdecode(line[len(b"diff --git "):])))
+            self.lines.append(0)
+            self.sizes.append(0)
+            self.hunk = False
+        elif not self.paths:
+            return
+        elif line.startswith(b"@@"):
+            self.hunk = True
+        elif self.hunk and line[:1] in (b"+", b"-"):
+            self.lines[-1] += 1
+            self._count(len(line))  # the line without its sign, plus its newline
+        elif not self.hunk and line.startswith(b"rename to "):
+            text = fsdecode(line[len(b"rename to "):])
+            self.paths[-1] = fsdecode(c_unquote(text)) if text.startswith('"') else text
+
+    def result(self) -> tuple[Sized, ...]:
+        return tuple(map(Sized, self.paths, self.lines, self.sizes))

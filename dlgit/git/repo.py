@@ -279,14 +279,47 @@ class Git:
             args.append(base)
         return parse.parse_raw(self.run(*args).stdout)
 
-    def numstat(self, base: str | None) -> dict[str, tuple[int, int]]:
-        """path -> (added, deleted) lines from `base` to the index; binary files count as (0, 0)."""
-        args = ["diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", "--cached"]
-        return parse.parse_numstat(self.run(*args, *([base] if base is not None else [])).stdout)
+    def diff_sizes(self, old: str, new: str | None, limit: int) -> tuple[parse.Sized, ...]:
+        """(path, lines, bytes) changed from commit `old` to commit `new` (None: the index), as git's
+        text diff counts them without reading attributes or filters: every file as text (`-a`:
+        a binary counts its bytes; `*.py -diff` changes nothing), renames as a deletion plus an
+        addition unless identical. Reading stops once the bytes pass `limit` (bounded work)."""
+        args = (*PINNED_PATCH_CONFIG, "diff", "-p", "-U0", "-a", "-M100%", "--full-index", "--diff-algorithm=myers", "--no-color",
+                "--no-ext-diff", "--no-textconv", "--ignore-submodules=none", *(("--cached", old) if new is None else (old, new)))
+        counter = parse.PatchSizes(limit)
+        proc = popen(args, self.cwd)
+        assert proc.stdout
+        try:
+            while not counter.over and (chunk := os.read(proc.stdout.fileno(), CHUNK)):
+                counter.feed(chunk)
+            if not counter.over:
+                counter.feed(b"", final=True)
+                finish(proc, args)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+            if proc.stderr:
+                proc.stderr.close()
+        return counter.result()
 
-    def diff_numstat(self, old: str, new: str) -> dict[str, tuple[int, int]]:
-        """path -> (added, deleted) lines between two commits; binary files count as (0, 0)."""
-        return parse.parse_numstat(self.run("diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", old, new).stdout)
+    def index_changes(self, commit: str, path: str) -> bool:
+        """Does the index hold another `path` than `commit` (edited, added or deleted)?"""
+        return self.run("diff", "--cached", "--quiet", "--no-ext-diff", commit, "--", path, check=False).returncode == 1
+
+    def mode_changed(self, base: str, path: str) -> bool:
+        """Does the index change `path`'s mode (its exec bit, say) from commit `base`?"""
+        data = self.run("diff", "--cached", "--raw", "-z", "--no-abbrev", base, "--", path).stdout
+        return parse.mode_changes(data) == {""}
+
+    def mode_changes(self, commits: Sequence[str], path: str) -> set[str]:
+        """The commits among `commits` that change `path`'s mode against their first parent (one `diff-tree --stdin`)."""
+        if not commits:
+            return set()
+        data = self.run("diff-tree", "--stdin", "-r", "--raw", "-z", "--no-abbrev", "--", path,
+                        stdin="\n".join(commits).encode() + b"\n").stdout
+        return parse.mode_changes(data)
 
     def object_sizes(self, shas: Iterable[str]) -> dict[str, int]:
         wanted = sorted(set(shas))

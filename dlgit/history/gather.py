@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from dlgit import config
 from dlgit.config import CONFIG_FILE, Settings
 from dlgit.errors import UsageError
 from dlgit.evidence import (
@@ -49,6 +50,7 @@ from dlgit.model import (
     read_version,
     short_branch,
     tag_version,
+    task_folder,
 )
 from dlgit.policy import Change, Entry, Merge
 from dlgit.policy.change import Committed, MergeEvidence, RefUpdate, SquashEvidence, Unexplained
@@ -158,6 +160,8 @@ class _Blobs:
     entries: dict[str, tuple[Entry, ...]]  # commit -> its entries, sized
     contents: dict[str, bytes]  # task configs after, template config before
     configs: dict[str, list[RawEntry]]  # commit -> the task configs it adds or edits
+    mode_changed: set[str]  # commits that edit only the template config and change its mode (no VERSION bump then)
+    settings: dict[str, str]  # commit -> the .dlgit.yaml blob it adds or edits
 
 
 def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[list[LogCommit], _Blobs]:
@@ -166,12 +170,16 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
     sizes = repo.sizes_alongside()
     commits: list[LogCommit] = []
     configs: dict[str, list[RawEntry]] = {}
+    policies: dict[str, str] = {}
     entries: dict[str, tuple[Entry, ...]] = {}
     waiting: deque[tuple[LogCommit, int]] = deque()  # commits whose blob sizes are on their way
     for commit in repo.iter_log(revs):
         commits.append(commit)
         waiting.append((commit, sizes.add([blob for _, _, _, blob, _ in commit.entries if blob])))
         touched = [e for e in commit.entries if e.new_blob and e.path.endswith("/config.yaml") and is_task_config(e.path, settings)]
+        policy = next((e.new_blob for e in commit.entries if e.path == CONFIG_FILE and e.new_blob), None)
+        if policy:
+            policies[commit.sha] = policy
         if touched:
             configs[commit.sha] = touched
         while waiting and waiting[0][1] <= sizes.answered:  # size what we can while git still works
@@ -183,8 +191,14 @@ def _read_range(repo: Git, revs: Sequence[str], settings: Settings) -> tuple[lis
         configs[sha] = [e for e in touched if known.get(e.new_blob or "", 0) <= settings.large_file_max_bytes]
     wanted = [e.new_blob for touched in configs.values() for e in touched if e.new_blob]
     wanted += [e.old_blob for touched in configs.values() for e in touched if e.old_blob and e.path == settings.template_config]
+    wanted += [f"{sha}:{settings.template_config}" for sha in configs]  # the core each task config is committed on
+    policies = {sha: blob for sha, blob in policies.items() if known.get(blob, 0) <= settings.large_file_max_bytes}  # else large-file's
+    wanted += policies.values()
+    bumps = [commit.sha for commit in commits if len(commit.entries) == 1 and commit.entries[0].path == settings.template_config
+             and commit.entries[0].status == "M"]  # the commits that may be VERSION bumps
     commits.sort(key=lambda commit: commit.time)  # oldest first, for people reading the report
-    return commits, _Blobs(entries, repo.read_blobs(wanted), configs)
+    return commits, _Blobs(entries, repo.read_objects(sorted(set(wanted))), configs, repo.mode_changes(bumps, settings.template_config),
+                            policies)
 
 
 _new_tuple = tuple.__new__  # an Entry without the NamedTuple's Python-level __new__ (100,000s per history)
@@ -236,7 +250,8 @@ def _squash(commit: LogCommit, trailer: tuple[str, str], resolved: dict[str, str
 
 def _hotfix_diff(sha: str, place: _Place, graph: dict[str, LogCommit], refs: RefView, settings: Settings) -> HotfixDiff | None:
     """A hotfix tip's diff from its fork point with main (main as it was before the merge, if merged)."""
-    return hotfix_diff(refs.repo, graph[place.via].parents[0] if place.via else refs.tip(settings.main), sha)
+    return hotfix_diff(refs.repo, graph[place.via].parents[0] if place.via else refs.tip(settings.main), sha,
+                       settings.hotfix_max_bytes)
 
 
 def _stale_releases(tip: str, graph: dict[str, LogCommit], places: dict[str, _Place], squashes: dict[str, _Squash],
@@ -376,13 +391,15 @@ def gather_many(heads: Sequence[tuple[str, Branch | None]], bases: Sequence[str]
             squashes = dict(zip(trailers, pool.map(lambda sha: _squash(graph[sha], trailers[sha], resolved, refs, settings, remerge),
                                                    trailers), strict=True))
             hotfixes = [commit.sha for commit in _hotfix_brought(commits, places, squashes)]
-            counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha), hotfixes), strict=True))
+            limit = settings.hotfix_max_bytes
+            counted = dict(zip(hotfixes, pool.map(lambda sha: brought(repo, graph[sha].parents[0], sha, limit), hotfixes), strict=True))
         stale = {release: commit for tip, target in heads if target is not None and target.kind is Kind.MAIN
                  for release, commit in _stale_releases(tip, graph, places, squashes, refs, settings).items()}
         redundant = _redundant(merges, graph, repo)
         recomputed = _merge_evidence(merges, _remerged(remerge), redundant, repo)
     finally:
         remerge.cancel()
+    blobs.contents.update(_task_configs_under_a_new_core(commits, places, blobs, repo, settings))
     context = _Range(graph, places, blobs, squashes, recomputed, counted, stale, refs, settings, has_base,
                      frozenset(tip for tip, _ in heads))
     judged: dict[str, list[Judged]] = {tip: [] for tip, _ in heads}
@@ -429,6 +446,9 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         configs=tuple((e.path, blobs.contents.get(e.new_blob, b"")) for e in changed_configs if e.new_blob),
         template_config_before=next((blobs.contents.get(e.old_blob) for e in changed_configs
                                      if e.path == settings.template_config and e.old_blob), None),
+        template_mode_changed=commit.sha in blobs.mode_changed,
+        settings_problem=_settings_problem(commit.sha, blobs),
+        task_versions=_task_versions(commit.sha, place.branch, changed_configs, blobs, settings),
         hotfix_diff=_hotfix_diff(commit.sha, place, context.graph, context.refs, settings) if hotfix else None,
         squash_evidence=evidence,
         merge_evidence=context.recomputed.get(commit.sha),
@@ -437,6 +457,40 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         commit=Committed(commit.sha, tip=commit.sha in context.tips, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
     )
+
+
+def _task_versions(sha: str, branch: Branch | None, changed: list[RawEntry], blobs: _Blobs,
+                   settings: Settings) -> tuple[str | None, str | None] | None:
+    """On a task or debug branch, a commit changing its own config.yaml or the template's: both VERSIONs there."""
+    if branch is None or branch.kind not in (Kind.TASK, Kind.DEBUG):
+        return None
+    own = f"{task_folder(branch.name, settings)}/config.yaml"
+    blob = next((entry.new_blob for entry in changed if entry.path == own and entry.new_blob), None)
+    text = blobs.contents.get(blob) if blob else blobs.contents.get(f"{sha}:{own}")  # edited here, or under a core changed here
+    if text is None:
+        return None
+    return read_version(text), read_version(blobs.contents.get(f"{sha}:{settings.template_config}"))
+
+
+def _task_configs_under_a_new_core(commits: Sequence[LogCommit], places: dict[str, _Place], blobs: _Blobs, repo: Git,
+                                   settings: Settings) -> dict[str, bytes]:
+    """`sha:tasks/<task>/config.yaml` -> its content, for the commits on a task or debug branch that change the
+    template config (a merge of main, say) and leave the task's own config as it was (one `cat-file --batch`)."""
+    names = []
+    for commit in commits:
+        branch = places[commit.sha].branch
+        touched = {entry.path for entry in blobs.configs.get(commit.sha, [])}
+        if branch is not None and branch.kind in (Kind.TASK, Kind.DEBUG) and settings.template_config in touched:
+            own = f"{task_folder(branch.name, settings)}/config.yaml"
+            if own not in touched:
+                names.append(f"{commit.sha}:{own}")
+    return repo.read_objects(names) if names else {}
+
+
+def _settings_problem(sha: str, blobs: _Blobs) -> str | None:
+    """The parser's reason when the commit adds or edits a .dlgit.yaml that does not parse."""
+    blob = blobs.settings.get(sha)
+    return None if blob is None else config.problem(blobs.contents.get(blob, b""), f"{CONFIG_FILE} at {sha[:12]}")
 
 
 def _direct_on_main(commit: LogCommit, place: _Place) -> bool:

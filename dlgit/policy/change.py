@@ -42,6 +42,7 @@ class Merge(NamedTuple):
         return self.source.name if self.source else (self.sha or "an unknown commit")[:12]
 
 
+HotfixDiff = tuple[tuple[str, int, int], ...]  # (path, changed lines, changed bytes) of a hotfix
 Unexplained = tuple[tuple[str, str], ...]  # (path, problem: a key of dlgit.git.parse.UNEXPLAINED)
 
 
@@ -72,6 +73,7 @@ class RefUpdate(NamedTuple):
     on_main: bool | None = None  # tags: the commit is on the main branch
     version: str | None = None  # tags: VERSION in the template config at the tagged commit
     remote: str = "origin"  # where the push goes (for the fix lines)
+    tag_bytes: int | None = None  # an annotated tag being pushed: the size of its tag object (its message, mostly)
 
 
 class Committed(NamedTuple):
@@ -95,14 +97,19 @@ class Change(NamedTuple):
     configs: tuple[tuple[str, bytes], ...] = ()
     # tasks/<template>/config.yaml before the change, when the change edits it
     template_config_before: bytes | None = None
-    # hotfix branches: (path, changed lines) from the fork point with main, committed + staged
-    hotfix_diff: tuple[tuple[str, int], ...] | None = None
+    # the change also changes that file's mode (the exec bit, say): then it is no VERSION bump
+    template_mode_changed: bool = False
+    # on a task or debug branch whose change edits its own config.yaml or the template's: (VERSION there, VERSION
+    # of the template config in the same commit: the core the task runs on)
+    task_versions: tuple[str | None, str | None] | None = None
+    # hotfix branches: (path, changed lines, changed bytes) from the fork point with main, committed + staged
+    hotfix_diff: HotfixDiff | None = None
     # a squash onto main recomputed (see SquashEvidence)
     squash_evidence: SquashEvidence | None = None
     # a merge into main or dev recomputed (see MergeEvidence)
     merge_evidence: MergeEvidence | None = None
-    # a merge or squash of a hotfix into main: (path, changed lines) it brings onto its first parent
-    brought: tuple[tuple[str, int], ...] | None = None
+    # a merge or squash of a hotfix into main: (path, changed lines, changed bytes) it brings onto its first parent
+    brought: HotfixDiff | None = None
     # a release (merge or squash of dev) onto main: the dev commit an earlier release took, which the
     # dev commit taken now does not contain (main takes dev only forward)
     stale_release: str | None = None
@@ -123,6 +130,8 @@ class Change(NamedTuple):
     # (it was started from dev, say)
     foreign_paths: tuple[str, ...] = ()
     uses_dvc: bool = False
+    # the change adds or edits .dlgit.yaml and that content does not parse: the parser's reason
+    settings_problem: str | None = None
 
     @property
     def paths(self) -> list[str]:

@@ -20,8 +20,10 @@ from dlgit.model import (
     SQUASH_SOURCES_INTO_MAIN,
     SQUASH_TRAILER,
     Branch,
+    Bump,
     Kind,
     is_git_own_message,
+    next_version,
     parse_branch,
     parse_bump_subject,
     parse_squash_trailer,
@@ -30,7 +32,6 @@ from dlgit.model import (
     slugify,
     squash_trailer,
     subject_line,
-    version_key,
     version_line_of,
 )
 from dlgit.policy.change import Change, Committed, Merge, Rule, Unexplained, Violation
@@ -66,25 +67,34 @@ def rule(rule_id: str, statement: str, why: str, stages: tuple[str, ...] = COMMI
 
 
 def version_bump(change: Change, settings: Settings) -> tuple[str, str] | None:
-    """(old, new) when the change edits nothing but the VERSION value of the template config,
-    to a higher semver; recognised by content, never by a flag."""
-    if len(change.entries) != 1 or change.template_config_before is None:
+    """(old, new) when the change edits nothing but the VERSION value of the template config, to the
+    next major, minor or patch version; recognised by content, never by a flag: the same bytes
+    around it (no line break swapped for U+2028, no mode change such as the exec bit)."""
+    if len(change.entries) != 1 or change.template_config_before is None or change.template_mode_changed:
         return None
     entry = change.entries[0]
     after = dict(change.configs).get(settings.template_config)
     if entry.status != "M" or entry.path != settings.template_config or after is None:
         return None
-    old_lines = change.template_config_before.decode("utf-8", "replace").splitlines()
-    new_lines = after.decode("utf-8", "replace").splitlines()
+    old_lines, new_lines = change.template_config_before.split(b"\n"), after.split(b"\n")
     if len(old_lines) != len(new_lines):
         return None
     differing = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
     if len(differing) != 1:
         return None
-    old, new = (version_line_of(line) for line in differing[0])
-    if old and new and version_key(new) > version_key(old):
+    try:
+        old_line, new_line = (line.decode("utf-8") for line in differing[0])
+    except UnicodeDecodeError:
+        return None
+    old, new = version_line_of(old_line), version_line_of(new_line)
+    if old and new and new in next_versions(old) and old_line.replace(old, new, 1) == new_line:
         return old, new
     return None
+
+
+def next_versions(version: str) -> tuple[str, ...]:
+    """The versions a release may bump `version` to: the next major, minor or patch."""
+    return tuple(next_version(version, level, major_zero=False) for level in (Bump.MAJOR, Bump.MINOR, Bump.PATCH))
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -411,6 +421,83 @@ def _feature_route(change: Change, undo: list[str], settings: Settings) -> list[
 
 
 @rule(
+    "settings-file",
+    f"a {CONFIG_FILE} a change adds or edits holds valid settings",
+    "every hook and `dlgit check` after it reads the settings from that file: a broken one is found only when it "
+    "stops the next commit, the next push and every check, far from the change that broke it.",
+)
+def settings_file(change: Change, settings: Settings) -> Iterator[Violation]:
+    if change.settings_problem is None:
+        return
+    edit = [f"# edit {CONFIG_FILE} (`dlgit explain config` lists every key and its default), then: git add -- {CONFIG_FILE}"]
+    if change.commit is None:
+        fix = [*edit, f"git restore --staged -- {CONFIG_FILE}   # or leave it out of this commit (your edit stays in the work tree)"]
+    else:
+        fix = repair(change, settings, "edit", edit, forward=True)
+    yield RULES["settings-file"].violation(change.settings_problem, [CONFIG_FILE], fix)
+
+
+# --- paths as git's fsck judges them ---------------------------------------------------------------
+
+# Code points HFS+ ignores when it compares names (git's is_hfs_dotgit): `.g\u200cit` is `.git` there.
+_HFS_IGNORED = "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
+# Anything that may make a component unsafe: a cheap first pass over a whole commit's paths.
+_SUSPECT_PATH = (rf"(?i)(?:^|[/\\\0])(?:[. ]*(?:[/\\\0:]|$)|\.git|git~1)|[/\\]{{2}}|^[/\\]|[/\\]$|[{_HFS_IGNORED}]")
+
+
+def _component_problem(name: str) -> str | None:
+    """Why git's fsck (or a checkout on NTFS or HFS+) refuses one path component, or None."""
+    if name in ("", ".", ".."):
+        return f"a '{name}' component" if name else "an empty component"
+    head = name.split(":", 1)[0]  # NTFS: `..:stream` and `.. ` are `..`
+    if "." in head and not head.strip(". "):
+        return f"the component {name!r}, which Windows reads as '.' or '..'"
+    folded = "".join(ch for ch in name if ch not in _HFS_IGNORED).lower()
+    if folded == ".git":
+        where = "" if name == ".git" else " where case is ignored" if name.lower() == ".git" else " on macOS (HFS+)"
+        return f"the component {name!r}, which is .git{where}"
+    ntfs = name.split(":", 1)[0].rstrip(". ").lower()
+    if ntfs in (".git", "git~1"):
+        return f"the component {name!r}, which is .git on Windows (NTFS)"
+    return None
+
+
+def unsafe_paths(paths: list[str]) -> list[tuple[str, str]]:
+    """(path, why) for each path that git's fsck refuses or that names .git or a parent folder on some
+    file system: a `..` tree entry written with `git mktree` makes `tasks/x/../../model/net.py`."""
+    if not paths or not re.search(_SUSPECT_PATH, "\0".join(paths)):
+        return []
+    found = []
+    for path in paths:
+        if re.search(_SUSPECT_PATH, path):
+            why = next(filter(None, map(_component_problem, re.split(r"[/\\]", path))), None)
+            if why:
+                found.append((path, why))
+    return found
+
+
+@rule(
+    "path-names",
+    "every path is one git's fsck accepts: no '.', '..' or empty component, and no .git in any spelling",
+    "a tree entry named '..' or '.git' (or '.GIT', '.git.', 'git~1', '.g<U+200C>it', which Windows and macOS read as "
+    ".git) escapes the folder it appears in: it passes a folder test as a string, breaks every fresh clone's checkout, "
+    "and on some systems writes into git's own directory.",
+    stages=(*COMMIT, OTHER_REFS),
+)
+def path_names(change: Change, settings: Settings) -> Iterator[Violation]:
+    found = unsafe_paths(change.paths)
+    if not found:
+        return
+    names = " ".join(quote(path) for path, _ in found[:MAX_LISTED])
+    fix = [f"git rm -r -q --cached -- {names}   # git's own commands never make such paths: take them out"]
+    yield RULES["path-names"].violation(
+        f"{len(found)} path(s) that git's fsck refuses (`git fsck` reports them; a checkout breaks or escapes its folder)",
+        [f"{path} ({why})" for path, why in found[:MAX_LISTED]],
+        fix if change.commit is None else repair(change, settings, "drop"),
+    )
+
+
+@rule(
     "task-scope",
     "a task branch changes only tasks/<its branch name>/ (both sides of a rename; deletions count)",
     "a task run must be reproducible from its core version: if a task branch edits core code, its "
@@ -433,7 +520,8 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     inside = folder + "/"
     if branch.kind is Kind.TASK and change.foreign_paths:
         yield _foreign_commits(change, branch, settings)
-    outside = [path for path in change.paths if not path.startswith(inside)]
+    unsafe = {path for path, _ in unsafe_paths(change.paths)}  # `tasks/x/../../model/net.py` starts with the folder, as a string
+    outside = [path for path in change.paths if not path.startswith(inside) or path in unsafe]
     if not outside:
         return
     quoted = " ".join(quote(p) for p in outside[:MAX_LISTED])
@@ -517,8 +605,9 @@ def _parent_tasks_first(outside: list[str], merge: Merge | None, settings: Setti
     "hotfix-size",
     "a hotfix branch stays small: its diff from the fork point with main is within the limits",
     "a hotfix goes straight into main without a release; only a change small enough to review "
-    "at a glance may skip dev. Larger work is a feature.",
-    settings=("hotfix.max_files", "hotfix.max_lines", "branches.prefixes.hotfix", "branches.main"),
+    "at a glance may skip dev. Larger work is a feature. Bytes count as well as lines (every file "
+    "read as text, whatever .gitattributes says): a compiled module or a blob is not \"0 lines\".",
+    settings=("hotfix.max_files", "hotfix.max_lines", "hotfix.max_bytes", "branches.prefixes.hotfix", "branches.main"),
 )
 def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
     merge = change.merge
@@ -526,11 +615,9 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
         yield from _hotfix_brought(change, merge, settings)
     if change.branch is None or change.branch.kind is not Kind.HOTFIX or change.hotfix_diff is None:
         return
-    files = len(change.hotfix_diff)
-    lines = sum(count for _, count in change.hotfix_diff)
-    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+    measured = _hotfix_measure(change.hotfix_diff, settings)
+    if measured is None:
         return
-    biggest = sorted(change.hotfix_diff, key=lambda item: -item[1])
     commit = change.commit
     if commit is None:
         trim = [_trim_hotfix(change, settings)]
@@ -539,11 +626,28 @@ def hotfix_size(change: Change, settings: Settings) -> Iterator[Violation]:
         trim = [f"git switch {quote(change.branch.name)} && git rebase -i {fork}   # keep only the fix: drop or edit the rest",
                 *pushed(change, settings, None)]
     yield RULES["hotfix-size"].violation(
-        f"'{change.branch.name}' changes {files} file(s) and {lines} line(s) since it left {settings.main} "
-        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
-        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
-        [*trim, "# or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
+        f"'{change.branch.name}' changes {measured[0]} since it left {settings.main} ({_HOTFIX_LIMITS.format(s=settings)})",
+        measured[1], [*trim, f"# or raise {_HOTFIX_KEYS} in .dlgit.yaml"],
     )
+
+
+_HOTFIX_LIMITS = "limits: {s.hotfix_max_files} files, {s.hotfix_max_lines} lines, {s.hotfix_max_bytes:,} bytes"
+_HOTFIX_KEYS = "hotfix.max_files / hotfix.max_lines / hotfix.max_bytes"
+
+
+def _within_hotfix_limits(files: int, lines: int, size: int, settings: Settings) -> bool:
+    return files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines and size <= settings.hotfix_max_bytes
+
+
+def _hotfix_measure(diff: tuple[tuple[str, int, int], ...], settings: Settings) -> tuple[str, list[str]] | None:
+    """None within the limits; else what the diff changes in words, and its biggest paths."""
+    files, lines, size = len(diff), sum(item[1] for item in diff), sum(item[2] for item in diff)
+    if _within_hotfix_limits(files, lines, size, settings):
+        return None
+    over = " or more" if size > settings.hotfix_max_bytes else ""  # reading stops once past the limit
+    biggest = sorted(diff, key=lambda item: (-item[2], -item[1]))
+    return (f"{files}{over and '+'} file(s), {lines}{over and '+'} line(s) and {size:,}{over} bytes",
+            [f"{path} ({count} lines, {nbytes:,} bytes)" for path, count, nbytes in biggest[:MAX_LISTED]])
 
 
 def _trim_hotfix(change: Change, settings: Settings) -> str:
@@ -551,8 +655,8 @@ def _trim_hotfix(change: Change, settings: Settings) -> str:
     the branch renamed and moved onto dev, the uncommitted changes kept."""
     assert change.branch is not None and change.hotfix_diff is not None
     staged = set(change.paths)
-    kept = [count for path, count in change.hotfix_diff if path not in staged]
-    if staged and len(kept) <= settings.hotfix_max_files and sum(kept) <= settings.hotfix_max_lines:
+    kept = [item for item in change.hotfix_diff if item[0] not in staged]
+    if staged and _within_hotfix_limits(len(kept), sum(item[1] for item in kept), sum(item[2] for item in kept), settings):
         listed = " ".join(quote(path) for path in sorted(staged))
         return f"git restore --staged -- {listed}   # keep the hotfix to the fix itself (they stay in the work tree)"
     feature = quote(f"{settings.feature_prefix}{change.branch.desc or 'work'}")
@@ -568,24 +672,20 @@ def _carrying_changes(commands: str | None, pop: str = "git stash pop -q") -> st
             f'if [ "$(git rev-parse -q --verify refs/stash)" != "$top" ]; then {pop}; fi')
 
 
-
-
 def _hotfix_brought(change: Change, merge: Merge, settings: Settings) -> Iterator[Violation]:
     """A hotfix merged or squashed into main: what the merge itself brings stays within the limits."""
     assert change.brought is not None and merge.source is not None
-    files, lines = len(change.brought), sum(count for _, count in change.brought)
-    if files <= settings.hotfix_max_files and lines <= settings.hotfix_max_lines:
+    measured = _hotfix_measure(change.brought, settings)
+    if measured is None:
         return
     action = "squash" if merge.squash else "merge"
     claim = " (the name it gives: no branch here owns it)" if merge.by_content else ""
     undo = _undo_merge(change, merge, settings)
-    biggest = sorted(change.brought, key=lambda item: -item[1])
     yield RULES["hotfix-size"].violation(
-        f"the {action} of '{merge.source.name}'{claim} brings {files} file(s) and {lines} line(s) onto '{settings.main}' "
-        f"(limits: {settings.hotfix_max_files} files, {settings.hotfix_max_lines} lines)",
-        [f"{path} ({count} lines)" for path, count in biggest[:MAX_LISTED]],
+        f"the {action} of '{merge.source.name}'{claim} brings {measured[0]} onto '{settings.main}' ({_HOTFIX_LIMITS.format(s=settings)})",
+        measured[1],
         [*undo, f"git switch -c {settings.feature_prefix}NAME {settings.dev}   # larger work goes through {settings.dev}",
-         "or raise hotfix.max_files / hotfix.max_lines in .dlgit.yaml"],
+         f"or raise {_HOTFIX_KEYS} in .dlgit.yaml"],
     )
 
 
@@ -604,7 +704,16 @@ _MAX_BODY_IN_FIX = 400  # characters of a body repeated in the printed `git comm
 )
 def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     message = change.message
-    if not message or not message.strip():  # `git commit --allow-empty-message`: nothing to judge
+    if message is None:
+        return
+    if not message.strip():  # `git commit --allow-empty-message`
+        yield _empty_message(change, settings)
+        return
+    if len(message) > MAX_MESSAGE:
+        yield RULES["commit-message"].violation(
+            f"the message holds {len(message):,} characters; a commit message holds at most {MAX_MESSAGE:,} "
+            "(logs, tables and outputs belong in files of the task folder)", [subject_line(message)[:72]],
+            _message_fix(change, settings, _EXAMPLE))
         return
     subject = subject_line(message)
     if parse_subject(subject, settings.commit_types):
@@ -625,8 +734,25 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
         typed = ".git/MERGE_MSG" if change.merge and not change.merge.squash else ".git/COMMIT_EDITMSG"
         fix = [f"{again} -m {quote(example)}{body}{other_types}", f"# or edit what you typed: {again} -e -F {typed}"]
     else:
-        fix = [*repair(change, settings, "reword"), f"# a subject reads like {quote(example)}"]
+        fix = _message_fix(change, settings, example)
     yield RULES["commit-message"].violation(f"the subject '{subject[:72]}' {problem}", [subject[:72]], fix)
+
+
+MAX_MESSAGE = 256 * 1024  # characters: a message is read by every check and hook after it; 20 MB is no message
+
+
+def _empty_message(change: Change, settings: Settings) -> Violation:
+    return RULES["commit-message"].violation(
+        "the message is empty: a commit says what it does (an empty message is never allowed)", ["(empty)"],
+        _message_fix(change, settings, _EXAMPLE))
+
+
+def _message_fix(change: Change, settings: Settings, example: str) -> list[str]:
+    """Write the message again: the commit being made, or the commit in history."""
+    if change.commit is not None:
+        return [*repair(change, settings, "reword"), f"# a subject reads like {quote(example)}"]
+    again = "git commit --amend" if change.amending else "git commit"
+    return [f"{again} -m {quote(example)}   # or fix:, docs:, task:, refactor(model)!: ..."]
 
 
 # A subject as people mistype it: every part optional, blanks allowed where they do not belong.
@@ -831,12 +957,14 @@ def _config_problems(text: bytes, folder_branch: Branch | None, settings: Settin
 
 @rule(
     "task-config",
-    "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name",
+    "every tasks/*/config.yaml parses and holds the required keys with sane types; a task's VERSION matches its name "
+    "and the core it runs on (the template config in the same commit)",
     "a task is reproduced from its config.yaml: a missing seed, a wrong type or a VERSION that "
     "does not match the core version in the branch name makes the recorded result meaningless.",
     stages=(*COMMIT, OTHER_REFS), settings=("tasks.dir", "tasks.required_keys", "branches.prefixes.task", "branches.prefixes.debug"),
 )
 def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
+    yield from _task_on_another_core(change, settings)
     for path, text in change.configs:
         folder = path.split("/")[-2]
         problems = config_problems(text, parse_branch(folder, settings), settings)
@@ -847,6 +975,23 @@ def task_config(change: Change, settings: Settings) -> Iterator[Violation]:
                 [path],
                 edit if change.commit is None else repair(change, settings, "edit", edit, forward=True),
             )
+
+
+def _task_on_another_core(change: Change, settings: Settings) -> Iterator[Violation]:
+    """A task's VERSION is the core it runs on: the template config's VERSION in the same commit,
+    whatever the branch name claims (`--resume` of an older task on a newer core)."""
+    versions, branch = change.task_versions, change.branch
+    if versions is None or branch is None or None in versions or versions[0] == versions[1]:
+        return
+    own, core = versions
+    path = f"{settings.tasks_dir}/{branch.name}/config.yaml"
+    redo = (f"# then start it again on this core, named and configured for {core}: git switch {settings.main} && "
+            f"dlgit start-task {quote(branch.desc or 'DESC')}")
+    unstage = f"git restore --staged -- {quote(path)}   # keep the config of another core out of this commit"
+    yield RULES["task-config"].violation(
+        f"{path} says VERSION {own}, but the core this commit runs it on ({settings.template_config}) is {core}: "
+        "a result is tied to the core it ran on", [path],
+        [unstage, redo] if change.commit is None else [*repair(change, settings, "drop"), redo])
 
 
 @rule(
@@ -919,13 +1064,19 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "release-tag",
-    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z, and never moves nor goes once pushed",
+    "a release tag vX.Y.Z names a commit on main whose VERSION is X.Y.Z, and never moves nor goes once pushed; no tag's "
+    "message is megabytes",
     "a task records the core version it ran on; a tag off main or with another VERSION points that "
     "record at code that was never released as that version.",
     stages=HISTORY, settings=("branches.main", "tasks.dir", "tasks.template"), per_ref=True,
 )
 def release_tag(change: Change, settings: Settings) -> Iterator[Violation]:
     update = change.ref_update
+    if update is not None and (update.tag_bytes or 0) > MAX_MESSAGE:
+        tag = update.ref.removeprefix("refs/tags/")
+        yield RULES["release-tag"].violation(
+            f"the tag {tag} carries {update.tag_bytes:,} bytes; a tag's message holds at most {MAX_MESSAGE:,}", [tag],
+            [f"git tag -f -a {quote(tag)} -m {quote('release ' + tag)} {quote(tag)}^{{}}   # the tag again, with a short message"])
     match = re.fullmatch(rf"refs/tags/v({SEMVER})", update.ref) if update else None
     if update is None or match is None:
         return
