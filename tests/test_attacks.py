@@ -973,7 +973,7 @@ def test_settings_the_admin_adopts_are_enforced(server: Repo, work: Repo) -> Non
     landed = _land_settings(work, "large_files:\n  max_bytes: 67108864\n", "hotfix")
     accepted(landed)
     work.git("switch", "-q", "-c", "feature-table", "dev")
-    sparse(work, "data/table.bin", 30 * MIB)
+    sparse(work, "data/table.dat", 30 * MIB)
     commit(work, "feat: a 30 MB table")
     refused = push(work, "feature-table")
     assert refused.returncode == 1 and "large-file" in refused.stderr and "the server's pinned settings" in refused.stderr
@@ -982,14 +982,17 @@ def test_settings_the_admin_adopts_are_enforced(server: Repo, work: Repo) -> Non
     accepted(push(work, "feature-table"))
 
 
-def test_adopting_a_broken_policy_is_refused_and_keeps_the_pin(server: Repo, work: Repo) -> None:
+def test_adopting_a_broken_policy_is_refused_and_keeps_the_pin(server: Repo, work: Repo, tmp_path: Path) -> None:
     _install_server(server)
     pinned = (server.path / "dlgit" / "server-settings.yaml").read_bytes()
     work.git("switch", "-q", "dev")
     commit(work, "chore: broken settings", {".dlgit.yaml": "rules: [\n"})
-    accepted(push(work, "dev"))
-    proc = server.dlgit("install", "--server", "--adopt", "dev")
-    assert proc.returncode == 2 and ".dlgit.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    refused = push(work, "dev")  # a broken .dlgit.yaml never lands (settings-file) ...
+    assert refused.returncode == 1 and "settings-file" in refused.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules: [\n")
+    proc = server.dlgit("install", "--server", "--adopt", str(broken))  # ... nor is it adopted
+    assert proc.returncode == 2 and "broken.yaml" in proc.stderr and "Traceback" not in proc.stderr
     assert (server.path / "dlgit" / "server-settings.yaml").read_bytes() == pinned
 
 
