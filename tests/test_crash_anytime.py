@@ -209,3 +209,17 @@ def test_a_half_written_work_tree_is_taken_back(crashed_release: Repo, verb: str
         assert "VERSION: 0.2.0" in repo.git("show", "main:tasks/main/config.yaml").stdout
     else:
         assert repo.git("status", "--porcelain", "--untracked-files=all").stdout == before + "?? notes/mine.txt\n"
+
+
+@pytest.mark.parametrize("verb", ["continue", "abort"])
+def test_files_in_the_way_that_match_no_commit_get_the_one_command_that_sets_them_aside(crashed_release: Repo, verb: str) -> None:
+    repo = crashed_release
+    repo.write("model/part0.py", "not what dev holds\n")  # git's half-merge, or the user's: dlgit cannot tell
+    stopped = repo.dlgit(verb)
+    assert stopped.returncode in (1, 2) and "Traceback" not in stopped.stderr
+    said = stopped.stdout + stopped.stderr
+    command = re.search(r"^  (git stash push --include-untracked .+)$", said, re.MULTILINE)
+    assert command and "model/part0.py" in command.group(1), said
+    subprocess.run(["bash", "-c", command.group(1)], cwd=repo.path, check=True)
+    ok(repo.dlgit(verb))
+    assert "not what dev holds" in repo.git("stash", "show", "-p", "--include-untracked").stdout
