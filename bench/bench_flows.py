@@ -119,6 +119,18 @@ def timed(command: list[str], repo: Path) -> float:
     return elapsed
 
 
+def medians(base: Path, script: str, command: list[str], runs: int) -> tuple[float, float]:
+    """Median wall times of the script and of the dlgit command, each run in a fresh copy of `base`, in turns."""
+    times: dict[str, list[float]] = {"script": [], "dlgit": []}
+    for run in range(runs):
+        for name, args in (("script", ["sh", "-c", script]), ("dlgit", command)):
+            copy = base.with_name(f"{name}-{run}")
+            shutil.copytree(base, copy, symlinks=True)
+            times[name].append(timed(args, copy))
+            shutil.rmtree(copy)
+    return statistics.median(times["script"]), statistics.median(times["dlgit"])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
@@ -138,14 +150,7 @@ def bench_release(options: argparse.Namespace) -> bool:
         started = time.perf_counter()
         base = build(root, options.files, options.commits)
         print(f"built main with {options.files:,} files and dev with {options.commits} commits in {time.perf_counter() - started:.1f} s")
-        times: dict[str, list[float]] = {"script": [], "dlgit": []}
-        for run in range(options.runs):
-            for name, command in (("script", ["sh", "-c", SCRIPT]), ("dlgit", ["dlgit", "release"])):
-                copy = root / f"{name}-{run}"
-                shutil.copytree(base, copy, symlinks=True)
-                times[name].append(timed(command, copy))
-                shutil.rmtree(copy)
-    script, dlgit = (statistics.median(times[name]) for name in ("script", "dlgit"))
+        script, dlgit = medians(base, SCRIPT, ["dlgit", "release"], options.runs)
     print(f"release, median of {options.runs} (hooks on in both)")
     print(f"  the same git commands by hand   {script * 1000:8.0f} ms")
     print(f"  dlgit release                   {dlgit * 1000:8.0f} ms   ({dlgit / script:.2f}x)")
@@ -156,16 +161,8 @@ def bench_release(options: argparse.Namespace) -> bool:
 
 def bench_finish(options: argparse.Namespace) -> bool:
     with tempfile.TemporaryDirectory(prefix="dlgit-bench-finish-") as tmp:
-        root = Path(tmp)
-        base = build_finish(root, options.results, options.ahead)
-        times: dict[str, list[float]] = {"script": [], "dlgit": []}
-        for run in range(options.runs):
-            for name, command in (("script", ["sh", "-c", FINISH_SCRIPT]), ("dlgit", ["dlgit", "finish-task"])):
-                copy = root / f"{name}-{run}"
-                shutil.copytree(base, copy, symlinks=True)
-                times[name].append(timed(command, copy))
-                shutil.rmtree(copy)
-    script, dlgit = (statistics.median(times[name]) for name in ("script", "dlgit"))
+        base = build_finish(Path(tmp), options.results, options.ahead)
+        script, dlgit = medians(base, FINISH_SCRIPT, ["dlgit", "finish-task"], options.runs)
     print(f"finish-task of {options.results:,} result files, dev {options.ahead:,} files ahead of main, median of {options.runs}")
     print(f"  the seed's git commands by hand (checkouts)   {script * 1000:8.0f} ms")
     print(f"  dlgit finish-task (no checkout)               {dlgit * 1000:8.0f} ms   ({dlgit / script:.2f}x)")

@@ -152,3 +152,74 @@ def _trial(base: Path, tmp_path: Path, scene: str, trial: int) -> None:
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_a_kill_at_a_random_moment_then_continue_or_abort(base: Path, tmp_path: Path, scene: str, trial: int) -> None:
     _trial(base, tmp_path, scene, trial)
+
+
+# --- each leftover on its own, deterministically ----------------------------------------------------
+
+
+@pytest.fixture
+def crashed_release(repo: Repo) -> Repo:
+    """A release killed right after its first step (on main, about to squash dev)."""
+    repo.git("switch", "-q", "dev")
+    for i in range(5):
+        repo.write(f"model/part{i}.py", f"PART = {i}\n" * 50)
+    repo.commit("feat: five parts")
+    assert repo.dlgit("release", env={"DLGIT_TEST_CRASH_AFTER_STEP": "1"}).returncode == -9
+    return repo
+
+
+def test_a_stale_lock_is_named_with_the_command_that_removes_it(crashed_release: Repo) -> None:
+    repo = crashed_release
+    lock = repo.path / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    for verb in ("continue", "abort"):
+        refused = repo.dlgit(verb)
+        assert refused.returncode == 2 and "stale" in refused.stderr and "[1/" not in refused.stdout, refused.stderr
+    command = re.search(r"^  (rm -f .+)$", refused.stderr, re.MULTILINE)
+    assert command and "index.lock" in command.group(1)
+    subprocess.run(["bash", "-c", command.group(1)], cwd=repo.path, check=True)
+    ok(repo.dlgit("continue"))
+    assert "VERSION: 0.2.0" in repo.git("show", "main:tasks/main/config.yaml").stdout
+
+
+def test_a_git_still_at_work_is_waited_for(crashed_release: Repo) -> None:
+    repo = crashed_release
+    busy = subprocess.Popen(["git", "hash-object", "--stdin"], cwd=repo.path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)
+        refused = repo.dlgit("continue")
+        assert refused.returncode == 2 and "still at work" in refused.stderr and f"pid {busy.pid}" in refused.stderr, refused.stderr
+    finally:
+        busy.communicate(b"x")
+    ok(repo.dlgit("continue"))
+
+
+@pytest.mark.parametrize("verb", ["continue", "abort"])
+def test_a_half_written_work_tree_is_taken_back(crashed_release: Repo, verb: str) -> None:
+    repo = crashed_release
+    before = repo.git("status", "--porcelain", "--untracked-files=all").stdout
+    for i in range(4):  # what a killed `git merge --squash dev` had written: whole files, and one cut short
+        repo.write(f"model/part{i}.py", repo.git("show", f"dev:model/part{i}.py").stdout)
+    repo.write("model/part4.py", repo.git("show", "dev:model/part4.py").stdout[:37])
+    repo.write("notes/mine.txt", "the user's own file\n")
+    out = ok(repo.dlgit(verb))
+    assert "took back 5 file(s)" in out
+    assert (repo.path / "notes/mine.txt").read_text() == "the user's own file\n"  # not git's: untouched
+    if verb == "continue":
+        assert "VERSION: 0.2.0" in repo.git("show", "main:tasks/main/config.yaml").stdout
+    else:
+        assert repo.git("status", "--porcelain", "--untracked-files=all").stdout == before + "?? notes/mine.txt\n"
+
+
+@pytest.mark.parametrize("verb", ["continue", "abort"])
+def test_files_in_the_way_that_match_no_commit_get_the_one_command_that_sets_them_aside(crashed_release: Repo, verb: str) -> None:
+    repo = crashed_release
+    repo.write("model/part0.py", "not what dev holds\n")  # git's half-merge, or the user's: dlgit cannot tell
+    stopped = repo.dlgit(verb)
+    assert stopped.returncode in (1, 2) and "Traceback" not in stopped.stderr
+    said = stopped.stdout + stopped.stderr
+    command = re.search(r"^  (git stash push --include-untracked .+)$", said, re.MULTILINE)
+    assert command and "model/part0.py" in command.group(1), said
+    subprocess.run(["bash", "-c", command.group(1)], cwd=repo.path, check=True)
+    ok(repo.dlgit(verb))
+    assert "not what dev holds" in repo.git("stash", "show", "-p", "--include-untracked").stdout

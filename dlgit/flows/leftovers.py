@@ -143,3 +143,18 @@ def _hashes(repo: Git, paths: list[str]) -> dict[str, str]:
     proc = repo.run("hash-object", "--stdin-paths", stdin="".join(f"{path}\n" for path in paths).encode(), check=False)
     ids = proc.stdout.decode().split() if proc.returncode == 0 else []
     return dict(zip(paths, ids, strict=True)) if len(ids) == len(paths) else {}
+
+
+def blocking_hint(said: str) -> str:
+    """When git refused because files in the work tree would be overwritten (files dlgit could not
+    tell from the user's own, e.g. a killed git's), the one command that sets them aside, losing
+    nothing; else ""."""
+    if "would be overwritten by" not in said:
+        return ""
+    paths = [line.strip() for line in said.splitlines() if line.startswith(("\t", "        ")) and line.strip()]
+    if not paths:
+        return ""
+    return ("\nThese files are in the way and are no copy of a commit of the flow; set them aside in the stash (nothing is lost; "
+            "`git stash show -p` shows them), then run this again:\n"
+            f"  git stash push --include-untracked -m {quote('dlgit: files in the way of a flow')} -- "
+            + " ".join(quote(path) for path in paths))

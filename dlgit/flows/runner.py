@@ -115,9 +115,9 @@ class FlowRunner:
             except Conflict as conflict:
                 return self._stop(run, "conflict", CONFLICT, self._conflict_text(conflict))
             except StepFailed as failure:
-                return self._stop(run, "refused", REFUSED, str(failure))
+                return self._stop(run, "refused", REFUSED, str(failure) + leftovers.blocking_hint(str(failure)))
             except (GitError, OSError) as error:  # a write that failed (a full disk, a lock held): the state still holds
-                return self._stop(run, "refused", REFUSED, f"dlgit: step {index + 1} failed: {error}")
+                return self._stop(run, "refused", REFUSED, f"dlgit: step {index + 1} failed: {error}" + leftovers.blocking_hint(str(error)))
             resuming = False
             _crash_point(index)
             self._leave_removed_worktree()
@@ -214,7 +214,13 @@ class FlowRunner:
         self._say(f"dlgit abort: {run['name']} ({run['title']}): back to where it began")
         self._conclude_operation()
         ctx = self._context(run)
-        self._restore(run["before"], run.get("keep_work"), self._current_refs(run), run["vars"])
+        try:
+            self._restore(run["before"], run.get("keep_work"), self._current_refs(run), run["vars"])
+        except GitError as error:
+            hint = leftovers.blocking_hint(error.stderr)
+            if not hint:
+                raise
+            raise UsageError(f"{error}{hint}") from None
         for data in reversed(run["steps"][:run["next"] + 1]):
             Step.from_json(data).abort(ctx)
         run.update(status="aborted", ended=_now(), after=run["before"])

@@ -814,8 +814,8 @@ class CopyFolder(Step):
         """The copy goes when no commit checked out holds it (it was never committed, at most
         staged: unstaged first, so that nothing of it stays in the index)."""
         repo = ctx.repo_in(self.worktree)
-        head = repo.rev("HEAD")  # None: the work tree's branch is gone (an aborted start-task deleted it)
-        if repo.root is None or not (repo.root / self.dest).is_dir() or (head is not None and repo.ls_tree(head, self.dest)):
+        head = repo.rev("HEAD")  # none: the task's own work tree, its branch deleted by the rollback already
+        if repo.root is None or not (repo.root / self.dest).is_dir() or (head and repo.ls_tree(head, self.dest)):
             return
         if repo.is_tracked(self.dest):
             ctx.git_in(self.worktree)("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", self.dest)
