@@ -173,6 +173,7 @@ def _worktree_path(repo: Git, branch: str, given: str) -> Path:
 
 
 def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+    from dlgit.tasks import jobs
     from dlgit.tasks.lock import run_active
 
     session = Session()
@@ -188,6 +189,9 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if holder:
         raise UsageError(f"a run of {branch.name} is active (pid {holder.pid} on {holder.host}, since {holder.started}); "
                          "let it end (or stop it), then finish.")
+    jobs.refuse_active(repo.common_dir, branch.name)
+    if not dry_run:
+        jobs.collect(repo.common_dir, branch.name, folder, repo.root / folder)  # what submitted jobs left in their snapshots
     outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
     if outside:
         listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
@@ -203,6 +207,8 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
                 + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
     code = session.runner.start(flow, dry_run)
+    if code == 0 and not dry_run:
+        jobs.remove_snapshots(repo.common_dir, branch.name)
     if code == 0 and not dry_run and not keep_worktree:
         _remove_own_worktree(repo, branch.name)
     return code

@@ -243,6 +243,23 @@ def _local_alive(data: dict[str, Any]) -> bool:
     return True
 
 
+def by_task(common_dir: Path) -> dict[str, list[Element]]:
+    grouped: dict[str, list[Element]] = {}
+    for element in elements(common_dir):
+        grouped.setdefault(element.task, []).append(element)
+    return grouped
+
+
+def summary(found: list[Element]) -> str:
+    """The STATE cell of a submitted task: `running 2, queued 2 (job 17)`."""
+    counts: dict[str, int] = {}
+    for element in found:
+        counts[element.state] = counts.get(element.state, 0) + 1
+    job_ids = sorted({(element.job_id or "?").split("_")[0] for element in found})
+    states = ", ".join(f"{state} {count}" if len(found) > 1 else state for state, count in counts.items())
+    return f"{states} (job {', '.join(job_ids)})"
+
+
 def active(common_dir: Path, task: str) -> list[Element]:
     return [element for element in elements(common_dir, task) if element.state in ACTIVE]
 

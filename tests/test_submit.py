@@ -1,0 +1,226 @@
+"""`dlgit submit`, `dlgit cancel` and job states against a real one-node Slurm (tests/slurm.py): a
+task submitted and finished, a commit after submit changes nothing that runs, finish-task refused
+while queued, a time limit reached mid-run resumes from the checkpoint on requeue, sweep arrays;
+then the pure parts in-process (options, the missing extra, state mapping)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Repo, setup_commit, start_task
+from slurm import PARTITION
+
+from dlgit.config import Settings
+from dlgit.errors import UsageError
+from dlgit.tasks import jobs, submit
+
+TASK = "task-0.1.0-20260301T090000-cluster"
+WAIT = 90.0  # seconds a job of these tests may take to end (they sleep a few seconds at most)
+HAS_SWEEP = importlib.util.find_spec("dlgit.tasks.sweep") is not None
+
+TRAIN = """\
+import os, pathlib, sys, time
+print("edited", open("train.py").read().splitlines()[-1] == "# after submit", "task", os.environ.get("DLGIT_TASK"))
+pathlib.Path("metrics.json").write_text('{"acc": 0.5}')
+time.sleep(float(os.environ.get("SLEEP", "0")))
+"""
+
+# A training loop that checkpoints every step and never ends on its own, unless it resumes from a
+# checkpoint (DLGIT_RESUME, after a requeue): then it finishes three steps later.
+CHECKPOINTING = """\
+import os, pathlib, time
+ckpt = pathlib.Path("checkpoints"); ckpt.mkdir(exist_ok=True)
+resume = os.environ.get("DLGIT_RESUME")
+step = int(pathlib.Path(resume).read_text()) if resume else 0
+print("start at", step, flush=True)
+end = step + 3 if resume else 10**9
+while step < end:
+    step += 1
+    (ckpt / f"step-{step:05d}.txt").write_text(str(step))
+    time.sleep(0.5)
+print("done at", step, flush=True)
+"""
+
+
+def _task_repo(repo: Repo, train: str = TRAIN, settings: str | None = None) -> Repo:
+    if settings is not None:
+        repo.write(".dlgit.yaml", settings)
+        setup_commit(repo, "chore: cluster settings", ".dlgit.yaml")
+    start_task(repo, TASK)
+    repo.write(f"tasks/{TASK}/train.py", train)
+    setup_commit(repo, "feat: the training script", f"tasks/{TASK}")
+    return repo
+
+
+def _tasks_json(repo: Repo) -> list[dict[str, Any]]:
+    proc = repo.dlgit("tasks", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _jobs(repo: Repo, task: str = TASK) -> list[dict[str, Any]]:
+    return next(row for row in _tasks_json(repo) if row["name"] == task)["jobs"]
+
+
+def _wait(repo: Repo, done: Any, what: str, timeout: float = WAIT, task: str = TASK) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = _jobs(repo, task)
+        if done(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {found}")
+        time.sleep(0.5)
+
+
+def _ended(found: list[dict[str, Any]]) -> bool:
+    return bool(found) and all(job["state"] not in jobs.ACTIVE for job in found)
+
+
+def _records(folder: Path) -> list[dict[str, Any]]:
+    return [yaml.safe_load(path.read_text()) for path in sorted((folder / "runs").glob("*.yaml"))]
+
+
+# --- against Slurm -------------------------------------------------------------------------------
+
+
+def test_a_task_submitted_runs_its_commit_and_finishes(repo: Repo, slurm: Any) -> None:
+    _task_repo(repo)
+    submitted = repo.head()
+    proc = repo.dlgit("submit", "--time", "5", env={"SLEEP": "2"})
+    assert proc.returncode == 0, proc.stderr
+    assert "submitted" in proc.stdout and "job" in proc.stdout
+    # A commit made after submitting changes nothing the queued job runs.
+    repo.write(f"tasks/{TASK}/train.py", TRAIN + "# after submit\n")
+    setup_commit(repo, "feat: a change after submit", f"tasks/{TASK}")
+    found = _wait(repo, _ended, "the job to end")
+    assert [job["state"] for job in found] == ["done"]
+    folder = repo.path / "tasks" / TASK
+    [record] = _records(folder)
+    assert record["commit"] == submitted != repo.head()
+    assert record["state"] == "finished" and record["exit_code"] == 0
+    assert record["executor"] == "slurm" and record["job_id"] == found[0]["job_id"]
+    assert record["partition"] == PARTITION and record["node"] and record["requeues"] == 0
+    log = (folder / record["log"]).read_text()
+    assert "edited False task " + TASK in log  # the submitted train.py, not the one committed after
+    assert json.loads((folder / "metrics.json").read_text()) == {"acc": 0.5}
+    # finish-task commits the job's results as for a local run.
+    finish = repo.dlgit("finish-task")
+    assert finish.returncode == 0, finish.stderr
+    assert repo.git("ls-tree", "-r", "--name-only", "main", f"tasks/{TASK}/runs").stdout.strip()
+
+
+def test_finish_task_is_refused_while_a_job_is_queued_and_cancel_cancels(repo: Repo, slurm: Any) -> None:
+    _task_repo(repo)
+    assert repo.dlgit("submit", env={"SLEEP": "60"}).returncode == 0
+    _wait(repo, lambda found: found and found[0]["state"] in ("queued", "running"), "the job to be queued")
+    job_id = _jobs(repo)[0]["job_id"]
+    finish = repo.dlgit("finish-task")
+    assert finish.returncode == 2
+    assert "still queued or running" in finish.stderr and job_id in finish.stderr and "dlgit cancel" in finish.stderr
+    cancelled = repo.dlgit("cancel")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"cancelled {TASK} (job {job_id}" in cancelled.stdout
+    assert [job["state"] for job in _wait(repo, _ended, "the cancel")] == ["cancelled"]
+    assert "nothing to cancel" in repo.dlgit("cancel", TASK).stdout
+
+
+def test_dry_run_prints_the_sbatch_lines_and_submits_nothing(repo: Repo, slurm: Any) -> None:
+    _task_repo(repo)
+    proc = repo.dlgit("submit", "--dry-run", "--time", "7", "--cpus", "2", "--mem", "1G", "--sbatch", "comment=lab run")
+    assert proc.returncode == 0, proc.stderr
+    for line in ("#SBATCH --time=7", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=1G", "#SBATCH --signal=USR2@90",
+                 "#SBATCH --comment='lab run'"):
+        assert line in proc.stdout
+    assert "&& dlgit run" in proc.stdout and repo.head()[:12] in proc.stdout
+    assert _jobs(repo) == []
+
+
+def test_a_dirty_task_is_refused_unless_allowed_and_then_recorded(repo: Repo, slurm: Any) -> None:
+    _task_repo(repo)
+    repo.write(f"tasks/{TASK}/train.py", TRAIN + "# uncommitted\n")
+    proc = repo.dlgit("submit")
+    assert proc.returncode == 2
+    assert "uncommitted changes" in proc.stderr and "--allow-dirty" in proc.stderr and "train.py" in proc.stderr
+    repo.write(f"tasks/{TASK}/logs/old.log", "an earlier run's log is no reason to refuse\n")
+    assert repo.dlgit("submit", "--allow-dirty").returncode == 0
+    _wait(repo, _ended, "the job to end")
+    [record] = _records(repo.path / "tasks" / TASK)
+    assert record["submitted_dirty"] is True and record["commit"] == repo.head()
+
+
+def test_a_time_limit_mid_run_requeues_and_resumes_from_the_newest_checkpoint(repo: Repo, slurm: Any) -> None:
+    # --time 1 with the warning 50 s before it: slurmctld signals within its 30 s check period.
+    _task_repo(repo, CHECKPOINTING, settings="cluster:\n  signal_delay: 50\n")
+    assert repo.dlgit("submit", "--time", "1", "--max-requeues", "2").returncode == 0
+    found = _wait(repo, _ended, "the requeued job to finish", timeout=240)
+    assert [job["state"] for job in found] == ["done"] and found[0]["requeues"] == 1
+    first, second = _records(repo.path / "tasks" / TASK)
+    assert first["state"] == "requeued" and first["requeued"] == 1
+    assert second["state"] == "finished" and second["requeues"] == 1
+    resumed = Path(second["resumed_from"])
+    assert resumed.name == sorted(path.name for path in resumed.parent.iterdir())[-3] or resumed.parent.name == "checkpoints"
+    log = (repo.path / "tasks" / TASK / second["log"]).read_text()
+    step = int(resumed.read_text())
+    assert f"start at {step}" in log and f"done at {step + 3}" in log
+    assert first["job_id"] == second["job_id"] and first["commit"] == second["commit"]
+
+
+@pytest.mark.skipif(not HAS_SWEEP, reason="sub-tasks come with the sweep support (dlgit.tasks.sweep), not in this tree yet")
+def test_a_sweep_runs_as_an_array_with_limited_parallelism(repo: Repo, slurm: Any) -> None:
+    repo.git("switch", "-q", "main")
+    proc = repo.dlgit("start-task", "grid", "--sweep", "lr=0.1,0.2", "--sweep", "seed=1,2")
+    assert proc.returncode == 0, proc.stderr
+    name = repo.branch()
+    submitted = repo.head()
+    proc = repo.dlgit("submit", "--array-parallelism", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "array of 4 sub-tasks" in proc.stdout
+    found = _wait(repo, _ended, "the array to end", timeout=180, task=name)
+    assert sorted(job["state"] for job in found) == ["done"] * 4
+    assert sorted(job["array_index"] for job in found) == [0, 1, 2, 3]
+    for job in found:
+        [record] = _records(repo.path / "tasks" / name / "subtasks" / job["subtask"])
+        assert record["commit"] == submitted and record["array_index"] == job["array_index"]
+
+
+# --- in-process ----------------------------------------------------------------------------------
+
+
+def test_without_submitit_the_exact_install_line_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "submitit", None)
+    with pytest.raises(UsageError, match=r"pip install 'dlgit\[cluster\]'"):
+        submit._submitit()
+
+
+def test_options_override_the_cluster_block() -> None:
+    settings = Settings(cluster_partition="gpu", cluster_time=30, cluster_sbatch=("account=lab", "qos=low"))
+    resolved = submit.resolve(submit.Options(time=5, sbatch=("qos=high",)), settings)
+    assert (resolved.partition, resolved.time, resolved.sbatch) == ("gpu", 5, {"account": "lab", "qos": "high"})
+    assert resolved.max_requeues == 3 and resolved.executor == "slurm"
+    with pytest.raises(UsageError, match="KEY=VALUE"):
+        submit.resolve(submit.Options(sbatch=("nokey",)), settings)
+
+
+@pytest.mark.parametrize(("live", "outcome", "cancelled", "state"), [
+    ("PENDING", None, False, "queued"),
+    ("PENDING", {"state": "requeued", "requeues": 1}, False, "requeued"),
+    ("RUNNING", {"state": "running"}, False, "running"),
+    ("COMPLETED", {"state": "done"}, False, "done"),
+    (None, {"state": "done"}, False, "done"),
+    (None, {"state": "failed"}, False, "failed"),
+    (None, {"state": "running"}, False, "failed"),  # the job said running, the scheduler forgot it: it died
+    (None, None, True, "cancelled"),
+    ("CANCELLED", {"state": "running"}, True, "cancelled"),
+    (None, {"state": "failed"}, True, "cancelled"),
+])
+def test_states_from_the_scheduler_and_the_outcome_files(live: str | None, outcome: dict[str, Any] | None, cancelled: bool,
+                                                         state: str) -> None:
+    assert jobs._outcome_state(outcome, cancelled, live) == state
