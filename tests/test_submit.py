@@ -160,7 +160,10 @@ def test_a_time_limit_mid_run_requeues_and_resumes_from_the_newest_checkpoint(re
     # --time 1 with the warning 50 s before it: slurmctld signals within its 30 s check period.
     _task_repo(repo, CHECKPOINTING, settings="cluster:\n  signal_delay: 50\n")
     assert repo.dlgit("submit", "--time", "1", "--max-requeues", "2").returncode == 0
-    found = _wait(repo, _ended, "the requeued job to finish", timeout=240)
+    [job] = _wait(repo, lambda found: found and found[0]["state"] == "requeued", "the requeue", timeout=120)
+    # Slurm holds a requeued batch job back (BeginTime) for a while: start it now rather than wait.
+    slurm.run("scontrol", "update", f"JobId={job['job_id']}", "StartTime=now")
+    found = _wait(repo, _ended, "the requeued job to finish")
     assert [job["state"] for job in found] == ["done"] and found[0]["requeues"] == 1
     first, second = _records(repo.path / "tasks" / TASK)
     assert first["state"] == "requeued" and first["requeued"] == 1
