@@ -194,6 +194,18 @@ def test_a_sweep_runs_as_an_array_with_limited_parallelism(repo: Repo, slurm: An
         assert record["commit"] == submitted and record["array_index"] == job["array_index"]
 
 
+def test_the_local_executor_runs_the_same_code_under_the_machine_lock(repo: Repo) -> None:
+    _task_repo(repo)
+    submitted = repo.head()
+    proc = repo.dlgit("submit", "--executor", "local")
+    assert proc.returncode == 0, proc.stderr
+    [job] = _wait(repo, _ended, "the local job to end")
+    assert job["state"] == "done" and job["executor"] == "local"
+    [record] = _records(repo.path / "tasks" / TASK)
+    assert record["commit"] == submitted and record["executor"] == "local" and record["state"] == "finished"
+    assert record["partition"] is None and record["array_index"] is None
+
+
 # --- in-process ----------------------------------------------------------------------------------
 
 

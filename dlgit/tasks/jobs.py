@@ -215,7 +215,8 @@ def _outcome_state(outcome: dict[str, Any] | None, cancelled: bool, live: str | 
 def elements(common_dir: Path, task: str | None = None, live: dict[str, str] | None = None) -> list[Element]:
     """Every submitted job (of `task`) with its state; the newest submission of an element wins."""
     found = submissions(common_dir, task)
-    ids = [element_job_id(data, index) for _, data in found for index in range(len(data.get("elements", [])))]
+    ids = [element_job_id(data, index) for _, data in found if data.get("executor") == "slurm"
+           for index in range(len(data.get("elements", [])))]
     if live is None:
         live = scheduler_states(job_id for job_id in ids if job_id)
     latest: dict[tuple[str, str | None], Element] = {}
