@@ -111,10 +111,12 @@ def test_a_task_submitted_runs_its_commit_and_finishes(repo: Repo, slurm: Any) -
     log = (folder / record["log"]).read_text()
     assert "edited False task " + TASK in log  # the submitted train.py, not the one committed after
     assert json.loads((folder / "metrics.json").read_text()) == {"acc": 0.5}
-    # finish-task commits the job's results as for a local run.
+    # finish-task commits the job's results as for a local run, then drops the snapshot.
+    snapshot = Path(_submission(repo)["snapshot"])
     finish = repo.dlgit("finish-task")
     assert finish.returncode == 0, finish.stderr
     assert repo.git("ls-tree", "-r", "--name-only", "main", f"tasks/{TASK}/runs").stdout.strip()
+    assert not snapshot.exists() and str(snapshot) not in repo.git("worktree", "list").stdout
 
 
 def test_finish_task_is_refused_while_a_job_is_queued_and_cancel_cancels(repo: Repo, slurm: Any) -> None:
@@ -169,11 +171,36 @@ def test_a_time_limit_mid_run_requeues_and_resumes_from_the_newest_checkpoint(re
     assert first["state"] == "requeued" and first["requeued"] == 1
     assert second["state"] == "finished" and second["requeues"] == 1
     resumed = Path(second["resumed_from"])
-    assert resumed.name == sorted(path.name for path in resumed.parent.iterdir())[-3] or resumed.parent.name == "checkpoints"
+    assert resumed.name == sorted(path.name for path in resumed.parent.iterdir())[-4]  # the newest when it was requeued
     log = (repo.path / "tasks" / TASK / second["log"]).read_text()
     step = int(resumed.read_text())
     assert f"start at {step}" in log and f"done at {step + 3}" in log
     assert first["job_id"] == second["job_id"] and first["commit"] == second["commit"]
+
+
+def test_a_job_the_scheduler_requeues_resumes_from_the_newest_checkpoint(repo: Repo, slurm: Any) -> None:
+    _task_repo(repo, CHECKPOINTING)
+    assert repo.dlgit("submit", "--time", "10").returncode == 0
+    folder = repo.path / "tasks" / TASK
+    [job] = _wait(repo, lambda found: found and found[0]["state"] == "running", "the job to run")
+    snapshot = Path(_submission(repo)["snapshot"]) / "tasks" / TASK / "checkpoints"
+    deadline = time.monotonic() + WAIT
+    while len(list(snapshot.glob("*.txt"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert slurm.run("scontrol", "requeue", job["job_id"]).returncode == 0  # as a preemption with PreemptMode=REQUEUE does
+    _wait(repo, lambda found: found[0]["state"] in ("queued", "requeued"), "the requeue")
+    slurm.run("scontrol", "update", f"JobId={job['job_id']}", "StartTime=now")
+    found = _wait(repo, _ended, "the requeued job to finish")
+    assert [job["state"] for job in found] == ["done"] and found[0]["requeues"] == 1
+    first, second = _records(folder)
+    assert first["state"] == "requeued" and second["state"] == "finished" and second["requeues"] == 1
+    step = int(Path(second["resumed_from"]).read_text())
+    assert step >= 3 and f"done at {step + 3}" in (folder / second["log"]).read_text()
+
+
+def _submission(repo: Repo) -> dict[str, Any]:
+    [(_, data)] = jobs.submissions(Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()), TASK)
+    return data
 
 
 @pytest.mark.skipif(not HAS_SWEEP, reason="sub-tasks come with the sweep support (dlgit.tasks.sweep), not in this tree yet")

@@ -92,6 +92,15 @@ class TaskJob(submitit.helpers.Checkpointable):
             print(f"dlgit: job refused: {refused}; nothing ran.", file=sys.stderr)
             raise SystemExit(2)
         job_id = self._job_id()
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+        if restarts > self.requeues:  # Slurm requeued the job itself (preemption with PreemptMode=REQUEUE, scontrol requeue)
+            self.requeues = restarts
+            mark_requeued(self.element_dir / "runs", {"job_id": job_id}, restarts)
+        if self.requeues > self.max_requeues:
+            self._outcome(state="failed", exit_code=None, reason=f"requeued {self.requeues} times (--max-requeues {self.max_requeues})")
+            print(f"dlgit: job not run again: requeued {self.requeues} times, more than --max-requeues {self.max_requeues}.",
+                  file=sys.stderr)
+            raise SystemExit(1)
         env = {**os.environ, jobs.JOB_ENV: json.dumps({"executor": self.executor, "job_id": job_id, "commit": self.commit,
                                                   "array_index": self.index if self.subtask is not None else None,
                                                   "requeues": self.requeues, "dirty": self.dirty})}
@@ -127,7 +136,8 @@ class TaskJob(submitit.helpers.Checkpointable):
             proc.send_signal(signal.SIGTERM)  # dlgit run forwards it to the script and records the run
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
-        mark_requeued(self.element_dir / "runs", proc.pid if proc else None, self.requeues + 1 if self._requeue_asked else None)
+        if proc is not None and self._requeue_asked:
+            mark_requeued(self.element_dir / "runs", {"pid": proc.pid, "job_id": self._job_id()}, self.requeues + 1)
         copy_back(self.snapshot, self.folder, self.branch)
         if not self._requeue_asked:
             self._outcome(state="failed", exit_code=None, reason=f"preempted or timed out after {self.requeues} requeues "
@@ -157,22 +167,22 @@ def newest_checkpoint(folder: Path) -> Path | None:
     return newest[1] if newest else None
 
 
-def mark_requeued(runs: Path, pid: int | None, requeue: int | None) -> None:
-    """The record of the run this job's `dlgit run` (pid) wrote: requeued (requeue N), or left as it is."""
+def mark_requeued(runs: Path, match: dict[str, Any], requeue: int) -> None:
+    """The newest run record whose values include `match` (the run this job ended): state requeued,
+    `requeued: N` (its Nth requeue). A record that finished stays as it is."""
     import yaml
 
-    if pid is None or requeue is None or not runs.is_dir():
-        return
-    for path in sorted(runs.glob("*.yaml"), reverse=True):
+    for path in sorted(runs.glob("*.yaml"), reverse=True) if runs.is_dir() else ():
         try:
             record = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             continue
-        if isinstance(record, dict) and record.get("pid") == pid:
-            record.update(state="requeued", requeued=requeue)
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
-            os.replace(temporary, path)
+        if isinstance(record, dict) and all(record.get(key) == value for key, value in match.items()):
+            if record.get("state") != "finished":
+                record.update(state="requeued", requeued=requeue)
+                temporary = path.with_name(f".{path.name}.tmp")
+                temporary.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
+                os.replace(temporary, path)
             return
 
 
