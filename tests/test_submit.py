@@ -9,12 +9,13 @@ import importlib.util
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import Repo, setup_commit, start_task
+from conftest import TEMPLATE_CONFIG, Repo, setup_commit, start_task
 from slurm import PARTITION
 
 from dlgit.config import Settings
@@ -27,7 +28,7 @@ HAS_SWEEP = importlib.util.find_spec("dlgit.tasks.sweep") is not None
 
 TRAIN = """\
 import os, pathlib, sys, time
-print("edited", open("train.py").read().splitlines()[-1] == "# after submit", "task", os.environ.get("DLGIT_TASK"))
+print("edited", open(__file__).read().splitlines()[-1] == "# after submit", "task", os.environ.get("DLGIT_TASK"))
 pathlib.Path("metrics.json").write_text('{"acc": 0.5}')
 time.sleep(float(os.environ.get("SLEEP", "0")))
 """
@@ -76,7 +77,7 @@ def _wait(repo: Repo, done: Any, what: str, timeout: float = WAIT, task: str = T
         if done(found):
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: {found}")
+            raise AssertionError(f"timed out waiting for {what}: {found}\n{_job_logs(repo)}")
         time.sleep(0.5)
 
 
@@ -198,6 +199,12 @@ def test_a_job_the_scheduler_requeues_resumes_from_the_newest_checkpoint(repo: R
     assert step >= 3 and f"done at {step + 3}" in (folder / second["log"]).read_text()
 
 
+def _job_logs(repo: Repo) -> str:
+    """What the jobs printed (submitit's logs): shown when a test's jobs did not end as expected."""
+    root = jobs.jobs_dir(Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()))
+    return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted(root.rglob("*_log.*")))
+
+
 def _submission(repo: Repo) -> dict[str, Any]:
     [(_, data)] = jobs.submissions(Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip()), TASK)
     return data
@@ -205,20 +212,26 @@ def _submission(repo: Repo) -> dict[str, Any]:
 
 @pytest.mark.skipif(not HAS_SWEEP, reason="sub-tasks come with the sweep support (dlgit.tasks.sweep), not in this tree yet")
 def test_a_sweep_runs_as_an_array_with_limited_parallelism(repo: Repo, slurm: Any) -> None:
-    repo.git("switch", "-q", "main")
-    proc = repo.dlgit("start-task", "grid", "--sweep", "lr=0.1,0.2", "--sweep", "seed=1,2")
+    repo.write("tasks/main/train.py", TRAIN)
+    setup_commit(repo, "feat: the training script", "tasks/main")
+    proc = repo.dlgit("start-task", "grid", "--sweep", "lr=0.1,0.2", "--sweep", "RANDOM_SEED=1,2")
     assert proc.returncode == 0, proc.stderr
     name = repo.branch()
     submitted = repo.head()
-    proc = repo.dlgit("submit", "--array-parallelism", "2")
+    proc = repo.dlgit("submit", "--array-parallelism", "2", env={"SLEEP": "2"})
     assert proc.returncode == 0, proc.stderr
     assert "array of 4 sub-tasks" in proc.stdout
     found = _wait(repo, _ended, "the array to end", timeout=180, task=name)
-    assert sorted(job["state"] for job in found) == ["done"] * 4
+    assert sorted(job["state"] for job in found) == ["done"] * 4, _job_logs(repo)
     assert sorted(job["array_index"] for job in found) == [0, 1, 2, 3]
+    spans = []
     for job in found:
         [record] = _records(repo.path / "tasks" / name / "subtasks" / job["subtask"])
         assert record["commit"] == submitted and record["array_index"] == job["array_index"]
+        assert record["executor"] == "slurm" and record["job_id"] == job["job_id"] and record["state"] == "finished"
+        spans.append((datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])))
+    at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)
+    assert at_once == 2  # two elements on one node at once (no machine lock between them), never three
 
 
 def test_the_local_executor_runs_the_same_code_under_the_machine_lock(repo: Repo) -> None:
@@ -231,6 +244,38 @@ def test_the_local_executor_runs_the_same_code_under_the_machine_lock(repo: Repo
     [record] = _records(repo.path / "tasks" / TASK)
     assert record["commit"] == submitted and record["executor"] == "local" and record["state"] == "finished"
     assert record["partition"] is None and record["array_index"] is None
+
+
+ROW_KEYS = ("name", "task", "subtask", "state", "params", "metrics", "runs")
+
+
+def _rows(repo: Repo, name: str) -> list[dict[str, Any]]:
+    """A sweep's rows as both executors must leave them (job ids, times and hosts apart)."""
+    rows = [row for row in _tasks_json(repo) if row["name"] == name or row["name"].startswith(name + "/")]
+    return [{**{key: row.get(key).replace(name, "TASK") if key in ("name", "task") else row.get(key) for key in ROW_KEYS},
+             "last_run": {key: (row["last_run"] or {}).get(key) for key in ("state", "exit_code")},
+             "ran_submitted_commit": (row["last_run"] or {}).get("commit") in (None, repo.head())} for row in rows]
+
+
+@pytest.mark.skipif(not HAS_SWEEP, reason="sub-tasks come with the sweep support (dlgit.tasks.sweep), not in this tree yet")
+def test_a_sweep_leaves_the_same_rows_under_the_local_and_the_slurm_executor(tmp_path: Path, slurm: Any) -> None:
+    from conftest import make_repo
+
+    rows = {}
+    for executor in ("local", "slurm"):
+        repo = make_repo(tmp_path / executor)
+        repo.write("tasks/main/config.yaml", TEMPLATE_CONFIG)
+        repo.write("tasks/main/train.py", TRAIN)
+        repo.commit("chore: initial layout")
+        proc = repo.dlgit("start-task", "grid", "--sweep", "lr=0.1,0.2")
+        assert proc.returncode == 0, proc.stderr
+        name = repo.branch()
+        assert repo.dlgit("submit", "--executor", executor).returncode == 0
+        _wait(repo, _ended, f"the {executor} jobs to end", timeout=180, task=name)
+        rows[executor] = _rows(repo, name)
+    assert rows["local"] == rows["slurm"]
+    assert len(rows["slurm"]) == 3 and all(row["ran_submitted_commit"] for row in rows["slurm"])
+    assert [row["last_run"]["state"] for row in rows["slurm"] if row["subtask"]] == ["finished", "finished"]
 
 
 # --- in-process ----------------------------------------------------------------------------------

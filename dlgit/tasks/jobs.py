@@ -245,9 +245,12 @@ def _local_alive(data: dict[str, Any]) -> bool:
 
 
 def by_task(common_dir: Path) -> dict[str, list[Element]]:
+    """Row name -> its jobs: a task's row has every job of the task, a sub-task's row (`<task>/<id>`) its own."""
     grouped: dict[str, list[Element]] = {}
     for element in elements(common_dir):
         grouped.setdefault(element.task, []).append(element)
+        if element.subtask is not None:
+            grouped.setdefault(element.name, []).append(element)
     return grouped
 
 
