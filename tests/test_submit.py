@@ -135,7 +135,7 @@ def test_finish_task_is_refused_while_a_job_is_queued_and_cancel_cancels(repo: R
     assert "nothing to cancel" in repo.dlgit("cancel", TASK).stdout
 
 
-def test_dry_run_prints_the_sbatch_lines_and_submits_nothing(repo: Repo, slurm: Any) -> None:
+def test_dry_run_prints_the_sbatch_lines_and_submits_nothing(repo: Repo) -> None:
     _task_repo(repo)
     proc = repo.dlgit("submit", "--dry-run", "--time", "7", "--cpus", "2", "--mem", "1G", "--sbatch", "comment=lab run")
     assert proc.returncode == 0, proc.stderr
@@ -294,6 +294,17 @@ def test_options_override_the_cluster_block() -> None:
     assert resolved.max_requeues == 3 and resolved.executor == "slurm"
     with pytest.raises(UsageError, match="KEY=VALUE"):
         submit.resolve(submit.Options(sbatch=("nokey",)), settings)
+
+
+@pytest.mark.parametrize("options", [
+    submit.Options(sbatch=("comment=two\nlines",)),  # a newline would end the #SBATCH line and start a command
+    submit.Options(sbatch=("bad key=1",)),
+    submit.Options(partition="gpu\nrm -rf ~"),
+    submit.Options(mem=""),
+])
+def test_values_that_would_break_the_sbatch_script_are_refused(options: submit.Options) -> None:
+    with pytest.raises(UsageError, match=r"#SBATCH|sbatch option's name"):
+        submit.resolve(options, Settings())
 
 
 @pytest.mark.parametrize(("live", "outcome", "cancelled", "state"), [

@@ -14,6 +14,7 @@ would start every array element at once).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -80,6 +81,13 @@ def resolve(options: Options, settings: Settings) -> Resolved:
                         pick(options.cpus, settings.cluster_cpus), pick(options.mem, settings.cluster_mem),
                         pick(options.array_parallelism, settings.cluster_array_parallelism), extra,
                         pick(options.max_requeues, settings.cluster_max_requeues), settings.cluster_signal_delay)
+    for option, value in (("--partition", resolved.partition), ("--mem", resolved.mem),
+                          *(("--sbatch", f"{key}={value}") for key, value in extra.items())):
+        if value is not None and (not value.isprintable() or not value.strip()):
+            raise UsageError(f"{option} {quote(str(value))}: a value of one printable line is expected (it becomes an #SBATCH line).")
+    bad_keys = [key for key in extra if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key)]
+    if bad_keys:
+        raise UsageError(f"--sbatch {quote(bad_keys[0])}=...: an sbatch option's name is letters, digits, '-' and '_' (account, qos).")
     if resolved.time < 1:
         raise UsageError(f"--time must be at least 1 minute, not {resolved.time}.")
     if resolved.array_parallelism < 1:
@@ -160,17 +168,8 @@ def make_snapshot(task: Task) -> Path:
 # --- executors -----------------------------------------------------------------------------------
 
 
-def executor_for(resolved: Resolved, folder: Path, name: str) -> Any:
-    submitit = _submitit()
-    if resolved.executor == "local":
-        executor = submitit.LocalExecutor(folder=str(folder), max_num_timeout=resolved.max_requeues)
-        executor.update_parameters(timeout_min=resolved.time, signal_delay_s=resolved.signal_delay)
-        return executor
-    try:
-        executor = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=resolved.max_requeues)
-    except RuntimeError:
-        raise UsageError("no Slurm here (`srun` is not on PATH): submit from a machine of the cluster, or use --executor local.") \
-            from None
+def slurm_parameters(resolved: Resolved, name: str) -> dict[str, Any]:
+    """submitit's SlurmExecutor parameters for the resolved options."""
     parameters: dict[str, Any] = {"job_name": name, "time": resolved.time, "cpus_per_task": resolved.cpus,
                                   "array_parallelism": resolved.array_parallelism, "signal_delay_s": resolved.signal_delay,
                                   "additional_parameters": resolved.sbatch}
@@ -180,19 +179,34 @@ def executor_for(resolved: Resolved, folder: Path, name: str) -> Any:
         parameters["gpus_per_node"] = resolved.gpus
     if resolved.mem:
         parameters["mem"] = resolved.mem
+    return parameters
+
+
+def executor_for(resolved: Resolved, folder: Path, name: str) -> Any:
+    submitit = _submitit()
+    if resolved.executor == "local":
+        executor = submitit.LocalExecutor(folder=str(folder), max_num_timeout=resolved.max_requeues)
+        executor.update_parameters(timeout_min=resolved.time, signal_delay_s=resolved.signal_delay)
+        return executor
     try:
-        executor.update_parameters(**parameters)
+        executor = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=resolved.max_requeues)
+    except RuntimeError:
+        raise UsageError("no Slurm here (`srun` is not on PATH): submit from a machine of the cluster (`--dry-run` shows the "
+                         "job anywhere), or use --executor local.") from None
+    try:
+        executor.update_parameters(**slurm_parameters(resolved, name))
     except ValueError as exc:
         raise UsageError(f"submitit refused the job's parameters: {exc}") from None
     return executor
 
 
-def sbatch_lines(executor: Any, count: int | None) -> list[str]:
-    """The #SBATCH lines submitit writes for this executor (an array of `count` elements)."""
+def sbatch_lines(resolved: Resolved, folder: Path, name: str, count: int | None) -> list[str]:
+    """The #SBATCH lines submitit will write (an array of `count` elements); no Slurm needed."""
+    _submitit()
     from submitit.slurm.slurm import _make_sbatch_string
 
-    text = _make_sbatch_string(command=executor._submitit_command_str, folder=executor.folder,
-                               **({"map_count": count} if count else {}), **executor.parameters)
+    text = _make_sbatch_string(command="", folder=folder, **({"map_count": count} if count else {}),
+                               **slurm_parameters(resolved, name))
     return [line for line in text.splitlines() if line.startswith("#SBATCH")]
 
 
@@ -217,17 +231,17 @@ def submit(options: Options, cwd: Path | str | None = None) -> int:
     elements: list[str | None] = list(ids) if ids else [None]
     stamp = utc_stamp(datetime.now(timezone.utc))
     folder = jobs.jobs_dir(task.repository) / task.branch / stamp
-    executor = executor_for(resolved, folder, parse_branch(task.branch, settings).desc or task.branch)
+    name = parse_branch(task.branch, settings).desc or task.branch
     if options.dry_run:
-        return _print_plan(task, resolved, executor, elements, folder)
-    return _submit(task, resolved, executor, elements, folder, dirty)
+        return _print_plan(task, resolved, name, elements, folder)
+    return _submit(task, resolved, executor_for(resolved, folder, name), elements, folder, dirty)
 
 
 def _commands(elements: Sequence[str | None]) -> list[str]:
     return [shlex.join(["dlgit", "run", *(["--only", element] if element is not None else [])]) for element in elements]
 
 
-def _print_plan(task: Task, resolved: Resolved, executor: Any, elements: list[str | None], folder: Path) -> int:
+def _print_plan(task: Task, resolved: Resolved, name: str, elements: list[str | None], folder: Path) -> int:
     array = elements != [None]
     snapshot = jobs.snapshots_dir(task.repository) / task.commit[:16]
     print(f"would submit {task.branch} at {task.commit[:12]} to {resolved.executor}: "
@@ -235,7 +249,7 @@ def _print_plan(task: Task, resolved: Resolved, executor: Any, elements: list[st
     print(f"snapshot: {snapshot} (detached at {task.commit})")
     print(f"job folder: {folder}")
     if resolved.executor == "slurm":
-        print("\n".join(sbatch_lines(executor, len(elements) if array else None)))
+        print("\n".join(sbatch_lines(resolved, folder, name, len(elements) if array else None)))
     else:
         print(f"local: timeout {resolved.time} min; the sub-tasks run one after another under the machine's lock")
     for index, (element, command) in enumerate(zip(elements, _commands(elements), strict=True)):
