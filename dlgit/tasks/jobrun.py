@@ -27,6 +27,7 @@ from typing import Any
 import submitit
 
 from dlgit.tasks import jobs
+from dlgit.tasks.run import _write_record  # the record is replaced whole, as dlgit run writes it
 
 END_GRACE = 20.0  # seconds the run has to end (and be recorded) after the warning signal
 
@@ -180,9 +181,7 @@ def mark_requeued(runs: Path, match: dict[str, Any], requeue: int) -> None:
         if isinstance(record, dict) and all(record.get(key) == value for key, value in match.items()):
             if record.get("state") != "finished":
                 record.update(state="requeued", requeued=requeue)
-                temporary = path.with_name(f".{path.name}.tmp")
-                temporary.write_text(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), encoding="utf-8")
-                os.replace(temporary, path)
+                _write_record(path, record)
             return
 
 
