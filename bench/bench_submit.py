@@ -9,7 +9,9 @@ snapshot, 100 pickled jobs, one sbatch), beside the bare `sbatch --array` of the
 (c) `dlgit tasks --format json` over every submitted element (one squeue for all of them), beside
 the same command before anything was submitted. Targets:
 submit ≤ 2 s, tasks ≤ 0.5 s; --check exits 1 when one is missed. The array's jobs are cancelled
-before they run (the node is drained first).
+before they run (the node is drained first). From a regular install:
+
+    python -m venv /tmp/b && /tmp/b/bin/pip install ".[cluster]" pytest && /tmp/b/bin/python bench/bench_submit.py
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ def run(command: list[str], cwd: Path, env: dict[str, str]) -> float:
 
 
 def make_repo(root: Path, elements: int, env: dict[str, str]) -> Path:
+    """A task with `elements` sub-tasks: made by `start-task --sweep` where dlgit has sweeps, else laid
+    out by hand (`subtasks/<id>/config.yaml`, the layout `dlgit submit` reads)."""
     repo = root / "repo"
-    folder = repo / "tasks" / TASK
     (repo / "tasks" / "main").mkdir(parents=True)
-    (repo / "tasks" / "main" / "config.yaml").write_text(CONFIG)
+    (repo / "tasks" / "main" / "config.yaml").write_text(CONFIG + "lr: 0.1\n")
     (repo / "tasks" / "main" / "train.py").write_text("print('train')\n")
 
     def git(*args: str) -> None:
@@ -63,14 +66,17 @@ def make_repo(root: Path, elements: int, env: dict[str, str]) -> Path:
     git("init", "-q", "-b", "main")
     git("add", ".")
     git("commit", "-qm", "chore: layout")
-    git("switch", "-qc", TASK)
-    shutil.copytree(repo / "tasks" / "main", folder)
-    for index in range(elements):
-        sub = folder / "subtasks" / f"lr={index / 1000:g}"
-        sub.mkdir(parents=True)
-        (sub / "config.yaml").write_text(CONFIG + f"lr: {index / 1000:g}\n")
-    git("add", ".")
-    git("commit", "-qm", "task: start")
+    values = ",".join(f"{(index + 1) / 10000:g}" for index in range(elements))
+    if subprocess.run([dlgit(), "start-task", "bench", "--sweep", f"lr={values}"], cwd=repo, env=env, capture_output=True).returncode:
+        git("switch", "-qc", TASK)
+        folder = repo / "tasks" / TASK
+        shutil.copytree(repo / "tasks" / "main", folder)
+        for value in values.split(","):
+            sub = folder / "subtasks" / f"lr={value}"
+            sub.mkdir(parents=True)
+            (sub / "config.yaml").write_text(CONFIG + f"lr: {value}\n")
+        git("add", ".")
+        git("commit", "-qm", "task: start")
     return repo
 
 

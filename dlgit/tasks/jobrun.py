@@ -49,6 +49,7 @@ class TaskJob(submitit.helpers.Checkpointable):
         self.dirty = dirty
         self.requeues = 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._requeue_asked = False
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_proc": None}
@@ -110,7 +111,6 @@ class TaskJob(submitit.helpers.Checkpointable):
         if resume:
             env[jobs.RESUME_ENV] = str(resume)
         self._outcome(state="running", job_id=job_id)
-        self._requeue_asked = False
         # The scheduler's warning signal reaches every process of the job: dlgit run must outlive it
         # (it is ignored there, and so by default in the script, which may install its own handler).
         self._proc = subprocess.Popen(self.command, cwd=self.snapshot, env=env, stdin=subprocess.DEVNULL,

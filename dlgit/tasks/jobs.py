@@ -222,9 +222,13 @@ def elements(common_dir: Path, task: str | None = None, live: dict[str, str] | N
     latest: dict[tuple[str, str | None], Element] = {}
     for folder, data in found:
         cancelled = (folder / CANCELLED).exists()
+        try:
+            written = set(os.listdir(folder / "state"))  # one listing, not a failed open per job that has not begun
+        except OSError:
+            written = set()
         for index, subtask in enumerate(data.get("elements", [])):
             job_id = element_job_id(data, index)
-            outcome = read_json(folder / "state" / f"{index}.json")
+            outcome = read_json(folder / "state" / f"{index}.json") if f"{index}.json" in written else None
             state = _outcome_state(outcome, cancelled, live.get(job_id) if job_id else None)
             if data.get("executor") == "local" and outcome is None and not cancelled and _local_alive(data):
                 state = "queued"
