@@ -120,6 +120,25 @@ def test_a_task_submitted_runs_its_commit_and_finishes(repo: Repo, slurm: Any) -
     assert not snapshot.exists() and str(snapshot) not in repo.git("worktree", "list").stdout
 
 
+def test_a_task_in_its_own_worktree_is_submitted_and_its_results_come_back_there(repo: Repo, slurm: Any) -> None:
+    repo.write("tasks/main/train.py", TRAIN)
+    setup_commit(repo, "feat: the training script", "tasks/main")
+    repo.git("branch", "-f", "dev", "main")  # as a release leaves them
+    assert repo.dlgit("start-task", "wt", "--worktree").returncode == 0
+    name = next(line.split()[-1] for line in repo.git("branch").stdout.splitlines() if "task-" in line)
+    task = Repo(repo.path.parent / f"{repo.path.name}.tasks" / name)
+    proc = task.dlgit("submit")
+    assert proc.returncode == 0, proc.stderr
+    found = _wait(task, _ended, "the job to end", task=name)
+    assert [job["state"] for job in found] == ["done"]
+    [record] = _records(task.path / "tasks" / name)
+    assert record["commit"] == task.head() and record["executor"] == "slurm"
+    table = task.dlgit("tasks").stdout
+    assert f"done (job {found[0]['job_id']})" in table
+    finish = task.dlgit("finish-task")
+    assert finish.returncode == 0, finish.stdout + finish.stderr
+
+
 def test_finish_task_is_refused_while_a_job_is_queued_and_cancel_cancels(repo: Repo, slurm: Any) -> None:
     _task_repo(repo)
     assert repo.dlgit("submit", env={"SLEEP": "60"}).returncode == 0
@@ -276,6 +295,25 @@ def test_a_sweep_leaves_the_same_rows_under_the_local_and_the_slurm_executor(tmp
     assert rows["local"] == rows["slurm"]
     assert len(rows["slurm"]) == 3 and all(row["ran_submitted_commit"] for row in rows["slurm"])
     assert [row["last_run"]["state"] for row in rows["slurm"] if row["subtask"]] == ["finished", "finished"]
+
+
+def test_a_snapshot_whose_head_moved_is_refused(repo: Repo) -> None:
+    from dlgit.tasks.jobrun import TaskJob
+    from dlgit.tasks.run import locate
+
+    _task_repo(repo)
+    task, _ = locate(repo.path)
+    snapshot = submit.make_snapshot(task)
+    assert submit.make_snapshot(task) == snapshot  # one per commit
+    assert Repo(snapshot).head() == task.commit and Repo(snapshot).git("status", "--porcelain").stdout == ""
+    job = TaskJob(str(repo.path), str(snapshot), task.folder, task.branch, task.commit, None, 0, "slurm", 3, False)
+    assert job.check_snapshot() is None
+    Repo(snapshot).git("commit", "-q", "--allow-empty", "--no-verify", "-m", "chore: not submitted")
+    assert "not the submitted commit" in (job.check_snapshot() or "")
+    refused = Repo(snapshot).dlgit("run")
+    assert refused.returncode == 2 and "a job runs exactly the commit it was submitted with" in refused.stderr
+    jobs.snapshot_marker(snapshot).unlink()  # a half-made snapshot (no marker) is never run
+    assert "incomplete" in (job.check_snapshot() or "")
 
 
 # --- in-process ----------------------------------------------------------------------------------
