@@ -88,6 +88,8 @@ def resolve(options: Options, settings: Settings) -> Resolved:
     bad_keys = [key for key in extra if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key)]
     if bad_keys:
         raise UsageError(f"--sbatch {quote(bad_keys[0])}=...: an sbatch option's name is letters, digits, '-' and '_' (account, qos).")
+    if resolved.cpus < 1:
+        raise UsageError(f"--cpus (cluster.cpus) must be at least 1, not {resolved.cpus}.")
     if resolved.time < 1:
         raise UsageError(f"--time must be at least 1 minute, not {resolved.time}.")
     if resolved.array_parallelism < 1:
