@@ -443,7 +443,8 @@ def submit(executor: str | None, partition: str | None, time_min: int | None, gp
 @main.command()
 @click.argument("target", metavar="[TASK[/SUBTASK]]", required=False)
 def cancel(target: str | None) -> int:
-    """Cancel the queued and running jobs of TASK (default: the checked-out task), or of one sub-task."""
+    """Cancel through the scheduler the queued and running jobs of TASK[/SUBTASK] (default: the checked-out
+    task; with /SUBTASK, that sub-task's array element only)."""
     from dlgit.tasks import jobs
 
     return run_action(lambda: jobs.cancel(target))
