@@ -34,7 +34,7 @@ SUBMISSION = "submission.json"
 CANCELLED = "cancelled"
 ACTIVE = ("queued", "running", "requeued")
 SQUEUE_FORMAT = "%i|%T"  # job id (<array job>_<index> with --array), state
-SQUEUE_TIMEOUT = 30.0
+SQUEUE_TIMEOUT = 10.0  # Slurm's own MessageTimeout default
 # Slurm's job states (squeue %T) -> dlgit's
 JOB_ENV = "DLGIT_JOB"  # set by the job for its `dlgit run`: what the run record adds
 RESUME_ENV = "DLGIT_RESUME"  # a requeued run's newest checkpoint

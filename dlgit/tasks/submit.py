@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -267,6 +268,8 @@ def _submit(task: Task, resolved: Resolved, executor: Any, elements: list[str | 
     array = elements != [None]
     work = [TaskJob(str(folder), str(snapshot), task.folder, task.branch, task.commit, element, index, resolved.executor,
                     resolved.max_requeues, bool(dirty)) for index, element in enumerate(elements)]
+    # A local job outlives the terminal it was typed in, as under nohup (dlgit run keeps SIGHUP ignored).
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN) if resolved.executor == "local" else None
     try:
         if array:
             with executor.batch():
@@ -275,6 +278,9 @@ def _submit(task: Task, resolved: Resolved, executor: Any, elements: list[str | 
             submitted = [executor.submit(work[0])]
     except Exception as exc:  # sbatch refused (a partition that does not exist, a limit): say what it said
         raise UsageError(f"the scheduler refused the job: {' '.join(str(exc).split())}") from None
+    finally:
+        if hangup is not None:
+            signal.signal(signal.SIGHUP, hangup)
     job_id = submitted[0].job_id.split("_")[0]
     jobs.write_json(folder / jobs.SUBMISSION, {
         "task": task.branch, "commit": task.commit, "snapshot": str(snapshot), "folder": task.folder,
