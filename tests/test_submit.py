@@ -265,6 +265,26 @@ def test_the_local_executor_runs_the_same_code_under_the_machine_lock(repo: Repo
     assert record["partition"] is None and record["array_index"] is None
 
 
+@pytest.mark.skipif(not HAS_SWEEP, reason="sub-tasks come with the sweep support (dlgit.tasks.sweep), not in this tree yet")
+def test_cancel_one_sub_task_then_the_rest(repo: Repo, slurm: Any) -> None:
+    repo.write("tasks/main/train.py", TRAIN)
+    setup_commit(repo, "feat: the training script", "tasks/main")
+    assert repo.dlgit("start-task", "grid", "--sweep", "lr=0.1,0.2").returncode == 0
+    name = repo.branch()
+    assert repo.dlgit("submit", "--array-parallelism", "1", env={"SLEEP": "60"}).returncode == 0
+    found = _wait(repo, lambda found: sorted(job["state"] for job in found) == ["queued", "running"], "one running, one queued",
+                  task=name)
+    queued = next(job for job in found if job["state"] == "queued")
+    proc = repo.dlgit("cancel", f"{name}/{queued['subtask']}")
+    assert proc.returncode == 0, proc.stderr
+    assert f"cancelled {name}/{queued['subtask']} (job {queued['job_id']}, was queued)" in proc.stdout
+    states = {job["subtask"]: job["state"] for job in _wait(repo, lambda found: any(job["state"] == "cancelled" for job in found),
+                                                            "the sub-task's cancel", task=name)}
+    assert states[queued["subtask"]] == "cancelled" and "running" in states.values()
+    assert repo.dlgit("cancel").returncode == 0
+    assert [job["state"] for job in _wait(repo, _ended, "the cancel", task=name)] == ["cancelled", "cancelled"]
+
+
 ROW_KEYS = ("name", "task", "subtask", "state", "params", "metrics", "runs")
 
 
