@@ -256,7 +256,8 @@ def _print_plan(task: Task, resolved: Resolved, name: str, elements: list[str | 
     else:
         print(f"local: timeout {resolved.time} min; the sub-tasks run one after another under the machine's lock")
     for index, (element, command) in enumerate(zip(elements, _commands(elements), strict=True)):
-        print(f"{'[' + str(index) + '] ' if array else ''}{element + ': ' if element else ''}cd {quote(str(snapshot))} && {command}")
+        label = f"[{index}] {escape(element or '')}: " if array else ""
+        print(f"{label}cd {quote(str(snapshot))} && {command}")
     return 0
 
 
@@ -289,6 +290,6 @@ def _submit(task: Task, resolved: Resolved, executor: Any, elements: list[str | 
     })
     what = f"an array of {len(elements)} sub-tasks as job {job_id}" if array else f"job {job_id}"
     print(f"submitted {task.branch} at {task.commit[:12]} to {resolved.executor}: {what}")
-    print(f"  it runs in {snapshot}; follow it with `dlgit tasks`, stop it with `dlgit cancel {task.branch}`")
+    print(f"  it runs in {quote(str(snapshot))}; follow it with `dlgit tasks`, stop it with `dlgit cancel {quote(task.branch)}`")
     sys.stdout.flush()
     return 0
