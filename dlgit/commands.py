@@ -448,3 +448,43 @@ def report(collect_only: bool, no_pdf: bool, require_pdf: bool, branches: bool, 
     from dlgit.tasks import report as report_module
 
     return run_action(lambda: report_module.report(collect_only, no_pdf, require_pdf, branches, commit))
+
+
+# --- the cluster ---------------------------------------------------------------------------------
+
+
+@main.command(epilog="Exit codes: 0 submitted (or, with --dry-run, planned), 2 refused (nothing submitted).")
+@click.option("--executor", type=click.Choice(["slurm", "local"]), help="Where the jobs run (default: cluster.executor, slurm).")
+@click.option("--partition", metavar="P", help="The Slurm partition (default: cluster.partition, or the cluster's default).")
+@click.option("--time", "time_min", type=click.IntRange(min=1), metavar="MIN", help="Job time limit, minutes (default: cluster.time).")
+@click.option("--gpus", type=click.IntRange(min=0), metavar="N", help="GPUs per job (default: cluster.gpus).")
+@click.option("--cpus", type=click.IntRange(min=1), metavar="N", help="CPUs per job (default: cluster.cpus).")
+@click.option("--mem", metavar="M", help="Memory per job, as Slurm reads it: 16G (default: cluster.mem).")
+@click.option("--array-parallelism", type=click.IntRange(min=1), metavar="P", help="Array elements running at once.")
+@click.option("--sbatch", "sbatch", multiple=True, metavar="KEY=VALUE", help="Another #SBATCH option (account=lab). Repeatable.")
+@click.option("--max-requeues", type=click.IntRange(min=0), metavar="N",
+              help="Requeues after preemption or time limit, each resuming from the newest checkpoint (default: 3).")
+@click.option("--allow-dirty", is_flag=True, help="Submit with uncommitted changes (the job still runs the commit; recorded).")
+@DRY_RUN
+def submit(executor: str | None, partition: str | None, time_min: int | None, gpus: int | None, cpus: int | None, mem: str | None,
+           array_parallelism: int | None, sbatch: tuple[str, ...], max_requeues: int | None, allow_dirty: bool, dry_run: bool) -> int:
+    """Run the task as a Slurm job (its sub-tasks as one job array) through submitit, in a snapshot of HEAD.
+
+    Each job runs `dlgit run` (one sub-task: `dlgit run --only ID`) in a detached work tree of the
+    commit checked out now: later edits and commits change nothing a queued job runs.
+    """
+    from dlgit.tasks import submit as submit_module
+
+    options = submit_module.Options(executor, partition, time_min, gpus, cpus, mem, array_parallelism, sbatch, max_requeues,
+                                    allow_dirty, dry_run)
+    return run_action(lambda: submit_module.submit(options))
+
+
+@main.command()
+@click.argument("target", metavar="[TASK[/SUBTASK]]", required=False)
+def cancel(target: str | None) -> int:
+    """Cancel through the scheduler the queued and running jobs of TASK[/SUBTASK] (default: the checked-out
+    task; with /SUBTASK, that sub-task's array element only)."""
+    from dlgit.tasks import jobs
+
+    return run_action(lambda: jobs.cancel(target))

@@ -25,6 +25,17 @@ rules:
   disable: []                       # rule ids to switch off
 limits:
   max_merge_paths: 20000            # bounded work: paths recomputed merges may differ in, per range
+cluster:                            # `dlgit submit`'s defaults (its options override them)
+  executor: slurm                   # slurm or local
+  partition: null
+  time: 60                          # minutes per job
+  gpus: 0                           # per job
+  cpus: 1
+  mem: null                         # e.g. 16G
+  array_parallelism: 256            # array elements running at once
+  max_requeues: 3                   # after preemption or time limit
+  signal_delay: 90                  # seconds between the warning signal (USR2) and the end
+  sbatch: []                        # other #SBATCH options, KEY=VALUE
 ```
 """
 
@@ -74,6 +85,16 @@ class Settings(NamedTuple):
     commit_types: tuple[str, ...] = DEFAULT_COMMIT_TYPES
     disabled_rules: tuple[str, ...] = ()
     max_merge_paths: int = 20_000  # recomputed merges and squashes: paths git's merge may differ in, per judged range
+    cluster_executor: str = "slurm"
+    cluster_partition: str | None = None
+    cluster_time: int = 60
+    cluster_gpus: int = 0
+    cluster_cpus: int = 1
+    cluster_mem: str | None = None
+    cluster_array_parallelism: int = 256
+    cluster_max_requeues: int = 3
+    cluster_signal_delay: int = 90
+    cluster_sbatch: tuple[str, ...] = ()
 
     @property
     def template_dir(self) -> str:
@@ -123,6 +144,16 @@ _SCHEMA: dict[tuple[str, ...], tuple[str, type, str]] = {
     ("rules", "disable"): ("disabled_rules", list, "a list of rule ids"),
     ("limits", "max_merge_paths"): ("max_merge_paths", int, "paths, summed over a range's recomputed merges and squashes, "
                                     "where git's own merge differs from the recorded one; beyond it the range is not judged (exit 2)"),
+    ("cluster", "executor"): ("cluster_executor", str, "slurm or local"),
+    ("cluster", "partition"): ("cluster_partition", str, "a Slurm partition, or null for the cluster's default"),
+    ("cluster", "time"): ("cluster_time", int, "a job's time limit in minutes"),
+    ("cluster", "gpus"): ("cluster_gpus", int, "GPUs per job"),
+    ("cluster", "cpus"): ("cluster_cpus", int, "CPUs per job"),
+    ("cluster", "mem"): ("cluster_mem", str, "memory per job (16G), or null for the partition's default"),
+    ("cluster", "array_parallelism"): ("cluster_array_parallelism", int, "array elements running at once"),
+    ("cluster", "max_requeues"): ("cluster_max_requeues", int, "requeues after preemption or time limit"),
+    ("cluster", "signal_delay"): ("cluster_signal_delay", int, "seconds from the warning signal to the job's end"),
+    ("cluster", "sbatch"): ("cluster_sbatch", list, "a list of KEY=VALUE sbatch options"),
 }
 _DEFAULTS = Settings()
 _SECTIONS = {path[: i + 1] for path in _SCHEMA for i in range(len(path) - 1)}
@@ -177,6 +208,8 @@ def _walk(node: Any, path: tuple[str, ...], source: str, values: dict[str, Any])
                 _check_name(name, value, ".".join(key_path), source, value_node)
             if name == "disabled_rules":
                 _check_rule_ids(values[name], value_node, source)
+            if name == "cluster_executor" and values[name] not in ("slurm", "local"):
+                raise _fail(source, value_node, f"'cluster.executor' must be slurm or local, not {values[name]!r}")
         else:
             known = sorted(".".join(p) for p in _SCHEMA if p[: len(path)] == path)
             raise _fail(source, key_node, f"unknown key '{'.'.join(key_path)}' (known here: {', '.join(known)})")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["histories"]  # shared history fixtures: server, work
+pytest_plugins = ["histories", "slurm"]  # shared history fixtures: server, work; a real Slurm cluster: slurm
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_CONFIG = (

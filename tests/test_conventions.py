@@ -88,7 +88,7 @@ def test_no_user_facing_text_names_a_spec_section() -> None:
 
 
 @pytest.mark.parametrize(("argv", "usage", "message"), [
-    ([], "dlgit [OPTIONS] COMMAND", "missing a command: one of abort, check,"),
+    ([], "dlgit [OPTIONS] COMMAND", "missing a command: one of abort, "),
     (["--bogus"], "dlgit [OPTIONS] COMMAND", "No such option"),
     (["bogus"], "dlgit [OPTIONS] COMMAND", "No such command 'bogus'"),
     (["check", "--bogus"], "dlgit check [OPTIONS] [RANGE]", "No such option"),

@@ -214,6 +214,7 @@ def _worktree_path(repo: Git, branch: str, given: str) -> Path:
 
 
 def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+    from dlgit.tasks import jobs
     from dlgit.tasks.lock import run_active
 
     session = Session()
@@ -233,6 +234,9 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
         sid, record = busy[0]
         raise UsageError(f"sub-task {quote(sid)} of {branch.name} is running (pid {record.get('pid')} on {record.get('host')}, "
                          f"since {record.get('start')}){f' and {len(busy) - 1} more' if len(busy) > 1 else ''}; let them end, then finish.")
+    jobs.refuse_active(repo.common_dir, branch.name)
+    if not dry_run:
+        jobs.collect(repo.common_dir, branch.name, folder, repo.root / folder)  # what submitted jobs left in their snapshots
     outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
     if outside:
         listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
@@ -250,7 +254,10 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
                 + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
-    return session.runner.start(flow, dry_run)
+    code = session.runner.start(flow, dry_run)
+    if code == 0 and not dry_run:
+        jobs.remove_snapshots(repo.common_dir, branch.name)
+    return code
 
 
 def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,

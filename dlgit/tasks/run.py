@@ -35,7 +35,7 @@ from dlgit.errors import UsageError
 from dlgit.git import Git
 from dlgit.model import task_folder, utc_stamp
 from dlgit.shell import escape, quote
-from dlgit.tasks import lock
+from dlgit.tasks import jobs, lock
 
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
@@ -70,22 +70,23 @@ def locate(cwd: Path | str | None = None) -> tuple[Task, Settings]:
     info = Git.open(cwd).info
     if info.toplevel is None:
         raise UsageError(f"{info.git_dir} is a bare repository: a task runs in a work tree; run dlgit from a checkout.")
-    if info.branch is None:
+    branch = info.branch or jobs.snapshot_branch(info.toplevel, info.head)  # a submitted job's snapshot is detached
+    if branch is None:
         raise UsageError(f"HEAD is detached{f' at {info.head[:12]}' if info.head else ''}: a run belongs to a branch. "
                          "Switch to a task branch (`git switch task-...`) or create one with `dlgit start-task [DESC]`.")
     if info.head is None:
-        raise UsageError(f"branch {quote(info.branch)} has no commit yet: a run must map to a commit. Commit first, then run.")
+        raise UsageError(f"branch {quote(branch)} has no commit yet: a run must map to a commit. Commit first, then run.")
     settings = config.load(info.toplevel)
-    folder = settings.template_dir if info.branch == settings.main else task_folder(info.branch, settings)
+    folder = settings.template_dir if branch == settings.main else task_folder(branch, settings)
     path = info.toplevel / folder
     if not path.is_dir():
-        if info.branch == settings.main:
-            raise UsageError(f"the template folder {quote(folder)}/ does not exist on {quote(info.branch)}: "
+        if branch == settings.main:
+            raise UsageError(f"the template folder {quote(folder)}/ does not exist on {quote(branch)}: "
                              "create it (`dlgit init` sets up tasks/main/) and commit it.")
-        raise UsageError(f"branch {quote(info.branch)} has no task folder {quote(folder)}/: `dlgit run` runs the folder of the "
+        raise UsageError(f"branch {quote(branch)} has no task folder {quote(folder)}/: `dlgit run` runs the folder of the "
                          f"checked-out task branch (or {quote(settings.template_dir)}/ on {settings.main}). Create a task branch "
                          "with `dlgit start-task [DESC]`, or switch to one (`git switch task-...`).")
-    return Task(info.toplevel, info.common_dir, info.branch, info.head, folder, path.resolve()), settings
+    return Task(info.toplevel, info.common_dir, branch, info.head, folder, path.resolve()), settings
 
 
 def resolve_script(task: Task, script: str, cwd: Path | str | None = None) -> Path:
@@ -456,6 +457,7 @@ def _start_record(plan: Plan, files: RunFiles, started: datetime) -> dict[str, A
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "log": task.relative(files.log),
         "pip_freeze": task.relative(files.freeze),
+        **jobs.job_fields(),  # executor, job id, node, partition, GPUs, requeues: inside a submitted job
     }
 
 

@@ -25,7 +25,7 @@ from dlgit.errors import UsageError
 from dlgit.git import Git, GitObject
 from dlgit.model import Kind, parse_branch, task_folder
 from dlgit.shell import escape, quote
-from dlgit.tasks import lock
+from dlgit.tasks import jobs, lock
 
 RESULTS_SUBJECT = "task: results"  # how finish-task's results commit begins
 RECORD_SUFFIX = ".yaml"
@@ -238,8 +238,10 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 def show(output_format: str = "table", cwd: Path | str | None = None) -> int:
     """`dlgit tasks`."""
     tasks = collect(cwd)
+    submitted = jobs.by_task(Git.open(cwd).info.common_dir)  # one scheduler query for every submitted job
     if output_format == "json":
-        print(json.dumps([_as_json(task) for task in tasks], indent=2, default=str, ensure_ascii=False))
+        print(json.dumps([{**_as_json(task), "jobs": [job.as_json() for job in submitted.get(task.name, [])]} for task in tasks],
+                         indent=2, default=str, ensure_ascii=False))
     elif output_format == "csv":
         print(_as_csv(tasks), end="")
     elif not tasks:
@@ -247,7 +249,7 @@ def show(output_format: str = "table", cwd: Path | str | None = None) -> int:
     else:
         header = ("TASK", "VERSION", "CREATED", "STATE", "EXIT", "TOOK", "PARAMS", "METRICS")
         rows = [(f"  {task.subtask}" if task.subtask else task.desc or task.name, task.version or "", _created(task.time),
-                 _state_text(task), _exit_text(task),
+                 jobs.summary(submitted[task.name]) if task.name in submitted else _state_text(task), _exit_text(task),
                  _duration(task.last.record.get("duration_s")) if task.last else "", _pairs(task.params), _pairs(task.metrics))
                 for task in tasks]
         print(render(header, rows, flexible=(0, 6, 7)))
