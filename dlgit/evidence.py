@@ -28,10 +28,11 @@ class RefView:
     and the new values of the refs a push is updating; and, from one walk over every tip's
     first-parent chain (asked for the first time it is needed), which branches own each commit."""
 
-    def __init__(self, repo: Git, tips: dict[str, set[str]], remote: str = "origin") -> None:
+    def __init__(self, repo: Git, tips: dict[str, set[str]], remote: str = "origin", prefixes: Sequence[str] = ()) -> None:
         self.repo = repo
         self.remote = remote  # the remote the judged commits go to (named in fix lines)
         self._tips = tips
+        self._prefixes = tuple(prefixes)  # whose reflogs add the tips these branches had before
         self._bits: dict[str, int] = {}  # name -> its bit
         self._owned: dict[str, int] | None = None  # commit -> the bits of the branches owning it
 
@@ -45,7 +46,7 @@ class RefView:
                 tips.setdefault(name, set()).add(sha)
         for name, sha in (overrides or {}).items():
             tips[name] = {sha}
-        return cls(repo, tips, remote)
+        return cls(repo, tips, remote, prefixes)
 
     def tip(self, name: str) -> str | None:
         return next(iter(sorted(self._tips.get(name, ()))), None)
@@ -66,11 +67,23 @@ class RefView:
         bits = self._ownership().get(sha, 0)
         return sorted(name for name, bit in self._bits.items() if bits & bit)
 
+    def _history(self) -> dict[str, set[str]]:
+        """Every tip each branch has had: today's, and those its reflog (and its remote-tracking
+        branch's) recorded. A fast-forward (dev onto main after a release) moves a branch's
+        first-parent chain off its old commits; the reflog keeps that they were its own."""
+        tips = {name: set(shas) for name, shas in self._tips.items()}
+        for ref, sha in self.repo.past_tips(self._prefixes) if self._prefixes else ():
+            name = short_branch(ref)
+            if name and name != "HEAD":
+                tips.setdefault(name, set()).add(sha)
+        return tips
+
     def _ownership(self) -> dict[str, int]:
-        """One `rev-list --first-parent` over every tip, children first: a commit's owners pass to its first parent."""
+        """One `rev-list --first-parent` over every tip a branch has had, children first: a commit's
+        owners pass to its first parent."""
         if self._owned is None:
             at: dict[str, int] = {}
-            for i, (name, shas) in enumerate(sorted(self._tips.items())):
+            for i, (name, shas) in enumerate(sorted(self._history().items())):
                 self._bits[name] = 1 << i
                 for sha in shas:
                     at[sha] = at.get(sha, 0) | 1 << i
