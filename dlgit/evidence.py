@@ -107,18 +107,21 @@ def merge_source(names: Iterable[str], sha: str, target: Branch | None, refs: Re
                  preferred: frozenset[Kind] | None = None) -> Branch | None:
     """The branch a merge (or squash) brings in, by ownership of `sha`: the first of `names` (from
     its message, MERGE_MSG, the merge command, a trailer) whose branch owns it; else a branch that
-    owns it other than `target`, preferring kinds that may be merged into `target` (or `preferred`);
-    else `target` itself (a pull of its own remote tip); None when no branch owns it."""
+    owns it: `target` itself when it does (its own commits coming back: a pull of its remote tip,
+    main's release merged back into dev), else another, preferring kinds that may be merged into
+    `target` (or `preferred`); None when no branch owns it."""
     for name in names:
         for short in _short_names(name):
             if (target is None or short != target.name) and refs.owns(short, sha):
                 return parse_branch(short, settings)
     owners = refs.owners(sha)
+    if target is not None and target.name in owners:  # the target's own commits (its tip once): judged as its own when they
+        return target  # got there; dev fast-forwarded onto a feature, then main's release of it merged back, stays dev's
     found = [parse_branch(name, settings) for name in owners if target is None or name != target.name]
     if found:
         kinds = merge_sources(target) if preferred is None else preferred
         return next((b for b in found if b.kind in kinds), found[0])
-    return target if target is not None and target.name in owners else None
+    return None
 
 
 def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequence[str], settings: Settings,

@@ -224,14 +224,25 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
             if Git(elsewhere).changed_paths():
                 raise UsageError(f"{target} is checked out in {elsewhere}, which has uncommitted changes; the merge happens there "
                                  "when it is clean: commit or stash them there first.")
-            steps.append(Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere))
+            steps += [*_back_merge(repo, s, befores, elsewhere),
+                      Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere)]
         else:
-            steps += [Switch(target), Merge(branch.name, target, f"task: merge {branch.name}")]
+            steps += [Switch(target), *_back_merge(repo, s, befores), Merge(branch.name, target, f"task: merge {branch.name}")]
     if not keep_branch:
         moved = any(isinstance(step, Switch) for step in steps)
         steps += [*([] if moved else [Detach()]), DeleteBranch(branch.name)]
     steps.append(Verify(befores))
     return steps
+
+
+def _back_merge(repo: Git, s: Settings, befores: list[list[str]], worktree: str | None = None) -> list[Step]:
+    """Before the task goes into dev: main as it was before the task (a release made by hand and not
+    merged back yet), so that the task's merge brings dev only the task."""
+    tips = dict(befores)
+    main, dev = tips.get(s.main), tips.get(s.dev)
+    if main is None or dev is None or repo.is_ancestor(main, dev):
+        return []
+    return [Merge(main, s.dev, plans.back_merge_message(s), worktree=worktree)]
 
 
 def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
