@@ -33,6 +33,7 @@ class RefView:
         self.remote = remote  # the remote the judged commits go to (named in fix lines)
         self._tips = tips
         self._prefixes = tuple(prefixes)  # whose reflogs add the tips these branches had before
+        self._past: dict[str, set[str]] = {}  # tips a branch had before the values a push gives it
         self._bits: dict[str, int] = {}  # name -> its bit
         self._owned: dict[str, int] | None = None  # commit -> the bits of the branches owning it
 
@@ -44,9 +45,13 @@ class RefView:
             name = short_branch(ref)
             if name and name != "HEAD":
                 tips.setdefault(name, set()).add(sha)
+        past: dict[str, set[str]] = {}
         for name, sha in (overrides or {}).items():
+            past[name] = tips.get(name, set()) - {sha}  # what a pushed branch was: still a tip it had
             tips[name] = {sha}
-        return cls(repo, tips, remote, prefixes)
+        view = cls(repo, tips, remote, prefixes)
+        view._past = past
+        return view
 
     def tip(self, name: str) -> str | None:
         return next(iter(sorted(self._tips.get(name, ()))), None)
@@ -71,7 +76,7 @@ class RefView:
         """Every tip each branch has had: today's, and those its reflog (and its remote-tracking
         branch's) recorded. A fast-forward (dev onto main after a release) moves a branch's
         first-parent chain off its old commits; the reflog keeps that they were its own."""
-        tips = {name: set(shas) for name, shas in self._tips.items()}
+        tips = {name: set(shas) | self._past.get(name, set()) for name, shas in self._tips.items()}
         for ref, sha in self.repo.past_tips(self._prefixes) if self._prefixes else ():
             name = short_branch(ref)
             if name and name != "HEAD":

@@ -62,3 +62,19 @@ def test_alice_releases_by_hand_bob_pulls_and_finishes_a_task(tmp_path: Path) ->
 def test_bobs_check_of_the_whole_history_after_a_fast_forward_back_merge(tmp_path: Path) -> None:
     _, bob = team(tmp_path)
     checks(bob)
+
+
+def test_pull_on_main_after_a_teammates_task_merge_passes_the_hooks(tmp_path: Path) -> None:
+    """alice and bob each merge a task into main; bob's `git pull` makes git's own merge
+    ("Merge branch 'main' of <url>"), which the hooks, pre-receive and check accept on main."""
+    server = bare_copy(honest_history(tmp_path / "history").path, tmp_path / "server.git", hook=True)
+    alice, bob = clone(server.path, tmp_path / "alice"), clone(server.path, tmp_path / "bob")
+    Seed(alice).task("alice", dev=False)
+    push(alice, "main")
+    Seed(bob).task("bob", dev=False)
+    said = git(bob, "pull", "--no-rebase", "--no-edit")
+    assert "Merge made" in said, said
+    assert bob.git("log", "-1", "--format=%s").stdout.startswith("Merge branch 'main' of ")
+    push(bob, "main")
+    out = ok(bob.dlgit("check", "--branch", "main", "main"))
+    assert "no violations" in out, out
