@@ -14,6 +14,7 @@ from dlgit import config, facts, report
 from dlgit.errors import UsageError
 from dlgit.git import Git, InProgress
 from dlgit.git.message import stored_message
+from dlgit.model import SQUASH_SOURCES_INTO_MAIN, SQUASH_TRAILER, Kind, squash_trailer
 from dlgit.policy import CONTENT_RULES, MESSAGE_RULES, RULES, evaluate
 from dlgit.policy.change import Change
 
@@ -90,8 +91,6 @@ def _add_squash_trailer(repo: Git, path: Path, change: Change) -> bool:
     `Squashed-from: <branch>@<sha>` trailer that only dlgit knows to the message file, from git's own
     squash state (SQUASH_MSG lists the squashed commits; the source is the branch that owns the
     first). Only to a message without one: a trailer the user wrote is judged as written."""
-    from dlgit.model import SQUASH_SOURCES_INTO_MAIN, SQUASH_TRAILER, Kind, squash_trailer
-
     merge, message = change.merge, change.message or ""
     if (change.branch is None or change.branch.kind is not Kind.MAIN or merge is None or not merge.squash or change.amending
             or repo.in_progress() is not InProgress.SQUASH or merge.source is None or not merge.sha
