@@ -43,7 +43,7 @@ SCRIPT = """\
 set -e
 git switch -q main
 dev=$(git rev-parse dev)
-git merge --squash --ff -q dev   # --ff: dlgit install makes merges onto main --no-ff
+git merge --squash -q dev
 git commit -q -m "chore(release): 0.2.0 from dev
 
 Squashed-from: dev@$dev"

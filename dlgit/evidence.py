@@ -32,10 +32,12 @@ class RefView:
     and the new values of the refs a push is updating; and, from one walk over every tip's
     first-parent chain (asked for the first time it is needed), which branches own each commit."""
 
-    def __init__(self, repo: Git, tips: dict[str, set[str]], remote: str = "origin") -> None:
+    def __init__(self, repo: Git, tips: dict[str, set[str]], remote: str = "origin", prefixes: Sequence[str] = ()) -> None:
         self.repo = repo
         self.remote = remote  # the remote the judged commits go to (named in fix lines)
         self._tips = tips
+        self._prefixes = tuple(prefixes)  # whose reflogs add the tips these branches had before
+        self._past: dict[str, set[str]] = {}  # tips a branch had before the values a push gives it
         self._bits: dict[str, int] = {}  # name -> its bit
         self._owned: dict[str, int] | None = None  # commit -> the bits of the branches owning it
 
@@ -47,9 +49,13 @@ class RefView:
             name = short_branch(ref)
             if name and name != "HEAD":
                 tips.setdefault(name, set()).add(sha)
+        past: dict[str, set[str]] = {}
         for name, sha in (overrides or {}).items():
+            past[name] = tips.get(name, set()) - {sha}  # what a pushed branch was: still a tip it had
             tips[name] = {sha}
-        return cls(repo, tips, remote)
+        view = cls(repo, tips, remote, prefixes)
+        view._past = past
+        return view
 
     def tip(self, name: str) -> str | None:
         return next(iter(sorted(self._tips.get(name, ()))), None)
@@ -70,11 +76,23 @@ class RefView:
         bits = self._ownership().get(sha, 0)
         return sorted(name for name, bit in self._bits.items() if bits & bit)
 
+    def _history(self) -> dict[str, set[str]]:
+        """Every tip each branch has had: today's, and those its reflog (and its remote-tracking
+        branch's) recorded. A fast-forward (dev onto main after a release) moves a branch's
+        first-parent chain off its old commits; the reflog keeps that they were its own."""
+        tips = {name: set(shas) | self._past.get(name, set()) for name, shas in self._tips.items()}
+        for ref, sha in self.repo.past_tips(self._prefixes) if self._prefixes else ():
+            name = short_branch(ref)
+            if name and name != "HEAD":
+                tips.setdefault(name, set()).add(sha)
+        return tips
+
     def _ownership(self) -> dict[str, int]:
-        """One `rev-list --first-parent` over every tip, children first: a commit's owners pass to its first parent."""
+        """One `rev-list --first-parent` over every tip a branch has had, children first: a commit's
+        owners pass to its first parent."""
         if self._owned is None:
             at: dict[str, int] = {}
-            for i, (name, shas) in enumerate(sorted(self._tips.items())):
+            for i, (name, shas) in enumerate(sorted(self._history().items())):
                 self._bits[name] = 1 << i
                 for sha in shas:
                     at[sha] = at.get(sha, 0) | 1 << i
@@ -98,18 +116,21 @@ def merge_source(names: Iterable[str], sha: str, target: Branch | None, refs: Re
                  preferred: frozenset[Kind] | None = None) -> Branch | None:
     """The branch a merge (or squash) brings in, by ownership of `sha`: the first of `names` (from
     its message, MERGE_MSG, the merge command, a trailer) whose branch owns it; else a branch that
-    owns it other than `target`, preferring kinds that may be merged into `target` (or `preferred`);
-    else `target` itself (a pull of its own remote tip); None when no branch owns it."""
+    owns it: `target` itself when it does (its own commits coming back: a pull of its remote tip,
+    main's release merged back into dev), else another, preferring kinds that may be merged into
+    `target` (or `preferred`); None when no branch owns it."""
     for name in names:
         for short in _short_names(name):
             if (target is None or short != target.name) and refs.owns(short, sha):
                 return parse_branch(short, settings)
     owners = refs.owners(sha)
+    if target is not None and target.name in owners:  # the target's own commits (its tip once): judged as its own when they
+        return target  # got there; dev fast-forwarded onto a feature, then main's release of it merged back, stays dev's
     found = [parse_branch(name, settings) for name in owners if target is None or name != target.name]
     if found:
         kinds = merge_sources(target) if preferred is None else preferred
         return next((b for b in found if b.kind in kinds), found[0])
-    return target if target is not None and target.name in owners else None
+    return None
 
 
 def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequence[str], settings: Settings,

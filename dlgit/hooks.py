@@ -14,6 +14,7 @@ from dlgit import config, facts, report
 from dlgit.errors import UsageError
 from dlgit.git import Git, InProgress
 from dlgit.git.message import stored_message
+from dlgit.model import SQUASH_SOURCES_INTO_MAIN, SQUASH_TRAILER, Kind, squash_trailer
 from dlgit.policy import CONTENT_RULES, MESSAGE_RULES, RULES, evaluate
 from dlgit.policy.change import Change
 
@@ -94,4 +95,25 @@ def commit_msg(message_file: str | None) -> int:
     branch = facts.current_branch(repo, settings)
     needs_content = any(RULES[rule_id].wants_content(branch, message) for rule_id in MESSAGE_RULES)
     change = facts.gather(repo, settings, branch, message) if needs_content else Change(branch, message=message)
+    if _add_squash_trailer(repo, path, change):
+        message = stored_message(path.read_bytes().decode("utf-8", "replace"), repo)
+        change = change._replace(message=message)
     return _judge("commit message", change, settings, MESSAGE_RULES)
+
+
+def _add_squash_trailer(repo: Git, path: Path, change: Change) -> bool:
+    """The seed's `git merge --squash dev` + `git commit -m 'feat: ...'` on main: add the
+    `Squashed-from: <branch>@<sha>` trailer that only dlgit knows to the message file, from git's own
+    squash state (SQUASH_MSG lists the squashed commits; the source is the branch that owns the
+    first). Only to a message without one: a trailer the user wrote is judged as written."""
+    merge, message = change.merge, change.message or ""
+    if (change.branch is None or change.branch.kind is not Kind.MAIN or merge is None or not merge.squash or change.amending
+            or repo.in_progress() is not InProgress.SQUASH or merge.source is None or not merge.sha
+            or merge.source.kind not in SQUASH_SOURCES_INTO_MAIN or f"{SQUASH_TRAILER}:" in message or not message.strip()):
+        return False
+    trailer = squash_trailer(merge.source.name, merge.sha)
+    proc = repo.run("interpret-trailers", "--in-place", "--trailer", trailer, str(path), check=False)
+    if proc.returncode != 0:
+        return False
+    report.emit(f"dlgit: added the trailer '{trailer}' to the squash's message (from git's squash state).")
+    return True

@@ -325,17 +325,6 @@ def install(force: bool = False, server: bool = False, adopt: str | None = None)
     return 0
 
 
-def merge_options(repo: Git, settings: config.Settings) -> str:
-    """`branch.<main>.mergeOptions`: --no-ff, so that a plain `git merge` on main makes a merge
-    commit the hooks see (a fast-forward runs no hook); set when unset, left alone otherwise."""
-    key = f"branch.{settings.main}.mergeOptions"
-    current = repo.config_get(key)
-    if current is None:
-        repo.run("config", key, "--no-ff")
-        return f"  {key} --no-ff   set: a plain `git merge` on {settings.main} makes a merge commit the hooks judge"
-    return f"  {key} {current}" + ("" if "--no-ff" in current.split() else "   (without --no-ff: a fast-forward onto main skips the hooks)")
-
-
 def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
     """dlgit's hook scripts into the hooks folder (UsageError, with nothing written, when a foreign
     hook is in the way and not `force`)."""
@@ -350,7 +339,6 @@ def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
     settings = config.load(setup.repo.root)
     for hook in hooks:
         print(f"  {hook.name:<17} {_install_one(hook, (settings.main, settings.dev))}", file=out)
-    print(merge_options(setup.repo, settings), file=out)
 
 
 def refuse_foreign(setup: Setup) -> None:
@@ -608,10 +596,6 @@ def status() -> int:
         shown = report.paint(line.state.value, "green" if line.covered else "red", color)
         out.append(f"  {line.name:<17} {shown}" + (f" — {line.note}" if line.note else ""))
     out += _flow_lines(setup.repo, color)
-    no_ff = setup.repo.config_get(f"branch.{settings.main}.mergeOptions") or ""
-    merges = (f"--no-ff (branch.{settings.main}.mergeOptions)" if "--no-ff" in no_ff.split() else
-              f"a fast-forward is possible and runs no hook; set: git config branch.{settings.main}.mergeOptions --no-ff")
-    out += ["", report.paint("merges", "bold", color), f"  on {settings.main}: {merges}"]
     fixes = _fixes(setup, lines, configured)
     if fixes:
         out += ["", *_pitfall(lines), report.paint("fix:", "bold", color), *(f"  {part}" for fix in fixes for part in fix.splitlines())]

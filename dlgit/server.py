@@ -26,6 +26,8 @@ _HEADER = "# dlgit: the settings this server enforces, pinned "
 SERVER_CONFIG = {
     "receive.fsckObjects": ("true", "every pushed object is checked as git fsck would ('..', '.git' paths, broken trees)"),
     "core.logAllRefUpdates": ("always", "every ref update is in a reflog: the proof of what was accepted, and when"),
+    "gc.reflogExpire": ("never", "that proof is kept: the tips main and dev had decide which branch owns a commit"),
+    "gc.reflogExpireUnreachable": ("never", "and kept for tips no branch reaches any more"),
 }
 
 

@@ -246,6 +246,8 @@ def test_install_server_sets_up_the_server_repository(tmp_path: Path) -> None:
     assert installed(server.path / "hooks") == ["pre-receive", "reference-transaction"]
     assert server.git("config", "receive.fsckObjects").stdout.strip() == "true"
     assert server.git("config", "core.logAllRefUpdates").stdout.strip() == "always"
+    assert server.git("config", "gc.reflogExpire").stdout.strip() == "never"
+    assert server.git("config", "gc.reflogExpireUnreachable").stdout.strip() == "never"
     pinned = server.path / "dlgit" / "server-settings.yaml"
     assert "the defaults (no refs/heads/main yet)" in pinned.read_text()
     again = server.dlgit("install")  # in a bare repository: the server's set-up, the pin kept

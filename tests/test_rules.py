@@ -84,17 +84,24 @@ def test_main_protected_squash_with_trailer_allowed(repo: Repo) -> None:
     assert f"Squashed-from: dev@{tip}" in repo.git("log", "-1", "--format=%B").stdout
 
 
-def test_main_protected_squash_without_trailer_blocked_at_commit_msg(repo: Repo) -> None:
+def test_main_protected_squash_with_a_wrong_trailer_blocked_at_commit_msg(repo: Repo) -> None:
     tip = _squash_dev(repo)
-    proc = repo.git("commit", "-m", "feat: release 0.2.0", check=False)
-    assert_blocked(proc, "main-protected", f"Squashed-from: dev@{tip}", fix="--trailer")
-    assert "commit message blocked" in proc.stderr
-    # a trailer naming another commit is no better
+    # a trailer naming another commit is refused, not replaced
     proc = repo.git("commit", "-m", "feat: release", "--trailer", f"Squashed-from: dev@{repo.head('main')}", check=False)
     assert_blocked(proc, "main-protected", f"Squashed-from: dev@{tip}", fix="--trailer")
+    assert "commit message blocked" in proc.stderr
     # an abbreviated sha is not enough: `dlgit check` needs the full one
     proc = repo.git("commit", "-m", "feat: release", "--trailer", f"Squashed-from: dev@{tip[:12]}", check=False)
     assert_blocked(proc, "main-protected", f"Squashed-from: dev@{tip}", fix="--trailer")
+
+
+def test_squash_without_trailer_gets_it_from_gits_squash_state(repo: Repo) -> None:
+    """The seed's `git merge --squash dev` + `git commit -m 'feat: ...'`: the commit-msg hook adds
+    the trailer only dlgit knows, from SQUASH_MSG, and the commit passes."""
+    tip = _squash_dev(repo)
+    assert_allowed(repo.git("commit", "-m", "feat: release 0.2.0", check=False))
+    message = repo.git("log", "-1", "--format=%B").stdout.strip()
+    assert message == f"feat: release 0.2.0\n\nSquashed-from: dev@{tip}", message
 
 
 BUMPED = TEMPLATE_CONFIG.replace("VERSION: 0.1.0", "VERSION: 0.2.0")

@@ -102,6 +102,12 @@ def release(bump: str, squash: bool, push: bool, dry_run: bool) -> int:
     if merged.tree == repo.out("rev-parse", f"{main}^{{tree}}"):
         print(f"dlgit release: nothing to release: {s.dev} brings nothing that {s.main} lacks.")
         return DONE
+    if not repo.is_ancestor(main, dev):  # main holds commits dev lacks: into dev first
+        code = session.runner.start(plans.merge_main_into_dev(s, repo.current_branch()), dry_run)
+        if code != DONE or dry_run:
+            return code
+        dev = session.tip(s.dev, "a release takes its changes from")
+        merged = repo.merge_tree(main, dev)
     old = session.version_at(merged.tree, f"{s.main} after the merge of {s.dev}")
     messages = _messages_since_release(repo, s, main, dev)
     level = BUMPS.get(bump) or release_bump(messages, s.commit_types)

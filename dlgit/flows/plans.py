@@ -66,6 +66,17 @@ def release(facts: Release) -> Flow:
                          + ("; pushed" if facts.remote else f"; push with: git push --atomic origin {s.main} {s.dev} {tag}")])
 
 
+def merge_main_into_dev(settings: Settings, origin: str | None) -> Flow:
+    """Before a release, when main holds commits dev lacks (a hotfix, a task, a release made by hand
+    and not merged back): main into dev first, so that a conflict is resolved on dev, where any
+    resolution may be committed, and the release then brings main nothing it had not seen."""
+    s = settings
+    return Flow("release", f"merge {s.main} into {s.dev} before the release", [Switch(s.dev), Merge(s.main, s.dev, back_merge_message(s)),
+                                                                            *_return_to(origin, s.dev)],
+                heads(s.dev), summary=[f"{s.dev} holds {s.main}; the release follows (after a conflict: `dlgit continue`, "
+                                       "then `dlgit release` again)"])
+
+
 def _return_to(origin: str | None, where: str) -> list[Step]:
     return [Switch(origin)] if origin and origin != where else []
 

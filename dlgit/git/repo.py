@@ -548,13 +548,27 @@ class Git:
 
     # --- issue 8: branch ownership, merges recomputed, history that hides commits --------------------
 
+    def past_tips(self, prefixes: Sequence[str]) -> list[tuple[str, str]]:
+        """(refname, commit) for every value the refs under `prefixes` had, as their reflogs recorded
+        it (one `git log --walk-reflogs --all`; HEAD's and the stash's are left out). Empty where
+        git keeps no reflog (a bare repository without core.logAllRefUpdates=always)."""
+        proc = self.run("log", "--walk-reflogs", "--all", "--format=%H%x00%gD", check=False)
+        found = []
+        for line in fsdecode(proc.stdout).splitlines() if proc.returncode == 0 else ():
+            sha, _, selector = line.partition("\0")
+            ref = selector.rpartition("@{")[0]
+            if sha and ref.startswith(tuple(prefixes)):
+                found.append((ref, sha))
+        return found
+
     def first_parents(self, tips: Iterable[str]) -> list[tuple[str, str | None]]:
         """(commit, its first parent) over the union of the first-parent chains of `tips`, children
         before parents (one `rev-list --first-parent --topo-order`)."""
         wanted = sorted(set(tips))
         if not wanted:
             return []
-        listing = self.run("rev-list", "--first-parent", "--parents", "--topo-order", "--stdin", stdin="\n".join(wanted).encode() + b"\n")
+        listing = self.run("rev-list", "--first-parent", "--parents", "--topo-order", "--ignore-missing", "--stdin",
+                           stdin="\n".join(wanted).encode() + b"\n")
         data = listing.stdout
         return parse.parse_first_parents(data)
 

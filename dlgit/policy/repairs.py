@@ -56,7 +56,7 @@ def merge_hotfix(name: str, settings: Settings) -> str:
 def squash_again(source: str) -> str:
     """Redo a squash so that its trailer names the real commit (the name quoted, the sha from git)."""
     trailer = quote(f"{SQUASH_TRAILER}: {source}@") + f'"$(git rev-parse {quote(source)})"'
-    return f"git merge --squash --ff {quote(source)} && git commit --trailer {trailer}   # squash again, with the trailer"
+    return f"git merge --squash {quote(source)} && git commit --trailer {trailer}   # squash again, with the trailer"
 
 
 def pushed(change: Change, settings: Settings, forward: Sequence[str] | None) -> list[str]:

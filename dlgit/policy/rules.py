@@ -719,7 +719,7 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     if parse_subject(subject, settings.commit_types):
         return
     on_main = change.branch is not None and change.branch.kind is Kind.MAIN
-    if not on_main and is_git_own_message(subject):
+    if is_git_own_message(subject) and (not on_main or _pull_of_itself(change)):
         return
     bump = parse_bump_subject(subject)
     if bump and version_bump(change, settings) == bump:  # and it says which versions
@@ -753,6 +753,14 @@ def _message_fix(change: Change, settings: Settings, example: str) -> list[str]:
         return [*repair(change, settings, "reword"), f"# a subject reads like {quote(example)}"]
     again = "git commit --amend" if change.amending else "git commit"
     return [f"{again} -m {quote(example)}   # or fix:, docs:, task:, refactor(model)!: ..."]
+
+
+def _pull_of_itself(change: Change) -> bool:
+    """A merge of the branch's own remote tip (`git pull` after a teammate pushed): git's own
+    "Merge branch 'main' of <url>" names it, and releases nothing."""
+    merge = change.merge
+    return (merge is not None and not merge.squash and change.branch is not None and merge.source is not None
+            and merge.source.name == change.branch.name)
 
 
 # A subject as people mistype it: every part optional, blanks allowed where they do not belong.

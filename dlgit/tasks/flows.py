@@ -278,15 +278,29 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
             if Git(elsewhere).changed_paths():
                 raise UsageError(f"{target} is checked out in {elsewhere}, which has uncommitted changes; the merge happens there "
                                  "when it is clean: commit or stash them there first.")
-            steps.append(Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere))
+            steps += [*_back_merge(repo, s, befores, elsewhere),
+                      Merge(branch.name, target, f"task: merge {branch.name}", worktree=elsewhere)]
         else:  # checked out nowhere: merged without a checkout (two full checkouts were most of finish-task's time)
-            steps.append(MergeRef(branch.name, target, f"task: merge {branch.name}"))
+            steps += [*_back_merge(repo, s, befores, by_ref=True), MergeRef(branch.name, target, f"task: merge {branch.name}")]
     if not keep_branch:
         # off the task branch, to main: its merged tree is the task's plus what main gained, so the switch writes little
         free = s.main not in checked_out and not leaving
         steps += [Switch(s.main) if free else Detach(), DeleteBranch(branch.name)]
     steps.append(Verify(befores))
     return steps
+
+
+def _back_merge(repo: Git, s: Settings, befores: list[list[str]], worktree: str | None = None, by_ref: bool = False) -> list[Step]:
+    """Before the task goes into dev: main as it was before the task (a release made by hand and not
+    merged back yet), so that the task's merge brings dev only the task. `by_ref`: dev is checked
+    out nowhere, so it is merged without a checkout."""
+    tips = dict(befores)
+    main, dev = tips.get(s.main), tips.get(s.dev)
+    if main is None or dev is None or repo.is_ancestor(main, dev):
+        return []
+    if by_ref:
+        return [MergeRef(main, s.dev, plans.back_merge_message(s))]
+    return [Merge(main, s.dev, plans.back_merge_message(s), worktree=worktree)]
 
 
 def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
