@@ -785,6 +785,32 @@ class DvcAdd(Step):
             raise StepFailed(f"dvc {args[0]} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}")
 
 
+@dataclass
+class ShareDvcCache(Step):
+    """A work tree's DVC pointed at the repository's one cache (`cache.dir` in its own
+    .dvc/config.local): what `dvc add` stores there outlives the work tree."""
+
+    op = "share-dvc-cache"
+    worktree: str
+    cache: str
+
+    def describe(self) -> str:
+        return f"let {self.worktree} keep DVC's files in the repository's cache {self.cache} (dvc config --local cache.dir)"
+
+    def done(self, ctx: Context) -> bool:
+        from dlgit import dvccache
+
+        tree = Path(self.worktree)
+        return not dvccache.uses_dvc(tree) or dvccache.shares(tree, Path(self.cache))
+
+    def run(self, ctx: Context) -> None:
+        from dlgit import dvccache
+
+        print(f"$ dvc config --local cache.dir {quote(self.cache)}", file=ctx.out, flush=True)
+        if reason := dvccache.share(Path(self.worktree), Path(self.cache)):
+            raise StepFailed(f"dvc config --local cache.dir failed: {reason}")
+
+
 def _stash_ref(repo: Git, sha: str) -> str | None:
     stashes = repo.stashes()
     return f"stash@{{{stashes.index(sha)}}}" if sha in stashes else None

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlgit import dvccache
 from dlgit.config import Settings
 from dlgit.errors import UsageError
 from dlgit.flows import plans
@@ -30,6 +31,7 @@ from dlgit.flows.steps import (
     DropBranch,
     DvcAdd,
     Merge,
+    ShareDvcCache,
     Stash,
     StashPop,
     Step,
@@ -79,6 +81,8 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     path = _worktree_path(repo, branch, worktree) if worktree is not None else None
     where = str(path) if path else None
     steps: list[Step] = [AddWorktree(str(path), branch, origin.commit) if path else CreateBranch(branch, origin.commit)]
+    if path and repo.show_file(origin.commit, ".dvc/config") is not None:
+        steps.append(ShareDvcCache(str(path), str(dvccache.shared_cache(repo))))
     steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics], {"config.yaml": text}, where),
               Commit(f"task: start {parsed.desc}", [dest], worktree=where)]
     hint = f"cd {quote(str(path))} && " if path else ""
@@ -201,7 +205,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
-                + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
+                + ([_shared_how(repo.root)] if big else []))
     code = session.runner.start(flow, dry_run)
     if code == 0 and not dry_run and not keep_worktree:
         _remove_own_worktree(repo, branch.name)
@@ -211,7 +215,10 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
 def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
                   dev: bool, keep_branch: bool) -> list[Step]:
     s, repo = session.settings, session.repo
-    steps: list[Step] = [DvcAdd(big)] if big else []
+    steps: list[Step] = []
+    if big and repo.git_dir != repo.common_dir:  # a work tree of its own: DVC's files go to the cache all work trees share
+        steps.append(ShareDvcCache(str(repo.root), str(dvccache.shared_cache(repo))))
+    steps += [DvcAdd(big)] if big else []
     if results:
         steps.append(Commit(message or f"task: results of {branch.desc}\n\n{_run_summary(repo, folder)}".strip(), [folder]))
     checked_out = {name: str(path) for name, path in repo.worktrees().items()}
@@ -232,6 +239,13 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
         steps += [*([] if moved else [Detach()]), DeleteBranch(branch.name)]
     steps.append(Verify(befores))
     return steps
+
+
+def _shared_how(root: Path) -> str:
+    """Where the big files are, and how to share them: `dvc push` once a remote is configured."""
+    if dvccache.has_remote(root):
+        return f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"
+    return "big files are in the repository's DVC cache (on this machine only); to share them, add a remote: dvc remote add -d NAME URL"
 
 
 def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
@@ -272,11 +286,18 @@ def _run_summary(repo: Git, folder: str) -> str:
 
 
 def _remove_own_worktree(repo: Git, branch: str) -> None:
-    """The task's own work tree goes once its results are merged (only when it holds nothing else)."""
+    """The task's own work tree goes once its results are merged, and only when it holds nothing
+    that exists nowhere else (checked: DVC outputs in the shared cache, no other ignored or
+    untracked file)."""
     assert repo.root is not None
-    if repo.git_dir == repo.common_dir or repo.changed_paths(untracked=True):
+    if repo.git_dir == repo.common_dir:
         return
-    main_tree = repo.common_dir.parent
+    main_tree = dvccache.main_tree(repo) or repo.common_dir
+    lost = dvccache.unsaved(repo.root, dvccache.shared_cache(repo) if dvccache.uses_dvc(repo.root) else None)
+    if lost:
+        print(f"dlgit finish-task: left the work tree {repo.root} in place: these files exist only there (save or delete "
+              f"them, then `git worktree remove {quote(str(repo.root))}`):\n{dvccache.listed(lost)}")
+        return
     proc = Git(main_tree).run("worktree", "remove", str(repo.root), check=False)
     said = f"removed the task's work tree {repo.root}" if proc.returncode == 0 else \
         f"left the work tree {repo.root} in place: {proc.stderr.decode(errors='replace').strip()}"
