@@ -6,6 +6,7 @@ mislabelled (a resumed task is named by the core it runs on)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -97,3 +98,38 @@ def test_a_work_tree_that_holds_the_only_copy_of_a_file_is_kept(repo: Repo) -> N
     repo.git("switch", "-q", "main")
     proc = subprocess.run(["dvc", "checkout"], cwd=repo.path, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr  # finish-task shared the cache again before `dvc add`
+
+
+def test_a_resumed_task_is_named_and_versioned_by_the_core_it_runs_on(repo: Repo) -> None:
+    ok(repo.dlgit("start-task", "old", "--set", "RANDOM_SEED=7"))
+    old = repo.branch()
+    assert old.startswith("task-0.2.0-")  # the fixture's release
+    assert repo.dlgit("run").returncode == 0
+    ok(repo.dlgit("finish-task"))
+    repo.git("switch", "-q", "dev")
+    repo.write("model/net.py", "NET = 2\n")
+    repo.commit("feat: a better net")
+    ok(repo.dlgit("release"))  # main is at 0.3.0 now
+    repo.git("switch", "-q", "main")
+    ok(repo.dlgit("start-task", "--resume", "old", "new"))  # the old task by its desc, as `tasks diff` takes it
+    new = repo.branch()
+    assert new.startswith("task-0.3.0-") and new.endswith("-new"), new
+    config = (repo.path / f"tasks/{new}/config.yaml").read_text()
+    assert "VERSION: 0.3.0" in config and f"RESUME: ../{old}/checkpoints/model.pt" in config and "RANDOM_SEED: 7" in config
+    assert repo.dlgit("run").returncode == 0
+    ok(repo.dlgit("finish-task"))
+    ok(repo.dlgit("check"))
+    rows = {row["name"]: row for row in json.loads(ok(repo.dlgit("tasks", "--format", "json")))}
+    assert rows[new]["version"] == "0.3.0" and rows[old]["version"] == "0.2.0"
+
+
+def test_the_no_dvc_plan_never_merges_main_into_the_task(tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "plain")
+    repo.path.mkdir()
+    ok(repo.dlgit("init"))
+    ok(repo.dlgit("start-task", "big", "--set", "RANDOM_SEED=3"))
+    (repo.path / f"tasks/{repo.branch()}/model.pt").write_bytes(b"\0" * 100)
+    proc = repo.dlgit("finish-task")
+    assert proc.returncode == 2 and "dlgit init --dvc" in proc.stderr
+    assert "git merge" not in proc.stderr
+    assert "git switch main && dlgit start-task big --set RANDOM_SEED=3" in proc.stderr, proc.stderr

@@ -40,7 +40,7 @@ from dlgit.flows.steps import (
     dvc_command,
 )
 from dlgit.git import Git
-from dlgit.model import Branch, Kind, parse_branch, read_version, run_branch_name, slugify, task_folder
+from dlgit.model import Branch, Kind, parse_branch, read_version, rewrite_version, run_branch_name, slugify, task_folder
 from dlgit.policy.rules import too_large
 from dlgit.shell import escape, quote
 
@@ -55,6 +55,21 @@ class Source:
     branch: str  # main or a task branch: where the new task starts
     commit: str
     folder: str  # the folder copied: the template, or a task's folder
+    resume: str | None = None  # --resume TASK[:CHECKPOINT], TASK's full name
+
+
+def _core_version(text: str, template: str, origin: Source) -> str:
+    """The copy's config text with VERSION set to the core it runs on (the template's at the start
+    commit): a resumed task's folder carries its old core's VERSION, which is not this task's."""
+    core = read_version(template)
+    if core is None:
+        raise UsageError(f"the template config at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
+    if read_version(text) == core:
+        return text
+    try:
+        return rewrite_version(text, core)
+    except ValueError as exc:
+        raise UsageError(f"{origin.folder}/config.yaml at {origin.branch}: cannot set VERSION to the core's {core} ({exc}).") from None
 
 
 def start_task(desc: str | None, overrides: list[str], add: bool, source: str | None, resume: str | None,
@@ -64,11 +79,10 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     session.require_clean("start-task")
     origin = _source(session, source, resume)
     config_path = f"{origin.folder}/config.yaml"
-    text = _read_text(repo, origin.commit, config_path)
+    text = _core_version(_read_text(repo, origin.commit, config_path), _read_text(repo, origin.commit, s.template_config), origin)
     version = read_version(text)
-    if version is None:
-        raise UsageError(f"{config_path} at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
-    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin) if resume else None)
+    assert version is not None
+    text = _apply(text, overrides, add, _checkpoint(repo, origin.resume, origin) if origin.resume else None)
     slug = slugify(desc) if desc else _slug(overrides)
     branch = run_branch_name(Kind.TASK, version, slug or "run", s)
     parsed = parse_branch(branch, s)
@@ -103,14 +117,30 @@ def _source(session: Session, source: str | None, resume: str | None) -> Source:
                          "then dlgit start-task again.")
     commit = session.tip(name, "a task starts from")
     folder = s.template_dir if branch.kind is Kind.MAIN else task_folder(name, s)
-    if resume:
-        folder = _resume_folder(repo, commit, resume.partition(":")[0], name, s)
-    return Source(name, commit, folder)
+    if not resume:
+        return Source(name, commit, folder)
+    given, colon, checkpoint = resume.partition(":")
+    task = _resume_task(repo, commit, given, name, s)
+    return Source(name, commit, _resume_folder(repo, commit, task, name, s), f"{task}{colon}{checkpoint}")
+
+
+def _resume_task(repo: Git, commit: str, given: str, where: str, settings: Settings) -> str:
+    """--resume's TASK: a task's full name, or a unique end of one (its desc, as `tasks diff` takes)."""
+    if parse_branch(given, settings).kind is Kind.TASK:
+        return given
+    listing = repo.objects([f"{commit}:{settings.tasks_dir}"]).get(f"{commit}:{settings.tasks_dir}")
+    names = [entry.name for entry in (listing.entries() if listing else []) if entry.is_tree
+             and parse_branch(entry.name, settings).kind is Kind.TASK and entry.name.endswith(f"-{given}")]
+    if len(names) == 1:
+        return names[0]
+    if names:
+        raise UsageError(f"--resume {quote(given)} is the end of several tasks' names on {where} ({', '.join(sorted(names))}); "
+                         "give more of the name.")
+    raise UsageError(f"--resume names '{escape(given)}', which is no task on {where} (give a finished task's name or its desc; "
+                     "`dlgit tasks` lists them).")
 
 
 def _resume_folder(repo: Git, commit: str, task: str, where: str, settings: Settings) -> str:
-    if parse_branch(task, settings).kind is not Kind.TASK:
-        raise UsageError(f"--resume names '{escape(task)}', which is no task branch name.")
     folder = task_folder(task, settings)
     if repo.show_file(commit, f"{folder}/config.yaml") is None:
         raise UsageError(f"{folder}/ is not on {where}: a task resumes from a finished task, merged into {where} "
@@ -200,7 +230,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     results = [path for path in repo.changed_paths(untracked=True) if path.startswith(folder + "/")]
     big = _big_files(repo.root, results, s)
     if big and not (repo.root / ".dvc" / "config").is_file():
-        raise UsageError(_no_dvc(big, branch.name, s))
+        raise UsageError(_no_dvc(big, branch, _rerun(repo.root, folder, branch, s), s))
     steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch)
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
@@ -258,14 +288,38 @@ def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
     return found
 
 
-def _no_dvc(big: list[str], branch: str, settings: Settings) -> str:
+def _rerun(root: Path, folder: str, branch: Branch, settings: Settings) -> str:
+    """The start-task command that runs the task again on today's core: its desc, and --set for
+    each config value that differs from the template's."""
+    import json
+
+    import yaml
+
+    from dlgit import safeyaml
+    from dlgit.tasks.table import flatten
+
+    def config(path: Path) -> dict[str, object]:
+        try:
+            return flatten(safeyaml.load(path.read_bytes()))
+        except (OSError, ValueError, yaml.YAMLError):
+            return {}
+
+    task, template = config(root / folder / "config.yaml"), config(root / settings.template_config)
+    sets = [f"--set {quote(f'{key}={value if isinstance(value, str) else json.dumps(value)}')}" for key, value in task.items()
+            if key not in ("VERSION", "RESUME") and template.get(key, object()) != value]
+    return " ".join([f"git switch {quote(settings.main)} && dlgit start-task", quote(branch.desc or "run"), *sets])
+
+
+def _no_dvc(big: list[str], branch: Branch, rerun: str, settings: Settings) -> str:
     listed = "\n".join(f"  {escape(path)}" for path in big[:20])
     return (f"these results are too big for git, and this repository does not use DVC yet:\n{listed}\n"
-            "Nothing was committed. Set DVC up on dev, release it, bring it to the task branch, then finish:\n"
+            "Nothing was committed. A task's results belong to the core it ran on, and that core has no DVC: set DVC up on "
+            "dev and release it, then run the task again on the new core (same --set values):\n"
             f"  git switch {settings.dev} && dlgit init --dvc\n"
             "  dlgit release\n"
-            f"  git switch {quote(branch)} && git merge --no-edit {settings.main}\n"
-            "  dlgit finish-task")
+            f"  {rerun}\n"
+            f"Or finish {quote(branch.name)} without them: move them out of its folder (they stay on this machine only), "
+            "then dlgit finish-task.")
 
 
 def _run_summary(repo: Git, folder: str) -> str:
