@@ -3,18 +3,18 @@
 A run belongs to the checked-out branch: `tasks/<branch>/` (on main, the template folder). Its
 script runs with that folder as working directory and DLGIT_TASK, DLGIT_TASK_DIR and DLGIT_CONFIG
 set; stdout and stderr reach the terminal byte for byte as they come, and one log,
-`logs/<time>.log`, keeps each line once, a carriage-return progress line (tqdm) only in its last
-state. `runs/<time>.yaml` records what ran, from which commit, where, and how it ended; it is
-written when the run starts and rewritten when it ends, so even a crash of dlgit leaves one. One
-run per machine at a time (`dlgit.tasks.lock`). Ctrl-C reaches the script (the terminal sends it to
-the whole process group); dlgit outlives it, records the run as interrupted and exits 130.
+`logs/<time>.log`, keeps what the screen showed: each line once, progress bars (nested ones too)
+in their last state, without colour codes (`dlgit.tasks.runlog`). `runs/<time>.yaml` records
+what ran, from which commit, where, and how it ended; it is written when the run starts and
+rewritten when it ends, so even a crash of dlgit leaves one. One run per machine at a time
+(`dlgit.tasks.lock`). Ctrl-C reaches the script (the terminal sends it to the whole process
+group); dlgit outlives it, records the run as interrupted and exits 130.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
 import selectors
 import shlex
 import shutil
@@ -36,6 +36,7 @@ from dlgit.git import Git
 from dlgit.model import task_folder, utc_stamp
 from dlgit.shell import escape, quote
 from dlgit.tasks import lock
+from dlgit.tasks.runlog import ProgressLog, write_all
 
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
@@ -138,83 +139,7 @@ def debug_config(text: str) -> str:
         raise UsageError(f"cannot set DEBUG in config.yaml: {exc}.") from None
 
 
-# --- the log -------------------------------------------------------------------------------------
-
-
-class _Line:
-    """One output stream's unfinished line: the text after its last carriage return."""
-
-    __slots__ = ("overwrite", "segment")
-
-    def __init__(self) -> None:
-        self.segment = bytearray()
-        self.overwrite = False  # a carriage return ended the last piece: new text replaces the segment
-
-    def feed(self, chunk: bytes) -> bytes:
-        """The lines `chunk` completes, each in its final state."""
-        if not self.overwrite and b"\r" not in chunk:  # plain lines: no per-line work
-            end = chunk.rfind(b"\n") + 1
-            if not end:
-                self.segment += chunk
-                return b""
-            done = bytes(self.segment) + chunk[:end]
-            self.segment = bytearray(chunk[end:])
-            return done
-        pieces = chunk.split(b"\n")
-        done = []
-        for piece in pieces[:-1]:
-            self._apply(piece)
-            done += (bytes(self.segment), b"\n")
-            self.segment, self.overwrite = bytearray(), False
-        self._apply(pieces[-1])
-        return b"".join(done)
-
-    def _apply(self, piece: bytes) -> None:
-        if not piece:
-            return
-        body = piece.rstrip(b"\r")  # "...\r\n" ends a line like "\n"
-        if body:
-            cut = body.rfind(b"\r")
-            if cut >= 0:
-                self.segment = bytearray(body[cut + 1:])
-            elif self.overwrite:
-                self.segment = bytearray(body)
-            else:
-                self.segment += body
-        self.overwrite = len(body) < len(piece)
-
-    def tail(self) -> bytes:
-        """The unfinished line at the end of the output, if it shows anything."""
-        return bytes(self.segment) + b"\n" if self.segment.strip() else b""
-
-
-class ProgressLog:
-    """The run's output as a log keeps it: stdout and stderr line by line, in the order their
-    lines complete, progress bars only in their last state. Written unbuffered: a crash loses nothing."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.lines: dict[int, _Line] = {}
-
-    def feed(self, stream: int, chunk: bytes) -> None:
-        done = self.lines.setdefault(stream, _Line()).feed(chunk)
-        if done:
-            _write_all(self.fd, done)
-
-    def close(self) -> None:
-        for line in self.lines.values():
-            if tail := line.tail():
-                _write_all(self.fd, tail)
-        os.close(self.fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:  # a terminal another program left non-blocking
-            select.select([], [fd], [])
+# --- the log ---------------------------------------------------------------------------------------
 
 
 def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
@@ -238,7 +163,7 @@ def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
                 continue
             if echo[stream]:
                 try:
-                    _write_all(stream, chunk)
+                    write_all(stream, chunk)
                 except OSError:  # the terminal or pipe went away: the log goes on
                     echo[stream] = False
             log.feed(stream, chunk)
