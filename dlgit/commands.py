@@ -302,12 +302,13 @@ def log_cmd(output_format: str) -> int:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Set a config.yaml value in the copy (typed as YAML; dotted keys reach nested maps). Repeatable.")
 @click.option("--add", is_flag=True, help="Let --set add keys the config does not have.")
+@click.option("--retype", is_flag=True, help="Let --set change a value's type (an int to a string...).")
 @click.option("--from", "source", metavar="BRANCH", help="Start from this branch (main or a task) instead of the current one.")
 @click.option("--resume", metavar="TASK[:CHECKPOINT]", help="Start from a finished task's folder and resume from its checkpoint.")
 @click.option("--worktree", is_flag=False, flag_value="", default=None, metavar="[PATH]",
               help="Create the task in a work tree of its own (default: <repo>.tasks/<branch>).")
 @DRY_RUN
-def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: str | None, resume: str | None,
+def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, retype: bool, source: str | None, resume: str | None,
                worktree: str | None, dry_run: bool) -> int:
     """Create a task branch task-<VERSION>-<UTC time>-<DESC> with a copy of the template task, and commit it.
 
@@ -315,7 +316,7 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
     """
     from dlgit.tasks import flows as task_flows
 
-    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run))
+    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, worktree, dry_run, retype=retype))
 
 
 @main.command("finish-task", epilog=FLOW_CODES)
@@ -323,12 +324,14 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
 @click.option("--no-dev", is_flag=True, help="Merge into main only.")
 @click.option("--keep-branch", is_flag=True, help="Keep the task branch after the merges.")
 @click.option("--keep-worktree", is_flag=True, help="Keep the task's own work tree after the merges.")
+@click.option("--accept-debug", is_flag=True, help="Finish even when the last run was a --debug or a dirty run (the commit says so).")
 @DRY_RUN
-def finish_task(message: str | None, no_dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+def finish_task(message: str | None, no_dev: bool, keep_branch: bool, keep_worktree: bool, accept_debug: bool, dry_run: bool) -> int:
     """Commit the task's results (big files through DVC), merge it into main and dev."""
     from dlgit.tasks import flows as task_flows
 
-    return run_action(lambda: task_flows.finish_task(message, not no_dev, keep_branch, keep_worktree, dry_run))
+    return run_action(lambda: task_flows.finish_task(message, not no_dev, keep_branch, keep_worktree, dry_run,
+                                                     accept_debug=accept_debug))
 
 
 @main.group()

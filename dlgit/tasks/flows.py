@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from dlgit import dvccache
 from dlgit.config import Settings
@@ -73,7 +74,7 @@ def _core_version(text: str, template: str, origin: Source) -> str:
 
 
 def start_task(desc: str | None, overrides: list[str], add: bool, source: str | None, resume: str | None,
-               worktree: str | None, dry_run: bool) -> int:
+               worktree: str | None, dry_run: bool, retype: bool = False) -> int:
     session = Session()
     s, repo = session.settings, session.repo
     session.require_clean("start-task")
@@ -82,7 +83,7 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     text = _core_version(_read_text(repo, origin.commit, config_path), _read_text(repo, origin.commit, s.template_config), origin)
     version = read_version(text)
     assert version is not None
-    text = _apply(text, overrides, add, _checkpoint(repo, origin.resume, origin) if origin.resume else None)
+    text = _apply(text, overrides, add, _checkpoint(repo, origin.resume, origin) if origin.resume else None, retype)
     slug = slugify(desc) if desc else _slug(overrides)
     branch = run_branch_name(Kind.TASK, version, slug or "run", s)
     parsed = parse_branch(branch, s)
@@ -158,11 +159,16 @@ def _read_text(repo: Git, commit: str, path: str) -> str:
         raise UsageError(f"{path} is not UTF-8 text.") from None
 
 
-def _apply(text: str, overrides: list[str], add: bool, resume: str | None) -> str:
+def _apply(text: str, overrides: list[str], add: bool, resume: str | None, retype: bool = False) -> str:
     """The copy's config.yaml: the overrides, and RESUME when resuming; checked before anything moves."""
-    from dlgit.tasks.yamledit import EditError, UnknownKey, apply_overrides, set_key
+    from dlgit.tasks.yamledit import EditError, UnknownKey, apply_overrides, retyped, set_key
 
     try:
+        changes = [] if retype else retyped(text, overrides)
+        if changes:
+            raise UsageError("--set would change the type of a value (a script reading it would break, or read it wrong):\n"
+                             + "\n".join(f"  {change}" for change in changes)
+                             + "\nQuote a string on purpose, fix the value, or pass --retype to change the type.")
         text = apply_overrides(text, overrides, add=add)
         if resume:
             text = set_key(text, RESUME_KEY, resume)
@@ -206,8 +212,10 @@ def _worktree_path(repo: Git, branch: str, given: str) -> Path:
 # --- finish-task -----------------------------------------------------------------------------------
 
 
-def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool,
+                accept_debug: bool = False) -> int:
     from dlgit.tasks.lock import run_active
+    from dlgit.tasks.run import restore_debug_config
 
     session = Session()
     s, repo = session.settings, session.repo
@@ -222,6 +230,14 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if holder:
         raise UsageError(f"a run of {branch.name} is active (pid {holder.pid} on {holder.host}, since {holder.started}); "
                          "let it end (or stop it), then finish.")
+    if restored := restore_debug_config(repo.root / folder):
+        print(f"dlgit finish-task: {restored}")
+    last = _last_run(repo.root, folder)
+    unfit = last.unfit() if last else []
+    if unfit and not accept_debug:
+        raise UsageError(f"the last run of {branch.name} ({folder}/runs/{last.stem}.yaml) was {' and '.join(unfit)}: its "
+                         "results are not the task's. Run it again (`dlgit run`), then finish; or finish with these results: "
+                         "dlgit finish-task --accept-debug (the results commit says so).")
     outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
     if outside:
         listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
@@ -231,7 +247,10 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     big = _big_files(repo.root, results, s)
     if big and not (repo.root / ".dvc" / "config").is_file():
         raise UsageError(_no_dvc(big, branch, _rerun(repo.root, folder, branch, s), s))
-    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch)
+    accepted = "\n".join(f"Accepted: {why} (--accept-debug)" for why in unfit)
+    commit_message = "\n\n".join(part for part in (message or f"task: results of {branch.desc}",
+                                                      "" if message else _run_summary(last), accepted) if part)
+    steps = _finish_steps(session, branch, folder, results, big, commit_message, dev, keep_branch)
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
@@ -242,7 +261,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     return code
 
 
-def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
+def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str,
                   dev: bool, keep_branch: bool) -> list[Step]:
     s, repo = session.settings, session.repo
     steps: list[Step] = []
@@ -250,7 +269,7 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
         steps.append(ShareDvcCache(str(repo.root), str(dvccache.shared_cache(repo))))
     steps += [DvcAdd(big)] if big else []
     if results:
-        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{_run_summary(repo, folder)}".strip(), [folder]))
+        steps.append(Commit(message, [folder]))
     checked_out = {name: str(path) for name, path in repo.worktrees().items()}
     here = str(repo.root)
     befores = []
@@ -322,21 +341,47 @@ def _no_dvc(big: list[str], branch: Branch, rerun: str, settings: Settings) -> s
             "then dlgit finish-task.")
 
 
-def _run_summary(repo: Git, folder: str) -> str:
-    """A line about the task's last run record (runs/*.yaml), for the results commit's body."""
+class LastRun(NamedTuple):
+    stem: str
+    record: dict[str, Any] | None  # None: unreadable
+    count: int  # runs recorded in all
+
+    def unfit(self) -> list[str]:
+        """Why this run's results are not the task's: a --debug run, a dirty one."""
+        record = self.record or {}
+        return [why for why, flag in (("a --debug run (DEBUG: true)", record.get("debug")),
+                                      ("a dirty run (uncommitted changes outside the task folder)", record.get("dirty_outside_task")))
+                if flag]
+
+
+def _last_run(root: Path, folder: str) -> LastRun | None:
+    """The task's last run record (runs/*.yaml, read bounded)."""
     import yaml
 
-    assert repo.root is not None
-    runs = sorted((repo.root / folder / "runs").glob("*.yaml"))
-    records = [path for path in runs if not path.name.endswith(".config.yaml")]
-    if not records:
-        return "no run recorded"
+    from dlgit import safeyaml
+    from dlgit.tasks.table import RECORD_SUFFIX, _is_record, _run_order
+
+    runs = root / folder / "runs"
+    stems = sorted((path.name[:-len(RECORD_SUFFIX)] for path in runs.iterdir() if _is_record(path.name)) if runs.is_dir() else [],
+                   key=_run_order)
+    if not stems:
+        return None
     try:
-        record = yaml.safe_load(records[-1].read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return f"last run: {records[-1].name} (unreadable)"
-    return (f"last run: {records[-1].stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
-            f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {len(records)} run(s) in all")
+        record = safeyaml.load((runs / f"{stems[-1]}{RECORD_SUFFIX}").read_bytes())
+    except (OSError, ValueError, yaml.YAMLError):
+        record = None
+    return LastRun(stems[-1], record if isinstance(record, dict) else None, len(stems))
+
+
+def _run_summary(last: LastRun | None) -> str:
+    """About the task's last run, for the results commit's body."""
+    if last is None:
+        return "no run recorded"
+    if last.record is None:
+        return f"last run: {last.stem} (unreadable)"
+    record = last.record
+    return (f"last run: {last.stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
+            f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {last.count} run(s) in all")
 
 
 def _remove_own_worktree(repo: Git, branch: str) -> None:

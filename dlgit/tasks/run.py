@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import shlex
 import shutil
@@ -23,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -47,6 +48,9 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # sent to dlgit alone, so passed on
 CAUGHT = (signal.SIGINT, *FORWARDED)  # SIGINT: the terminal sends it to the script too
 INTERRUPTING = {sig.name for sig in CAUGHT}
 PSTATS = "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(20)"
+SECRET_NAME = re.compile(r"token|key|secret|passw(or)?d|auth|credential", re.IGNORECASE)  # an argument whose value dlgit masks
+MASK = "***"
+RESTORE_NAME = "config.yaml.dlgit-before-debug"  # the folder's config.yaml while a --debug run has DEBUG: true in it
 GPU_QUERY = ("nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
 
 
@@ -128,6 +132,23 @@ def _refuse_dirty(task: Task, outside: list[str]) -> UsageError:
                       "to) or stash them (`git stash -u`), or run with --allow-dirty (the record then says dirty: true).")
 
 
+def masked(args: Sequence[str]) -> list[str]:
+    """The arguments as dlgit writes them down: the value of an option (or KEY=VALUE) whose name
+    looks secret (token, key, secret, password, auth) replaced by MASK."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        name, equals, _ = arg.partition("=")
+        if hide_next and not arg.startswith("-"):
+            shown.append(MASK)
+        elif equals and SECRET_NAME.search(name.lstrip("-")):
+            shown.append(f"{name}={MASK}")
+        else:
+            shown.append(arg)
+        hide_next = arg.startswith("-") and not equals and bool(SECRET_NAME.search(arg.lstrip("-")))
+    return shown
+
+
 def debug_config(text: str) -> str:
     """The config's text with DEBUG set to true and every other byte kept (a DEBUG line is added
     when there is none). UsageError when it cannot be set so."""
@@ -137,6 +158,57 @@ def debug_config(text: str) -> str:
         return set_key(text, "DEBUG", True)
     except EditError as exc:
         raise UsageError(f"cannot set DEBUG in config.yaml: {exc}.") from None
+
+
+# --- --debug: the folder's own config.yaml says DEBUG: true while the run lasts -----------------
+
+
+def _replace_text(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.dlgit-tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _debug_config_in_place(folder: Path, debug_text: str) -> Iterator[None]:
+    """config.yaml with DEBUG: true for the run (for a script that reads its own file rather than
+    $DLGIT_CONFIG), restored when it ends. Crash-safe: the original is saved first, beside it
+    (RESTORE_NAME); whatever runs next in the folder (a run, finish-task) puts it back."""
+    config_path, saved = folder / "config.yaml", folder / RESTORE_NAME
+    _replace_text(saved, config_path.read_bytes())
+    _replace_text(config_path, debug_text.encode("utf-8"))
+    try:
+        yield
+    finally:
+        if restored := restore_debug_config(folder):
+            print(f"dlgit: {restored}", file=sys.stderr)
+
+
+def restore_debug_config(folder: Path) -> str | None:
+    """Put back the config.yaml a --debug run set aside (after a crash of dlgit, too); what was
+    done, when it was something to say. A config.yaml changed during the run is left alone."""
+    config_path, saved = folder / "config.yaml", folder / RESTORE_NAME
+    if not saved.is_file():
+        return None
+    current = config_path.read_bytes() if config_path.is_file() else None
+    if current is not None and read_debug(current) is not True:
+        return (f"config.yaml in {folder} changed during a --debug run; it is kept as it is, and the one from before the run "
+                f"is in {saved.name}")
+    os.replace(saved, config_path)
+    return None
+
+
+def read_debug(text: bytes) -> object:
+    """DEBUG of a config's text (None when it cannot be read)."""
+    import yaml
+
+    from dlgit import safeyaml
+
+    try:
+        data = safeyaml.load(text)
+    except (ValueError, yaml.YAMLError):
+        return None
+    return data.get("DEBUG") if isinstance(data, dict) else None
 
 
 # --- the log ---------------------------------------------------------------------------------------
@@ -253,10 +325,16 @@ class _Facts:
         self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
 
     def gathered(self) -> dict[str, Any]:
-        """What is known once the run is over. pip freeze may go on (it finishes on its own); a
-        freeze that failed leaves no file."""
+        """What is known once the run is over. pip freeze is waited for (a file still being written
+        would change after finish-task committed it); one that failed or took too long leaves no file."""
         facts: dict[str, Any] = {}
-        if self.freeze is None or (self.freeze.poll() is not None and self.freeze.returncode != 0):
+        if self.freeze is not None:
+            try:
+                self.freeze.wait(timeout=FACT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.freeze.kill()
+                self.freeze.wait()
+        if self.freeze is None or self.freeze.returncode != 0:
             self.freeze_path.unlink(missing_ok=True)
             facts["pip_freeze"] = None
         if self.version is not None:
@@ -344,8 +422,8 @@ def _start_record(plan: Plan, files: RunFiles, started: datetime) -> dict[str, A
         "branch": task.branch,
         "task_dir": task.folder,
         "script": plan.script,
-        "args": list(plan.args),
-        "command": plan.command(files),
+        "args": masked(plan.args),
+        "command": masked(plan.command(files)),
         "commit": task.commit,
         "dirty": plan.dirty,
         "dirty_outside_task": plan.outside,
@@ -413,10 +491,15 @@ def run(script: str | None, args: Sequence[str], debug: bool = False, profile: b
         if stale:
             print(f"dlgit: warning: taking over a stale run lock left by {stale.describe()}; that run ended without "
                   "releasing it.", file=sys.stderr)
+        if restored := restore_debug_config(task.path):
+            print(f"dlgit: {restored}", file=sys.stderr)
         files, log_fd = _run_files(task, utc_stamp(started))
-        if plan.debug_config is not None:
+        if plan.debug_config is None:
+            code = _execute(plan, files, log_fd, _start_record(plan, files, started))
+        else:
             files.config.write_text(plan.debug_config, encoding="utf-8")
-        code = _execute(plan, files, log_fd, _start_record(plan, files, started))
+            with _debug_config_in_place(task.path, plan.debug_config):
+                code = _execute(plan, files, log_fd, _start_record(plan, files, started))
     finally:
         held.release()
     if profile:
@@ -426,7 +509,7 @@ def run(script: str | None, args: Sequence[str], debug: bool = False, profile: b
 
 def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -> int:
     log = ProgressLog(log_fd)
-    command = record["command"]
+    command = plan.command(files)
     begin = time.monotonic()
     with _Signals() as signals:
         try:
