@@ -214,10 +214,12 @@ def read_debug(text: bytes) -> object:
 # --- the log ---------------------------------------------------------------------------------------
 
 
-def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
+def _tee(proc: subprocess.Popen[bytes], log: ProgressLog, signals: _Signals) -> bool:
     """Copy the script's stdout and stderr to ours and into the log until both close (or the
-    script has exited and something it left behind still holds them, silent)."""
+    script has exited and something it left behind still holds them, silent); the signals are
+    looked at between reads. Whether the terminal was left in the middle of a line."""
     assert proc.stdout and proc.stderr
+    mid_line = False
     selector = selectors.DefaultSelector()
     targets = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
     for fd in targets:
@@ -225,6 +227,7 @@ def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
     echo = {1: True, 2: True}
     while selector.get_map():
         events = selector.select(QUIET_AFTER_EXIT)
+        signals.poll()
         if not events and proc.poll() is not None:
             break
         for key, _ in events:
@@ -236,26 +239,31 @@ def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
             if echo[stream]:
                 try:
                     write_all(stream, chunk)
+                    mid_line = not chunk.endswith(b"\n")
                 except OSError:  # the terminal or pipe went away: the log goes on
                     echo[stream] = False
             log.feed(stream, chunk)
         if events and len(chunk) < CHUNK:
             time.sleep(COALESCE)  # let a fast writer fill the pipe: one wake-up per batch, not per write
     selector.close()
+    return mid_line
 
 
 # --- signals -------------------------------------------------------------------------------------
 
 
 class _Signals:
-    """While the script runs, dlgit survives SIGINT (the script gets it from the terminal) and
-    passes SIGTERM and SIGHUP on to it. Signals that were ignored stay ignored (for the script too:
-    it inherits that), as under `nohup`."""
+    """While the script runs, dlgit survives SIGINT and passes SIGTERM and SIGHUP on to it. A
+    SIGINT the terminal sent (Ctrl-C: to the whole foreground group, the script included) is not
+    passed on again; one a process sent (`kill -INT <dlgit's pid>`) is: once the script runs,
+    SIGINT is blocked and taken with its sender's details (sigtimedwait) between reads. Signals
+    that were ignored stay ignored (for the script too: it inherits that), as under `nohup`."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self.child: subprocess.Popen[bytes] | None = None
         self.previous: dict[int, Any] = {}
+        self.blocked = False
 
     def __enter__(self) -> _Signals:
         for sig in CAUGHT:
@@ -276,7 +284,26 @@ class _Signals:
         for signum in self.received:  # arrived while it was being started
             self._forward(signum)
 
+    def watch_interrupts(self) -> None:
+        """From now on SIGINT waits for `poll` (call it once the helpers are started: they would
+        inherit the mask)."""
+        if signal.SIGINT in self.previous:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            self.blocked = True
+
+    def poll(self) -> None:
+        if not self.blocked:
+            return
+        while (info := signal.sigtimedwait({signal.SIGINT}, 0)) is not None:
+            self.received.append(signal.SIGINT)
+            by_a_process = info.si_code <= 0  # SI_USER, SI_QUEUE, SI_TKILL; the terminal's comes as SI_KERNEL
+            if by_a_process and self.child is not None and self.child.poll() is None:
+                self.child.send_signal(signal.SIGINT)
+
     def __exit__(self, *exc: object) -> None:
+        if self.blocked:
+            self.poll()  # taken here: none may reach the restored handler
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
@@ -521,9 +548,11 @@ def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -
             raise UsageError(f"cannot start {quote(command[0])}: {exc.strerror}.") from None
         signals.started(proc)
         facts = _Facts(plan.python, files.freeze)
+        signals.watch_interrupts()
         _write_record(files.record, record)
+        mid_line = False
         try:
-            _tee(proc, log)
+            mid_line = _tee(proc, log, signals)
         except BaseException:
             assert proc.stdout and proc.stderr
             proc.stdout.close()  # nobody reads them any more: the script must not block on a full pipe
@@ -534,7 +563,7 @@ def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -
             log.close()
             record.update(_ending(returncode, signals.received, time.monotonic() - begin), **facts.gathered())
             _write_record(files.record, record)
-    _summary(record, files)
+    _summary(record, files, mid_line)
     return 128 + signals.received[0] if signals.received else record["exit_code"]
 
 
@@ -547,8 +576,9 @@ def _ending(returncode: int, received: list[int], seconds: float) -> dict[str, A
         "end": _iso(datetime.now(timezone.utc)),
         "duration_s": round(seconds, 3),
         "exit_code": exit_code,
-        "signal": killed,
+        "signal": killed,  # the signal that ended the script
         "interrupted": interrupted,
+        "signals_received": [_signal_name(number) for number in dict.fromkeys(received)],  # by dlgit while the script ran
     }
 
 
@@ -559,12 +589,13 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _summary(record: dict[str, Any], files: RunFiles) -> None:
+def _summary(record: dict[str, Any], files: RunFiles, mid_line: bool = False) -> None:
     def shown(path: Path) -> str:
         return quote(os.path.relpath(path))
 
     how = f"was interrupted ({record['signal'] or 'signal'})" if record["interrupted"] else f"exited {record['exit_code']}"
-    print(f"dlgit: run {how} after {record['duration_s']:.1f} s; log {shown(files.log)}, record {shown(files.record)}",
+    start = "\n" if mid_line else ""  # not glued to a half-drawn bar
+    print(f"{start}dlgit: run {how} after {record['duration_s']:.1f} s; log {shown(files.log)}, record {shown(files.record)}",
           file=sys.stderr)
 
 
