@@ -133,3 +133,16 @@ def test_the_no_dvc_plan_never_merges_main_into_the_task(tmp_path: Path) -> None
     assert proc.returncode == 2 and "dlgit init --dvc" in proc.stderr
     assert "git merge" not in proc.stderr
     assert "git switch main && dlgit start-task big --set RANDOM_SEED=3" in proc.stderr, proc.stderr
+
+
+def test_debug_finish_sets_a_big_file_aside_outside_git(repo: Repo) -> None:
+    repo.git("switch", "-q", "dev")
+    ok(repo.dlgit("debug", "start"))
+    branch = repo.branch()
+    assert repo.dlgit("run").returncode == 0
+    out = ok(repo.dlgit("debug", "finish"))
+    sizes = repo.git("cat-file", "--batch-all-objects", "--batch-check=%(objectsize)").stdout.split()
+    assert max(map(int, sizes)) < 1024 * 1024  # no checkpoint in git's objects (a stash would have put it there)
+    aside = repo.path / ".git" / "dlgit" / "set-aside" / branch / f"tasks/{branch}/checkpoints/model.pt"
+    assert aside.stat().st_size == 6 * 1024 * 1024 and str(aside.parent.parent.parent.parent) in out.replace("\n", "")
+    assert repo.git("stash", "list").stdout.count("logs of") == 1  # the rest of the logs, as before

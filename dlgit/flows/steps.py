@@ -811,6 +811,42 @@ class ShareDvcCache(Step):
             raise StepFailed(f"dvc config --local cache.dir failed: {reason}")
 
 
+@dataclass
+class MoveAside(Step):
+    """Files moved out of the work tree into a folder outside git (big files a stash would copy
+    into git's objects); abort moves them back."""
+
+    op = "move-aside"
+    paths: list[str]  # from the top of the work tree
+    dest: str  # an absolute folder; each file keeps its path below it
+
+    def describe(self) -> str:
+        return f"move {len(self.paths)} big file(s) out of git's way, to {self.dest}"
+
+    def _pairs(self, ctx: Context) -> list[tuple[Path, Path]]:
+        assert ctx.repo.root is not None
+        return [(ctx.repo.root / path, Path(self.dest) / path) for path in self.paths]
+
+    def done(self, ctx: Context) -> bool:
+        return all(not source.exists() and target.exists() for source, target in self._pairs(ctx))
+
+    def run(self, ctx: Context) -> None:
+        for source, target in self._pairs(ctx):
+            if source.exists() or not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                print(f"$ mv {quote(str(source))} {quote(str(target))}", file=ctx.out, flush=True)
+                try:
+                    shutil.move(source, target)
+                except OSError as exc:
+                    raise StepFailed(f"cannot move {source} to {target}: {exc.strerror}") from None
+
+    def abort(self, ctx: Context) -> None:
+        for source, target in self._pairs(ctx):
+            if target.exists() and not source.exists():
+                source.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(target, source)
+
+
 def _stash_ref(repo: Git, sha: str) -> str | None:
     stashes = repo.stashes()
     return f"stash@{{{stashes.index(sha)}}}" if sha in stashes else None

@@ -32,6 +32,7 @@ from dlgit.flows.steps import (
     DropBranch,
     DvcAdd,
     Merge,
+    MoveAside,
     ShareDvcCache,
     Stash,
     StashPop,
@@ -452,9 +453,13 @@ def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
     tip = session.tip(branch.name, "is to be finished")
     own = _only_dlgit_commits(repo, branch.name, tip, s)
     steps: list[Step] = []
+    big = _big_files(repo.root, logs, s) if repo.root is not None and not keep_logs else []
+    aside = repo.common_dir.resolve() / "dlgit" / "set-aside" / branch.name
+    if big:  # a stash would copy them into git's objects
+        steps.append(MoveAside(big, str(aside)))
     if logs and keep_logs:
         steps.append(Commit(f"chore: debug logs of {branch.desc}", [folder]))
-    elif logs:
+    elif set(logs) - set(big):
         steps.append(Stash(f"dlgit: the logs of {branch.name}", [folder], save="logs"))
     if code:
         steps.append(Stash(f"dlgit: code changes made on {branch.name}", [".", f":(exclude){folder}"], save="code"))
@@ -466,8 +471,10 @@ def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
     kept = "" if not keep_logs and own else f"; {branch.name} is kept (" + ("its logs are committed there)" if keep_logs else
                                                                               "it holds commits of yours)")
     summary = [f"on {into}: the code changes made while debugging, uncommitted{kept}"]
-    if logs and not keep_logs:
+    if set(logs) - set(big) and not keep_logs:
         summary.append("the debug folder's logs are set aside in the stash (`git stash list`), not on any branch")
+    if big:
+        summary.append(f"its big files ({len(big)}) are set aside outside git, in {aside}")
     flow = Flow("debug finish", f"carry the code changes of {branch.name} to {into}", steps, plans.heads(branch.name, into),
                 summary=summary)
     return session.runner.start(flow, dry_run)
