@@ -671,7 +671,7 @@ class CopyFolder(Step):
     worktree: str | None = None
 
     def describe(self) -> str:
-        skipped = f" (without {', '.join(f'{name}/' for name in self.exclude)})" if self.exclude else ""
+        skipped = f" (without {', '.join(name if Path(name).suffix else f'{name}/' for name in self.exclude)})" if self.exclude else ""
         return f"copy {self.source}/ of {self.commit[:12]} to {self.dest}/{skipped}"
 
     def run(self, ctx: Context) -> None:
