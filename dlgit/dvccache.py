@@ -104,7 +104,7 @@ def _outputs(tree: Path, pointer: str) -> list[tuple[str, str]]:
     from dlgit import safeyaml
 
     try:
-        data = safeyaml.load((tree / pointer).read_bytes())
+        data = safeyaml.load(safeyaml.read_file(tree / pointer))
     except (OSError, ValueError, yaml.YAMLError):  # a broken pointer: its output is checked as an ignored file
         return []
     base = Path(pointer).parent

@@ -19,6 +19,7 @@ PyYAML is imported on first use only: hooks import this module.
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -299,3 +300,13 @@ def load_json(source: str | bytes, *, max_bytes: int = MAX_BYTES, max_depth: int
     if brackets and max(accumulate(1 if char in "[{" else -1 for char in brackets)) > max_depth:
         raise YamlLimitError("max_depth", f"JSON document nests arrays and objects deeper than {max_depth} levels")
     return json.loads(text)
+
+
+def read_file(path: str | os.PathLike[str], max_bytes: int = MAX_BYTES) -> bytes:
+    """A file's bytes, refused (YamlLimitError) after reading at most `max_bytes` + 1 of them:
+    a hostile file costs no more memory than a parse would accept."""
+    with open(path, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise YamlLimitError("max_bytes", f"{os.fspath(path)} is larger than the limit of {max_bytes:,} bytes; it was not read")
+    return data

@@ -320,7 +320,7 @@ def _rerun(root: Path, folder: str, branch: Branch, settings: Settings) -> str:
 
     def config(path: Path) -> dict[str, object]:
         try:
-            return flatten(safeyaml.load(path.read_bytes()))
+            return flatten(safeyaml.load(safeyaml.read_file(path)))
         except (OSError, ValueError, yaml.YAMLError):
             return {}
 
@@ -368,7 +368,7 @@ def _last_run(root: Path, folder: str) -> LastRun | None:
     if not stems:
         return None
     try:
-        record = safeyaml.load((runs / f"{stems[-1]}{RECORD_SUFFIX}").read_bytes())
+        record = safeyaml.load(safeyaml.read_file(runs / f"{stems[-1]}{RECORD_SUFFIX}"))
     except (OSError, ValueError, yaml.YAMLError):
         record = None
     return LastRun(stems[-1], record if isinstance(record, dict) else None, len(stems))

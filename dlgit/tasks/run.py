@@ -190,23 +190,22 @@ def restore_debug_config(folder: Path) -> str | None:
     config_path, saved = folder / "config.yaml", folder / RESTORE_NAME
     if not saved.is_file():
         return None
-    current = config_path.read_bytes() if config_path.is_file() else None
-    if current is not None and read_debug(current) is not True:
+    if config_path.is_file() and read_debug(config_path) is not True:
         return (f"config.yaml in {folder} changed during a --debug run; it is kept as it is, and the one from before the run "
                 f"is in {saved.name}")
     os.replace(saved, config_path)
     return None
 
 
-def read_debug(text: bytes) -> object:
-    """DEBUG of a config's text (None when it cannot be read)."""
+def read_debug(path: Path) -> object:
+    """DEBUG of a config file (None when it cannot be read)."""
     import yaml
 
     from dlgit import safeyaml
 
     try:
-        data = safeyaml.load(text)
-    except (ValueError, yaml.YAMLError):
+        data = safeyaml.load(safeyaml.read_file(path))
+    except (OSError, ValueError, yaml.YAMLError):
         return None
     return data.get("DEBUG") if isinstance(data, dict) else None
 
@@ -502,7 +501,12 @@ def prepare(script: str | None, args: Sequence[str], debug: bool, profile: bool,
         config_path = task.path / "config.yaml"
         if not config_path.is_file():
             raise UsageError(f"--debug needs {quote(task.folder + '/config.yaml')} (with a DEBUG key); there is none.")
-        effective = debug_config(config_path.read_text(encoding="utf-8"))
+        from dlgit import safeyaml
+
+        try:
+            effective = debug_config(safeyaml.read_file(config_path).decode("utf-8"))
+        except (safeyaml.YamlLimitError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot set DEBUG in {quote(task.folder + '/config.yaml')}: {exc}.") from None
     return Plan(task, task.relative(script_path), tuple(args), python, dirty, outside, effective, profile)
 
 
