@@ -151,6 +151,11 @@ def _read_bounded(path: Path, folder: Path, notes: list[str], limit: int = safey
     except OSError as exc:
         notes.append(f"{shown}: cannot be read ({exc.strerror})")
         return None
+    return _within(shown, data, limit, notes)
+
+
+def _within(shown: str, data: bytes, limit: int, notes: list[str]) -> bytes | None:
+    """The data when it is within the limit; None, and a note, otherwise."""
     if len(data) > limit:
         notes.append(f"{shown}: larger than {limit:,} bytes, not read")
         return None
@@ -198,10 +203,7 @@ def _read_commits(repo: Git, revs: dict[str, str], settings: Settings) -> dict[s
             if filename in links:
                 notes.append(f"{filename}: a symlink, not followed")
                 return None
-            if len(data) > limit:
-                notes.append(f"{filename}: larger than {limit:,} bytes, not read")
-                return None
-            return data
+            return _within(filename, data, limit, notes)
 
         records = {}
         for entry in listings[name]:
