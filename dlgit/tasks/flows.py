@@ -216,7 +216,7 @@ def _worktree_path(repo: Git, branch: str, given: str) -> Path:
 def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool,
                 accept_debug: bool = False) -> int:
     from dlgit.tasks.lock import run_active
-    from dlgit.tasks.run import restore_debug_config
+    from dlgit.tasks.run import restore_debug_config, wait_for_freezes
 
     session = Session()
     s, repo = session.settings, session.repo
@@ -231,6 +231,8 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if holder:
         raise UsageError(f"a run of {branch.name} is active (pid {holder.pid} on {holder.host}, since {holder.started}); "
                          "let it end (or stop it), then finish.")
+    if going := wait_for_freezes(repo.root / folder):
+        raise UsageError(f"the pip freeze of a run is still being written ({', '.join(going)}); finish again in a moment.")
     if restored := restore_debug_config(repo.root / folder):
         print(f"dlgit finish-task: {restored}")
     last = _last_run(repo.root, folder)

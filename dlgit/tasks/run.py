@@ -42,11 +42,18 @@ from dlgit.tasks.runlog import ProgressLog, write_all
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
 SHOWN_PATHS = 20  # dirty paths listed before "... and N more"
+FREEZE_WAIT = 60.0  # seconds finish-task waits for the last run's pip freeze
 FACT_TIMEOUT = 5.0  # seconds a fact (GPU list, interpreter version) may take once the run is over
 QUIET_AFTER_EXIT = 0.2  # seconds of silence after the script exits before its pipes are let go
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # sent to dlgit alone, so passed on to the script
 CAUGHT = (signal.SIGINT, *FORWARDED)  # SIGINT: the terminal sends it to the script too
 INTERRUPTING = {sig.name for sig in CAUGHT}
+FREEZE = ("import os, subprocess, sys\n"  # pip freeze into a hidden file, renamed when whole: a reader never sees half of it
+          "partial, final = sys.argv[1:3]\n"
+          "with open(partial, 'wb') as out:\n"
+          "    code = subprocess.call([sys.executable, '-m', 'pip', 'freeze'], stdout=out, stderr=subprocess.DEVNULL)\n"
+          "os.replace(partial, final) if code == 0 else os.unlink(partial)\n"
+          "sys.exit(code)\n")
 PSTATS = "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(20)"
 SECRET_NAME = re.compile(r"token|key|secret|passw(or)?d|auth|credential", re.IGNORECASE)  # an argument whose value dlgit masks
 MASK = "***"
@@ -344,24 +351,16 @@ class _Facts:
     dlgit's own, and the GPUs (nvidia-smi, when there is one), asked while the script runs."""
 
     def __init__(self, python: list[str], freeze: Path) -> None:
-        with open(freeze, "wb") as out:
-            self.freeze = _background([*python, "-m", "pip", "freeze"], stdout=out)
-        self.freeze_path = freeze
+        partial = freeze_partial(freeze)
+        self.freeze = _background([*python, "-c", FREEZE, str(partial), str(freeze)], stdout=subprocess.DEVNULL)
         self.version = None if _own(python) else _background([*python, "-c", "import platform; print(platform.python_version())"])
         self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
 
     def gathered(self) -> dict[str, Any]:
-        """What is known once the run is over. pip freeze is waited for (a file still being written
-        would change after finish-task committed it); one that failed or took too long leaves no file."""
+        """What is known once the run is over. pip freeze may go on (it finishes on its own: its
+        file appears whole, or not at all when it fails; finish-task waits for it)."""
         facts: dict[str, Any] = {}
-        if self.freeze is not None:
-            try:
-                self.freeze.wait(timeout=FACT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.freeze.kill()
-                self.freeze.wait()
-        if self.freeze is None or self.freeze.returncode != 0:
-            self.freeze_path.unlink(missing_ok=True)
+        if self.freeze is None or (self.freeze.poll() is not None and self.freeze.returncode != 0):
             facts["pip_freeze"] = None
         if self.version is not None:
             facts["python_version"] = _answer(self.version)
@@ -370,6 +369,20 @@ class _Facts:
             facts["gpus"] = [dict(zip(("name", "memory_total", "driver_version"), (f.strip() for f in line.split(",")), strict=False))
                              for line in answer.splitlines()] if answer else None
         return facts
+
+
+def freeze_partial(freeze: Path) -> Path:
+    """Where a run's pip freeze is written until it is whole."""
+    return freeze.with_name(f".{freeze.name}.partial")
+
+
+def wait_for_freezes(folder: Path, seconds: float = FREEZE_WAIT) -> list[str]:
+    """Wait until no pip freeze of the folder's runs is being written; those still going after
+    `seconds` (names relative to the folder)."""
+    deadline = time.monotonic() + seconds
+    while (going := sorted((folder / "runs").glob(".*.pip-freeze.txt.partial"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [path.relative_to(folder).as_posix() for path in going]
 
 
 # --- the run -------------------------------------------------------------------------------------
