@@ -233,7 +233,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
                          "let it end (or stop it), then finish.")
     if going := wait_for_freezes(repo.root / folder):
         raise UsageError(f"the pip freeze of a run is still being written ({', '.join(going)}); finish again in a moment.")
-    if restored := restore_debug_config(repo.root / folder):
+    if not dry_run and (restored := restore_debug_config(repo.root / folder)):  # after a crash of a --debug run
         print(f"dlgit finish-task: {restored}")
     last = _last_run(repo.root, folder)
     unfit = last.unfit() if last else []
