@@ -130,7 +130,7 @@ def test_a_huge_line_is_written_in_pieces(tmp_path: Path) -> None:
     log = ProgressLog(os.open(path, os.O_WRONLY | os.O_CREAT))
     for _ in range(64):
         log.feed(1, chunk)
-        assert sum(len(line.segment) for line in log.lines.values()) <= MAX_LINE + len(chunk)
+        assert sum(len(state.line.segment) for state in log.streams.values()) <= MAX_LINE + len(chunk)
     log.feed(1, b"\n")
     log.close()
     assert path.stat().st_size == 64 * len(chunk) + 1

@@ -172,37 +172,51 @@ class _Terminal:
         return self.screen.rows_to(end)
 
 
+class _Stream:
+    """One output stream (stdout or stderr) as its own screen would show it: two pipes ready at
+    once cannot tell which line came first, so one stream's cursor never moves over the other's lines."""
+
+    __slots__ = ("held", "line", "moved", "terminal")
+
+    def __init__(self) -> None:
+        self.line = _Line()
+        self.terminal: _Terminal | None = None
+        self.moved = False  # it has drawn a bar or moved the cursor: its last KEEP lines are held back
+        self.held = b""  # those lines, not yet written
+
+
 class ProgressLog:
-    """The run's output as a log keeps it (see the module's notes). Written as it comes but for the
-    last KEEP lines, which a cursor moving up may still change (a kill of dlgit itself loses those
-    and the emulated screen; its record says how the run ended)."""
+    """The run's output as a log keeps it (see the module's notes). Written as it comes but, in a
+    stream that moves the cursor, its last KEEP lines, which a cursor moving up may still change
+    (a kill of dlgit itself loses those and the emulated screen; its record says how the run ended)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.lines: dict[int, _Line] = {}
-        self.terminal: _Terminal | None = None
-        self.held = b""  # the last completed lines, not yet written
+        self.streams: dict[int, _Stream] = {}
 
     def feed(self, stream: int, chunk: bytes) -> None:
-        if self.terminal is None:
+        state = self.streams.get(stream) or self.streams.setdefault(stream, _Stream())
+        if state.terminal is None:
             if b"\x1b" not in chunk and b"\b" not in chunk:  # the fast path
-                line = self.lines.get(stream) or self.lines.setdefault(stream, _Line())
-                if done := line.feed(chunk):
-                    self._hold(done)
+                state.moved = state.moved or b"\r" in chunk  # a bar: a cursor may come back to the lines around it
+                if done := state.line.feed(chunk):
+                    self._hold(state, done)
                 return
-            self.terminal = _Terminal()
-            pending = self.held + b"".join(line.pending() for line in self.lines.values())
-            self.held = b""
-            self.lines.clear()
-            self._write(self.terminal.feed(pending))
-        self._write(self.terminal.feed(chunk))
-        if self.terminal.settled(chunk) and b"\x1b" not in chunk and b"\b" not in chunk:
-            self._hold(self.terminal.close(everything=False))
-            self.terminal = None
+            state.terminal, state.moved = _Terminal(), True
+            pending, state.held, state.line = state.held + state.line.pending(), b"", _Line()
+            self._write(state.terminal.feed(pending))
+        self._write(state.terminal.feed(chunk))
+        if state.terminal.settled(chunk) and b"\x1b" not in chunk and b"\b" not in chunk:
+            done, state.terminal = state.terminal.close(everything=False), None
+            self._hold(state, done)
 
-    def _hold(self, done: bytes) -> None:
-        """Write the completed lines but the last KEEP (at most MAX_LINE bytes of them), which stay held."""
-        data = self.held + done
+    def _hold(self, state: _Stream, done: bytes) -> None:
+        """Write the completed lines but, once the stream has moved the cursor, the last KEEP (at
+        most MAX_LINE bytes of them), which stay held."""
+        if not state.moved:
+            self._write(done)
+            return
+        data = state.held + done
         cut = len(data)
         for _ in range(KEEP + 1):
             cut = data.rfind(b"\n", 0, cut)
@@ -211,16 +225,16 @@ class ProgressLog:
         if len(data) - (cut + 1) > MAX_LINE:
             cut = len(data) - 1
         self._write(data[:cut + 1])
-        self.held = data[cut + 1:]
+        state.held = data[cut + 1:]
 
     def _write(self, data: bytes) -> None:
         if data:
             write_all(self.fd, data)
 
     def close(self) -> None:
-        if self.terminal is not None:
-            self._write(self.terminal.close())
-        self._write(self.held)
-        for line in self.lines.values():
-            self._write(line.tail())
+        for state in self.streams.values():
+            if state.terminal is not None:
+                self._write(state.terminal.close())
+            self._write(state.held)
+            self._write(state.line.tail())
         os.close(self.fd)
