@@ -202,3 +202,12 @@ def test_one_huge_output_line_takes_bounded_memory(repo: Repo) -> None:
     assert code == 0, proc.stderr
     assert next((folder / "logs").iterdir()).stat().st_size == 256 * (1 << 20) + 1
     assert peak_kib < 100 * 1024, f"{peak_kib} KiB for a 256 MiB line"
+
+
+@pytest.mark.parametrize("at", [0, 1, 5, 20])
+def test_lines_on_stdout_survive_bars_on_stderr_in_any_interleaving(tmp_path: Path, at: int) -> None:
+    (stderr, bars), (stdout, prints) = output_of(PRINTS_BETWEEN, tmp_path)
+    pieces = [(stderr, bars[start:start + 97]) for start in range(0, len(bars), 97)]
+    log = logged(tmp_path, [*pieces[:at], (stdout, prints), *pieces[at:]])  # two pipes ready at once: any order
+    assert all(line in log for line in ("epoch 0 done", "epoch 1 done", "the end")), log
+    assert "batch" not in log and sum("2/2" in line for line in log.splitlines()) == 1
