@@ -95,9 +95,7 @@ def settle(folder: Path) -> None:
     """Wait for the last run's pip freeze (it runs beside the run, after it if the run is short):
     left running, it would take CPU from the next measurement."""
     deadline = time.monotonic() + 10
-    freezes = list((folder / "runs").glob("*.pip-freeze.txt"))
-    newest = max(freezes, key=lambda path: path.stat().st_mtime) if freezes else None
-    while newest and newest.exists() and newest.stat().st_size == 0 and time.monotonic() < deadline:
+    while any((folder / "runs").glob(".*.pip-freeze.txt.partial")) and time.monotonic() < deadline:  # written until whole
         time.sleep(0.01)
 
 

@@ -310,13 +310,14 @@ def log_cmd(output_format: str) -> int:
 @click.option("--add", is_flag=True, help="Let --set (and --sweep) add keys the config does not have.")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KEY=V1,V2,...",
               help="Sub-tasks: one per combination of these values (repeatable; the grid is the product).")
+@click.option("--retype", is_flag=True, help="Let --set change a value's type (an int to a string...).")
 @click.option("--from", "source", metavar="BRANCH", help="Start from this branch (main or a task) instead of the current one.")
 @click.option("--resume", metavar="TASK[/ID][:CHECKPOINT]",
               help="Start from a finished task's folder (or its sub-task ID's config) and resume from its checkpoint.")
 @click.option("--worktree", is_flag=True, help="Create the task in a work tree of its own, <repo>.tasks/<branch> (or --worktree-path).")
 @click.option("--worktree-path", metavar="PATH", help="Create the task in a work tree of its own at PATH (a new folder).")
 @DRY_RUN
-def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: str | None, resume: str | None,
+def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, retype: bool, source: str | None, resume: str | None,
                worktree: bool, worktree_path: str | None, dry_run: bool, sweeps: tuple[str, ...]) -> int:
     """Create a task branch task-<VERSION>-<UTC time>-<DESC> with a copy of the template task, and commit it.
 
@@ -325,7 +326,8 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
     from dlgit.tasks import flows as task_flows
 
     where = worktree_path if worktree_path is not None else ("" if worktree else None)
-    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, where, dry_run, list(sweeps)))
+    return run_action(lambda: task_flows.start_task(desc, list(overrides), add, source, resume, where, dry_run, list(sweeps),
+                                                    retype=retype))
 
 
 @main.command("finish-task", epilog=FLOW_CODES)
@@ -333,12 +335,14 @@ def start_task(desc: str | None, overrides: tuple[str, ...], add: bool, source: 
 @click.option("--no-dev", is_flag=True, help="Merge into main only.")
 @click.option("--keep-branch", is_flag=True, help="Keep the task branch after the merges.")
 @click.option("--keep-worktree", is_flag=True, help="Keep the task's own work tree after the merges.")
+@click.option("--accept-debug", is_flag=True, help="Finish even when the last run was a --debug or a dirty run (the commit says so).")
 @DRY_RUN
-def finish_task(message: str | None, no_dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+def finish_task(message: str | None, no_dev: bool, keep_branch: bool, keep_worktree: bool, accept_debug: bool, dry_run: bool) -> int:
     """Commit the task's results (big files through DVC), merge it into main and dev."""
     from dlgit.tasks import flows as task_flows
 
-    return run_action(lambda: task_flows.finish_task(message, not no_dev, keep_branch, keep_worktree, dry_run))
+    return run_action(lambda: task_flows.finish_task(message, not no_dev, keep_branch, keep_worktree, dry_run,
+                                                     accept_debug=accept_debug))
 
 
 @main.group()

@@ -3,6 +3,7 @@ exit 2. `dlgit hook NAME [ARGS]` runs on every commit, so it is dispatched witho
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -63,6 +64,10 @@ def run_action(action: Callable[[], int]) -> int:
     except GitError as exc:
         error(str(exc))
         return 2
+    except BrokenPipeError:  # the reader went away (`dlgit log | head`): quietly, as git does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+        return 128 + 13  # as when killed by SIGPIPE
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         error(f"{where}{exc.strerror or exc}; nothing more was done.")

@@ -266,12 +266,39 @@ def _own_pre_push_command() -> str:
     return f"""hook="$(git rev-parse --git-path hooks)/pre-push" && printf '{body}' > "$hook" && chmod +x "$hook\""""
 
 
+def _listed_ids(config_text: str | None) -> set[str]:
+    """The hook ids of .pre-commit-config.yaml's `repos:` entries (nothing when it cannot be read)."""
+    import yaml
+
+    from dlgit import safeyaml
+
+    try:
+        data = safeyaml.load(config_text) if config_text else None
+    except (yaml.YAMLError, ValueError):
+        return set()
+    repos = data.get("repos") if isinstance(data, dict) else None
+    return {hook["id"] for entry in (repos if isinstance(repos, list) else []) if isinstance(entry, dict)
+            for hook in (entry.get("hooks") if isinstance(entry.get("hooks"), list) else []) if isinstance(hook, dict)
+            and isinstance(hook.get("id"), str)}
+
+
+def _framework_entry_advice(setup: Setup) -> list[str]:
+    """Add dlgit to `repos:` — or, when it is listed already, say so (and name the ids it lacks)."""
+    text = _config_text(setup)
+    missing = tuple(hook_id for hook_id in FRAMEWORK_IDS if hook_id not in _listed_ids(text))
+    if not missing:
+        return ["so dlgit install writes no hooks. dlgit is in the `repos:` list of .pre-commit-config.yaml already."]
+    if len(missing) < len(FRAMEWORK_IDS):
+        return ["so dlgit install writes no hooks. dlgit's entry in .pre-commit-config.yaml lacks some of its hooks; "
+                "its `hooks:` should read:", "", framework_snippet(config_text=text)]
+    return ["so dlgit install writes no hooks. Add dlgit to the `repos:` list of .pre-commit-config.yaml:", "",
+            framework_snippet(config_text=text)]
+
+
 def framework_instructions(setup: Setup) -> str:
     return "\n".join([
         f"dlgit: this repository uses the pre-commit framework ({setup.framework_reason}),",
-        "so dlgit install writes no hooks. Add dlgit to the `repos:` list of .pre-commit-config.yaml:",
-        "",
-        framework_snippet(config_text=_config_text(setup)),
+        *_framework_entry_advice(setup),
         "",
         "then install every hook type dlgit needs (a plain `pre-commit install` sets up only pre-commit):",
         "",

@@ -19,6 +19,7 @@ PyYAML is imported on first use only: hooks import this module.
 from __future__ import annotations
 
 import functools
+import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -276,3 +277,36 @@ def reason(exc: Exception) -> str:
     start, at = getattr(exc, "context_mark", None), getattr(exc, "problem_mark", None)
     where = f" that starts at line {start.line + 1}" if start is not None and (at is None or start.line != at.line) else ""
     return f"{problem} ({context}{where})"
+
+
+@functools.cache
+def _json_string() -> Any:
+    """A JSON string literal, escapes included (compiled on first use)."""
+    import re
+
+    return re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def load_json(source: str | bytes, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON document as Python data, within a size and a nesting limit checked before parsing
+    (a 100,000-deep array is refused after one scan, not by a RecursionError). Errors:
+    `YamlLimitError` for a limit, ValueError (json's, or UnicodeDecodeError) for malformed JSON."""
+    import json
+    import re
+    from itertools import accumulate
+
+    text = _text(source, max_bytes)
+    brackets = re.sub(r"[^\[\]{}]", "", _json_string().sub("", text))
+    if brackets and max(accumulate(1 if char in "[{" else -1 for char in brackets)) > max_depth:
+        raise YamlLimitError("max_depth", f"JSON document nests arrays and objects deeper than {max_depth} levels")
+    return json.loads(text)
+
+
+def read_file(path: str | os.PathLike[str], max_bytes: int = MAX_BYTES) -> bytes:
+    """A file's bytes, refused (YamlLimitError) after reading at most `max_bytes` + 1 of them:
+    a hostile file costs no more memory than a parse would accept."""
+    with open(path, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise YamlLimitError("max_bytes", f"{os.fspath(path)} is larger than the limit of {max_bytes:,} bytes; it was not read")
+    return data

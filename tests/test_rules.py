@@ -444,7 +444,8 @@ def test_commit_message_conventional_allowed(repo: Repo, message: str) -> None:
 
 
 @pytest.mark.parametrize(("message", "diagnosis", "fix"), [
-    ("wip: stuff", "has the unknown type 'wip' (known: feat, fix,", "git commit -m 'feat: add a data loader'   # or fix:"),
+    ("wip: stuff", "has the unknown type 'wip' (known: feat, fix,", "git commit -m 'feat: stuff'   # or fix:"),
+    ("Added the data loader", "does not start with a type", "git commit -m 'feat: added the data loader'   # or fix:"),
     ("Feat: capital", "has an upper-case type: write 'feat: capital'", "git commit -m 'feat: capital'"),
     ("feat:no space", "has no space after the colon", "git commit -m 'feat: no space'"),
     ("fix tests", "has no colon after the type", "git commit -m 'fix: tests'"),

@@ -116,7 +116,7 @@ def release(bump: str, squash: bool, push: bool, dry_run: bool) -> int:
     session.free_tag(new)
     listed = tuple(line for message in reversed(messages) for line in squash_lines(message, s.commit_types))
     facts = plans.Release(s, repo.current_branch(), main, dev, old, new, listed, squash=squash,
-                          remote=_push_remote(repo, s) if push else None)
+                          remote=_push_remote(repo, s) if push else None, upstream=_upstream(repo, s))
     return session.runner.start(plans.release(facts), dry_run)
 
 
@@ -129,8 +129,13 @@ def _messages_since_release(repo: Git, settings: Settings, main: str, dev: str) 
     return [message for _, message in repo.log_messages(revs, merges=False)]
 
 
+def _upstream(repo: Git, settings: Settings) -> str | None:
+    """The remote main is pushed to: its upstream's, else origin; None without either."""
+    return repo.config_get(f"branch.{settings.main}.remote") or ("origin" if repo.config_get("remote.origin.url") else None)
+
+
 def _push_remote(repo: Git, settings: Settings) -> str:
-    remote = repo.config_get(f"branch.{settings.main}.remote") or ("origin" if repo.config_get("remote.origin.url") else None)
+    remote = _upstream(repo, settings)
     if remote is None:
         raise UsageError(f"--push needs a remote: {settings.main} has no upstream and there is no 'origin'.")
     return remote

@@ -10,6 +10,7 @@ from dlgit.config import Settings
 from dlgit.flows.runner import Flow
 from dlgit.flows.steps import BumpVersion, Commit, CreateBranch, DeleteBranch, Merge, Push, SquashMerge, Step, Switch, Tag, Verify
 from dlgit.model import bump_subject, release_tag, squash_trailer
+from dlgit.shell import quote
 
 
 def heads(*names: str) -> list[str]:
@@ -31,6 +32,7 @@ class Release:
     listed: tuple[str, ...]  # dev's commits since the last release, oldest first: subjects and the lines that bump
     squash: bool = True
     remote: str | None = None  # --push: where
+    upstream: str | None = None  # the remote a push would go to (None: the repository has none)
 
 
 def release_message(facts: Release) -> str:
@@ -63,7 +65,15 @@ def release(facts: Release) -> Flow:
     return Flow("release", f"release {facts.new} ({facts.old} → {facts.new}) from {s.dev} by {how}", steps,
                 [*heads(s.main, s.dev), f"refs/tags/{tag}"],
                 summary=[f"released {tag}: {s.main} holds {s.dev} as of {facts.dev[:12]}, VERSION {facts.new}, merged back into {s.dev}"
-                         + ("; pushed" if facts.remote else f"; push with: git push --atomic origin {s.main} {s.dev} {tag}")])
+                         + _pushed(facts, tag)])
+
+
+def _pushed(facts: Release, tag: str) -> str:
+    """How the release reaches a remote: pushed, the command that pushes it, or nothing without one."""
+    s = facts.settings
+    if facts.remote:
+        return "; pushed"
+    return f"; push with: git push --atomic {quote(facts.upstream)} {quote(s.main)} {quote(s.dev)} {tag}" if facts.upstream else ""
 
 
 def merge_main_into_dev(settings: Settings, origin: str | None) -> Flow:

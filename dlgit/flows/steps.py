@@ -764,10 +764,19 @@ class RemoveWorktree(Step):
         return not Path(self.path).is_dir()
 
     def run(self, ctx: Context) -> None:
+        from dlgit import dvccache
+
         main_tree = ctx.repo.common_dir.parent
-        if Git(self.path).changed_paths(untracked=True):
+        tree = Git(self.path)
+        if tree.changed_paths(untracked=True):
             print(f"dlgit: left the work tree {self.path} in place: it holds changes git does not have; go on in {main_tree}",
                   file=ctx.out, flush=True)
+            return
+        root = Path(self.path)  # checked, not assumed: DVC outputs in the shared cache, no ignored file that exists only here
+        lost = dvccache.unsaved(root, dvccache.shared_cache(tree) if dvccache.uses_dvc(root) else None)
+        if lost:
+            print(f"dlgit: left the work tree {self.path} in place: these files exist only there (save or delete them, then "
+                  f"`git worktree remove {quote(self.path)}`):\n{dvccache.listed(lost)}", file=ctx.out, flush=True)
             return
         _run(Runner(Git(main_tree), echo=ctx.out), "worktree", "remove", self.path)
         print(f"dlgit: removed the task's work tree {self.path}; go on in {main_tree}", file=ctx.out, flush=True)
@@ -787,7 +796,7 @@ class CopyFolder(Step):
     worktree: str | None = None
 
     def describe(self) -> str:
-        skipped = f" (without {', '.join(f'{name}/' for name in self.exclude)})" if self.exclude else ""
+        skipped = f" (without {', '.join(name if Path(name).suffix else f'{name}/' for name in self.exclude)})" if self.exclude else ""
         return f"copy {self.source}/ of {self.commit[:12]} to {self.dest}/{skipped}"
 
     def run(self, ctx: Context) -> None:
@@ -904,6 +913,68 @@ class DvcAdd(Step):
                               env={**os.environ, "DVC_NO_ANALYTICS": "1"})
         if proc.returncode != 0:
             raise StepFailed(f"dvc {args[0]} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}")
+
+
+@dataclass
+class ShareDvcCache(Step):
+    """A work tree's DVC pointed at the repository's one cache (`cache.dir` in its own
+    .dvc/config.local): what `dvc add` stores there outlives the work tree."""
+
+    op = "share-dvc-cache"
+    worktree: str
+    cache: str
+
+    def describe(self) -> str:
+        return f"let {self.worktree} keep DVC's files in the repository's cache {self.cache} (dvc config --local cache.dir)"
+
+    def done(self, ctx: Context) -> bool:
+        from dlgit import dvccache
+
+        tree = Path(self.worktree)
+        return not dvccache.uses_dvc(tree) or dvccache.shares(tree, Path(self.cache))
+
+    def run(self, ctx: Context) -> None:
+        from dlgit import dvccache
+
+        print(f"$ dvc config --local cache.dir {quote(self.cache)}", file=ctx.out, flush=True)
+        if reason := dvccache.share(Path(self.worktree), Path(self.cache)):
+            raise StepFailed(f"dvc config --local cache.dir failed: {reason}")
+
+
+@dataclass
+class MoveAside(Step):
+    """Files moved out of the work tree into a folder outside git (big files a stash would copy
+    into git's objects); abort moves them back."""
+
+    op = "move-aside"
+    paths: list[str]  # from the top of the work tree
+    dest: str  # an absolute folder; each file keeps its path below it
+
+    def describe(self) -> str:
+        return f"move {len(self.paths)} big file(s) out of git's way, to {self.dest}"
+
+    def _pairs(self, ctx: Context) -> list[tuple[Path, Path]]:
+        assert ctx.repo.root is not None
+        return [(ctx.repo.root / path, Path(self.dest) / path) for path in self.paths]
+
+    def done(self, ctx: Context) -> bool:
+        return all(not source.exists() and target.exists() for source, target in self._pairs(ctx))
+
+    def run(self, ctx: Context) -> None:
+        for source, target in self._pairs(ctx):
+            if source.exists() or not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                print(f"$ mv {quote(str(source))} {quote(str(target))}", file=ctx.out, flush=True)
+                try:
+                    shutil.move(source, target)
+                except OSError as exc:
+                    raise StepFailed(f"cannot move {source} to {target}: {exc.strerror}") from None
+
+    def abort(self, ctx: Context) -> None:
+        for source, target in self._pairs(ctx):
+            if target.exists() and not source.exists():
+                source.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(target, source)
 
 
 def _stash_ref(repo: Git, sha: str) -> str | None:

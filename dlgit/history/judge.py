@@ -136,7 +136,7 @@ def _judge_commits(result: Result, judged: list[gather.Judged], rule_ids: tuple[
         violations = evaluate(item.change, result.policy.settings, rule_ids)
         if violations:
             result.findings.append(Finding(item, tuple(violations)))
-        if gather.touches_settings(item.commit):
+        if item.commit.parents and gather.touches_settings(item.commit):  # a root commit's settings are the first ones, no change
             result.settings_changed_by.append(item.commit.sha)
     if result.settings_changed_by:
         shas = ", ".join(sha[:12] for sha in result.settings_changed_by)

@@ -725,11 +725,12 @@ def commit_message(change: Change, settings: Settings) -> Iterator[Violation]:
     if bump and version_bump(change, settings) == bump:  # and it says which versions
         return
     problem, corrected = _subject_problem(subject, bump, on_main, settings)
-    example = corrected or _merge_subject(change) or _EXAMPLE
+    own_words = None if corrected or bump else _own_words(subject, settings)
+    example = corrected or _merge_subject(change) or own_words or _EXAMPLE
     if change.commit is None:
         rest = message.strip()[len(subject):].strip() if corrected else ""
         body = f" -m {quote(rest)}" if rest and len(rest) <= _MAX_BODY_IN_FIX else ""
-        other_types = "   # or fix:, docs:, task:, refactor(model)!: ..." if example == _EXAMPLE else ""
+        other_types = "   # or fix:, docs:, task:, refactor(model)!: ..." if example in (_EXAMPLE, own_words) else ""
         again = "git commit --amend" if change.amending else "git commit"
         typed = ".git/MERGE_MSG" if change.merge and not change.merge.squash else ".git/COMMIT_EDITMSG"
         fix = [f"{again} -m {quote(example)}{body}{other_types}", f"# or edit what you typed: {again} -e -F {typed}"]
@@ -822,6 +823,15 @@ def _merge_subject(change: Change) -> str | None:
 
 def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _own_words(subject: str, settings: Settings) -> str | None:
+    """A free-form subject (or one of an unknown type) as a `feat:` subject in the author's words."""
+    if is_git_own_message(subject):
+        return None
+    words = subject.partition(":")[2].strip() if ":" in subject else subject.strip()
+    words = words[:1].lower() + words[1:] if words[1:2].islower() or len(words) == 1 else words
+    return _checked(f"feat: {words}", settings.commit_types) if words else None
 
 
 def _checked(subject: str, types: tuple[str, ...]) -> str | None:

@@ -16,7 +16,9 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
+from dlgit import dvccache
 from dlgit.config import Settings
 from dlgit.errors import UsageError
 from dlgit.flows import plans
@@ -33,7 +35,9 @@ from dlgit.flows.steps import (
     DvcAdd,
     Merge,
     MergeRef,
+    MoveAside,
     RemoveWorktree,
+    ShareDvcCache,
     Stash,
     StashPop,
     Step,
@@ -42,7 +46,7 @@ from dlgit.flows.steps import (
     dvc_command,
 )
 from dlgit.git import Git
-from dlgit.model import Branch, Kind, parse_branch, read_version, run_branch_name, slugify, task_folder
+from dlgit.model import Branch, Kind, parse_branch, read_version, rewrite_version, run_branch_name, slugify, task_folder
 from dlgit.policy.rules import too_large
 from dlgit.shell import escape, quote
 from dlgit.tasks.sweep import SUBTASKS, has_sweep
@@ -61,24 +65,39 @@ class Source:
     branch: str  # main or a task branch: where the new task starts
     commit: str
     folder: str  # the folder copied: the template, or a task's folder
+    resume: str | None = None  # --resume TASK[:CHECKPOINT], TASK's full name
+
+
+def _core_version(text: str, template: str, origin: Source) -> str:
+    """The copy's config text with VERSION set to the core it runs on (the template's at the start
+    commit): a resumed task's folder carries its old core's VERSION, which is not this task's."""
+    core = read_version(template)
+    if core is None:
+        raise UsageError(f"the template config at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
+    if read_version(text) == core:
+        return text
+    try:
+        return rewrite_version(text, core)
+    except ValueError as exc:
+        raise UsageError(f"{origin.folder}/config.yaml at {origin.branch}: cannot set VERSION to the core's {core} ({exc}).") from None
 
 
 def start_task(desc: str | None, overrides: list[str], add: bool, source: str | None, resume: str | None,
-               worktree: str | None, dry_run: bool, sweeps: list[str] | None = None) -> int:
+               worktree: str | None, dry_run: bool, sweeps: list[str] | None = None, retype: bool = False) -> int:
     session = Session()
     s, repo = session.settings, session.repo
     session.require_clean("start-task")
     origin = _source(session, source, resume)
-    resumed = _resumed_folder(resume, origin)
+    resumed = _resumed_folder(origin.resume, origin)
     config_path = f"{resumed}/config.yaml"
     if resumed != origin.folder and repo.show_file(origin.commit, config_path) is None:
         raise UsageError(f"--resume {quote(resume or '')}: there is no sub-task folder {quote(resumed)}/ on {origin.branch} "
                          "(finish-task commits a task's sub-tasks; `dlgit tasks` lists them).")
-    text = _read_text(repo, origin.commit, config_path)
+    text = _core_version(_read_text(repo, origin.commit, config_path), _read_text(repo, origin.commit, s.template_config), origin)
     version = read_version(text)
-    if version is None:
-        raise UsageError(f"{config_path} at {origin.branch} holds no `VERSION: X.Y.Z` line; a task is named by its core version.")
-    text = _apply(text, overrides, add, _checkpoint(repo, resume, origin, resumed, s.tasks_dir) if resume else None)
+    assert version is not None
+    text = _apply(text, overrides, add, _checkpoint(repo, origin.resume, origin, resumed, s.tasks_dir) if origin.resume else None,
+                  retype)
     if sweeps or has_sweep(text):
         text = declare_sweep(text, sweeps or [], add, s.max_subtasks)
     slug = slugify(desc) if desc else _slug([*overrides, *(sweeps or [])])
@@ -94,6 +113,8 @@ def start_task(desc: str | None, overrides: list[str], add: bool, source: str | 
     path = _worktree_path(repo, branch, worktree) if worktree is not None else None
     where = str(path) if path else None
     steps: list[Step] = [AddWorktree(str(path), branch, origin.commit) if path else CreateBranch(branch, origin.commit)]
+    if path and repo.show_file(origin.commit, ".dvc/config") is not None:
+        steps.append(ShareDvcCache(str(path), str(dvccache.shared_cache(repo))))
     steps += [CopyFolder(origin.commit, origin.folder, dest, [*s.task_outputs, *s.task_metrics, SUBTASKS], {"config.yaml": text}, where),
               Commit(f"task: start {parsed.desc}", [dest], worktree=where)]
     hint = f"cd {quote(str(path))} && " if path else ""
@@ -133,14 +154,31 @@ def _source(session: Session, source: str | None, resume: str | None) -> Source:
                          "then dlgit start-task again.")
     commit = session.tip(name, "a task starts from")
     folder = s.template_dir if branch.kind is Kind.MAIN else task_folder(name, s)
-    if resume:
-        folder = _resume_folder(repo, commit, resume.partition(":")[0].partition("/")[0], name, s)
-    return Source(name, commit, folder)
+    if not resume:
+        return Source(name, commit, folder)
+    given, colon, checkpoint = resume.partition(":")
+    given, slash, subtask = given.partition("/")
+    task = _resume_task(repo, commit, given, name, s)
+    return Source(name, commit, _resume_folder(repo, commit, task, name, s), f"{task}{slash}{subtask}{colon}{checkpoint}")
+
+
+def _resume_task(repo: Git, commit: str, given: str, where: str, settings: Settings) -> str:
+    """--resume's TASK: a task's full name, or a unique end of one (its desc, as `tasks diff` takes)."""
+    if parse_branch(given, settings).kind is Kind.TASK:
+        return given
+    listing = repo.objects([f"{commit}:{settings.tasks_dir}"]).get(f"{commit}:{settings.tasks_dir}")
+    names = [entry.name for entry in (listing.entries() if listing else []) if entry.is_tree
+             and parse_branch(entry.name, settings).kind is Kind.TASK and entry.name.endswith(f"-{given}")]
+    if len(names) == 1:
+        return names[0]
+    if names:
+        raise UsageError(f"--resume {quote(given)} is the end of several tasks' names on {where} ({', '.join(sorted(names))}); "
+                         "give more of the name.")
+    raise UsageError(f"--resume names '{escape(given)}', which is no task on {where} (give a finished task's name or its desc; "
+                     "`dlgit tasks` lists them).")
 
 
 def _resume_folder(repo: Git, commit: str, task: str, where: str, settings: Settings) -> str:
-    if parse_branch(task, settings).kind is not Kind.TASK:
-        raise UsageError(f"--resume names '{escape(task)}', which is no task branch name.")
     folder = task_folder(task, settings)
     if repo.show_file(commit, f"{folder}/config.yaml") is None:
         raise UsageError(f"{folder}/ is not on {where}: a task resumes from a finished task, merged into {where} "
@@ -158,11 +196,16 @@ def _read_text(repo: Git, commit: str, path: str) -> str:
         raise UsageError(f"{path} is not UTF-8 text.") from None
 
 
-def _apply(text: str, overrides: list[str], add: bool, resume: str | None) -> str:
+def _apply(text: str, overrides: list[str], add: bool, resume: str | None, retype: bool = False) -> str:
     """The copy's config.yaml: the overrides, and RESUME when resuming; checked before anything moves."""
-    from dlgit.tasks.yamledit import EditError, UnknownKey, apply_overrides, set_key
+    from dlgit.tasks.yamledit import EditError, UnknownKey, apply_overrides, retyped, set_key
 
     try:
+        changes = [] if retype else retyped(text, overrides)
+        if changes:
+            raise UsageError("--set would change the type of a value (a script reading it would break, or read it wrong):\n"
+                             + "\n".join(f"  {change}" for change in changes)
+                             + "\nQuote a string on purpose, fix the value, or pass --retype to change the type.")
         text = apply_overrides(text, overrides, add=add)
         if resume:
             text = set_key(text, RESUME_KEY, resume)
@@ -213,9 +256,11 @@ def _worktree_path(repo: Git, branch: str, given: str) -> Path:
 # --- finish-task -----------------------------------------------------------------------------------
 
 
-def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool) -> int:
+def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree: bool, dry_run: bool,
+                accept_debug: bool = False) -> int:
     from dlgit.tasks import jobs
     from dlgit.tasks.lock import run_active
+    from dlgit.tasks.run import restore_debug_config, wait_for_freezes
 
     session = Session()
     s, repo = session.settings, session.repo
@@ -237,6 +282,16 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     jobs.refuse_active(repo.common_dir, branch.name)
     if not dry_run:
         jobs.collect(repo.common_dir, branch.name, folder, repo.root / folder)  # what submitted jobs left in their snapshots
+    if going := wait_for_freezes(repo.root / folder):
+        raise UsageError(f"the pip freeze of a run is still being written ({', '.join(going)}); finish again in a moment.")
+    if not dry_run and (restored := restore_debug_config(repo.root / folder)):  # after a crash of a --debug run
+        print(f"dlgit finish-task: {restored}")
+    last = _last_run(repo.root, folder)
+    unfit = last.unfit() if last else []
+    if unfit and not accept_debug:
+        raise UsageError(f"the last run of {branch.name} ({folder}/runs/{last.stem}.yaml) was {' and '.join(unfit)}: its "
+                         "results are not the task's. Run it again (`dlgit run`), then finish; or finish with these results: "
+                         "dlgit finish-task --accept-debug (the results commit says so).")
     outside = [path for path in repo.changed_paths() if not path.startswith(folder + "/")]
     if outside:
         listed = "\n".join(f"  {escape(path)}" for path in outside[:20])
@@ -245,29 +300,35 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     results = [path for path in repo.changed_paths(untracked=True) if path.startswith(folder + "/")]
     big = _big_files(repo.root, results, s)
     if big and not (repo.root / ".dvc" / "config").is_file():
-        raise UsageError(_no_dvc(big, branch.name, s))
+        raise UsageError(_no_dvc(big, branch, _rerun(repo.root, folder, branch, s), s))
+    accepted = "\n".join(f"Accepted: {why} (--accept-debug)" for why in unfit)
+    summary = sweep_summary(Path(repo.root, folder)) or _run_summary(last)
+    commit_message = "\n\n".join(part for part in (message or f"task: results of {branch.desc}",
+                                                      "" if message else summary, accepted) if part)
     leaving = repo.git_dir != repo.common_dir and not keep_worktree  # the task's own work tree: it goes once the results are merged
-    steps = _finish_steps(session, branch, folder, results, big, message, dev, keep_branch, leaving)
+    steps = _finish_steps(session, branch, folder, results, big, commit_message, dev, keep_branch, leaving)
     if leaving:
         steps.append(RemoveWorktree(str(repo.root)))
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
-                + ([f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"] if big else []))
+                + ([_shared_how(repo.root)] if big else []))
     code = session.runner.start(flow, dry_run)
     if code == 0 and not dry_run:
         jobs.remove_snapshots(repo.common_dir, branch.name)
     return code
 
 
-def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str | None,
+def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str,
                   dev: bool, keep_branch: bool, leaving: bool) -> list[Step]:
     """`leaving`: the work tree is removed after the merges (it need not check out anything)."""
     s, repo = session.settings, session.repo
-    steps: list[Step] = [DvcAdd(big)] if big else []
+    steps: list[Step] = []
+    if big and repo.git_dir != repo.common_dir:  # a work tree of its own: DVC's files go to the cache all work trees share
+        steps.append(ShareDvcCache(str(repo.root), str(dvccache.shared_cache(repo))))
+    steps += [DvcAdd(big)] if big else []
     if results:
-        body = sweep_summary(Path(repo.root or ".", folder)) or _run_summary(repo, folder)
-        steps.append(Commit(message or f"task: results of {branch.desc}\n\n{body}".strip(), [folder]))
+        steps.append(Commit(message, [folder]))
     checked_out = {name: str(path) for name, path in repo.worktrees().items()}
     here = str(repo.root)
     befores = []
@@ -303,6 +364,13 @@ def _back_merge(repo: Git, s: Settings, befores: list[list[str]], worktree: str 
     return [Merge(main, s.dev, plans.back_merge_message(s), worktree=worktree)]
 
 
+def _shared_how(root: Path) -> str:
+    """Where the big files are, and how to share them: `dvc push` once a remote is configured."""
+    if dvccache.has_remote(root):
+        return f"big files are in DVC's cache; share them with: {' '.join(dvc_command('push'))}"
+    return "big files are in the repository's DVC cache (on this machine only); to share them, add a remote: dvc remote add -d NAME URL"
+
+
 def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
     """The results git may not take (large-file's own test): they go through DVC."""
     found = []
@@ -318,31 +386,81 @@ def _big_files(root: Path, paths: list[str], settings: Settings) -> list[str]:
     return found
 
 
-def _no_dvc(big: list[str], branch: str, settings: Settings) -> str:
-    listed = "\n".join(f"  {escape(path)}" for path in big[:20])
-    return (f"these results are too big for git, and this repository does not use DVC yet:\n{listed}\n"
-            "Nothing was committed. Set DVC up on dev, release it, bring it to the task branch, then finish:\n"
-            f"  git switch {settings.dev} && dlgit init --dvc\n"
-            "  dlgit release\n"
-            f"  git switch {quote(branch)} && git merge --no-edit {settings.main}\n"
-            "  dlgit finish-task")
+def _rerun(root: Path, folder: str, branch: Branch, settings: Settings) -> str:
+    """The start-task command that runs the task again on today's core: its desc, and --set for
+    each config value that differs from the template's."""
+    import json
 
-
-def _run_summary(repo: Git, folder: str) -> str:
-    """A line about the task's last run record (runs/*.yaml), for the results commit's body."""
     import yaml
 
-    assert repo.root is not None
-    runs = sorted((repo.root / folder / "runs").glob("*.yaml"))
-    records = [path for path in runs if not path.name.endswith(".config.yaml")]
-    if not records:
-        return "no run recorded"
+    from dlgit import safeyaml
+    from dlgit.tasks.table import flatten
+
+    def config(path: Path) -> dict[str, object]:
+        try:
+            return flatten(safeyaml.load(safeyaml.read_file(path)))
+        except (OSError, ValueError, yaml.YAMLError):
+            return {}
+
+    task, template = config(root / folder / "config.yaml"), config(root / settings.template_config)
+    sets = [f"--set {quote(f'{key}={value if isinstance(value, str) else json.dumps(value)}')}" for key, value in task.items()
+            if key not in ("VERSION", "RESUME") and template.get(key, object()) != value]
+    return " ".join([f"git switch {quote(settings.main)} && dlgit start-task", quote(branch.desc or "run"), *sets])
+
+
+def _no_dvc(big: list[str], branch: Branch, rerun: str, settings: Settings) -> str:
+    listed = "\n".join(f"  {escape(path)}" for path in big[:20])
+    return (f"these results are too big for git, and this repository does not use DVC yet:\n{listed}\n"
+            "Nothing was committed. A task's results belong to the core it ran on, and that core has no DVC: set DVC up on "
+            "dev and release it, then run the task again on the new core (same --set values):\n"
+            f"  git switch {settings.dev} && dlgit init --dvc\n"
+            "  dlgit release\n"
+            f"  {rerun}\n"
+            f"Or finish {quote(branch.name)} without them: move them out of its folder (they stay on this machine only), "
+            "then dlgit finish-task.")
+
+
+class LastRun(NamedTuple):
+    stem: str
+    record: dict[str, Any] | None  # None: unreadable
+    count: int  # runs recorded in all
+
+    def unfit(self) -> list[str]:
+        """Why this run's results are not the task's: a --debug run, a dirty one."""
+        record = self.record or {}
+        return [why for why, flag in (("a --debug run (DEBUG: true)", record.get("debug")),
+                                      ("a dirty run (uncommitted changes outside the task folder)", record.get("dirty_outside_task")))
+                if flag]
+
+
+def _last_run(root: Path, folder: str) -> LastRun | None:
+    """The task's last run record (runs/*.yaml, read bounded)."""
+    import yaml
+
+    from dlgit import safeyaml
+    from dlgit.tasks.table import RECORD_SUFFIX, _is_record, _run_order
+
+    runs = root / folder / "runs"
+    stems = sorted((path.name[:-len(RECORD_SUFFIX)] for path in runs.iterdir() if _is_record(path.name)) if runs.is_dir() else [],
+                   key=_run_order)
+    if not stems:
+        return None
     try:
-        record = yaml.safe_load(records[-1].read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return f"last run: {records[-1].name} (unreadable)"
-    return (f"last run: {records[-1].stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
-            f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {len(records)} run(s) in all")
+        record = safeyaml.load(safeyaml.read_file(runs / f"{stems[-1]}{RECORD_SUFFIX}"))
+    except (OSError, ValueError, yaml.YAMLError):
+        record = None
+    return LastRun(stems[-1], record if isinstance(record, dict) else None, len(stems))
+
+
+def _run_summary(last: LastRun | None) -> str:
+    """About the task's last run, for the results commit's body."""
+    if last is None:
+        return "no run recorded"
+    if last.record is None:
+        return f"last run: {last.stem} (unreadable)"
+    record = last.record
+    return (f"last run: {last.stem}, exit {record.get('exit_code')}, {record.get('duration_s')} s, "
+            f"on {record.get('host')} at {str(record.get('commit', ''))[:12]}, {last.count} run(s) in all")
 
 
 # --- debug start / finish --------------------------------------------------------------------------
@@ -394,9 +512,13 @@ def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
     tip = session.tip(branch.name, "is to be finished")
     own = _only_dlgit_commits(repo, branch.name, tip, s)
     steps: list[Step] = []
+    big = _big_files(repo.root, logs, s) if repo.root is not None and not keep_logs else []
+    aside = repo.common_dir.resolve() / "dlgit" / "set-aside" / branch.name
+    if big:  # a stash would copy them into git's objects
+        steps.append(MoveAside(big, str(aside)))
     if logs and keep_logs:
         steps.append(Commit(f"chore: debug logs of {branch.desc}", [folder]))
-    elif logs:
+    elif set(logs) - set(big):
         steps.append(Stash(f"dlgit: the logs of {branch.name}", [folder], save="logs"))
     if code:
         steps.append(Stash(f"dlgit: code changes made on {branch.name}", [".", f":(exclude){folder}"], save="code"))
@@ -408,8 +530,10 @@ def debug_finish(target: str | None, keep_logs: bool, dry_run: bool) -> int:
     kept = "" if not keep_logs and own else f"; {branch.name} is kept (" + ("its logs are committed there)" if keep_logs else
                                                                               "it holds commits of yours)")
     summary = [f"on {into}: the code changes made while debugging, uncommitted{kept}"]
-    if logs and not keep_logs:
+    if set(logs) - set(big) and not keep_logs:
         summary.append("the debug folder's logs are set aside in the stash (`git stash list`), not on any branch")
+    if big:
+        summary.append(f"its big files ({len(big)}) are set aside outside git, in {aside}")
     flow = Flow("debug finish", f"carry the code changes of {branch.name} to {into}", steps, plans.heads(branch.name, into),
                 summary=summary)
     return session.runner.start(flow, dry_run)

@@ -3,18 +3,19 @@
 A run belongs to the checked-out branch: `tasks/<branch>/` (on main, the template folder). Its
 script runs with that folder as working directory and DLGIT_TASK, DLGIT_TASK_DIR and DLGIT_CONFIG
 set; stdout and stderr reach the terminal byte for byte as they come, and one log,
-`logs/<time>.log`, keeps each line once, a carriage-return progress line (tqdm) only in its last
-state. `runs/<time>.yaml` records what ran, from which commit, where, and how it ended; it is
-written when the run starts and rewritten when it ends, so even a crash of dlgit leaves one. One
-run per machine at a time (`dlgit.tasks.lock`). Ctrl-C reaches the script (the terminal sends it to
-the whole process group); dlgit outlives it, records the run as interrupted and exits 130.
+`logs/<time>.log`, keeps what the screen showed: each line once, progress bars (nested ones too)
+in their last state, without colour codes (`dlgit.tasks.runlog`). `runs/<time>.yaml` records
+what ran, from which commit, where, and how it ended; it is written when the run starts and
+rewritten when it ends, so even a crash of dlgit leaves one. One run per machine at a time
+(`dlgit.tasks.lock`). Ctrl-C reaches the script (the terminal sends it to the whole process
+group); dlgit outlives it, records the run as interrupted and exits 130.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
+import re
 import selectors
 import shlex
 import shutil
@@ -23,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -36,16 +37,27 @@ from dlgit.git import Git
 from dlgit.model import task_folder, utc_stamp
 from dlgit.shell import escape, quote
 from dlgit.tasks import jobs, lock
+from dlgit.tasks.runlog import ProgressLog, write_all
 
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
 SHOWN_PATHS = 20  # dirty paths listed before "... and N more"
+FREEZE_WAIT = 60.0  # seconds finish-task waits for the last run's pip freeze
 FACT_TIMEOUT = 5.0  # seconds a fact (GPU list, interpreter version) may take once the run is over
 QUIET_AFTER_EXIT = 0.2  # seconds of silence after the script exits before its pipes are let go
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # sent to dlgit alone, so passed on to the script
 CAUGHT = (signal.SIGINT, *FORWARDED)  # SIGINT: the terminal sends it to the script too
 INTERRUPTING = {sig.name for sig in CAUGHT}
+FREEZE = ("import os, subprocess, sys\n"  # pip freeze into a hidden file, renamed when whole: a reader never sees half of it
+          "partial, final = sys.argv[1:3]\n"
+          "with open(partial, 'wb') as out:\n"
+          "    code = subprocess.call([sys.executable, '-m', 'pip', 'freeze'], stdout=out, stderr=subprocess.DEVNULL)\n"
+          "os.replace(partial, final) if code == 0 else os.unlink(partial)\n"
+          "sys.exit(code)\n")
 PSTATS = "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(20)"
+SECRET_NAME = re.compile(r"token|key|secret|passw(or)?d|auth|credential", re.IGNORECASE)  # an argument whose value dlgit masks
+MASK = "***"
+RESTORE_NAME = "config.yaml.dlgit-before-debug"  # the folder's config.yaml while a --debug run has DEBUG: true in it
 GPU_QUERY = ("nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
 
 
@@ -128,6 +140,23 @@ def _refuse_dirty(task: Task, outside: list[str]) -> UsageError:
                       "to) or stash them (`git stash -u`), or run with --allow-dirty (the record then says dirty: true).")
 
 
+def masked(args: Sequence[str]) -> list[str]:
+    """The arguments as dlgit writes them down: the value of an option (or KEY=VALUE) whose name
+    looks secret (token, key, secret, password, auth) replaced by MASK."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        name, equals, _ = arg.partition("=")
+        if hide_next and not arg.startswith("-"):
+            shown.append(MASK)
+        elif equals and SECRET_NAME.search(name.lstrip("-")):
+            shown.append(f"{name}={MASK}")
+        else:
+            shown.append(arg)
+        hide_next = arg.startswith("-") and not equals and bool(SECRET_NAME.search(arg.lstrip("-")))
+    return shown
+
+
 def debug_config(text: str) -> str:
     """The config's text with DEBUG set to true and every other byte kept (a DEBUG line is added
     when there is none). UsageError when it cannot be set so."""
@@ -139,89 +168,65 @@ def debug_config(text: str) -> str:
         raise UsageError(f"cannot set DEBUG in config.yaml: {exc}.") from None
 
 
-# --- the log -------------------------------------------------------------------------------------
+# --- --debug: the folder's own config.yaml says DEBUG: true while the run lasts -----------------
 
 
-class _Line:
-    """One output stream's unfinished line: the text after its last carriage return."""
-
-    __slots__ = ("overwrite", "segment")
-
-    def __init__(self) -> None:
-        self.segment = bytearray()
-        self.overwrite = False  # a carriage return ended the last piece: new text replaces the segment
-
-    def feed(self, chunk: bytes) -> bytes:
-        """The lines `chunk` completes, each in its final state."""
-        if not self.overwrite and b"\r" not in chunk:  # plain lines: no per-line work
-            end = chunk.rfind(b"\n") + 1
-            if not end:
-                self.segment += chunk
-                return b""
-            done = bytes(self.segment) + chunk[:end]
-            self.segment = bytearray(chunk[end:])
-            return done
-        pieces = chunk.split(b"\n")
-        done = []
-        for piece in pieces[:-1]:
-            self._apply(piece)
-            done += (bytes(self.segment), b"\n")
-            self.segment, self.overwrite = bytearray(), False
-        self._apply(pieces[-1])
-        return b"".join(done)
-
-    def _apply(self, piece: bytes) -> None:
-        if not piece:
-            return
-        body = piece.rstrip(b"\r")  # "...\r\n" ends a line like "\n"
-        if body:
-            cut = body.rfind(b"\r")
-            if cut >= 0:
-                self.segment = bytearray(body[cut + 1:])
-            elif self.overwrite:
-                self.segment = bytearray(body)
-            else:
-                self.segment += body
-        self.overwrite = len(body) < len(piece)
-
-    def tail(self) -> bytes:
-        """The unfinished line at the end of the output, if it shows anything."""
-        return bytes(self.segment) + b"\n" if self.segment.strip() else b""
+def _replace_text(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.dlgit-tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
 
 
-class ProgressLog:
-    """The run's output as a log keeps it: stdout and stderr line by line, in the order their
-    lines complete, progress bars only in their last state. Written unbuffered: a crash loses nothing."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.lines: dict[int, _Line] = {}
-
-    def feed(self, stream: int, chunk: bytes) -> None:
-        done = self.lines.setdefault(stream, _Line()).feed(chunk)
-        if done:
-            _write_all(self.fd, done)
-
-    def close(self) -> None:
-        for line in self.lines.values():
-            if tail := line.tail():
-                _write_all(self.fd, tail)
-        os.close(self.fd)
+@contextlib.contextmanager
+def _debug_config_in_place(folder: Path, debug_text: str) -> Iterator[None]:
+    """config.yaml with DEBUG: true for the run (for a script that reads its own file rather than
+    $DLGIT_CONFIG), restored when it ends. Crash-safe: the original is saved first, beside it
+    (RESTORE_NAME); whatever runs next in the folder (a run, finish-task) puts it back."""
+    config_path, saved = folder / "config.yaml", folder / RESTORE_NAME
+    _replace_text(saved, config_path.read_bytes())
+    _replace_text(config_path, debug_text.encode("utf-8"))
+    try:
+        yield
+    finally:
+        if restored := restore_debug_config(folder):
+            print(f"dlgit: {restored}", file=sys.stderr)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:  # a terminal another program left non-blocking
-            select.select([], [fd], [])
+def restore_debug_config(folder: Path) -> str | None:
+    """Put back the config.yaml a --debug run set aside (after a crash of dlgit, too); what was
+    done, when it was something to say. A config.yaml changed during the run is left alone."""
+    config_path, saved = folder / "config.yaml", folder / RESTORE_NAME
+    if not saved.is_file():
+        return None
+    if config_path.is_file() and read_debug(config_path) is not True:
+        return (f"config.yaml in {folder} changed during a --debug run; it is kept as it is, and the one from before the run "
+                f"is in {saved.name}")
+    os.replace(saved, config_path)
+    return None
 
 
-def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
+def read_debug(path: Path) -> object:
+    """DEBUG of a config file (None when it cannot be read)."""
+    import yaml
+
+    from dlgit import safeyaml
+
+    try:
+        data = safeyaml.load(safeyaml.read_file(path))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return data.get("DEBUG") if isinstance(data, dict) else None
+
+
+# --- the log ---------------------------------------------------------------------------------------
+
+
+def _tee(proc: subprocess.Popen[bytes], log: ProgressLog, signals: _Signals) -> bool:
     """Copy the script's stdout and stderr to ours and into the log until both close (or the
-    script has exited and something it left behind still holds them, silent)."""
+    script has exited and something it left behind still holds them, silent); the signals are
+    looked at between reads. Whether the terminal was left in the middle of a line."""
     assert proc.stdout and proc.stderr
+    mid_line = False
     selector = selectors.DefaultSelector()
     targets = {proc.stdout.fileno(): 1, proc.stderr.fileno(): 2}
     for fd in targets:
@@ -229,6 +234,7 @@ def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
     echo = {1: True, 2: True}
     while selector.get_map():
         events = selector.select(QUIET_AFTER_EXIT)
+        signals.poll()
         if not events and proc.poll() is not None:
             break
         for key, _ in events:
@@ -239,27 +245,32 @@ def _tee(proc: subprocess.Popen[bytes], log: ProgressLog) -> None:
                 continue
             if echo[stream]:
                 try:
-                    _write_all(stream, chunk)
+                    write_all(stream, chunk)
+                    mid_line = not chunk.endswith(b"\n")
                 except OSError:  # the terminal or pipe went away: the log goes on
                     echo[stream] = False
             log.feed(stream, chunk)
         if events and len(chunk) < CHUNK:
             time.sleep(COALESCE)  # let a fast writer fill the pipe: one wake-up per batch, not per write
     selector.close()
+    return mid_line
 
 
 # --- signals -------------------------------------------------------------------------------------
 
 
 class _Signals:
-    """While the script runs, dlgit survives SIGINT (the script gets it from the terminal) and
-    passes SIGTERM and SIGHUP on to it. Signals that were ignored stay ignored (for the script too:
-    it inherits that), as under `nohup`."""
+    """While the script runs, dlgit survives SIGINT and passes SIGTERM and SIGHUP on to it. A
+    SIGINT the terminal sent (Ctrl-C: to the whole foreground group, the script included) is not
+    passed on again; one a process sent (`kill -INT <dlgit's pid>`) is: once the script runs,
+    SIGINT is blocked and taken with its sender's details (sigtimedwait) between reads. Signals
+    that were ignored stay ignored (for the script too: it inherits that), as under `nohup`."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self.child: subprocess.Popen[bytes] | None = None
         self.previous: dict[int, Any] = {}
+        self.blocked = False
 
     def __enter__(self) -> _Signals:
         for sig in CAUGHT:
@@ -280,7 +291,26 @@ class _Signals:
         for signum in self.received:  # arrived while it was being started
             self._forward(signum)
 
+    def watch_interrupts(self) -> None:
+        """From now on SIGINT waits for `poll` (call it once the helpers are started: they would
+        inherit the mask)."""
+        if signal.SIGINT in self.previous:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            self.blocked = True
+
+    def poll(self) -> None:
+        if not self.blocked:
+            return
+        while (info := signal.sigtimedwait({signal.SIGINT}, 0)) is not None:
+            self.received.append(signal.SIGINT)
+            by_a_process = info.si_code <= 0  # SI_USER, SI_QUEUE, SI_TKILL; the terminal's comes as SI_KERNEL
+            if by_a_process and self.child is not None and self.child.poll() is None:
+                self.child.send_signal(signal.SIGINT)
+
     def __exit__(self, *exc: object) -> None:
+        if self.blocked:
+            self.poll()  # taken here: none may reach the restored handler
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
@@ -326,25 +356,16 @@ class _Facts:
         if taken is not None:  # the environment's freeze, taken once for a whole sweep
             shutil.copyfile(taken, freeze)
         else:
-            with open(freeze, "wb") as out:
-                self.freeze = _background([*python, "-m", "pip", "freeze"], stdout=out)
+            self.freeze = _background([*python, "-c", FREEZE, str(freeze_partial(freeze)), str(freeze)], stdout=subprocess.DEVNULL)
         self.taken = taken is not None
-        self.freeze_path = freeze
         self.version = None if _own(python) else _background([*python, "-c", "import platform; print(platform.python_version())"])
         self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
 
     def gathered(self) -> dict[str, Any]:
-        """What is known once the run is over. pip freeze is waited for (a file still being
-        written would be committed half by finish-task); a freeze that failed leaves no file."""
+        """What is known once the run is over. pip freeze may go on (it finishes on its own: its
+        file appears whole, or not at all when it fails; finish-task waits for it)."""
         facts: dict[str, Any] = {}
-        if self.freeze is not None:
-            try:
-                self.freeze.wait(timeout=FACT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.freeze.kill()
-                self.freeze.wait()
-        if not self.taken and (self.freeze is None or self.freeze.returncode != 0):
-            self.freeze_path.unlink(missing_ok=True)
+        if not self.taken and (self.freeze is None or (self.freeze.poll() is not None and self.freeze.returncode != 0)):
             facts["pip_freeze"] = None
         if self.version is not None:
             facts["python_version"] = _answer(self.version)
@@ -353,6 +374,20 @@ class _Facts:
             facts["gpus"] = [dict(zip(("name", "memory_total", "driver_version"), (f.strip() for f in line.split(",")), strict=False))
                              for line in answer.splitlines()] if answer else None
         return facts
+
+
+def freeze_partial(freeze: Path) -> Path:
+    """Where a run's pip freeze is written until it is whole."""
+    return freeze.with_name(f".{freeze.name}.partial")
+
+
+def wait_for_freezes(folder: Path, seconds: float = FREEZE_WAIT) -> list[str]:
+    """Wait until no pip freeze of the folder's runs is being written; those still going after
+    `seconds` (names relative to the folder)."""
+    deadline = time.monotonic() + seconds
+    while (going := sorted((folder / "runs").glob(".*.pip-freeze.txt.partial"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [path.relative_to(folder).as_posix() for path in going]
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -433,8 +468,8 @@ def _start_record(plan: Plan, files: RunFiles, started: datetime) -> dict[str, A
         "branch": task.branch,
         "task_dir": task.folder,
         "script": plan.script,
-        "args": list(plan.args),
-        "command": plan.command(files),
+        "args": masked(plan.args),
+        "command": masked(plan.command(files)),
         "commit": task.commit,
         "dirty": plan.dirty,
         "dirty_outside_task": plan.outside,
@@ -487,7 +522,12 @@ def prepare(script: str | None, args: Sequence[str], debug: bool, profile: bool,
         config_path = task.path / "config.yaml"
         if not config_path.is_file():
             raise UsageError(f"--debug needs {quote(task.folder + '/config.yaml')} (with a DEBUG key); there is none.")
-        effective = debug_config(config_path.read_text(encoding="utf-8"))
+        from dlgit import safeyaml
+
+        try:
+            effective = debug_config(safeyaml.read_file(config_path).decode("utf-8"))
+        except (safeyaml.YamlLimitError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot set DEBUG in {quote(task.folder + '/config.yaml')}: {exc}.") from None
     return Plan(task, task.relative(script_path), tuple(args), python, dirty, outside, effective, profile)
 
 
@@ -522,15 +562,20 @@ def take_lock(task: Task, started: datetime) -> lock.RunLock:
 
 def run_plan(plan: Plan, started: datetime, extra: dict[str, Any] | None = None) -> tuple[int, RunFiles]:
     """One run of a settled plan in its folder, `extra` added to its record; the caller holds the lock."""
+    if restored := restore_debug_config(plan.task.path):  # a --debug run that was killed left DEBUG in config.yaml
+        print(f"dlgit: {restored}", file=sys.stderr)
     files, log_fd = _run_files(plan.task, utc_stamp(started))
-    if plan.debug_config is not None:
-        files.config.write_text(plan.debug_config, encoding="utf-8")
-    return _execute(plan, files, log_fd, {**_start_record(plan, files, started), **(extra or {})}), files
+    record = {**_start_record(plan, files, started), **(extra or {})}
+    if plan.debug_config is None:
+        return _execute(plan, files, log_fd, record), files
+    files.config.write_text(plan.debug_config, encoding="utf-8")
+    with _debug_config_in_place(plan.task.path, plan.debug_config):
+        return _execute(plan, files, log_fd, record), files
 
 
 def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -> int:
     log = ProgressLog(log_fd)
-    command = record["command"]
+    command = plan.command(files)
     begin = time.monotonic()
     with _Signals() as signals:
         try:
@@ -542,9 +587,11 @@ def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -
             raise UsageError(f"cannot start {quote(command[0])}: {exc.strerror}.") from None
         signals.started(proc)
         facts = _Facts(plan.python, files.freeze, plan.freeze)
+        signals.watch_interrupts()
         _write_record(files.record, record)
+        mid_line = False
         try:
-            _tee(proc, log)
+            mid_line = _tee(proc, log, signals)
         except BaseException:
             assert proc.stdout and proc.stderr
             proc.stdout.close()  # nobody reads them any more: the script must not block on a full pipe
@@ -555,7 +602,7 @@ def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -
             log.close()
             record.update(_ending(returncode, signals.received, time.monotonic() - begin), **facts.gathered())
             _write_record(files.record, record)
-    _summary(record, files)
+    _summary(record, files, mid_line)
     return 128 + signals.received[0] if signals.received else record["exit_code"]
 
 
@@ -568,8 +615,9 @@ def _ending(returncode: int, received: list[int], seconds: float) -> dict[str, A
         "end": _iso(datetime.now(timezone.utc)),
         "duration_s": round(seconds, 3),
         "exit_code": exit_code,
-        "signal": killed,
+        "signal": killed,  # the signal that ended the script
         "interrupted": interrupted,
+        "signals_received": [_signal_name(number) for number in dict.fromkeys(received)],  # by dlgit while the script ran
     }
 
 
@@ -580,12 +628,13 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _summary(record: dict[str, Any], files: RunFiles) -> None:
+def _summary(record: dict[str, Any], files: RunFiles, mid_line: bool = False) -> None:
     def shown(path: Path) -> str:
         return quote(os.path.relpath(path))
 
     how = f"was interrupted ({record['signal'] or 'signal'})" if record["interrupted"] else f"exited {record['exit_code']}"
-    print(f"dlgit: run {how} after {record['duration_s']:.1f} s; log {shown(files.log)}, record {shown(files.record)}",
+    start = "\n" if mid_line else ""  # not glued to a half-drawn bar
+    print(f"{start}dlgit: run {how} after {record['duration_s']:.1f} s; log {shown(files.log)}, record {shown(files.record)}",
           file=sys.stderr)
 
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
+import stat
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dlgit import config
+from dlgit import config, safeyaml
 from dlgit.config import Settings
 from dlgit.errors import UsageError
 from dlgit.git import Git, GitObject
@@ -31,7 +34,9 @@ RESULTS_SUBJECT = "task: results"  # how finish-task's results commit begins
 RECORD_SUFFIX = ".yaml"
 NOT_RECORDS = (".config.yaml",)  # the effective config of a --debug run sits beside the records
 _STEM = re.compile(r"([0-9]{8}T[0-9]{6})(?:-([0-9]+))?")
+SYMLINK = "120000"  # a tree entry's mode for a symbolic link
 MISSING = "—"  # a key one side of a diff does not have
+METRICS_BYTES = 8 * 1024 * 1024  # a metrics file read at most (JSON parses this in well under a second)
 
 
 class Run(NamedTuple):
@@ -58,6 +63,7 @@ class TaskInfo(NamedTuple):
     def task(self) -> str:
         """The task a row belongs to: its own name, or a sub-task's task."""
         return self.name.removesuffix(f"/{self.subtask}") if self.subtask else self.name
+    notes: tuple[str, ...] = ()  # files of the task that were not read (too big, too deep, malformed, a symlink out)
 
     @property
     def last(self) -> Run | None:
@@ -71,6 +77,7 @@ class _Files(NamedTuple):
     template: bytes | None
     records: dict[str, bytes]  # stem -> run record
     metrics: tuple[str, bytes] | None  # (file name, content) of the first metrics file found
+    notes: tuple[str, ...] = ()  # files that were not read, and why
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -128,17 +135,62 @@ def _task_folders(repo: Git, revs: list[str], settings: Settings) -> dict[str, s
 
 
 def _read_disk(root: Path, name: str, settings: Settings) -> _Files:
+    """The task's files in a work tree, each read only when it lies inside the task folder (a
+    symlink out of it is a note, never followed) and within the size limit."""
     folder = root / task_folder(name, settings)
+    notes: list[str] = []
+    if not _inside(folder, root, notes):
+        return _Files(None, _read_file(root / settings.template_config), {}, None, tuple(notes))
     runs = folder / "runs"
-    records = {path.name[:-len(RECORD_SUFFIX)]: path.read_bytes() for path in (runs.iterdir() if runs.is_dir() else ())
-               if _is_record(path.name) and path.is_file()}
-    metrics = next(((metric, (folder / metric).read_bytes()) for metric in settings.task_metrics if (folder / metric).is_file()), None)
-    return _Files(_read_file(folder / "config.yaml"), _read_file(root / settings.template_config), records, metrics)
+    names = sorted(path.name for path in runs.iterdir()) if _inside(runs, folder, notes) and runs.is_dir() else []
+    records = {filename[:-len(RECORD_SUFFIX)]: data for filename in names if _is_record(filename)
+               if (data := _read_bounded(runs / filename, folder, notes)) is not None}
+    metrics = next(((metric, data) for metric in settings.task_metrics
+                    if (data := _read_bounded(folder / metric, folder, notes, METRICS_BYTES)) is not None), None)
+    return _Files(_read_bounded(folder / "config.yaml", folder, notes), _read_file(root / settings.template_config), records,
+                  metrics, tuple(notes))
+
+
+def _inside(path: Path, folder: Path, notes: list[str]) -> bool:
+    """Whether `path`, symlinks resolved, stays inside the task folder (a note when it does not)."""
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        notes.append(f"{path.relative_to(folder).as_posix() if path != folder else path.name}: a symlink out of the task folder, not read")
+    return inside
+
+
+def _read_bounded(path: Path, folder: Path, notes: list[str], limit: int = safeyaml.MAX_BYTES) -> bytes | None:
+    """A regular file's bytes inside the task folder, at most `limit` of them (a note otherwise)."""
+    if not (path.exists() or path.is_symlink()) or not _inside(path, folder, notes):
+        return None
+    shown = path.relative_to(folder).as_posix()
+    try:
+        with open(path, "rb") as file:
+            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+                notes.append(f"{shown}: not a regular file, not read")
+                return None
+            data = file.read(limit + 1)
+    except OSError as exc:
+        notes.append(f"{shown}: cannot be read ({exc.strerror})")
+        return None
+    return _within(shown, data, limit, notes)
+
+
+def _within(shown: str, data: bytes, limit: int, notes: list[str]) -> bytes | None:
+    """The data when it is within the limit; None, and a note, otherwise."""
+    if len(data) > limit:
+        notes.append(f"{shown}: larger than {limit:,} bytes, not read")
+        return None
+    return data
 
 
 def _read_file(path: Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read(safeyaml.MAX_BYTES + 1)  # a bigger one is refused by the loader
     except OSError:
         return None
 
@@ -149,10 +201,11 @@ def _is_record(filename: str) -> bool:
 
 def _read_commits(repo: Git, revs: dict[str, str], settings: Settings) -> dict[str, _Files]:
     """name -> its folder's files at a commit: two `cat-file --batch` rounds for all of them (the
-    files and the runs folder's listing, then the run records)."""
+    folder's and the runs folder's listings with the files, then the run records). A symlink
+    committed in place of a file is a note (its target is never read)."""
     def paths(name: str, rev: str) -> dict[str, str]:
         folder = task_folder(name, settings)
-        wanted = {"config": f"{rev}:{folder}/config.yaml", "template": f"{rev}:{settings.template_config}",
+        wanted = {"folder": f"{rev}:{folder}", "config": f"{rev}:{folder}/config.yaml", "template": f"{rev}:{settings.template_config}",
                   "runs": f"{rev}:{folder}/runs"}
         wanted.update({f"metrics:{metric}": f"{rev}:{folder}/{metric}" for metric in settings.task_metrics})
         return wanted
@@ -161,26 +214,45 @@ def _read_commits(repo: Git, revs: dict[str, str], settings: Settings) -> dict[s
     found = repo.objects([path for wanted in asked.values() for path in wanted.values()])
     blob = {name: obj.data for name, obj in found.items() if obj.type == "blob"}
     listings = {name: found[wanted["runs"]].entries() if wanted["runs"] in found else [] for name, wanted in asked.items()}
-    blobs = repo.read_blobs([entry.sha for entries in listings.values() for entry in entries if _is_record(entry.name)])
+    wanted_records = [entry.sha for entries in listings.values() for entry in entries if _is_record(entry.name) and entry.mode != SYMLINK]
+    blobs = repo.read_blobs(wanted_records)
     files = {}
     for name, wanted in asked.items():
-        records = {entry.name[:-len(RECORD_SUFFIX)]: blobs[entry.sha] for entry in listings[name]
-                   if _is_record(entry.name) and entry.sha in blobs}
-        metrics = next(((metric, blob[wanted[f"metrics:{metric}"]]) for metric in settings.task_metrics
-                        if wanted[f"metrics:{metric}"] in blob), None)
-        files[name] = _Files(blob.get(wanted["config"]), blob.get(wanted["template"]), records, metrics)
+        notes: list[str] = []
+        links = {entry.name for entry in found[wanted["folder"]].entries() if entry.mode == SYMLINK} if wanted["folder"] in found else set()
+
+        def bounded(filename: str, data: bytes | None, limit: int = safeyaml.MAX_BYTES, links: set[str] = links,
+                    notes: list[str] = notes) -> bytes | None:
+            if data is None:
+                return None
+            if filename in links:
+                notes.append(f"{filename}: a symlink, not followed")
+                return None
+            return _within(filename, data, limit, notes)
+
+        records = {}
+        for entry in listings[name]:
+            if _is_record(entry.name) and entry.mode == SYMLINK:
+                notes.append(f"runs/{entry.name}: a symlink, not followed")
+            elif _is_record(entry.name) and (data := bounded(f"runs/{entry.name}", blobs.get(entry.sha))) is not None:
+                records[entry.name[:-len(RECORD_SUFFIX)]] = data
+        metrics = next(((metric, data) for metric in settings.task_metrics
+                        if (data := bounded(metric, blob.get(wanted[f"metrics:{metric}"]), METRICS_BYTES)) is not None), None)
+        files[name] = _Files(bounded("config.yaml", blob.get(wanted["config"])), blob.get(wanted["template"]), records, metrics,
+                             tuple(notes))
     return files
 
 
 def _task(name: str, settings: Settings, files: _Files, holder: lock.Holder | None, has_branch: bool, merged: bool,
           results_committed: bool) -> TaskInfo:
     branch = parse_branch(name, settings)
-    runs = tuple(Run(stem, record) for stem, record in sorted(((stem, _load_yaml(data)) for stem, data in files.records.items()),
-                                                              key=lambda item: _run_order(item[0])) if isinstance(record, dict))
-    task_config = flatten(_load_yaml(files.config))
-    template = flatten(_load_yaml(files.template))
+    notes = list(files.notes)
+    loaded = ((stem, _load(f"runs/{stem}{RECORD_SUFFIX}", data, notes)) for stem, data in files.records.items())
+    runs = tuple(Run(stem, record) for stem, record in sorted(loaded, key=lambda item: _run_order(item[0])) if isinstance(record, dict))
+    task_config = flatten(_load("config.yaml", files.config, notes))
+    template = flatten(_load(settings.template_config, files.template, []))
     params = {key: value for key, value in task_config.items() if key not in template or template[key] != value}
-    metrics = flatten(_load_metrics(*files.metrics)) if files.metrics else {}
+    metrics = flatten(_load(*files.metrics, notes)) if files.metrics else {}
     if holder:
         state = "running"
     elif merged:
@@ -189,7 +261,8 @@ def _task(name: str, settings: Settings, files: _Files, holder: lock.Holder | No
         state = "finished"
     else:
         state = "open"
-    return TaskInfo(name, branch.version, branch.time, branch.desc, state, has_branch, holder, runs, task_config, params, metrics)
+    return TaskInfo(name, branch.version, branch.time, branch.desc, state, has_branch, holder, runs, task_config, params, metrics,
+                    tuple(notes))
 
 
 def _run_order(stem: str) -> tuple[str, int]:
@@ -197,24 +270,22 @@ def _run_order(stem: str) -> tuple[str, int]:
     return (match[1], int(match[2] or 0)) if match else (stem, 0)
 
 
-def _load_yaml(data: bytes | None) -> Any:
+def _load(filename: str, data: bytes | None, notes: list[str]) -> Any:
+    """A task file's data through the bounded loaders (JSON for `.json`, YAML otherwise); None,
+    and a note, when it is malformed or over a limit."""
     import yaml
 
     if data is None:
         return None
     try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError:
-        return None
-
-
-def _load_metrics(filename: str, data: bytes) -> Any:
-    if filename.endswith(".json"):
-        try:
-            return json.loads(data)
-        except ValueError:
-            return None
-    return _load_yaml(data)
+        if filename.endswith(".json"):
+            return safeyaml.load_json(data, max_bytes=METRICS_BYTES)
+        return safeyaml.load(data)
+    except safeyaml.YamlLimitError as exc:
+        notes.append(f"{filename}: not read ({exc})")
+    except (yaml.YAMLError, ValueError) as exc:
+        notes.append(f"{filename}: malformed ({' '.join(str(exc).split())[:120]})")
+    return None
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -247,12 +318,14 @@ def show(output_format: str = "table", cwd: Path | str | None = None) -> int:
     elif not tasks:
         print("no tasks yet: start one with `dlgit start-task [DESC]`.")
     else:
-        header = ("TASK", "VERSION", "CREATED", "STATE", "EXIT", "TOOK", "PARAMS", "METRICS")
+        noted = any(task.notes for task in tasks)
+        header = ("TASK", "VERSION", "CREATED", "STATE", "EXIT", "TOOK", "PARAMS", "METRICS", *(("NOTES",) if noted else ()))
         rows = [(f"  {task.subtask}" if task.subtask else task.desc or task.name, task.version or "", _created(task.time),
                  jobs.summary(submitted[task.name]) if task.name in submitted else _state_text(task), _exit_text(task),
-                 _duration(task.last.record.get("duration_s")) if task.last else "", _pairs(task.params), _pairs(task.metrics))
+                 _duration(task.last.record.get("duration_s")) if task.last else "", _pairs(task.params), _pairs(task.metrics),
+                 *(("; ".join(task.notes),) if noted else ()))
                 for task in tasks]
-        print(render(header, rows, flexible=(0, 6, 7)))
+        print(render(header, rows, flexible=(0, 6, 7, 8) if noted else (0, 6, 7)))
     return 0
 
 
@@ -264,7 +337,7 @@ def _as_json(task: TaskInfo) -> dict[str, Any]:
         "branch": task.branch, "holder": task.holder._asdict() if task.holder else None, "runs": len(task.runs),
         "last_run": {"record": f"runs/{last.stem}{RECORD_SUFFIX}", **{key: last.record.get(key) for key in
                      ("state", "exit_code", "duration_s", "start", "end", "interrupted", "signal", "commit")}} if last else None,
-        "params": task.params, "metrics": task.metrics,
+        "params": task.params, "metrics": task.metrics, "notes": list(task.notes),
     }
 
 
@@ -274,13 +347,13 @@ def _as_csv(tasks: list[TaskInfo]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "task", "subtask", "version", "time", "desc", "state", "runs", "last_exit_code", "last_duration_s",
-                     *(f"params.{key}" for key in param_keys), *(f"metrics.{key}" for key in metric_keys)])
+                     *(f"params.{key}" for key in param_keys), *(f"metrics.{key}" for key in metric_keys), "notes"])
     for task in tasks:
         last = task.last.record if task.last else {}
         writer.writerow([task.name, task.task, task.subtask or "", task.version, task.time, task.desc, task.state, len(task.runs),
                          _csv_value(last.get("exit_code")), _csv_value(last.get("duration_s")),
                          *(_csv_value(task.params.get(key)) for key in param_keys),
-                         *(_csv_value(task.metrics.get(key)) for key in metric_keys)])
+                         *(_csv_value(task.metrics.get(key)) for key in metric_keys), "; ".join(task.notes)])
     return out.getvalue()
 
 
@@ -298,7 +371,12 @@ def _scalar(value: Any) -> str:
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    return " ".join(f"{key}={_scalar(value)}" for key, value in values.items())
+    return " ".join(f"{key}={_shown(value)}" for key, value in values.items())
+
+
+def _shown(value: Any) -> str:
+    """A value for the table: floats to 4 significant digits (json and csv keep them whole)."""
+    return f"{value:.4g}" if isinstance(value, float) else _scalar(value)
 
 
 def _created(stamp: str | None) -> str:
@@ -336,7 +414,7 @@ def render(header: Iterable[str], rows: list[tuple[str, ...]], flexible: tuple[i
     values cut with '…'), the widest first."""
     cells = [[escape(cell) for cell in row] for row in [tuple(header), *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    room = (width or shutil.get_terminal_size((120, 24)).columns) - 2 * (len(widths) - 1)
+    room = (width or _terminal_width()) - 2 * (len(widths) - 1)
     while sum(widths) > room:
         widest = max(flexible, key=lambda i: widths[i])
         if widths[widest] <= 8:
@@ -344,6 +422,13 @@ def render(header: Iterable[str], rows: list[tuple[str, ...]], flexible: tuple[i
         widths[widest] -= 1
     lines = ["  ".join(_cut(cell, widths[i]).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
     return "\n".join(lines)
+
+
+def _terminal_width() -> int:
+    """The terminal's width ($COLUMNS first); no limit when the output goes to a file or a pipe."""
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return sys.maxsize // 4
 
 
 def _cut(text: str, width: int) -> str:

@@ -360,3 +360,46 @@ def _dumper() -> type:
 
     Dumper.add_representer(str, Dumper.represent_str)
     return Dumper
+
+
+def _kind(value: object) -> str:
+    """A value's type as a config reader sees it (an int and a float are both numbers)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a map"
+    if isinstance(value, list):
+        return "a list"
+    return "a value"
+
+
+def retyped(text: str, overrides: Iterable[str]) -> list[str]:
+    """The overrides that would change the type of the value they set (`epochs=ten` on an int), as
+    sentences; setting a null, or setting one to null, is no change of type."""
+    import yaml
+
+    from dlgit import safeyaml
+
+    try:
+        current = safeyaml.load(text)
+    except (yaml.YAMLError, ValueError):  # the edit itself says what is wrong with the file
+        return []
+    found = []
+    for item in overrides:
+        path, value = parse_override(item)
+        old: Any = current
+        for part in path:
+            old = old.get(part) if isinstance(old, dict) else None
+        if old is not None and value is not None and _kind(old) != _kind(value):
+            found.append(f"'{'.'.join(path)}' is {_kind(old)} ({safe_repr(old)}), and {item!r} makes it {_kind(value)}")
+    return found
+
+
+def safe_repr(value: object) -> str:
+    from dlgit.safeyaml import shown
+
+    return shown(value, 40)

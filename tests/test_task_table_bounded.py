@@ -1,0 +1,101 @@
+"""`dlgit tasks` over hostile task files (a task branch is anyone's push): every file the table
+reads — config.yaml, the run records, the metrics file, in a work tree and in a commit — goes
+through the bounded loaders; one bad task is one note on its row, and a symlink is never followed
+out of the task folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE_CONFIG, Repo
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(7))
+GOOD = "task-0.1.0-20260101T000000-good"
+BAD = "task-0.1.0-20260102T000000-bad"
+NO_TERMINAL = {"COLUMNS": ""}  # output to a pipe, no width given
+RECORD = "state: finished\nexit_code: 0\nduration_s: 1.5\ninterrupted: false\n"
+
+HOSTILE = {  # file in the task folder -> content
+    "config.yaml": ALIAS_BOMB,
+    "runs/20260102T000000.yaml": "[" * 100_000 + "]" * 100_000,
+    "metrics.json": "[" * 100_000 + "]" * 100_000,
+}
+
+
+def task_branch(repo: Repo, name: str, files: dict[str, str | bytes]) -> None:
+    repo.git("switch", "-q", "-c", name, "main")
+    repo.write(f"tasks/{name}/config.yaml", TEMPLATE_CONFIG)
+    for path, content in files.items():
+        repo.write(f"tasks/{name}/{path}", content)
+    repo.commit(f"task: start {name}", f"tasks/{name}", extra=("--no-verify",))
+    repo.git("switch", "-q", "main")
+
+
+def rows(repo: Repo, cwd: Path | None = None) -> dict[str, dict]:
+    started = time.monotonic()
+    proc = (repo if cwd is None else Repo(cwd)).dlgit("tasks", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 20  # bounded work (the bomb took minutes before)
+    return {row["name"]: row for row in json.loads(proc.stdout)}
+
+
+@pytest.mark.parametrize("where", ["commit", "worktree"])
+def test_hostile_files_are_notes_on_their_row_and_the_rest_of_the_table_stands(repo: Repo, tmp_path: Path, where: str) -> None:
+    task_branch(repo, GOOD, {"runs/20260101T000000.yaml": RECORD, "metrics.json": json.dumps({"acc": 0.9})})
+    task_branch(repo, BAD, HOSTILE)
+    if where == "worktree":  # the files are read from the work tree that has the branch checked out
+        repo.git("worktree", "add", "-q", str(tmp_path / "bad"), BAD)
+    table = rows(repo)
+    assert table[GOOD]["metrics"] == {"acc": 0.9} and table[GOOD]["notes"] == []
+    notes = " | ".join(table[BAD]["notes"])
+    assert "config.yaml" in notes and "metrics.json" in notes and "runs/20260102T000000.yaml" in notes, notes
+    assert table[BAD]["metrics"] == {} and table[BAD]["runs"] == 0
+    plain = repo.dlgit("tasks", env=NO_TERMINAL)
+    assert plain.returncode == 0 and "NOTES" in plain.stdout and "not read" in plain.stdout
+
+
+def test_big_files_are_not_parsed(repo: Repo) -> None:
+    task_branch(repo, BAD, {"metrics.json": json.dumps({f"k{i}": i for i in range(1_000_000)}),
+                            "runs/20260102T000000.yaml": "k: v\n" * 300_000})
+    notes = " | ".join(rows(repo)[BAD]["notes"])
+    assert "metrics.json: larger than" in notes and "runs/20260102T000000.yaml: larger than" in notes
+
+
+def test_a_symlink_out_of_the_task_folder_is_never_followed(repo: Repo, tmp_path: Path) -> None:
+    secret = tmp_path / "docker-config.json"
+    secret.write_text(json.dumps({"auths": {"registry": {"auth": "c2VjcmV0LXRva2Vu"}}}))
+    task_branch(repo, BAD, {})
+    repo.git("worktree", "add", "-q", str(tmp_path / "bad"), BAD)
+    folder = tmp_path / "bad" / "tasks" / BAD
+    (folder / "metrics.json").symlink_to(secret)
+    (folder / "runs").mkdir()
+    (folder / "runs" / "20260102T000000.yaml").symlink_to(secret)
+    for output in ("json", "csv", "table"):
+        proc = repo.dlgit("tasks", "--format", output)
+        assert proc.returncode == 0 and "c2VjcmV0" not in proc.stdout, proc.stdout
+    assert "symlink out of the task folder" in " ".join(rows(repo)[BAD]["notes"])
+
+
+def test_a_committed_symlink_is_a_note_not_its_target(repo: Repo, tmp_path: Path) -> None:
+    secret = tmp_path / "docker-config.json"
+    secret.write_text(json.dumps({"auths": {"registry": {"auth": "c2VjcmV0LXRva2Vu"}}}))
+    repo.git("switch", "-q", "-c", BAD, "main")
+    repo.write(f"tasks/{BAD}/config.yaml", TEMPLATE_CONFIG)
+    (repo.path / "tasks" / BAD / "metrics.json").symlink_to(secret)
+    repo.commit(f"task: start {BAD}", f"tasks/{BAD}", extra=("--no-verify",))
+    repo.git("switch", "-q", "main")
+    (repo.path / "tasks" / BAD).mkdir(exist_ok=True)  # nothing on disk: the branch is read from its commit
+    row = rows(repo)[BAD]
+    assert row["metrics"] == {} and "metrics.json: a symlink" in " ".join(row["notes"])
+
+
+def test_the_table_rounds_floats_and_a_pipe_gets_whole_lines(repo: Repo) -> None:
+    task_branch(repo, GOOD, {"metrics.json": json.dumps({"acc": 0.912345678, "note": "x" * 300})})
+    proc = repo.dlgit("tasks", env=NO_TERMINAL)
+    assert "acc=0.9123 " in proc.stdout and "x" * 300 in proc.stdout  # not cut at 80 columns: no terminal
+    assert rows(repo)[GOOD]["metrics"]["acc"] == 0.912345678
