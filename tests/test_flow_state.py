@@ -19,6 +19,8 @@ from test_task_flows import (
     tree,
 )
 
+from dlgit.tasks.run import wait_for_freezes
+
 
 @pytest.fixture
 def repo(base: Path, tmp_path: Path) -> Repo:  # noqa: F811  (the task repository, not conftest's)
@@ -74,6 +76,7 @@ def _task_in_worktree(repo: Repo, desc: str) -> tuple[Repo, str]:
     branch = next(name for name in repo.git("branch", "--format=%(refname:short)").stdout.split() if name.endswith(f"-{desc}"))
     task = Repo(repo.path.parent / f"{repo.path.name}.tasks" / branch)
     assert task.dlgit("run").returncode == 0
+    assert not wait_for_freezes(task.path / "tasks" / branch)  # the run's pip freeze is whole before the tree is looked at
     return task, branch
 
 

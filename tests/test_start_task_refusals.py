@@ -22,7 +22,7 @@ def repo(base: Path, tmp_path: Path) -> Repo:  # noqa: F811  (the task repositor
 
 @pytest.mark.parametrize(("args", "said"), [
     (("--set", "VERSION=9.9.9", "x"), "VERSION is 9.9.9 but the branch name says 0.2.0"),
-    (("--set", 'DEBUG="yes"', "x"), "DEBUG is 'yes', expected true or false"),
+    (("--set", 'DEBUG="yes"', "--retype", "x"), "DEBUG is 'yes', expected true or false"),
     (("--set", "RANDOM_SEED=1.5", "x"), "RANDOM_SEED is"),
     (("a" * 300,), "give a shorter DESC"),
     (("--worktree", "a" * 300), "give a shorter DESC"),

@@ -58,12 +58,12 @@ class TaskInfo(NamedTuple):
     metrics: dict[str, Any]  # the metrics file, flattened
     subtask: str | None = None  # a sub-task's row (`<task>/<id>`): its id
     subtasks: dict[str, int] | None = None  # a sweep task's row: status -> how many of its sub-tasks have it
+    notes: tuple[str, ...] = ()  # files of the task that were not read (too big, too deep, malformed, a symlink out)
 
     @property
     def task(self) -> str:
         """The task a row belongs to: its own name, or a sub-task's task."""
         return self.name.removesuffix(f"/{self.subtask}") if self.subtask else self.name
-    notes: tuple[str, ...] = ()  # files of the task that were not read (too big, too deep, malformed, a symlink out)
 
     @property
     def last(self) -> Run | None:
@@ -262,7 +262,7 @@ def _task(name: str, settings: Settings, files: _Files, holder: lock.Holder | No
     else:
         state = "open"
     return TaskInfo(name, branch.version, branch.time, branch.desc, state, has_branch, holder, runs, task_config, params, metrics,
-                    tuple(notes))
+                    notes=tuple(notes))
 
 
 def _run_order(stem: str) -> tuple[str, int]:
