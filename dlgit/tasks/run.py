@@ -362,10 +362,17 @@ class _Facts:
         self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
 
     def gathered(self) -> dict[str, Any]:
-        """What is known once the run is over. pip freeze may go on (it finishes on its own: its
-        file appears whole, or not at all when it fails; finish-task waits for it)."""
+        """What is known once the run is over. pip freeze is waited for: a file appearing in the task
+        folder after the run ended would turn up in whatever is committed next (its file appears
+        whole, or not at all when it fails)."""
         facts: dict[str, Any] = {}
-        if not self.taken and (self.freeze is None or (self.freeze.poll() is not None and self.freeze.returncode != 0)):
+        if self.freeze is not None:
+            try:
+                self.freeze.wait(timeout=FREEZE_WAIT)
+            except subprocess.TimeoutExpired:
+                self.freeze.kill()
+                self.freeze.wait()
+        if not self.taken and (self.freeze is None or self.freeze.returncode != 0):
             facts["pip_freeze"] = None
         if self.version is not None:
             facts["python_version"] = _answer(self.version)
