@@ -137,7 +137,8 @@ def test_hostile_task_files_are_notes_on_their_task(reporting: Repo) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     for note in ("bomb: metrics.yaml: not readable YAML", "bomb: results/loss.csv is not UTF-8", "list: metrics.json holds list",
-                 "big.csv is 18,874,370 bytes, over the 16,777,216-byte limit", "deep: metrics.json: nested too deeply",
+                 "big.csv is 18,874,370 bytes, over the 16,777,216-byte limit",
+                 "deep: metrics.json: not readable JSON (JSON document nests arrays and objects deeper than 32 levels)",
                  "link: metrics.json is a symbolic link: not followed"):
         assert note in proc.stderr, note
     summary = (reporting.path / "reports/summary/tasks.json").read_text()

@@ -252,35 +252,15 @@ def load_document(path: str, data: bytes) -> Any:
     """A JSON or YAML file's value within the limits (ValueError with the reason otherwise)."""
     from dlgit import safeyaml
 
+    kind = "JSON" if path.endswith(".json") else "YAML"
     try:
-        text = data.decode("utf-8")
+        if kind == "JSON":
+            return safeyaml.load_json(data, max_bytes=MAX_SMALL_FILE, max_depth=MAX_DEPTH)
+        return safeyaml.load(data, max_bytes=MAX_SMALL_FILE, max_depth=MAX_DEPTH)
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
-    if path.endswith(".json"):
-        try:
-            value = json.loads(text)
-        except RecursionError:
-            raise ValueError("nested too deeply") from None
-        except ValueError as exc:
-            raise ValueError(f"not valid JSON ({exc})") from None
-        if _depth(value) > MAX_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-        return value
-    try:
-        return safeyaml.load(text, max_bytes=MAX_SMALL_FILE, max_depth=MAX_DEPTH)
-    except Exception as exc:  # YAML errors and limits alike: the file is one note
-        raise ValueError(f"not readable YAML ({safeyaml.reason(exc)})") from None
-
-
-def _depth(value: Any) -> int:
-    depth, level = 0, [value]
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            return depth
-        level = [item for node in level if isinstance(node, (dict, list))
-                 for item in (node.values() if isinstance(node, dict) else node)]
-    return depth
+    except Exception as exc:  # parse errors and limits alike: the file is one note
+        raise ValueError(f"not readable {kind} ({safeyaml.reason(exc)})") from None
 
 
 def flat_scalars(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
