@@ -263,15 +263,9 @@ def load_document(path: str, data: bytes) -> Any:
         raise ValueError(f"not readable {kind} ({safeyaml.reason(exc)})") from None
 
 
-def flat_scalars(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted keys; a list or other non-scalar as its JSON text."""
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(item, dict) and item:
-            flat.update(flat_scalars(item, dotted + "."))
-        elif item is None or isinstance(item, (bool, int, float, str)):
-            flat[dotted] = item
-        else:
-            flat[dotted] = json.dumps(item, default=str, ensure_ascii=False, sort_keys=True)
-    return flat
+def flat_scalars(value: dict[str, Any]) -> dict[str, Any]:
+    """`dlgit tasks`' flattening (dotted keys), a list or other non-scalar as its JSON text: one CSV cell."""
+    from dlgit.tasks.table import flatten
+
+    return {key: item if item is None or isinstance(item, (bool, int, float, str))
+            else json.dumps(item, default=str, ensure_ascii=False, sort_keys=True) for key, item in flatten(value).items()}
