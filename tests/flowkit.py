@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from conftest import Repo
+from histories import isolated_git
 
 CRASH = "DLGIT_TEST_CRASH_AFTER_STEP"
 CONFLICT = 3
@@ -59,3 +61,21 @@ def commits(repo: Repo) -> set[str]:
     """Every commit reachable from a ref or named in the reflogs (a commit is lost when it is in neither)."""
     reachable = repo.git("rev-list", "--all", "--reflog").stdout.split()
     return set(reachable)
+
+
+def released_dvc_repo(path: Path, trainer: str, config_extra: str = "") -> Repo:
+    """`dlgit init --dvc` in a new folder, `trainer` as the template's train.py (`config_extra`
+    appended to its config.yaml), released once so that main and dev hold it; main checked out."""
+    with isolated_git(path.parent / f"{path.name}-home"):
+        repo = Repo(path)
+        repo.path.mkdir()
+        ok(repo.dlgit("init", "--dvc"))
+        repo.git("switch", "-q", "dev")
+        repo.write("tasks/main/train.py", trainer)
+        config = repo.path / "tasks/main/config.yaml"
+        config.write_text(config.read_text() + config_extra)
+        repo.write("model/net.py", "NET = 1\n")
+        repo.commit("feat: a trainer")
+        ok(repo.dlgit("release"))
+        repo.git("switch", "-q", "main")
+    return repo

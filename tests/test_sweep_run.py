@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import Repo, setup_commit
-from flowkit import flow, ok
-from histories import isolated_git
+from flowkit import flow, ok, released_dvc_repo
 
 from dlgit.tasks import lock
 from dlgit.tasks import sweep as sw
@@ -262,18 +261,7 @@ with open("metrics.json", "w") as out:
 
 @pytest.fixture
 def dvc_repo(tmp_path: Path) -> Repo:
-    with isolated_git(tmp_path / "home"):
-        repo = Repo(tmp_path / "repo")
-        repo.path.mkdir()
-        ok(repo.dlgit("init", "--dvc"))
-        repo.git("switch", "-q", "dev")
-        repo.write("tasks/main/train.py", BIG_SCRIPT)
-        config = repo.path / "tasks/main/config.yaml"
-        config.write_text(config.read_text() + "lr: 0.1\n")
-        repo.commit("feat: a trainer")
-        ok(repo.dlgit("release"))
-        repo.git("switch", "-q", "main")
-        yield repo
+    return released_dvc_repo(tmp_path / "repo", BIG_SCRIPT, "lr: 0.1\n")
 
 
 def test_finish_task_over_a_sweep_and_the_tasks_rows(dvc_repo: Repo) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Repo
-from flowkit import CONFLICT, commits, flow, killed, ok, picture, steps_of
-from histories import isolated_git
+from flowkit import CONFLICT, commits, flow, killed, ok, picture, released_dvc_repo, steps_of
 
 TRAIN = '''\
 import os, sys, time
@@ -46,19 +45,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`dlgit init --dvc` in an empty folder, a train.py that logs through tqdm and writes a big
     checkpoint, lr in the template config; released once so that main and dev hold it."""
     root = tmp_path_factory.mktemp("tasks")
-    with isolated_git(root / "home"):
-        repo = Repo(root / "repo")
-        repo.path.mkdir()
-        ok(repo.dlgit("init", "--dvc"))
-        repo.git("switch", "-q", "dev")
-        repo.write("tasks/main/train.py", TRAIN)
-        config = repo.path / "tasks/main/config.yaml"
-        config.write_text(config.read_text() + "lr: 0.1         # the learning rate\noptimizer:\n  momentum: 0.9  # SGD\n")
-        repo.write("model/net.py", "NET = 1\n")
-        repo.commit("feat: a trainer")
-        ok(repo.dlgit("release"))
-        repo.git("switch", "-q", "main")
-    return root / "repo"
+    extra = "lr: 0.1         # the learning rate\noptimizer:\n  momentum: 0.9  # SGD\n"
+    return released_dvc_repo(root / "repo", TRAIN, extra).path
 
 
 @pytest.fixture

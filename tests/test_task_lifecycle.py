@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Repo
-from flowkit import ok
-from histories import isolated_git
+from flowkit import ok, released_dvc_repo
 
 TRAINER = '''\
 import json, os, sys, yaml
@@ -42,17 +41,7 @@ def task_branches(repo: Repo) -> list[str]:
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lifecycle")
-    with isolated_git(root / "home"):
-        repo = Repo(root / "repo")
-        repo.path.mkdir()
-        ok(repo.dlgit("init", "--dvc"))
-        repo.git("switch", "-q", "dev")
-        repo.write("tasks/main/train.py", TRAINER)
-        repo.write("model/net.py", "NET = 1\n")
-        repo.commit("feat: a trainer")
-        ok(repo.dlgit("release"))
-        repo.git("switch", "-q", "main")
-    return root / "repo"
+    return released_dvc_repo(root / "repo", TRAINER).path
 
 
 @pytest.fixture
