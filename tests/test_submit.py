@@ -380,3 +380,11 @@ def test_values_that_would_break_the_sbatch_script_are_refused(options: submit.O
 def test_states_from_the_scheduler_and_the_outcome_files(live: str | None, outcome: dict[str, Any] | None, cancelled: bool,
                                                          state: str) -> None:
     assert jobs._outcome_state(outcome, cancelled, live) == state
+
+
+def test_two_submissions_in_one_second_get_their_own_folders(tmp_path: Path) -> None:
+    """The folder is named by the second: a second submission in it gets `-01`, sorted after the first."""
+    base = tmp_path / "jobs" / "task-x" / "20261202T100130"
+    made = [submit.claim_folder(base) for _ in range(3)]
+    assert [path.name for path in made] == ["20261202T100130", "20261202T100130-01", "20261202T100130-02"]
+    assert sorted(made) == made and all(path.is_dir() for path in made)

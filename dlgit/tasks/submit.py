@@ -237,7 +237,21 @@ def submit(options: Options, cwd: Path | str | None = None) -> int:
     name = parse_branch(task.branch, settings).desc or task.branch
     if options.dry_run:
         return _print_plan(task, resolved, name, elements, folder)
+    folder = claim_folder(folder)
     return _submit(task, resolved, executor_for(resolved, folder, name), elements, folder, dirty)
+
+
+def claim_folder(folder: Path) -> Path:
+    """`folder` made new, or, when a submission in the same second has it, `<folder>-01`… (which sort after it)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(100):
+        claimed = folder if attempt == 0 else folder.with_name(f"{folder.name}-{attempt:02d}")
+        try:
+            claimed.mkdir()
+        except FileExistsError:
+            continue
+        return claimed
+    raise UsageError(f"{folder} and 99 more submission folders of this second exist already; submit again in a second.")
 
 
 def _commands(elements: Sequence[str | None]) -> list[str]:
