@@ -624,16 +624,13 @@ def test_config_with_nested_aliases_is_reported_briefly(server: Repo, work: Repo
     assert len(bomb) < 1000
     commit(work, "task: start lr0.1", {f"tasks/{NEW_TASK}/config.yaml": bomb})
     guards = Guards()
-    started = time.perf_counter()
     proc = push(work, NEW_TASK)
     guards.push(proc, "task-config", f"tasks/{NEW_TASK}/config.yaml")
-    if len(proc.stderr) > 20_000 or time.perf_counter() - started > 1.5:
-        guards.through.append(f"pre-receive: {len(proc.stderr):,} bytes of output in {time.perf_counter() - started:.1f} s")
-    started = time.perf_counter()
     code, out = check(work)
     guards.check((code, out), "task-config", f"tasks/{NEW_TASK}/config.yaml")
-    if len(out) > 20_000 or time.perf_counter() - started > 1.0:
-        guards.through.append(f"dlgit check: {len(out):,} bytes of output in {time.perf_counter() - started:.1f} s")
+    for who, said in (("pre-receive", proc.stderr), ("dlgit check", out)):
+        if len(said) > 20_000 or "more than 100,000 values" not in said:  # the bounded loader stopped at its limit
+            guards.through.append(f"{who}: {len(said):,} bytes of output, not the loader's limit:\n{said[-1500:]}")
     guards.verify()
 
 
@@ -645,12 +642,6 @@ def test_config_with_a_few_aliases_passes(work: Repo, check: Check) -> None:
     assert code == 0, out
 
 
-def _time_check(check: Check, work: Repo) -> tuple[float, int, str]:
-    started = time.perf_counter()
-    code, out = check(work)
-    return time.perf_counter() - started, code, out
-
-
 def _lower_size_limit(server: Repo, work: Repo, limit: int) -> None:
     """main's .dlgit.yaml sets large_files.max_bytes (put on the server as an admin would: no hook)."""
     commit(work, "chore: smaller files", {".dlgit.yaml": f"large_files:\n  max_bytes: {limit}\n"})
@@ -660,20 +651,17 @@ def _lower_size_limit(server: Repo, work: Repo, limit: int) -> None:
 
 def test_huge_task_config_is_refused_without_being_parsed(server: Repo, work: Repo, check: Check) -> None:
     """large-file refuses a config over the size limit (here 512 KiB, as 100 MB would take minutes
-    today); parsing it as well must cost next to nothing beside sizing a plain file that big."""
+    today) without parsing it: its last line is broken YAML, which task-config would report."""
     _lower_size_limit(server, work, 512 * 1024)
     work.git("switch", "-q", "-c", NEW_TASK, "main")
     keys = "".join(f"k{i}: {i}\n" for i in range(600_000 // 10))
     folder = f"tasks/{NEW_TASK}"
-    commit(work, "task: a plain big file", {f"{folder}/config.yaml": task_config("0.2.0"), f"{folder}/notes.txt": keys})
-    plain, _, _ = _time_check(check, work)
-    work.git("reset", "-q", "--hard", "HEAD~1")
-    commit(work, "task: a big config", {f"{folder}/config.yaml": task_config("0.2.0") + keys})
-    parsed, code, out = _time_check(check, work)
+    commit(work, "task: a big config", {f"{folder}/config.yaml": task_config("0.2.0") + keys + "broken: [\n"})
+    code, out = check(work)
     guards = Guards()
     guards.check((code, out), "large-file", f"{folder}/config.yaml")
-    if parsed > plain + 0.25:
-        guards.through.append(f"dlgit check: {parsed:.2f} s with the big config, {plain:.2f} s with a plain file of its size")
+    if "task-config" in out:
+        guards.through.append(f"dlgit check parsed the big config:\n{out[-1500:]}")
     guards.verify()
 
 
