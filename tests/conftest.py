@@ -175,3 +175,20 @@ def start_task(repo: Repo, name: str = TASK) -> str:
     repo.write(f"tasks/{name}/train.py", "print('train')\n")
     setup_commit(repo, "task: start", f"tasks/{name}")
     return name
+
+
+class Work:
+    """The Python calls made inside the block, counted with sys.setprofile: a measure of work that
+    no machine's load changes (the guide: targets live in bench/, not in timed unit tests)."""
+
+    def __enter__(self) -> Work:
+        self.calls = 0
+        sys.setprofile(self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setprofile(None)
+
+    def _count(self, frame: object, event: str, arg: object) -> None:
+        if event in ("call", "c_call"):
+            self.calls += 1

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 import sysconfig
 import tracemalloc
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import Work
 
 from dlgit import safeyaml
 from dlgit.safeyaml import YamlLimitError
@@ -25,23 +25,6 @@ def laughs(levels: int) -> str:
     lines = ['a0: &a0 "lol"']
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
     return "\n".join(lines) + "\n"
-
-
-class Work:
-    """The Python calls made inside the block, counted with sys.setprofile: a measure of work that
-    no machine's load changes (the guide: targets live in bench/, not in timed unit tests)."""
-
-    def __enter__(self) -> Work:
-        self.calls = 0
-        sys.setprofile(self._count)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        sys.setprofile(None)
-
-    def _count(self, frame: Any, event: str, arg: Any) -> None:
-        if event in ("call", "c_call"):
-            self.calls += 1
 
 
 def refused(call: Callable[[], Any], traced: bool = True) -> tuple[YamlLimitError, int, int]:
