@@ -1362,6 +1362,44 @@ def test_push_recomputing_merges_within_the_limit_passes(server: Repo, work: Rep
     accepted(push(work, "feature-many"))
 
 
+def _many_refs_stdin(server: Repo, work: Repo, name: str, refs: int) -> str:
+    """`refs` new feature branches off dev with an annotated tag on each tip, their objects put on the
+    server without any ref: the pre-receive stdin of pushing them all at once."""
+    lines = []
+    for i in range(refs):
+        work.git("switch", "-q", "-c", f"feature-{name}{i}", "dev")
+        tip = commit(work, f"feat: {name}{i}", {f"model/{name}{i}.py": f"M = {i}\n"})
+        work.git("tag", "-a", "-m", f"mark {i}", f"{name}-{i}")
+        lines += [f"{'0' * 40} {tip} refs/heads/feature-{name}{i}", f"{'0' * 40} {work.head(f'{name}-{i}')} refs/tags/{name}-{i}"]
+    server.git("fetch", "-q", str(work.path), f"refs/tags/{name}-*:refs/objects-only/{name}-*")
+    for ref in server.git("for-each-ref", "--format=%(refname)", "refs/objects-only").stdout.split():
+        server.git("update-ref", "-d", ref)
+    return "\n".join(lines) + "\n"
+
+
+def test_pushing_many_branches_and_tags_starts_as_many_git_processes_as_a_few(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """One read of the tips, one peel, one reachability walk, one gather, one sizing of the tag objects:
+    the git processes pre-receive starts do not grow with the number of refs."""
+    started = {}
+    for name, refs in (("first", 1), ("few", 2), ("many", 8)):  # the first run also pins the server's settings
+        trace = tmp_path / f"trace-{name}"
+        hook = server.dlgit("hook", "pre-receive", input=_many_refs_stdin(server, work, name, refs), env={"GIT_TRACE": str(trace)})
+        assert hook.returncode == 0, hook.stderr
+        started[refs] = trace.read_text().count("trace: built-in: git ")
+    assert started[2] == started[8], started
+
+
+def test_a_huge_tag_on_a_commit_no_branch_holds_is_refused(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "side", "dev")
+    commit(work, "feat: loose", {"model/loose.py": "L = 1\n"})
+    story = work.path.parent / "story.txt"
+    story.write_text("notes\n\n" + "word " * (300 * 1024 // 5))
+    work.git("tag", "-a", "loose", "-F", str(story))
+    proc = push(work, "refs/tags/loose")
+    assert proc.returncode == 1 and "release-tag" in proc.stderr and "at most 262,144" in proc.stderr, proc.stderr
+    assert ref_on(server, "refs/tags/loose") is None
+
+
 def test_task_core_edited_in_a_merge_then_put_back_cannot_reach_main(server: Repo, work: Repo, check: Check) -> None:
     """The round-2 reproducer whole: the evil merge, results on that core, a second merge of main that
     puts the core back, the task merged into main (the task branch itself never pushed)."""
