@@ -1498,6 +1498,69 @@ def test_hotfix_with_gitattributes_and_a_one_line_fix_passes(server: Repo, work:
     _ship_hotfix(server, work, check, "hotfix-attrs", None)
 
 
+# the attributes a work tree or a judged commit could carry to change how git merges or diffs
+ATTRIBUTES = {"merge-binary": "*.py merge=binary\n", "no-diff": "*.py -diff\n", "textconv": "*.py diff=x\n", "union": "*.py merge=union\n"}
+_CONTEXT = "".join(f"C_{i} = {i}\n" for i in range(8))
+
+
+def _merge_into_dev_with_attributes(work: Repo, attributes: str, same_line: bool, recorded: str | None) -> None:
+    """On dev, with `.gitattributes` committed (judged content, checked out in the work tree) and a
+    textconv for `diff=x` configured here: a feature and dev edit model/attr.py (apart, or on the same
+    line), and the merge of the feature records `recorded` as model/attr.py (None: git's own merge)."""
+    work.git("config", "diff.x.textconv", "sed s/BACKDOOR.*//")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: attributes", {".gitattributes": attributes, "model/attr.py": f"TOP = 0\n{_CONTEXT}END = 0\n"})
+    work.git("switch", "-q", "-c", "feature-attr")
+    commit(work, "feat: top", {"model/attr.py": f"TOP = 1\n{_CONTEXT}END = 0\n"})
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: end", {"model/attr.py": f"TOP = {2 if same_line else 0}\n{_CONTEXT}END = {0 if same_line else 2}\n"})
+    work.git("merge", "-q", "--no-ff", "--no-commit", "--no-verify", "feature-attr", check=False)
+    work.write("model/attr.py", recorded if recorded is not None else f"TOP = 1\n{_CONTEXT}END = 2\n")
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'feature-attr' into dev")
+
+
+def _judged_everywhere(server: Repo, work: Repo, check: Check, rule: Rule | None, *items: Item) -> None:
+    """pre-push (dlgit's own hook in the clone), `dlgit check` there, and the server's pre-receive."""
+    guards = Guards()
+    before = server.head("dev")
+    guards.check(check(work), rule, *items) if rule else guards.expect("check", check(work)[0], "", None, exit_code=0)
+    install_hooks(work)
+    pushed = work.git("push", "origin", "dev", "feature-attr", check=False)
+    guards.expect("pre-push", pushed.returncode, pushed.stderr, rule, *items, exit_code=1 if rule else 0)
+    if rule:
+        guards.push(push(work, "dev", "feature-attr"), rule, *items)
+        guards.unchanged(server, "refs/heads/dev", before)
+    guards.verify()
+
+
+@pytest.mark.parametrize("attributes", list(ATTRIBUTES.values()), ids=list(ATTRIBUTES))
+def test_evil_merge_behind_gitattributes_is_refused_in_a_clone_as_on_the_server(server: Repo, work: Repo, check: Check,
+                                                                                 attributes: str) -> None:
+    """The merge adds a line where git merges cleanly; `merge=binary` made git's merge a conflict (whose
+    resolution may hold anything on dev), `-diff` or a textconv would hide the line from the diff."""
+    _merge_into_dev_with_attributes(work, attributes, same_line=False, recorded=f"TOP = 1\n{_CONTEXT}BACKDOOR = 1\nEND = 2\n")
+    _judged_everywhere(server, work, check, "merge-direction", "model/attr.py")
+
+
+@pytest.mark.parametrize("attributes", list(ATTRIBUTES.values()), ids=list(ATTRIBUTES))
+def test_honest_merges_beside_gitattributes_pass_in_a_clone_as_on_the_server(server: Repo, work: Repo, check: Check,
+                                                                             attributes: str) -> None:
+    """git's own merge, and a conflict on one line resolved to one side (`merge=union` would have
+    merged it cleanly, keeping both lines, and turned the resolution into an evil merge)."""
+    _merge_into_dev_with_attributes(work, attributes, same_line=False, recorded=None)
+    work.git("switch", "-q", "-c", "feature-attr-2", "dev")
+    commit(work, "feat: top again", {"model/attr.py": f"TOP = 3\n{_CONTEXT}END = 2\n"})
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: top here", {"model/attr.py": f"TOP = 4\n{_CONTEXT}END = 2\n"})
+    work.git("merge", "-q", "--no-ff", "--no-commit", "--no-verify", "feature-attr-2", check=False)
+    work.write("model/attr.py", f"TOP = 3\n{_CONTEXT}END = 2\n")
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'feature-attr-2' into dev")
+    _judged_everywhere(server, work, check, None)
+    accepted(push(work, "dev", "feature-attr", "feature-attr-2"))
+
+
 def _release_a_big_module(server: Repo, work: Repo) -> None:
     """A 1,000-line module released onto main the honest way."""
     work.git("switch", "-q", "dev")
