@@ -1685,6 +1685,23 @@ def test_commit_and_tag_messages_of_20_mb_are_refused(server: Repo, work: Repo, 
     guards.verify()
 
 
+def test_a_release_tag_of_300_kib_is_refused_by_check_as_by_the_server(server: Repo, work: Repo, check: Check) -> None:
+    """`dlgit check` judges the release tags pointing into its range: their size too."""
+    bump(work, "0.3.0")
+    story = work.path.parent / "story.txt"
+    story.write_text("release 0.3.0\n\n" + "word " * (300 * 1024 // 5))
+    work.git("tag", "-a", "-F", str(story), "v0.3.0")
+    guards = Guards()
+    guards.check(check(work), "release-tag", "at most 262,144")
+    guards.push(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False), "release-tag",
+                "at most 262,144")
+    guards.unchanged(server, "refs/tags/v0.3.0", None)
+    guards.verify()
+    work.git("tag", "-f", "-a", "-m", "release 0.3.0\n\n" + "word " * 2000, "v0.3.0")
+    assert check(work)[0] == 0
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+
+
 def test_commit_and_tag_messages_of_ordinary_length_pass(server: Repo, work: Repo) -> None:
     work.git("switch", "-q", "-c", "feature-story", "dev")
     commit(work, "feat: a story\n\n" + "word " * 2000, {"model/story.py": "STORY = 1\n"})

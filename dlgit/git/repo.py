@@ -238,6 +238,16 @@ class Git:
             found.append((name, peeled or sha))
         return found
 
+    def tags(self) -> list[tuple[str, str, int | None]]:
+        """(refname, commit sha, the size of its tag object: None for a lightweight tag) of every tag, peeled
+        like `refs` (one `for-each-ref`)."""
+        data = self.run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)%00%(objectsize)", "refs/tags/").stdout
+        found = []
+        for line in fsdecode(data).splitlines():
+            name, sha, peeled, size = line.split("\0")
+            found.append((name, peeled or sha, int(size) if peeled and size.isdigit() else None))
+        return found
+
     def rev_parse_range(self, spec: str) -> list[str] | None:
         """The revisions a range names (tips as shas, exclusions as ^sha); None when git cannot read it."""
         proc = self.run("rev-parse", "--end-of-options", spec, "--", check=False)
