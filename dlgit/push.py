@@ -84,7 +84,12 @@ def pre_push(remote: str | None, stdin: TextIO) -> int:
 def pre_receive(stdin: TextIO) -> int:
     repo = Git.open()
     updates = [_pre_receive_line(number, line) for number, line in _lines(stdin)]
-    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo, server=True))
+    code = judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo, server=True))
+    if code == 0:  # accepted: the hook that guards release tags is in place while a push carries one, and only then
+        from dlgit import install
+
+        install.place_tag_guard(repo, any(tag_version(u.ref) and not is_zero(u.new) for u in updates))
+    return code
 
 
 def _lines(stdin: TextIO) -> list[tuple[int, str]]:

@@ -1129,6 +1129,82 @@ def test_a_release_tag_pushed_before_its_main_is_refused_then_passes_with_it(ser
     assert _on_main(server, server.head("v0.3.0^{commit}"))
 
 
+def _guard(server: Repo) -> Path:
+    return server.path / "hooks" / "reference-transaction"
+
+
+def _release(work: Repo, version: str) -> None:
+    work.git("switch", "-q", "main")
+    bump(work, version)
+    work.git("tag", "-a", "-m", f"release {version}", f"v{version}")
+
+
+def test_the_tag_guard_is_in_place_only_while_a_push_carries_a_release_tag(server: Repo, work: Repo) -> None:
+    """git starts the reference-transaction hook for every ref of a push: pre-receive puts it in place for
+    a push that carries a release tag, post-receive clears that push's mark, the next push takes it away."""
+    _install_server(server)
+    work.git("switch", "-q", "-c", "feature-a", "dev")
+    commit(work, "feat: a", {"model/a.py": "A = 1\n"})
+    untagged, tagged = work.path.parent / "untagged-trace", work.path.parent / "tagged-trace"  # the server's hooks run in them too
+    accepted(work.git("push", "--no-verify", "origin", "feature-a", check=False, env={"GIT_TRACE": str(untagged)}))
+    assert not _guard(server).exists() and "hooks/reference-transaction" not in untagged.read_text()
+    _release(work, "0.3.0")
+    accepted(work.git("push", "--no-verify", "origin", "main", "refs/tags/v0.3.0", check=False, env={"GIT_TRACE": str(tagged)}))
+    assert _guard(server).exists() and "hooks/reference-transaction prepared" in tagged.read_text()
+    assert not any((server.path / "dlgit" / "tag-pushes").iterdir())  # post-receive took the push's mark away
+    work.git("switch", "-q", "feature-a")
+    commit(work, "feat: a again", {"model/a.py": "A = 2\n"})
+    accepted(push(work, "feature-a"))
+    assert not _guard(server).exists()
+
+
+def test_a_push_under_way_keeps_the_tag_guard_until_its_mark_is_long_over(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    _release(work, "0.3.0")
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+    marks = server.path / "dlgit" / "tag-pushes"
+    (marks / str(os.getpid())).write_bytes(b"")  # a tagged push whose receive-pack still runs
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    (marks / dead).write_bytes(b"")  # one whose process is gone, an hour ago
+    os.utime(marks / dead, (time.time() - 3700, time.time() - 3700))
+    work.git("switch", "-q", "-c", "feature-a", "dev")
+    commit(work, "feat: a", {"model/a.py": "A = 1\n"})
+    accepted(push(work, "feature-a"))
+    assert _guard(server).exists() and sorted(p.name for p in marks.iterdir()) == [str(os.getpid())]
+    (marks / str(os.getpid())).unlink()
+    commit(work, "feat: a again", {"model/a.py": "A = 2\n"})
+    accepted(push(work, "feature-a"))
+    assert not _guard(server).exists()
+
+
+def test_an_admin_s_own_reference_transaction_hook_is_left_alone(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    _guard(server).write_text("#!/bin/sh\nexit 0\n")
+    _guard(server).chmod(0o755)
+    work.git("switch", "-q", "-c", "feature-a", "dev")
+    commit(work, "feat: a", {"model/a.py": "A = 1\n"})
+    accepted(push(work, "feature-a"))
+    _release(work, "0.3.0")
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+    assert _guard(server).read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_a_tagged_push_is_refused_when_its_guard_cannot_be_put_in_place(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    hooks = server.path / "hooks"
+    hooks.chmod(0o555)
+    try:
+        _release(work, "0.3.0")
+        proc = work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False)
+    finally:
+        hooks.chmod(0o755)
+    if os.geteuid() == 0:  # root writes anywhere: the guard is in place
+        accepted(proc)
+        return
+    assert proc.returncode != 0 and "cannot be put in place" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert ref_on(server, "refs/tags/v0.3.0") is None
+
+
 # --- issue 16 item 7: a new task branch brings only its own folder --------------------------------
 
 

@@ -243,7 +243,8 @@ def test_install_server_sets_up_the_server_repository(tmp_path: Path) -> None:
     Repo(tmp_path).git("init", "-q", "--bare", str(server.path))
     result = server.dlgit("install", "--server")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert installed(server.path / "hooks") == ["pre-receive", "reference-transaction"]
+    assert installed(server.path / "hooks") == ["post-receive", "pre-receive"]  # reference-transaction: only while a tag is pushed
+    assert (server.path / "dlgit" / "reference-transaction").is_file()
     assert server.git("config", "receive.fsckObjects").stdout.strip() == "true"
     assert server.git("config", "core.logAllRefUpdates").stdout.strip() == "always"
     assert server.git("config", "gc.reflogExpire").stdout.strip() == "never"
@@ -251,7 +252,7 @@ def test_install_server_sets_up_the_server_repository(tmp_path: Path) -> None:
     pinned = server.path / "dlgit" / "server-settings.yaml"
     assert "the defaults (no refs/heads/main yet)" in pinned.read_text()
     again = server.dlgit("install")  # in a bare repository: the server's set-up, the pin kept
-    assert again.returncode == 0 and "kept" in again.stdout and again.stdout.count("already installed") == 2
+    assert again.returncode == 0 and "kept" in again.stdout and again.stdout.count("already installed") == 3
     work = Repo(tmp_path / "work")
     Repo(tmp_path).git("clone", "-q", str(server.path), str(work.path))
     work.git("switch", "-q", "-c", "main")
