@@ -735,20 +735,75 @@ def _flow_lines(repo: Git, color: bool) -> list[str]:
             "  go on: dlgit continue    go back: dlgit abort"]
 
 
+def _transaction_line(setup: Setup, settings: config.Settings) -> tuple[HookLine, list[str]]:
+    """The clone's reference-transaction hook, which guards fast-forwards of main and dev by the names it was
+    written with, and the fix when those are not the settings' any more."""
+    hook = setup.hooks_dir / TAG_GUARD
+    state, names = classify(hook), (settings.main, settings.dev)
+    if state is State.MISSING:
+        return HookLine(TAG_GUARD, state, True, f"a fast-forward of {names[0]} or {names[1]} (`git merge --ff-only`, `git branch -f`) "
+                        "is judged only by pre-push and the server (`dlgit install` writes it)"), []
+    if state is not State.DLGIT:
+        return HookLine(TAG_GUARD, state, True), []
+    if "\n".join(transaction_filter(names, server=False)) in (_read(hook) or b"").decode(errors="replace"):
+        return HookLine(TAG_GUARD, state, True, f"up to date: guards fast-forwards of {names[0]} and {names[1]}"), []
+    note = (f"stale: written for other branch names than {names[0]} and {names[1]} (branches.main, branches.dev in "
+            f"{config.CONFIG_FILE}), so it guards the old ones")
+    fix = f"rm {quote(str(hook))}" if setup.uses_framework else "dlgit install   # rewrites the hook for the settings' branch names"
+    return HookLine(TAG_GUARD, state, False, note), [fix]
+
+
+def _server_status(setup: Setup, color: bool) -> int:
+    """`dlgit status` in a server's (bare) repository: its hooks, the tag guard's template, the pinned settings."""
+    from dlgit import server
+
+    repo = setup.repo
+    pinned = server.pinned_path(repo)
+    raw = _read(pinned)
+    settings = config.from_bytes(raw, str(pinned)) if raw is not None else config.Settings()
+    out = [report.paint("server", "bold", color), f"  folder: {setup.hooks_dir}",
+           f"  settings: {f'pinned in {pinned}' if raw is not None else 'not pinned yet (the first push pins main as it is)'}"]
+    broken = []
+    for name in SERVER_HOOKS:
+        line = _hook_line(setup, name, set())
+        broken += [] if line.state is State.DLGIT else [name]
+        shown = report.paint(line.state.value, "green" if line.state is State.DLGIT else "red", color)
+        out.append(f"  {name:<22} {shown}" + (f" — {line.note}" if line.note and name != "post-receive" else ""))
+    template = _read(guard_template(repo))
+    wanted = "\n".join(transaction_filter((settings.main, settings.dev), server=True))
+    placed = "in place now" if _exists(setup.hooks_dir / TAG_GUARD) else "not in place now"
+    if template is None:
+        broken.append(TAG_GUARD)
+        guard = report.paint("no template", "red", color) + f" (an older set-up: `dlgit install --server` writes {guard_template(repo)})"
+    elif wanted not in template.decode(errors="replace"):
+        broken.append(TAG_GUARD)
+        guard = report.paint("stale", "red", color) + f" (written by another dlgit: {guard_template(repo)})"
+    else:
+        guard = report.paint("up to date", "green", color) + " — put in place by pre-receive only while a push carries a release tag"
+    out.append(f"  {TAG_GUARD:<22} {guard} ({placed})")
+    if broken:
+        out += ["", report.paint("fix:", "bold", color), f"  cd {quote(str(repo.common_dir))} && dlgit install --server"]
+    print("\n".join(out))
+    return 1 if broken else 0
+
+
 def status() -> int:
     setup = inspect()
-    settings = config.load(setup.repo.root)
     color = report.use_color(sys.stdout)
+    if setup.repo.root is None:
+        return _server_status(setup, color)
+    settings = config.load(setup.repo.root)
     configured = _configured_ids(setup)
     lines = [_hook_line(setup, name, configured) for name in CLIENT_HOOKS]
+    transaction, transaction_fix = _transaction_line(setup, settings)
     mode = f"pre-commit framework ({setup.framework_reason})" if setup.uses_framework else "dlgit's own hook scripts"
     out = [report.paint("branch", "bold", color), *_branch_lines(setup.repo, settings), "", report.paint("hooks", "bold", color),
            f"  folder: {setup.hooks_dir}", f"  set-up: {mode}"]
-    for line in lines:
+    for line in (*lines, transaction):
         shown = report.paint(line.state.value, "green" if line.covered else "red", color)
         out.append(f"  {line.name:<17} {shown}" + (f" — {line.note}" if line.note else ""))
     out += _flow_lines(setup.repo, color)
-    fixes = _fixes(setup, lines, configured)
+    fixes = _fixes(setup, lines, configured) + transaction_fix
     if fixes:
         out += ["", *_pitfall(lines), report.paint("fix:", "bold", color), *(f"  {part}" for fix in fixes for part in fix.splitlines())]
     else:

@@ -1205,6 +1205,31 @@ def test_a_tagged_push_is_refused_when_its_guard_cannot_be_put_in_place(server: 
     assert ref_on(server, "refs/tags/v0.3.0") is None
 
 
+def test_the_tag_guard_follows_the_adopted_main(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """Adopting settings whose main is trunk: the hook pre-receive puts in place judges a tag by trunk as
+    the transaction leaves it (its sh lines bake no branch name), and status says it is up to date."""
+    settings = tmp_path / "trunk.yaml"
+    settings.write_text("branches:\n  main: trunk\n")
+    server.git("branch", "trunk", "main")
+    adopted = _install_server(server, "--adopt", str(settings))
+    assert "reference-transaction" in adopted.stdout
+    _release(work, "0.3.0")
+    server.git("fetch", "-q", str(work.path), "refs/tags/v0.3.0:refs/objects-only/tag")
+    server.git("update-ref", "-d", "refs/objects-only/tag")
+    tag, commit_ = work.head("v0.3.0"), work.head("main")
+    lines = f"{server.head('trunk')} {commit_} refs/heads/trunk\n{'0' * 40} {tag} refs/tags/v0.3.0\n"
+    hook = server.path / "dlgit" / "reference-transaction"
+
+    def run(stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(hook), "prepared"], cwd=server.path, input=stdin, capture_output=True, text=True, check=False)
+
+    assert run(lines).returncode == 0, run(lines).stderr  # trunk moves onto the tagged commit in the same transaction
+    alone = run(lines.split("\n", 1)[1])
+    assert alone.returncode == 1 and "not on trunk as this update leaves it" in alone.stderr, alone.stderr
+    status = server.dlgit("status")
+    assert status.returncode == 0 and "reference-transaction  up to date" in status.stdout, status.stdout
+
+
 # --- issue 16 item 7: a new task branch brings only its own folder --------------------------------
 
 
