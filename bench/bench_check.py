@@ -29,7 +29,8 @@ the same over an existing repository (a clone of pallets/click or psf/requests: 
 
 **many refs** (`--history refs`, also part of `both`): a push of 1,000 new branches (one commit each)
 and 1,000 tags to a server with `dlgit install --server`, beside the same push to a server without
-hooks; target: dlgit adds <= 3 s.
+hooks and to one with a no-op reference-transaction hook (git's own floor for such a hook), plain and
+--atomic, and the same push carrying a release tag; target: dlgit adds <= 3 s.
 """
 
 from __future__ import annotations
@@ -326,7 +327,8 @@ def measure(label: str, repo: Path, branch: str, runs: int, baseline: str | None
 
 def generate_many_refs(repo: Path, refs: int) -> None:
     """A small main + dev, then REFS feature branches off dev (one commit each) and REFS annotated
-    tags on their tips: what a push of many refs at once brings (a mirror, an import)."""
+    tags on their tips: what a push of many refs at once brings (a mirror, an import); and a release
+    tag v0.1.0 of main kept aside (refs/release/), for the push that carries one."""
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=ENV)
     git = Importer(repo)
     main = git.commit("main", "chore: initial layout", [], {CONFIG: TEMPLATE.format(version="0.1.0"), "model/net.py": "NET = 1\n"})
@@ -334,38 +336,67 @@ def generate_many_refs(repo: Path, refs: int) -> None:
     tips = [git.commit(f"feature-b{i}", f"feat: b{i}", [dev], {f"model/b{i}.py": f"B = {i}\n"}) for i in range(refs)]
     for i, mark in enumerate(tips):
         git.tag(f"mark-{i}", mark)
+    git.tag("v0.1.0", main)
     git.close()
+    subprocess.run(["git", "update-ref", "refs/release/v0.1.0", "refs/tags/v0.1.0"], cwd=repo, check=True, env=ENV)
+    subprocess.run(["git", "update-ref", "-d", "refs/tags/v0.1.0"], cwd=repo, check=True, env=ENV)
+
+
+NOOP_HOOK = "#!/bin/sh\nexit 0\n"  # git's own floor for any reference-transaction hook: one process per run
+RELEASE = "refs/release/v0.1.0:refs/tags/v0.1.0"
+
+
+def _server(repo: Path, setup: str) -> Path:
+    """A fresh server holding main and dev: no hooks, a no-op reference-transaction hook, or `dlgit install --server`."""
+    server = repo.parent / f"{repo.name}-server.git"
+    shutil.rmtree(server, ignore_errors=True)
+    subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True, env=ENV)
+    subprocess.run(["git", "push", "-q", str(server), "main", "dev"], cwd=repo, check=True, env=ENV)
+    if setup == "noop":
+        hook = server / "hooks" / "reference-transaction"
+        hook.write_text(NOOP_HOOK)
+        hook.chmod(0o755)
+    elif setup == "dlgit":
+        subprocess.run([shutil.which("dlgit") or "dlgit", "install", "--server"], cwd=server, check=True, env=ENV, capture_output=True)
+    return server
 
 
 def measure_many_refs(repo: Path, runs: int) -> None:
-    """`git push` of every branch and tag to a server holding main and dev: with dlgit's server
-    hooks (`dlgit install --server`), plain and --atomic, beside a server without hooks; each run
-    onto a fresh server. Without --atomic git runs the reference-transaction hook twice per ref."""
-    dlgit = shutil.which("dlgit") or "dlgit"
-    cases = {"git push, no hooks": (False, []), "git push, dlgit install --server": (True, []),
-             "git push --atomic, no hooks": (False, ["--atomic"]), "git push --atomic, dlgit install --server": (True, ["--atomic"])}
-    samples: dict[str, list[float]] = {label: [] for label in cases}
+    """`git push` of every branch and tag to a server holding main and dev, plain and --atomic: without
+    hooks, with a no-op reference-transaction hook (what any such hook costs: git starts it twice per
+    transaction, and a push without --atomic makes one transaction per ref), with dlgit's server hooks
+    (`dlgit install --server`: pre-receive, and the reference-transaction hook only while a push carries
+    a release tag), and with dlgit's hooks for the same push carrying a release tag too (the guard in
+    place). Each run onto a fresh server."""
+    cases = {}
+    for options in ([], ["--atomic"]):
+        name = "git push --atomic" if options else "git push"
+        cases |= {f"{name}, no hooks": ("none", options, []), f"{name}, no-op reference-transaction hook": ("noop", options, []),
+                  f"{name}, dlgit install --server": ("dlgit", options, []),
+                  f"{name} + a release tag, dlgit install --server": ("dlgit", options, [RELEASE])}
+    samples: dict[str, list[tuple[float, float]]] = {label: [] for label in cases}
     for _ in range(runs):
-        for label, (hooked, options) in cases.items():
-            server = repo.parent / f"{repo.name}-server.git"
-            shutil.rmtree(server, ignore_errors=True)
-            subprocess.run(["git", "init", "-q", "--bare", str(server)], check=True, env=ENV)
-            subprocess.run(["git", "push", "-q", str(server), "main", "dev"], cwd=repo, check=True, env=ENV)
-            if hooked:
-                subprocess.run([dlgit, "install", "--server"], cwd=server, check=True, env=ENV, capture_output=True)
-            started = time.perf_counter()
-            refspecs = ["refs/heads/feature-*", "refs/tags/*"]
+        for label, (setup, options, extra) in cases.items():
+            server = _server(repo, setup)
+            started, cpu = time.perf_counter(), _cpu()
+            refspecs = ["refs/heads/feature-*", "refs/tags/*", *extra]
             subprocess.run(["git", "push", "-q", *options, str(server), *refspecs], cwd=repo, check=True, env=ENV)
-            samples[label].append(time.perf_counter() - started)
+            samples[label].append((time.perf_counter() - started, _cpu() - cpu))
     count = len(subprocess.run(["git", "for-each-ref", "refs/tags"], cwd=repo, capture_output=True, check=True).stdout.splitlines())
     print(f"\nmany refs: a push of {count:,} branches and {count:,} tags; {runs} run(s), load {os.getloadavg()[0]:.1f}")
-    medians = {label: statistics.median(walls) for label, walls in samples.items()}
-    for label, wall in medians.items():
-        print(f"{label:<60} {wall * 1000:>9.0f} ms")
-    plain = medians["git push, dlgit install --server"] - medians["git push, no hooks"]
-    atomic = medians["git push --atomic, dlgit install --server"] - medians["git push --atomic, no hooks"]
-    print(f"dlgit's cost: {atomic:.2f} s with --atomic (target <= 3 s for 1,000 + 1,000), {plain:.2f} s without "
-          "(git starts the reference-transaction hook twice per ref then)")
+    print(f"{'':<60} {'wall':>12} {'CPU':>12}")
+    medians = {label: tuple(statistics.median(column) for column in zip(*runs_, strict=True)) for label, runs_ in samples.items()}
+    for label, (wall, cpu) in medians.items():
+        print(f"{label:<60} {wall * 1000:>9.0f} ms {cpu * 1000:>9.0f} ms")
+    for name in ("git push", "git push --atomic"):
+        bare = medians[f"{name}, no hooks"]
+
+        def cost(label: str, bare: tuple[float, ...] = bare) -> str:
+            return f"{medians[label][0] - bare[0]:.2f} s wall / {medians[label][1] - bare[1]:.2f} s CPU"
+
+        print(f"{name}: dlgit's cost {cost(f'{name}, dlgit install --server')} (target <= 3 s for 1,000 + 1,000); "
+              f"a no-op reference-transaction hook's {cost(f'{name}, no-op reference-transaction hook')}; "
+              f"dlgit's with a release tag {cost(f'{name} + a release tag, dlgit install --server')}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -388,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repo = cached(f"pr-v1-{args.prs}-{args.pr_files}", lambda path: generate_pull_requests(path, args.prs, args.pr_files))
         measure(f"pull-request history ({args.pr_files:,} files in the root tree)", repo, "dev", args.runs, args.baseline)
     if args.history in ("refs", "both"):
-        repo = cached(f"refs-v1-{args.refs}", lambda path: generate_many_refs(path, args.refs))
+        repo = cached(f"refs-v2-{args.refs}", lambda path: generate_many_refs(path, args.refs))
         measure_many_refs(repo, args.runs)
     for spec in args.repo:
         path, _, branch = spec.rpartition(":") if ":" in spec else (spec, "", "main")

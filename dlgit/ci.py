@@ -30,6 +30,7 @@ from typing import NamedTuple
 from dlgit import origin
 from dlgit.errors import UsageError
 from dlgit.git import Git
+from dlgit.git.proc import NO_ATTRIBUTES
 from dlgit.shell import quote
 
 MARKER = "# dlgit-managed CI job"
@@ -42,7 +43,9 @@ zero=0000000000000000000000000000000000000000
 if [ -n "${DLGIT_MR_TARGET:-}" ]; then
   # a merge request: judge the merge it would add to the target branch (the head's name proves nothing)
   base=$(git rev-parse --verify "$DLGIT_MR_BASE^{commit}")
-  tree=$(git merge-tree --write-tree "$base" "$DLGIT_MR_HEAD" | head -n 1)
+  gitdir=$(git rev-parse --absolute-git-dir)  # git's merge as the checks recompute it: no attributes (no .gitattributes of the head)
+  tree=$(cd "$gitdir" && unset GIT_WORK_TREE && GIT_ATTR_NOSYSTEM=1 git --git-dir="$gitdir" NO_ATTRIBUTES merge-tree --write-tree \\
+    "$base" "$DLGIT_MR_HEAD" | head -n 1)
   merge=$(git -c user.name=dlgit -c user.email=dlgit@localhost commit-tree "$tree" -p "$base" -p "$DLGIT_MR_HEAD" \\
     -m "chore: merge $DLGIT_MR_SOURCE into $DLGIT_MR_TARGET")
   git update-ref refs/dlgit/mr/merge "$merge"  # dlgit's own namespace: never a branch
@@ -53,7 +56,7 @@ if ! git cat-file -e "$before^{commit}" 2>/dev/null; then
   before=$zero  # a first push, or a force push whose old tip this clone lacks
 fi
 exec dlgit check "$before..$DLGIT_AFTER" --branch "$DLGIT_BRANCH"
-"""
+""".replace("NO_ATTRIBUTES", " ".join(NO_ATTRIBUTES))
 
 
 def _indent(text: str, spaces: int) -> str:

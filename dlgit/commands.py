@@ -121,7 +121,8 @@ def status() -> int:
 @main.command("install")
 @click.option("--force", is_flag=True, help="Replace foreign hooks (a backup is kept).")
 @click.option("--server", is_flag=True, help="Set up the server repository pushes go to (the default in a bare repository): "
-              "pre-receive, reference-transaction, receive.fsckObjects, and the settings it enforces, pinned.")
+              "pre-receive, post-receive, the reference-transaction hook (in place while a push carries a release tag), "
+              "receive.fsckObjects, and the settings it enforces, pinned.")
 @click.option("--adopt", metavar="REF",
               help="With --server: enforce the .dlgit.yaml of REF (a commit the server has, or a file) from now on.")
 def install_cmd(force: bool, server: bool, adopt: str | None) -> int:

@@ -14,6 +14,8 @@ import os
 import re
 import shlex
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -27,7 +29,7 @@ from dlgit.shell import quote
 
 HOOKS = ("pre-commit", "pre-merge-commit", "commit-msg", "pre-push", "pre-receive", "reference-transaction")
 CLIENT_HOOKS = HOOKS[:4]  # pre-receive runs only on a server that receives pushes
-SERVER_HOOKS = ("pre-receive", "reference-transaction")
+SERVER_HOOKS = ("pre-receive", "post-receive")  # and reference-transaction, put in place by pre-receive (place_tag_guard)
 MARKER = "# dlgit-managed hook"
 BACKUP_SUFFIX = ".dlgit-backup"
 FRAMEWORK_CONFIG = ".pre-commit-config.yaml"
@@ -82,7 +84,8 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
     only a "prepared" transaction that needs dlgit goes on (dlgit.transaction). In a clone: a
     fast-forward of main or dev (`names`) onto commits another ref already holds (one new commit
     on top is a commit made here, judged by its commit hooks, unless another ref points at it). On
-    a server: a transaction that creates or moves a release tag (with its tag lines and main's).
+    a server: a transaction that creates or moves a release tag (with its tag lines and the branches'). The
+    server's hook is in place only while a push carries a release tag (place_tag_guard).
     A fast-forward onto commits the remote's same branch holds (`git pull`) starts no dlgit either."""
     if server:
         return [
@@ -91,7 +94,7 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
             "while read -r line; do  # sh builtins only: no process is started for the refs that need nothing",
             '    case "$line" in',
             '        *" refs/tags/v"[0-9]*) tagged=1 ;;',
-            f'        *" "{quote(f"refs/heads/{names[0]}")}) ;;',
+            '        *" refs/heads/"*) ;;  # main among them: its name is read from the pinned settings, never baked in here',
             "        *) continue ;;",
             "    esac",
             '    lines="$lines$line',
@@ -131,6 +134,11 @@ def script(name: str, interpreter: Interpreter | None = None, names: tuple[str, 
     bypass = f"; to skip the check once: {_BYPASS[name]}" if name in _BYPASS else ""
     head = ["#!/bin/sh", f"{MARKER}: written by `dlgit install`, removed by `dlgit uninstall`.",
             f"# Runs dlgit's checks for git's {name} hook; `dlgit explain` lists the rules."]
+    if name == "post-receive":
+        return "\n".join([
+            *head[:2], "# A push that carried a release tag is over: its mark goes, so that the next push's pre-receive takes",
+            "# the reference-transaction hook away (dlgit.install.place_tag_guard). sh builtins, and one rm after such a push.",
+            'mark="${GIT_DIR:-.}/dlgit/tag-pushes/$PPID"', '[ -e "$mark" ] || exit 0', 'exec rm -f -- "$mark"', ""])
     if name == "reference-transaction":
         head += transaction_filter(names, server)
     if interpreter is None:
@@ -402,8 +410,9 @@ def _refuse_foreign(foreign: list[Path], force: bool) -> None:
 
 
 def install_server(setup: Setup, force: bool, adopt: str | None) -> int:
-    """A server's set-up: pre-receive and reference-transaction, the git config a server needs, and
-    the settings it enforces pinned in its repository (`adopt`: re-pinned from that commit's .dlgit.yaml)."""
+    """A server's set-up: pre-receive, post-receive and the reference-transaction hook that pre-receive puts in
+    place (place_tag_guard), the git config a server needs, and the settings it enforces pinned in its
+    repository (`adopt`: re-pinned from that commit's .dlgit.yaml; the hooks follow its branch names)."""
     from dlgit import server
 
     repo = setup.repo
@@ -413,16 +422,133 @@ def install_server(setup: Setup, force: bool, adopt: str | None) -> int:
     else:
         print(f"dlgit: this server enforces the settings pinned in {pinned} (kept; `dlgit install --server --adopt REF` replaces them)")
     settings = server.policy(repo).settings
-    hooks = [setup.hooks_dir / name for name in SERVER_HOOKS]
+    shared = setup.hooks_dir != repo.common_dir / "hooks"  # core.hooksPath: a folder other repositories may use too
+    hooks = [setup.hooks_dir / name for name in (*SERVER_HOOKS, TAG_GUARD)]
     _refuse_foreign([hook for hook in hooks if _exists(hook) and not is_ours(hook)], force)
     setup.hooks_dir.mkdir(parents=True, exist_ok=True)
     print(f"dlgit: hooks folder {setup.hooks_dir}")
-    for hook in hooks:
+    for hook in hooks[:-1] if not shared else hooks:
         print(f"  {hook.name:<22} {_install_one(hook, (settings.main, settings.dev), server=True)}")
+    if not shared:
+        print(f"  {TAG_GUARD:<22} {_install_guard(setup, hooks[-1], (settings.main, settings.dev))}")
     for key, (value, why) in server.SERVER_CONFIG.items():
         repo.run("config", key, value)
         print(f"  {key}={value}   {why}")
     return 0
+
+
+def _install_guard(setup: Setup, hook: Path, names: tuple[str, str]) -> str:
+    """Write the reference-transaction hook's template, for pre-receive to put in place (place_tag_guard)."""
+    template = guard_template(setup.repo)
+    wanted = script(TAG_GUARD, this_interpreter(), names, server=True).encode()
+    note = "already installed" if _read(template) == wanted else "updated" if template.exists() else "installed"
+    if _exists(hook) and not is_ours(hook):
+        os.replace(hook, backup_path(hook))
+        note += f"; the previous hook is kept as {backup_path(hook).name}"
+    _write_script(template, wanted)
+    place_tag_guard(setup.repo, tagged=False)  # one an older dlgit kept in the hooks folder goes, unless a tagged push is under way
+    return f"{note}: put in place by pre-receive only while a push carries a release tag, from {template}"
+
+
+def _write_script(path: Path, content: bytes) -> None:
+    """An executable file written whole (a temporary file renamed over it)."""
+    tmp = path.with_name(path.name + ".dlgit-tmp")
+    try:
+        tmp.write_bytes(content)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- the server's tag guard: the reference-transaction hook, in place while a push carries a release tag ----
+
+TAG_GUARD = "reference-transaction"
+GUARD_LEASE = 3600  # seconds a push's mark counts as under way, whatever became of the process that wrote it
+
+
+def guard_template(repo: Git) -> Path:
+    """The server's reference-transaction hook as `dlgit install --server` wrote it, for pre-receive to put in place."""
+    return repo.common_dir / "dlgit" / TAG_GUARD
+
+
+def place_tag_guard(repo: Git, tagged: bool) -> None:
+    """git starts the reference-transaction hook for every ref transaction, twice (prepared, committed), and
+    a push without --atomic makes one transaction per ref: thousands of processes for a push of thousands
+    of refs, though only a transaction that creates or moves a release tag needs the hook (dlgit.transaction).
+    So on a server set up by `dlgit install --server`, pre-receive, once it has accepted a push, puts the
+    hook in place when the push carries a release tag (`tagged`), marking the push as under way
+    (<git dir>/dlgit/tag-pushes/<pid of receive-pack>, removed by post-receive; a mark counts while its
+    process lives, and for GUARD_LEASE seconds in any case), and takes it away when no such push is under
+    way; all of it under one lock. The hook is in place before a tagged push updates its first ref, and
+    stays until its last. A hooks folder of core.hooksPath and a hook that is not dlgit's are left alone.
+    UsageError (the push refused) when a tagged push cannot have the hook in place."""
+    try:
+        wanted = guard_template(repo).read_bytes()
+    except OSError:
+        return  # not set up by `dlgit install --server` of this dlgit: the hooks stay as they were installed
+    hooks = repo.common_dir / "hooks"
+    hook, marks = hooks / TAG_GUARD, repo.common_dir / "dlgit" / "tag-pushes"
+    current = _read(hook)
+    if (current is not None and current != wanted and MARKER.encode() not in current) or repo.config_get("core.hooksPath"):
+        return
+    try:
+        with _locked(marks.with_name("tag-pushes.lock")):
+            under_way = _under_way(marks)
+            if tagged:
+                marks.mkdir(exist_ok=True)
+                (marks / str(os.getppid())).write_bytes(b"")
+                if current != wanted:
+                    _write_script(hook, wanted)
+            elif not under_way and current is not None:
+                hook.unlink(missing_ok=True)
+    except OSError as exc:
+        if tagged:
+            raise UsageError(f"this push carries a release tag, and the hook that guards it ({hook}) cannot be put in place "
+                             f"({exc.strerror}); nothing was updated. The server's admin lets the pushing user write {hooks} "
+                             f"and {marks.parent}, or runs `dlgit install --server` there again.") from None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "ab") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        yield
+
+
+def _under_way(marks: Path) -> bool:
+    """Whether a push carrying a release tag may still be updating refs; forgets the marks of those long over."""
+    try:
+        found = list(marks.iterdir())
+    except FileNotFoundError:
+        return False
+    under_way = False
+    for mark in found:
+        try:
+            recent = time.time() - mark.stat().st_mtime < GUARD_LEASE
+        except FileNotFoundError:  # its post-receive took it away just now
+            continue
+        if recent or _process_lives(mark.name):
+            under_way = True
+        else:
+            mark.unlink(missing_ok=True)
+    return under_way
+
+
+def _process_lives(name: str) -> bool:
+    if not name.isdigit():
+        return False
+    try:
+        os.kill(int(name), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def _install_one(hook: Path, names: tuple[str, str], server: bool = False) -> str:
@@ -435,14 +561,9 @@ def _install_one(hook: Path, names: tuple[str, str], server: bool = False) -> st
         return "already installed"
     else:
         note = "updated" if current is not None else "installed"
-    tmp = hook.with_name(hook.name + ".dlgit-tmp")
     try:
-        tmp.write_bytes(wanted)
-        tmp.chmod(0o755)
-        os.replace(tmp, hook)
+        _write_script(hook, wanted)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write the hook {hook} ({exc.strerror}); the hooks before it are installed, "
                          "this one is unchanged and no temporary file is left. Fix the cause and run `dlgit install` again.") from None
     return note
@@ -451,8 +572,12 @@ def _install_one(hook: Path, names: tuple[str, str], server: bool = False) -> st
 def uninstall() -> int:
     setup = inspect()
     print(f"dlgit: hooks folder {setup.hooks_dir}")
-    for name in HOOKS:
+    for name in dict.fromkeys((*HOOKS, *SERVER_HOOKS)):
         print(f"  {name:<17} {_uninstall_one(setup.hooks_dir / name)}")
+    template = guard_template(setup.repo)
+    if template.exists():
+        template.unlink()
+        print(f"  removed {template} (pre-receive puts no reference-transaction hook in place any more)")
     return 0
 
 
@@ -610,20 +735,75 @@ def _flow_lines(repo: Git, color: bool) -> list[str]:
             "  go on: dlgit continue    go back: dlgit abort"]
 
 
+def _transaction_line(setup: Setup, settings: config.Settings) -> tuple[HookLine, list[str]]:
+    """The clone's reference-transaction hook, which guards fast-forwards of main and dev by the names it was
+    written with, and the fix when those are not the settings' any more."""
+    hook = setup.hooks_dir / TAG_GUARD
+    state, names = classify(hook), (settings.main, settings.dev)
+    if state is State.MISSING:
+        return HookLine(TAG_GUARD, state, True, f"a fast-forward of {names[0]} or {names[1]} (`git merge --ff-only`, `git branch -f`) "
+                        "is judged only by pre-push and the server (`dlgit install` writes it)"), []
+    if state is not State.DLGIT:
+        return HookLine(TAG_GUARD, state, True), []
+    if "\n".join(transaction_filter(names, server=False)) in (_read(hook) or b"").decode(errors="replace"):
+        return HookLine(TAG_GUARD, state, True, f"up to date: guards fast-forwards of {names[0]} and {names[1]}"), []
+    note = (f"stale: written for other branch names than {names[0]} and {names[1]} (branches.main, branches.dev in "
+            f"{config.CONFIG_FILE}), so it guards the old ones")
+    fix = f"rm {quote(str(hook))}" if setup.uses_framework else "dlgit install   # rewrites the hook for the settings' branch names"
+    return HookLine(TAG_GUARD, state, False, note), [fix]
+
+
+def _server_status(setup: Setup, color: bool) -> int:
+    """`dlgit status` in a server's (bare) repository: its hooks, the tag guard's template, the pinned settings."""
+    from dlgit import server
+
+    repo = setup.repo
+    pinned = server.pinned_path(repo)
+    raw = _read(pinned)
+    settings = config.from_bytes(raw, str(pinned)) if raw is not None else config.Settings()
+    out = [report.paint("server", "bold", color), f"  folder: {setup.hooks_dir}",
+           f"  settings: {f'pinned in {pinned}' if raw is not None else 'not pinned yet (the first push pins main as it is)'}"]
+    broken = []
+    for name in SERVER_HOOKS:
+        line = _hook_line(setup, name, set())
+        broken += [] if line.state is State.DLGIT else [name]
+        shown = report.paint(line.state.value, "green" if line.state is State.DLGIT else "red", color)
+        out.append(f"  {name:<22} {shown}" + (f" — {line.note}" if line.note and name != "post-receive" else ""))
+    template = _read(guard_template(repo))
+    wanted = "\n".join(transaction_filter((settings.main, settings.dev), server=True))
+    placed = "in place now" if _exists(setup.hooks_dir / TAG_GUARD) else "not in place now"
+    if template is None:
+        broken.append(TAG_GUARD)
+        guard = report.paint("no template", "red", color) + f" (an older set-up: `dlgit install --server` writes {guard_template(repo)})"
+    elif wanted not in template.decode(errors="replace"):
+        broken.append(TAG_GUARD)
+        guard = report.paint("stale", "red", color) + f" (written by another dlgit: {guard_template(repo)})"
+    else:
+        guard = report.paint("up to date", "green", color) + " — put in place by pre-receive only while a push carries a release tag"
+    out.append(f"  {TAG_GUARD:<22} {guard} ({placed})")
+    if broken:
+        out += ["", report.paint("fix:", "bold", color), f"  cd {quote(str(repo.common_dir))} && dlgit install --server"]
+    print("\n".join(out))
+    return 1 if broken else 0
+
+
 def status() -> int:
     setup = inspect()
-    settings = config.load(setup.repo.root)
     color = report.use_color(sys.stdout)
+    if setup.repo.root is None:
+        return _server_status(setup, color)
+    settings = config.load(setup.repo.root)
     configured = _configured_ids(setup)
     lines = [_hook_line(setup, name, configured) for name in CLIENT_HOOKS]
+    transaction, transaction_fix = _transaction_line(setup, settings)
     mode = f"pre-commit framework ({setup.framework_reason})" if setup.uses_framework else "dlgit's own hook scripts"
     out = [report.paint("branch", "bold", color), *_branch_lines(setup.repo, settings), "", report.paint("hooks", "bold", color),
            f"  folder: {setup.hooks_dir}", f"  set-up: {mode}"]
-    for line in lines:
+    for line in (*lines, transaction):
         shown = report.paint(line.state.value, "green" if line.covered else "red", color)
         out.append(f"  {line.name:<17} {shown}" + (f" — {line.note}" if line.note else ""))
     out += _flow_lines(setup.repo, color)
-    fixes = _fixes(setup, lines, configured)
+    fixes = _fixes(setup, lines, configured) + transaction_fix
     if fixes:
         out += ["", *_pitfall(lines), report.paint("fix:", "bold", color), *(f"  {part}" for fix in fixes for part in fix.splitlines())]
     else:

@@ -84,7 +84,12 @@ def pre_push(remote: str | None, stdin: TextIO) -> int:
 def pre_receive(stdin: TextIO) -> int:
     repo = Git.open()
     updates = [_pre_receive_line(number, line) for number, line in _lines(stdin)]
-    return judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo, server=True))
+    code = judge_updates(updates, Side(("refs/heads/",), ("refs/heads/",), repo, server=True))
+    if code == 0:  # accepted: the hook that guards release tags is in place while a push carries one, and only then
+        from dlgit import install
+
+        install.place_tag_guard(repo, any(tag_version(u.ref) and not is_zero(u.new) for u in updates))
+    return code
 
 
 def _lines(stdin: TextIO) -> list[tuple[int, str]]:
@@ -200,6 +205,7 @@ class _Known:
     bringing: set[str]  # the pushed branch tips that bring commits no branch of the receiving side holds
     bringing_other: set[str]  # the commits other pushed refs name that bring commits no branch, pushed or not, holds
     tags: dict[str, RefUpdate]  # release tag ref -> its facts
+    tag_bytes: dict[str, int]  # a pushed annotated tag's id -> the size of its tag object (its message, mostly)
 
     @functools.cached_property
     def names(self) -> frozenset[str]:
@@ -218,7 +224,15 @@ class _Known:
         bringing, bringing_other = repo.unreached(branches, existing), repo.unreached(others, [*existing, *branches])
         released = [(u.ref, found[1]) for u in pushed if tag_version(u.ref) and (found := peeled.get(u.new)) and found[0] == "commit"]
         tags = {update.ref: update for update in tag_updates(released, refs, settings)} if released else {}
-        return cls(tips, peeled, bringing, bringing_other, tags)
+        annotated = repo.object_sizes(u.new for u in pushed if (found := peeled.get(u.new)) and found[1] != u.new)
+        return cls(tips, peeled, bringing, bringing_other, tags, annotated)
+
+    def ref_update(self, update: Update) -> RefUpdate:
+        """The facts about a pushed ref that is no branch: a release tag's, moved or not, and a tag object's size."""
+        tag = self.tags.get(update.ref)
+        moved = not is_zero(update.old)
+        ref_update = tag._replace(moved=moved) if tag else RefUpdate(update.ref, moved=moved)
+        return ref_update._replace(tag_bytes=self.tag_bytes.get(update.new))
 
 
 def _judge_all(updates: Sequence[Update], side: Side, refs: RefView, policy: Policy, known: _Known) -> list[Result]:
@@ -248,10 +262,7 @@ def _batched(update: Update, settings: config.Settings, known: _Known, remote: s
         found = known.peeled.get(update.new)
         if found is None or found[0] != "commit" or found[1] not in known.bringing_other:
             return None
-        tag = known.tags.get(update.ref)
-        moved = not is_zero(update.old)
-        ref_update = tag._replace(moved=moved) if tag else RefUpdate(update.ref, moved=moved)
-        return Judging(Span(update.ref, found[1]), None, ref_update, OTHER_REF_RULES)
+        return Judging(Span(update.ref, found[1]), None, known.ref_update(update), OTHER_REF_RULES)
     branch = update.ref[len("refs/heads/"):]
     if not is_zero(update.old) or update.new not in known.bringing or branch in known.names \
             or parse_branch(branch, settings).kind in (Kind.TASK, Kind.HOTFIX):
@@ -295,11 +306,7 @@ def _judge_other(update: Update, side: Side, refs: RefView, policy: Policy, know
     the content rules: the commits no branch holds yet, or the blob or tree it names."""
     repo, settings = side.repo, policy.settings
     found = known.peeled.get(update.new)
-    moved = not is_zero(update.old)
-    tag = known.tags.get(update.ref)
-    ref_update = tag._replace(moved=moved) if tag else RefUpdate(update.ref, moved=moved)
-    if found is not None and found[1] != update.new:  # an annotated tag: its own object carries a message
-        ref_update = ref_update._replace(tag_bytes=repo.object_sizes([update.new]).get(update.new))
+    ref_update = known.ref_update(update)
     if found is None or found[0] != "commit":
         result = judge(Span(update.ref, None), None, policy, refs, ref_update)
         entries = tuple(Entry("A", path, size=size) for path, size in _object_sizes(repo, found))

@@ -11,7 +11,9 @@ starts dlgit only for the few updates that need it (see dlgit.install.transactio
   and every other ref are never judged.
 * on a server, a release tag vX.Y.Z is accepted only when its commit is on main as the transaction
   leaves it (main's new value when the same transaction moves it, else main as it is): two pushes
-  racing (A: main + tag, not atomic; B: main) cannot leave a tag off main.
+  racing (A: main + tag, not atomic; B: main) cannot leave a tag off main. git would start the hook
+  for every ref of every push (twice per ref without --atomic), so the server's hook is in place only
+  while a push that carries a release tag is received (dlgit.install.place_tag_guard).
 """
 
 from __future__ import annotations

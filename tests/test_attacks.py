@@ -1117,6 +1117,107 @@ def test_a_release_tag_pushed_before_its_main_is_refused_then_passes_with_it(ser
     assert _on_main(server, server.head("v0.3.0^{commit}"))
 
 
+def _guard(server: Repo) -> Path:
+    return server.path / "hooks" / "reference-transaction"
+
+
+def _release(work: Repo, version: str) -> None:
+    work.git("switch", "-q", "main")
+    bump(work, version)
+    work.git("tag", "-a", "-m", f"release {version}", f"v{version}")
+
+
+def test_the_tag_guard_is_in_place_only_while_a_push_carries_a_release_tag(server: Repo, work: Repo) -> None:
+    """git starts the reference-transaction hook for every ref of a push: pre-receive puts it in place for
+    a push that carries a release tag, post-receive clears that push's mark, the next push takes it away."""
+    _install_server(server)
+    work.git("switch", "-q", "-c", "feature-a", "dev")
+    commit(work, "feat: a", {"model/a.py": "A = 1\n"})
+    untagged, tagged = work.path.parent / "untagged-trace", work.path.parent / "tagged-trace"  # the server's hooks run in them too
+    accepted(work.git("push", "--no-verify", "origin", "feature-a", check=False, env={"GIT_TRACE": str(untagged)}))
+    assert not _guard(server).exists() and "hooks/reference-transaction" not in untagged.read_text()
+    _release(work, "0.3.0")
+    accepted(work.git("push", "--no-verify", "origin", "main", "refs/tags/v0.3.0", check=False, env={"GIT_TRACE": str(tagged)}))
+    assert _guard(server).exists() and "hooks/reference-transaction prepared" in tagged.read_text()
+    assert not any((server.path / "dlgit" / "tag-pushes").iterdir())  # post-receive took the push's mark away
+    work.git("switch", "-q", "feature-a")
+    commit(work, "feat: a again", {"model/a.py": "A = 2\n"})
+    accepted(push(work, "feature-a"))
+    assert not _guard(server).exists()
+
+
+def test_a_push_under_way_keeps_the_tag_guard_until_its_mark_is_long_over(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    _release(work, "0.3.0")
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+    marks = server.path / "dlgit" / "tag-pushes"
+    (marks / str(os.getpid())).write_bytes(b"")  # a tagged push whose receive-pack still runs
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    (marks / dead).write_bytes(b"")  # one whose process is gone, an hour ago
+    os.utime(marks / dead, (time.time() - 3700, time.time() - 3700))
+    work.git("switch", "-q", "-c", "feature-a", "dev")
+    commit(work, "feat: a", {"model/a.py": "A = 1\n"})
+    accepted(push(work, "feature-a"))
+    assert _guard(server).exists() and sorted(p.name for p in marks.iterdir()) == [str(os.getpid())]
+    (marks / str(os.getpid())).unlink()
+    commit(work, "feat: a again", {"model/a.py": "A = 2\n"})
+    accepted(push(work, "feature-a"))
+    assert not _guard(server).exists()
+
+
+def test_an_admin_s_own_reference_transaction_hook_is_left_alone(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    _guard(server).write_text("#!/bin/sh\nexit 0\n")
+    _guard(server).chmod(0o755)
+    work.git("switch", "-q", "-c", "feature-a", "dev")
+    commit(work, "feat: a", {"model/a.py": "A = 1\n"})
+    accepted(push(work, "feature-a"))
+    _release(work, "0.3.0")
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
+    assert _guard(server).read_text() == "#!/bin/sh\nexit 0\n"
+
+
+def test_a_tagged_push_is_refused_when_its_guard_cannot_be_put_in_place(server: Repo, work: Repo) -> None:
+    _install_server(server)
+    hooks = server.path / "hooks"
+    hooks.chmod(0o555)
+    try:
+        _release(work, "0.3.0")
+        proc = work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False)
+    finally:
+        hooks.chmod(0o755)
+    if os.geteuid() == 0:  # root writes anywhere: the guard is in place
+        accepted(proc)
+        return
+    assert proc.returncode != 0 and "cannot be put in place" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert ref_on(server, "refs/tags/v0.3.0") is None
+
+
+def test_the_tag_guard_follows_the_adopted_main(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """Adopting settings whose main is trunk: the hook pre-receive puts in place judges a tag by trunk as
+    the transaction leaves it (its sh lines bake no branch name), and status says it is up to date."""
+    settings = tmp_path / "trunk.yaml"
+    settings.write_text("branches:\n  main: trunk\n")
+    server.git("branch", "trunk", "main")
+    adopted = _install_server(server, "--adopt", str(settings))
+    assert "reference-transaction" in adopted.stdout
+    _release(work, "0.3.0")
+    server.git("fetch", "-q", str(work.path), "refs/tags/v0.3.0:refs/objects-only/tag")
+    server.git("update-ref", "-d", "refs/objects-only/tag")
+    tag, commit_ = work.head("v0.3.0"), work.head("main")
+    lines = f"{server.head('trunk')} {commit_} refs/heads/trunk\n{'0' * 40} {tag} refs/tags/v0.3.0\n"
+    hook = server.path / "dlgit" / "reference-transaction"
+
+    def run(stdin: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(hook), "prepared"], cwd=server.path, input=stdin, capture_output=True, text=True, check=False)
+
+    assert run(lines).returncode == 0, run(lines).stderr  # trunk moves onto the tagged commit in the same transaction
+    alone = run(lines.split("\n", 1)[1])
+    assert alone.returncode == 1 and "not on trunk as this update leaves it" in alone.stderr, alone.stderr
+    status = server.dlgit("status")
+    assert status.returncode == 0 and "reference-transaction  up to date" in status.stdout, status.stdout
+
+
 # --- issue 16 item 7: a new task branch brings only its own folder --------------------------------
 
 
@@ -1350,6 +1451,44 @@ def test_push_recomputing_merges_within_the_limit_passes(server: Repo, work: Rep
     accepted(push(work, "feature-many"))
 
 
+def _many_refs_stdin(server: Repo, work: Repo, name: str, refs: int) -> str:
+    """`refs` new feature branches off dev with an annotated tag on each tip, their objects put on the
+    server without any ref: the pre-receive stdin of pushing them all at once."""
+    lines = []
+    for i in range(refs):
+        work.git("switch", "-q", "-c", f"feature-{name}{i}", "dev")
+        tip = commit(work, f"feat: {name}{i}", {f"model/{name}{i}.py": f"M = {i}\n"})
+        work.git("tag", "-a", "-m", f"mark {i}", f"{name}-{i}")
+        lines += [f"{'0' * 40} {tip} refs/heads/feature-{name}{i}", f"{'0' * 40} {work.head(f'{name}-{i}')} refs/tags/{name}-{i}"]
+    server.git("fetch", "-q", str(work.path), f"refs/tags/{name}-*:refs/objects-only/{name}-*")
+    for ref in server.git("for-each-ref", "--format=%(refname)", "refs/objects-only").stdout.split():
+        server.git("update-ref", "-d", ref)
+    return "\n".join(lines) + "\n"
+
+
+def test_pushing_many_branches_and_tags_starts_as_many_git_processes_as_a_few(server: Repo, work: Repo, tmp_path: Path) -> None:
+    """One read of the tips, one peel, one reachability walk, one gather, one sizing of the tag objects:
+    the git processes pre-receive starts do not grow with the number of refs."""
+    started = {}
+    for name, refs in (("first", 1), ("few", 2), ("many", 8)):  # the first run also pins the server's settings
+        trace = tmp_path / f"trace-{name}"
+        hook = server.dlgit("hook", "pre-receive", input=_many_refs_stdin(server, work, name, refs), env={"GIT_TRACE": str(trace)})
+        assert hook.returncode == 0, hook.stderr
+        started[refs] = trace.read_text().count("trace: built-in: git ")
+    assert started[2] == started[8], started
+
+
+def test_a_huge_tag_on_a_commit_no_branch_holds_is_refused(server: Repo, work: Repo) -> None:
+    work.git("switch", "-q", "-c", "side", "dev")
+    commit(work, "feat: loose", {"model/loose.py": "L = 1\n"})
+    story = work.path.parent / "story.txt"
+    story.write_text("notes\n\n" + "word " * (300 * 1024 // 5))
+    work.git("tag", "-a", "loose", "-F", str(story))
+    proc = push(work, "refs/tags/loose")
+    assert proc.returncode == 1 and "release-tag" in proc.stderr and "at most 262,144" in proc.stderr, proc.stderr
+    assert ref_on(server, "refs/tags/loose") is None
+
+
 def test_task_core_edited_in_a_merge_then_put_back_cannot_reach_main(server: Repo, work: Repo, check: Check) -> None:
     """The round-2 reproducer whole: the evil merge, results on that core, a second merge of main that
     puts the core back, the task merged into main (the task branch itself never pushed)."""
@@ -1446,6 +1585,69 @@ def test_hotfix_with_gitattributes_and_a_one_line_fix_passes(server: Repo, work:
     work.write("model/net.py", "NET = 3  # fixed\n")
     work.git("add", "-A")
     _ship_hotfix(server, work, check, "hotfix-attrs", None)
+
+
+# the attributes a work tree or a judged commit could carry to change how git merges or diffs
+ATTRIBUTES = {"merge-binary": "*.py merge=binary\n", "no-diff": "*.py -diff\n", "textconv": "*.py diff=x\n", "union": "*.py merge=union\n"}
+_CONTEXT = "".join(f"C_{i} = {i}\n" for i in range(8))
+
+
+def _merge_into_dev_with_attributes(work: Repo, attributes: str, same_line: bool, recorded: str | None) -> None:
+    """On dev, with `.gitattributes` committed (judged content, checked out in the work tree) and a
+    textconv for `diff=x` configured here: a feature and dev edit model/attr.py (apart, or on the same
+    line), and the merge of the feature records `recorded` as model/attr.py (None: git's own merge)."""
+    work.git("config", "diff.x.textconv", "sed s/BACKDOOR.*//")
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: attributes", {".gitattributes": attributes, "model/attr.py": f"TOP = 0\n{_CONTEXT}END = 0\n"})
+    work.git("switch", "-q", "-c", "feature-attr")
+    commit(work, "feat: top", {"model/attr.py": f"TOP = 1\n{_CONTEXT}END = 0\n"})
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: end", {"model/attr.py": f"TOP = {2 if same_line else 0}\n{_CONTEXT}END = {0 if same_line else 2}\n"})
+    work.git("merge", "-q", "--no-ff", "--no-commit", "--no-verify", "feature-attr", check=False)
+    work.write("model/attr.py", recorded if recorded is not None else f"TOP = 1\n{_CONTEXT}END = 2\n")
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'feature-attr' into dev")
+
+
+def _judged_everywhere(server: Repo, work: Repo, check: Check, rule: Rule | None, *items: Item) -> None:
+    """pre-push (dlgit's own hook in the clone), `dlgit check` there, and the server's pre-receive."""
+    guards = Guards()
+    before = server.head("dev")
+    guards.check(check(work), rule, *items) if rule else guards.expect("check", check(work)[0], "", None, exit_code=0)
+    install_hooks(work)
+    pushed = work.git("push", "origin", "dev", "feature-attr", check=False)
+    guards.expect("pre-push", pushed.returncode, pushed.stderr, rule, *items, exit_code=1 if rule else 0)
+    if rule:
+        guards.push(push(work, "dev", "feature-attr"), rule, *items)
+        guards.unchanged(server, "refs/heads/dev", before)
+    guards.verify()
+
+
+@pytest.mark.parametrize("attributes", list(ATTRIBUTES.values()), ids=list(ATTRIBUTES))
+def test_evil_merge_behind_gitattributes_is_refused_in_a_clone_as_on_the_server(server: Repo, work: Repo, check: Check,
+                                                                                 attributes: str) -> None:
+    """The merge adds a line where git merges cleanly; `merge=binary` made git's merge a conflict (whose
+    resolution may hold anything on dev), `-diff` or a textconv would hide the line from the diff."""
+    _merge_into_dev_with_attributes(work, attributes, same_line=False, recorded=f"TOP = 1\n{_CONTEXT}BACKDOOR = 1\nEND = 2\n")
+    _judged_everywhere(server, work, check, "merge-direction", "model/attr.py")
+
+
+@pytest.mark.parametrize("attributes", list(ATTRIBUTES.values()), ids=list(ATTRIBUTES))
+def test_honest_merges_beside_gitattributes_pass_in_a_clone_as_on_the_server(server: Repo, work: Repo, check: Check,
+                                                                             attributes: str) -> None:
+    """git's own merge, and a conflict on one line resolved to one side (`merge=union` would have
+    merged it cleanly, keeping both lines, and turned the resolution into an evil merge)."""
+    _merge_into_dev_with_attributes(work, attributes, same_line=False, recorded=None)
+    work.git("switch", "-q", "-c", "feature-attr-2", "dev")
+    commit(work, "feat: top again", {"model/attr.py": f"TOP = 3\n{_CONTEXT}END = 2\n"})
+    work.git("switch", "-q", "dev")
+    commit(work, "feat: top here", {"model/attr.py": f"TOP = 4\n{_CONTEXT}END = 2\n"})
+    work.git("merge", "-q", "--no-ff", "--no-commit", "--no-verify", "feature-attr-2", check=False)
+    work.write("model/attr.py", f"TOP = 3\n{_CONTEXT}END = 2\n")
+    work.git("add", "-A")
+    work.git("commit", "-q", "--no-verify", "-m", "Merge branch 'feature-attr-2' into dev")
+    _judged_everywhere(server, work, check, None)
+    accepted(push(work, "dev", "feature-attr", "feature-attr-2"))
 
 
 def _release_a_big_module(server: Repo, work: Repo) -> None:
@@ -1570,6 +1772,23 @@ def test_commit_and_tag_messages_of_20_mb_are_refused(server: Repo, work: Repo, 
     guards.push(push(work, "refs/tags/notes"), "release-tag", "at most 262,144")
     guards.unchanged(server, "refs/tags/notes", None)
     guards.verify()
+
+
+def test_a_release_tag_of_300_kib_is_refused_by_check_as_by_the_server(server: Repo, work: Repo, check: Check) -> None:
+    """`dlgit check` judges the release tags pointing into its range: their size too."""
+    bump(work, "0.3.0")
+    story = work.path.parent / "story.txt"
+    story.write_text("release 0.3.0\n\n" + "word " * (300 * 1024 // 5))
+    work.git("tag", "-a", "-F", str(story), "v0.3.0")
+    guards = Guards()
+    guards.check(check(work), "release-tag", "at most 262,144")
+    guards.push(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False), "release-tag",
+                "at most 262,144")
+    guards.unchanged(server, "refs/tags/v0.3.0", None)
+    guards.verify()
+    work.git("tag", "-f", "-a", "-m", "release 0.3.0\n\n" + "word " * 2000, "v0.3.0")
+    assert check(work)[0] == 0
+    accepted(work.git("push", "--no-verify", "--atomic", "origin", "main", "refs/tags/v0.3.0", check=False))
 
 
 def test_commit_and_tag_messages_of_ordinary_length_pass(server: Repo, work: Repo) -> None:

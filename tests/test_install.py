@@ -133,7 +133,7 @@ def test_status_without_hooks_says_what_is_allowed_and_how_to_install(bare_repo:
     result = repo.dlgit("status")
     assert result.returncode == 1, result.stderr  # a hook dlgit needs is missing
     assert "(kind: task)" in result.stdout and "only tasks/task-0.1.0-20261128T062233-lr0.01/" in result.stdout
-    assert result.stdout.count("missing") == 4 and "  dlgit install" in result.stdout
+    assert result.stdout.count("missing") == 5 and "  dlgit install" in result.stdout  # the 4 client hooks and reference-transaction
     assert repo.dlgit("install").returncode == 0
     assert repo.dlgit("status").returncode == 0
 
@@ -150,6 +150,35 @@ def test_status_spots_the_plain_pre_commit_install_pitfall(bare_repo: Repo) -> N
     subprocess.run([sys.executable, "-m", "pre_commit", *FRAMEWORK_FIX.split()[1:]], cwd=repo.path, check=True, capture_output=True)
     covered = repo.dlgit("status")
     assert covered.returncode == 0 and "fix:" not in covered.stdout, covered.stdout
+
+
+def test_status_says_when_the_reference_transaction_hook_guards_old_branch_names(bare_repo: Repo) -> None:
+    """The hook bakes main's and dev's names when it is written: after a .dlgit.yaml renames main, status
+    says it is stale and prints the one command that rewrites it."""
+    repo = bare_repo
+    layout(repo)
+    assert repo.dlgit("install").returncode == 0
+    fresh = repo.dlgit("status")
+    assert fresh.returncode == 0 and "reference-transaction dlgit — up to date: guards fast-forwards of main and dev" in fresh.stdout
+    repo.write(".dlgit.yaml", "branches:\n  main: trunk\n")
+    stale = repo.dlgit("status")
+    assert stale.returncode == 1 and "stale: written for other branch names than trunk and dev" in stale.stdout, stale.stdout
+    fix = next(line.split("#")[0].strip() for line in stale.stdout.splitlines() if line.strip().startswith("dlgit install"))
+    assert repo.dlgit(*fix.split()[1:]).returncode == 0
+    assert "refs/heads/trunk" in (hooks_dir(repo) / "reference-transaction").read_text()
+    again = repo.dlgit("status")
+    assert again.returncode == 0 and "guards fast-forwards of trunk and dev" in again.stdout, again.stdout
+
+
+def test_status_of_a_server_shows_its_hooks_and_the_tag_guard(tmp_path: Path) -> None:
+    server = Repo(tmp_path / "server.git")
+    Repo(tmp_path).git("init", "-q", "--bare", str(server.path))
+    bare = server.dlgit("status")
+    assert bare.returncode == 1 and "pre-receive            missing" in bare.stdout and "dlgit install --server" in bare.stdout
+    assert server.dlgit("install", "--server").returncode == 0
+    ready = server.dlgit("status")
+    assert ready.returncode == 0 and "post-receive           dlgit" in ready.stdout, ready.stdout
+    assert "reference-transaction  up to date" in ready.stdout and "(not in place now)" in ready.stdout
 
 
 def test_status_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
@@ -243,7 +272,8 @@ def test_install_server_sets_up_the_server_repository(tmp_path: Path) -> None:
     Repo(tmp_path).git("init", "-q", "--bare", str(server.path))
     result = server.dlgit("install", "--server")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert installed(server.path / "hooks") == ["pre-receive", "reference-transaction"]
+    assert installed(server.path / "hooks") == ["post-receive", "pre-receive"]  # reference-transaction: only while a tag is pushed
+    assert (server.path / "dlgit" / "reference-transaction").is_file()
     assert server.git("config", "receive.fsckObjects").stdout.strip() == "true"
     assert server.git("config", "core.logAllRefUpdates").stdout.strip() == "always"
     assert server.git("config", "gc.reflogExpire").stdout.strip() == "never"
@@ -251,7 +281,7 @@ def test_install_server_sets_up_the_server_repository(tmp_path: Path) -> None:
     pinned = server.path / "dlgit" / "server-settings.yaml"
     assert "the defaults (no refs/heads/main yet)" in pinned.read_text()
     again = server.dlgit("install")  # in a bare repository: the server's set-up, the pin kept
-    assert again.returncode == 0 and "kept" in again.stdout and again.stdout.count("already installed") == 2
+    assert again.returncode == 0 and "kept" in again.stdout and again.stdout.count("already installed") == 3
     work = Repo(tmp_path / "work")
     Repo(tmp_path).git("clone", "-q", str(server.path), str(work.path))
     work.git("switch", "-q", "-c", "main")

@@ -29,7 +29,18 @@ class GitError(Exception):
         self.stderr = stderr
 
 
-def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+# git reads attributes when it diffs and merges: merge drivers and `merge=union`, `-diff` and `binary`,
+# textconv, eol and conflict-marker-size, from the work tree's and the index's .gitattributes, from
+# core.attributesFile and from the system file. Judged content is read with none of them (git 2.39 has
+# no --attr-source): as a bare repository reads it (`--git-dir`, no work tree, so no .gitattributes of
+# the work tree or the index), no global or system attributes file, no renormalizing. What is left is
+# $GIT_DIR/info/attributes: the repository owner's, like its config, never content a commit brings.
+NO_ATTRIBUTES = ("-c", "core.bare=true", "-c", "core.attributesFile=/dev/null", "-c", "merge.renormalize=false")
+NO_ATTRIBUTES_ENV: dict[str, str | None] = {"GIT_ATTR_NOSYSTEM": "1", "GIT_WORK_TREE": None}
+
+
+def git_env(extra: dict[str, str | None] | None = None) -> dict[str, str]:
+    """The environment git runs in; `extra` sets variables (None: removes one)."""
     env = dict(os.environ)
     # git hands hooks a GIT_INDEX_FILE relative to the repo root; pin it before any cwd change.
     index = env.get("GIT_INDEX_FILE")
@@ -37,12 +48,16 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         env["GIT_INDEX_FILE"] = os.path.abspath(index)
     env.setdefault("LC_ALL", "C")
     env["GIT_NO_REPLACE_OBJECTS"] = "1"  # history is judged as it is stored, never through refs/replace/
-    env.update(extra or {})
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
 def run(args: Sequence[str], cwd: Path | str | None, stdin: bytes | None = None, check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run `git ARGS` and return the completed process (stdout and stderr as bytes)."""
     try:
         proc = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env=git_env(env), check=False)
@@ -66,7 +81,7 @@ def require_version() -> None:
         raise UsageError(f"git {found[0]}.{found[1]} is too old; dlgit needs git {need} or newer.")
 
 
-def popen(args: Sequence[str], cwd: Path | str | None, stdin: bool = False, env: dict[str, str] | None = None,
+def popen(args: Sequence[str], cwd: Path | str | None, stdin: bool = False, env: dict[str, str | None] | None = None,
           stdout: int | BinaryIO = subprocess.PIPE, stderr: int | BinaryIO = subprocess.PIPE) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(["git", *args], cwd=cwd, env=git_env(env), stdout=stdout, stderr=stderr,
@@ -123,10 +138,11 @@ class BoundedOutput:
     starting with `marker` and stops git once they pass `limit`: the work it may cost is bounded.
     `spent` is counted in with the rest (what the caller already used of the same budget)."""
 
-    def __init__(self, args: Sequence[str], cwd: Path | str | None, stdin: bytes, marker: bytes, limit: int) -> None:
+    def __init__(self, args: Sequence[str], cwd: Path | str | None, stdin: bytes, marker: bytes, limit: int,
+                 env: dict[str, str | None] | None = None) -> None:
         self.args, self.limit, self.count = args, limit, 0
         self.stderr = _anonymous_file()
-        self.proc = popen(args, cwd, stdin=True, stderr=self.stderr)
+        self.proc = popen(args, cwd, stdin=True, env=env, stderr=self.stderr)
         self._chunks: list[bytes] = []
         self._lock = threading.Lock()
         self._marker = b"\n" + marker

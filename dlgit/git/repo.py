@@ -16,7 +16,7 @@ from dlgit.config import CONFIG_FILE
 from dlgit.errors import UsageError
 from dlgit.git import parse
 from dlgit.git.parse import FileDiff, GitObject, LogCommit, MergeResult, Staged, fsdecode, split_z
-from dlgit.git.proc import CHUNK, Background, BoundedOutput, GitError, ObjectSizes, finish, popen, run
+from dlgit.git.proc import CHUNK, NO_ATTRIBUTES, NO_ATTRIBUTES_ENV, Background, BoundedOutput, GitError, ObjectSizes, finish, popen, run
 
 
 class RepoInfo(NamedTuple):
@@ -129,6 +129,21 @@ class Git:
     def run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         return run(args, self.cwd, stdin=stdin, check=check)
 
+    def _no_attributes(self, args: Sequence[str]) -> tuple[tuple[str, ...], Path]:
+        """`args` and the folder to run them in so that git reads no attributes (dlgit.git.proc.NO_ATTRIBUTES):
+        every diff and merge of judged content goes through here."""
+        return (f"--git-dir={self.git_dir}", *NO_ATTRIBUTES, *args), self.git_dir
+
+    def run_judged(self, *args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """`run` without attributes: for the diffs and merges of judged content."""
+        full, cwd = self._no_attributes(args)
+        return run(full, cwd, stdin=stdin, check=check, env=NO_ATTRIBUTES_ENV)
+
+    def popen_judged(self, args: Sequence[str], stdin: bool = False, env: dict[str, str | None] | None = None) -> subprocess.Popen[bytes]:
+        """`popen` without attributes (see run_judged)."""
+        full, cwd = self._no_attributes(args)
+        return popen(full, cwd, stdin=stdin, env={**NO_ATTRIBUTES_ENV, **(env or {})})
+
     def out(self, *args: str) -> str:
         """Stdout of a git command that must succeed, decoded and stripped of the final newline."""
         return fsdecode(self.run(*args).stdout).rstrip("\n")
@@ -223,6 +238,16 @@ class Git:
             found.append((name, peeled or sha))
         return found
 
+    def tags(self) -> list[tuple[str, str, int | None]]:
+        """(refname, commit sha, the size of its tag object: None for a lightweight tag) of every tag, peeled
+        like `refs` (one `for-each-ref`)."""
+        data = self.run("for-each-ref", "--format=%(refname)%00%(objectname)%00%(*objectname)%00%(objectsize)", "refs/tags/").stdout
+        found = []
+        for line in fsdecode(data).splitlines():
+            name, sha, peeled, size = line.split("\0")
+            found.append((name, peeled or sha, int(size) if peeled and size.isdigit() else None))
+        return found
+
     def rev_parse_range(self, spec: str) -> list[str] | None:
         """The revisions a range names (tips as shas, exclusions as ^sha); None when git cannot read it."""
         proc = self.run("rev-parse", "--end-of-options", spec, "--", check=False)
@@ -277,7 +302,7 @@ class Git:
         args = ["diff", "--cached", "--raw", "--no-abbrev", "-z", "-M", "--no-ext-diff", "--no-textconv", "--ignore-submodules=none"]
         if base is not None:
             args.append(base)
-        return parse.parse_raw(self.run(*args).stdout)
+        return parse.parse_raw(self.run_judged(*args).stdout)
 
     def diff_sizes(self, old: str, new: str | None, limit: int) -> tuple[parse.Sized, ...]:
         """(path, lines, bytes) changed from commit `old` to commit `new` (None: the index), as git's
@@ -287,7 +312,7 @@ class Git:
         args = (*PINNED_PATCH_CONFIG, "diff", "-p", "-U0", "-a", "-M100%", "--full-index", "--diff-algorithm=myers", "--no-color",
                 "--no-ext-diff", "--no-textconv", "--ignore-submodules=none", *(("--cached", old) if new is None else (old, new)))
         counter = parse.PatchSizes(limit)
-        proc = popen(args, self.cwd)
+        proc = self.popen_judged(args)
         assert proc.stdout
         try:
             while not counter.over and (chunk := os.read(proc.stdout.fileno(), CHUNK)):
@@ -374,7 +399,7 @@ class Git:
         """`git merge-tree --write-tree`: the tree a merge of two commits would record. On git 2.39 a
         bad revision also exits 1 (like a conflict): callers pass commits they have verified."""
         args = ("merge-tree", "--write-tree", "-z", "--name-only", "--no-messages", ours, theirs)
-        proc = self.run(*args, check=False)
+        proc = self.run_judged(*args, check=False)
         result = parse.parse_merge_tree(proc.stdout)
         if proc.returncode > 1 or result is None:
             raise GitError(args, proc.returncode, fsdecode(proc.stderr))
@@ -396,7 +421,7 @@ class Git:
         args = ("log", "--stdin", f"--format={parse.LOG_FORMAT}", "-z", "--raw", "--no-abbrev", "-M", "--root",
                 "--reverse", "--no-show-signature", "--no-color")  # oldest first: a root commit's many files come early
         passes = [(*args, "--no-merges"), (*args, "--merges", "--diff-merges=first-parent")]
-        procs = [popen(pass_args, self.cwd, stdin=True, env={"GIT_FLUSH": "0"}) for pass_args in passes]  # big writes
+        procs = [self.popen_judged(pass_args, stdin=True, env={"GIT_FLUSH": "0"}) for pass_args in passes]  # big writes
         selector = selectors.DefaultSelector()
         for proc in procs:
             assert proc.stdin and proc.stdout
@@ -596,7 +621,8 @@ class Git:
         wrong merge bases when the list runs oldest first.)"""
         args = (*PINNED_PATCH_CONFIG, "log", "--merges", "--stdin", "--remerge-diff", f"--format={parse.REMERGE_MARK}%H",
                 "--no-show-signature", *PINNED_PATCH_OPTIONS)
-        return BoundedOutput(args, self.cwd, "\n".join(revs).encode() + b"\n", b"diff --git ", max_paths)
+        full, cwd = self._no_attributes(args)
+        return BoundedOutput(full, cwd, "\n".join(revs).encode() + b"\n", b"diff --git ", max_paths, env=NO_ATTRIBUTES_ENV)
 
     def recompute(self, ours: str, theirs: str, tree: str) -> list[FileDiff]:
         """`tree` (a merge or squash being made or recorded) against `merge-tree <ours> <theirs>`: the
@@ -604,7 +630,7 @@ class Git:
         result = self.merge_tree(ours, theirs)
         if result.tree == tree:
             return []
-        patch = self.run(*PINNED_PATCH_CONFIG, "diff-tree", "-r", "-p", *PINNED_PATCH_OPTIONS, result.tree, tree).stdout
+        patch = self.run_judged(*PINNED_PATCH_CONFIG, "diff-tree", "-r", "-p", *PINNED_PATCH_OPTIONS, result.tree, tree).stdout
         return parse.parse_patches(patch, frozenset(result.conflicted)).get("", [])
 
     def object_ids(self, names: Iterable[str]) -> dict[str, str]:

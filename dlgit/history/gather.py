@@ -515,7 +515,9 @@ def tag_updates(tags: Sequence[tuple[str, str]], refs: RefView, settings: Settin
 
 
 def release_tags(commits: Iterable[str], refs: RefView, settings: Settings) -> list[RefUpdate]:
-    """The release tags (vX.Y.Z) that point at one of `commits`."""
+    """The release tags (vX.Y.Z) that point at one of `commits`, with the size of their tag objects."""
     inside = set(commits)
-    return tag_updates([(ref, sha) for ref, sha in refs.repo.refs("refs/tags/") if sha in inside and tag_version(ref)], refs, settings)
+    found = [(ref, sha, size) for ref, sha, size in refs.repo.tags() if sha in inside and tag_version(ref)]
+    updates = tag_updates([(ref, sha) for ref, sha, _ in found], refs, settings)
+    return [update._replace(tag_bytes=size) for update, (_, _, size) in zip(updates, found, strict=True)]
 
