@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from dlgit import record
 from dlgit.config import Settings
 from dlgit.git import FileDiff, Git
 from dlgit.git.parse import problem
@@ -40,6 +41,7 @@ class RefView:
         self._past: dict[str, set[str]] = {}  # tips a branch had before the values a push gives it
         self._bits: dict[str, int] = {}  # name -> its bit
         self._owned: dict[str, int] | None = None  # commit -> the bits of the branches owning it
+        self._records: tuple[list[tuple[str, str]], set[str]] | None = None  # the servers' records fetched here (dlgit.record)
 
     @classmethod
     def load(cls, repo: Git, prefixes: Sequence[str] = ("refs/heads/", "refs/remotes/"),
@@ -81,11 +83,27 @@ class RefView:
         branch's) recorded. A fast-forward (dev onto main after a release) moves a branch's
         first-parent chain off its old commits; the reflog keeps that they were its own."""
         tips = {name: set(shas) | self._past.get(name, set()) for name, shas in self._tips.items()}
-        for ref, sha in self.repo.past_tips(self._prefixes) if self._prefixes else ():
+        recorded = self._fetched_records()[0]
+        for ref, sha in [*(self.repo.past_tips(self._prefixes) if self._prefixes else ()), *recorded]:
             name = short_branch(ref)
             if name and name != "HEAD":
                 tips.setdefault(name, set()).add(sha)
         return tips
+
+    def _fetched_records(self) -> tuple[list[tuple[str, str]], set[str]]:
+        """The tips main and dev had that the records of the remotes whose branches are seen here
+        list (a server publishes them: dlgit.record), and the remotes whose record is here."""
+        if self._records is None:
+            remotes = [prefix.removeprefix("refs/remotes/").rstrip("/") for prefix in self._prefixes if prefix.startswith("refs/remotes/")]
+            self._records = record.fetched(self.repo, None if "" in remotes else remotes) if remotes else ([], set())
+        return self._records
+
+    def unrecorded(self) -> str | None:
+        """The remote the judged commits go to, when its branches are seen here but not the record of
+        main's and dev's tips its server publishes: fetching that record may prove a merge's source."""
+        if not any(prefix.startswith("refs/remotes/") for prefix in self._prefixes) or self.remote in self._fetched_records()[1]:
+            return None
+        return self.remote if self.repo.config_get(f"remote.{self.remote}.url") is not None else None
 
     def _ownership(self) -> dict[str, int]:
         """One `rev-list --first-parent` over every tip a branch has had, children first: a commit's

@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from dlgit import config, model, origin, report
+from dlgit import config, model, origin, record, report
 from dlgit.errors import UsageError
 from dlgit.git import Git
 from dlgit.model import MERGE_SOURCES, Branch, Kind
@@ -85,20 +85,30 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
     a server: a transaction that creates or moves a release tag (with its tag lines and main's).
     A fast-forward onto commits the remote's same branch holds (`git pull`) starts no dlgit either."""
     if server:
+        branches = "|".join(quote(f"refs/heads/{name}") for name in names)
         return [
-            '[ "$1" = prepared ] || exit 0',
-            "lines= tagged=",
-            "while read -r line; do  # sh builtins only: no process is started for the refs that need nothing",
-            '    case "$line" in',
-            '        *" refs/tags/v"[0-9]*) tagged=1 ;;',
-            f'        *" "{quote(f"refs/heads/{names[0]}")}) ;;',
-            "        *) continue ;;",
-            "    esac",
-            '    lines="$lines$line',
+            'if [ "$1" = committed ]; then  # main or dev moved: publish the tips they have had (dlgit.record)',
+            "    moved=",
+            "    while read -r old new ref; do",
+            f'        case "$ref" in {branches}) moved=1 ;; esac',
+            "    done",
+            '    [ -n "$moved" ] || exit 0',
+            "    exec 0</dev/null",
+            "else",
+            '    [ "$1" = prepared ] || exit 0',
+            "    lines= tagged=",
+            "    while read -r line; do  # sh builtins only: no process is started for the refs that need nothing",
+            '        case "$line" in',
+            '            *" refs/tags/v"[0-9]*) tagged=1 ;;',
+            f'            *" "{quote(f"refs/heads/{names[0]}")}) ;;',
+            "            *) continue ;;",
+            "        esac",
+            '        lines="$lines$line',
             '"',
-            "done",
-            '[ -n "$tagged" ] || exit 0',
-            'exec 0<<EOF', "$lines", "EOF"]
+            "    done",
+            '    [ -n "$tagged" ] || exit 0',
+            '    exec 0<<EOF', "$lines", "EOF",
+            "fi"]
     patterns = "|".join(quote(f"refs/heads/{name}") for name in names)
     return [
         '[ "$1" = prepared ] || exit 0',
@@ -344,12 +354,20 @@ def install(force: bool = False, server: bool = False, adopt: str | None = None)
     setup = inspect()
     if server or adopt is not None or setup.repo.root is None:
         return install_server(setup, force, adopt)
+    _record_refspecs(setup.repo)
     if setup.uses_framework:
         print(framework_instructions(setup))
         return 0
     write_hooks(setup, force)
     print("Check the set-up any time with: dlgit status")
     return 0
+
+
+def _record_refspecs(repo: Git) -> None:
+    """Every remote's `git fetch` also brings the tips its server recorded for main and dev (dlgit.record)."""
+    for remote in record.add_refspecs(repo):
+        print(f"dlgit: git fetch {remote} now also brings the tips its server recorded for main and dev "
+              f"(remote.{remote}.fetch += {model.record_refspec(remote)})")
 
 
 def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
@@ -422,6 +440,9 @@ def install_server(setup: Setup, force: bool, adopt: str | None) -> int:
     for key, (value, why) in server.SERVER_CONFIG.items():
         repo.run("config", key, value)
         print(f"  {key}={value}   {why}")
+    written = record.publish(repo, (settings.main, settings.dev))
+    print(f"dlgit: {'published' if written else 'kept'} {model.SERVER_RECORD}, the tips {settings.main} and {settings.dev} have had "
+          "(from the reflogs; rewritten whenever they move; clients fetch it after `dlgit install`)")
     return 0
 
 
@@ -453,6 +474,8 @@ def uninstall() -> int:
     print(f"dlgit: hooks folder {setup.hooks_dir}")
     for name in HOOKS:
         print(f"  {name:<17} {_uninstall_one(setup.hooks_dir / name)}")
+    for remote in record.remove_refspecs(setup.repo) if setup.repo.root is not None else ():
+        print(f"dlgit: removed the fetch refspec of the server's record from remote {remote}")
     return 0
 
 

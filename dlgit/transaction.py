@@ -11,7 +11,8 @@ starts dlgit only for the few updates that need it (see dlgit.install.transactio
   and every other ref are never judged.
 * on a server, a release tag vX.Y.Z is accepted only when its commit is on main as the transaction
   leaves it (main's new value when the same transaction moves it, else main as it is): two pushes
-  racing (A: main + tag, not atomic; B: main) cannot leave a tag off main.
+  racing (A: main + tag, not atomic; B: main) cannot leave a tag off main. Once a transaction that
+  moved main or dev is committed, the server publishes the tips they have had (dlgit.record).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _LINE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (re
 
 
 def reference_transaction(state: str | None, stdin: TextIO) -> int:
+    if state == "committed":
+        return _publish(Git.open())
     if state != "prepared":
         return 0
     lines = [match.groups() for line in stdin.read().splitlines() if (match := _LINE.fullmatch(line.strip()))]
@@ -36,6 +39,18 @@ def reference_transaction(state: str | None, stdin: TextIO) -> int:
         return 0
     repo = Git.open()
     return _server(repo, lines) if repo.root is None else _clone(repo, lines)
+
+
+def _publish(repo: Git) -> int:
+    """On a server, once main or dev moved: publish the tips they have had, from its reflogs
+    (dlgit.record). git ignores what this returns: the ref update is done."""
+    if repo.root is not None:
+        return 0
+    from dlgit import record, server
+
+    settings = server.policy(repo).settings
+    record.publish(repo, (settings.main, settings.dev))
+    return 0
 
 
 def _server(repo: Git, lines: list[tuple[str, str, str]]) -> int:

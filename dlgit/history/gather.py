@@ -456,6 +456,8 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         stale_release=context.stale.get(commit.sha),
         commit=Committed(commit.sha, tip=commit.sha in context.tips, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
+        unrecorded=context.refs.unrecorded() if merge is not None and (merge.source is None or merge.by_content or
+                                                             (evidence is not None and evidence.on_branch is False)) else None,
     )
 
 

@@ -117,6 +117,9 @@ class Change(NamedTuple):
     ref_update: RefUpdate | None = None
     # history only: the commit this change already is; None for a commit being made (the hooks)
     commit: Committed | None = None
+    # history only, a merge or squash no branch here owns: the remote whose server's record of the tips main and
+    # dev had (dlgit.record) this clone has not fetched, which may prove its source
+    unrecorded: str | None = None
     # hooks only, for the fixes they print: `git commit --amend` is making the change; dev does not
     # exist yet; the repository uses DVC (.dvc/config)
     amending: bool = False
