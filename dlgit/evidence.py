@@ -20,7 +20,7 @@ from dlgit.git import FileDiff, Git
 from dlgit.git.parse import problem
 from dlgit.git.proc import BoundedOutput
 from dlgit.model import SQUASH_TRAILER, Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
-from dlgit.policy.change import HotfixDiff, MergeEvidence, SquashEvidence, Unexplained
+from dlgit.policy.change import HotfixDiff, Merge, MergeEvidence, SquashEvidence, Unexplained
 
 # The branches whose merges are recomputed: what a merge adds beyond git's merge of its parents is judged
 # as a commit there. main takes no such commit, dev none hidden in a path git merges cleanly, a task only
@@ -167,6 +167,26 @@ def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequen
             if target.kind is Kind.MAIN or all(path.startswith(inside) for path in paths):
                 return branch
     return None
+
+
+def task_merge_reaches_out(target: Branch | None, merge: Merge | None, paths: Iterable[str], settings: Settings) -> bool:
+    """Is this a task's merge into dev that changes paths outside the task's folder (then task_brings tells what the task
+    brings of its own)?"""
+    if target is None or target.kind is not Kind.DEV or merge is None or merge.squash or merge.octopus or not merge.sha \
+            or merge.source is None or merge.source.kind is not Kind.TASK:
+        return False
+    inside = task_folder(merge.source.name, settings) + "/"
+    return any(not path.startswith(inside) for path in paths)
+
+
+def task_brings(refs: RefView, settings: Settings, task_tip: str) -> tuple[str, ...] | None:
+    """What a task's merge into dev brings of its own: the paths the task changes on top of main's
+    history, from the newest commit of main's first-parent chain it contains (main's commits are what
+    a back-merge brings, and dev takes them). None when main is unknown here or the task contains
+    none of its chain."""
+    main = refs.tip(settings.main)
+    fork = refs.repo.first_parent_before(main, [task_tip]) if main else None
+    return None if fork is None else tuple(refs.repo.changed_between(fork, task_tip))
 
 
 RELEASE_WALK = 2000  # first-parent commits of main searched back for the release before a release

@@ -456,6 +456,10 @@ class Git:
         return split_z(self.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{tip}", "--", ".",
                                 f":(exclude){outside}").stdout)
 
+    def changed_between(self, old: str, new: str) -> list[str]:
+        """Paths `new` changes against `old` (both sides of a rename)."""
+        return split_z(self.run("diff", "--name-only", "-z", "--no-renames", old, new, "--").stdout)
+
     def changed_since(self, commit: str) -> list[str]:
         """Paths where the work tree differs from `commit` (staged or not), and untracked paths."""
         tracked = split_z(self.run("diff", "--name-only", "-z", "--no-renames", commit).stdout)

@@ -532,8 +532,10 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     inside = folder + "/"
     if branch.kind is Kind.TASK and change.foreign_paths:
         yield _foreign_commits(change, branch, settings)
-    unsafe = {path for path, _ in unsafe_paths(change.paths)}  # `tasks/x/../../model/net.py` starts with the folder, as a string
-    outside = [path for path in change.paths if not path.startswith(inside) or path in unsafe]
+    # into dev, main's commits the task holds are what a back-merge brings (dev takes them): the task's own changes are judged
+    paths = list(change.task_brings) if branch.kind is Kind.DEV and change.task_brings is not None else change.paths
+    unsafe = {path for path, _ in unsafe_paths(paths)}  # `tasks/x/../../model/net.py` starts with the folder, as a string
+    outside = [path for path in paths if not path.startswith(inside) or path in unsafe]
     if not outside:
         return
     quoted = " ".join(quote(p) for p in outside[:MAX_LISTED])
