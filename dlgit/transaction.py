@@ -21,7 +21,6 @@ import re
 import sys
 from typing import TextIO
 
-from dlgit import report
 from dlgit.git import Git
 from dlgit.model import is_zero, short_branch, tag_version
 from dlgit.shell import quote
@@ -31,7 +30,7 @@ _LINE = re.compile(r"([0-9a-f]{40}|[0-9a-f]{64}) ([0-9a-f]{40}|[0-9a-f]{64}) (re
 
 def reference_transaction(state: str | None, stdin: TextIO) -> int:
     if state == "committed":
-        return _publish(Git.open())
+        return _publish(Git.open(), [line[len("refs/heads/"):] for line in stdin.read().splitlines() if line.startswith("refs/heads/")])
     if state != "prepared":
         return 0
     lines = [match.groups() for line in stdin.read().splitlines() if (match := _LINE.fullmatch(line.strip()))]
@@ -41,20 +40,18 @@ def reference_transaction(state: str | None, stdin: TextIO) -> int:
     return _server(repo, lines) if repo.root is None else _clone(repo, lines)
 
 
-def _publish(repo: Git) -> int:
-    """On a server, once main or dev moved: publish the tips they have had, from its reflogs
-    (dlgit.record). git ignores what this returns: the ref update is done."""
-    if repo.root is not None:
-        return 0
-    from dlgit import record, server
+def _publish(repo: Git, branches: list[str]) -> int:
+    """On a server, once main or dev moved: publish the tips `branches` (main and dev, which the hook
+    script names) have had, from its reflogs (dlgit.record). git ignores what this returns."""
+    if repo.root is None and branches:
+        from dlgit import record
 
-    settings = server.policy(repo).settings
-    record.publish(repo, (settings.main, settings.dev))
+        record.publish(repo, branches)
     return 0
 
 
 def _server(repo: Git, lines: list[tuple[str, str, str]]) -> int:
-    from dlgit import server
+    from dlgit import report, server
 
     main = server.policy(repo).settings.main
     moved = {ref: new for _, new, ref in lines}
@@ -75,6 +72,7 @@ def _server(repo: Git, lines: list[tuple[str, str, str]]) -> int:
 
 
 def _clone(repo: Git, lines: list[tuple[str, str, str]]) -> int:
+    from dlgit import report
     from dlgit.check import settings_policy
     from dlgit.evidence import RefView
     from dlgit.history.judge import Finding, Span, judge
