@@ -40,6 +40,12 @@ def _reference_transaction(args: Sequence[str | None]) -> int:
     return transaction.reference_transaction(args[0] if args else None, sys.stdin)
 
 
+def _post_receive(args: Sequence[str | None]) -> int:
+    from dlgit import transaction
+
+    return transaction.post_receive(sys.stdin)
+
+
 # hook name -> (most positional arguments, body)
 HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
     "pre-commit": (0, _pre_commit),
@@ -48,6 +54,7 @@ HOOKS: dict[str, tuple[int, Callable[[Sequence[str | None]], int]]] = {
     "pre-push": (2, _pre_push),  # remote name and URL
     "pre-receive": (0, _pre_receive),
     "reference-transaction": (1, _reference_transaction),  # the state: prepared, committed, aborted
+    "post-receive": (0, _post_receive),
 }
 
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from dlgit import record
 from dlgit.config import Settings
 from dlgit.git import FileDiff, Git
 from dlgit.git.parse import problem
 from dlgit.git.proc import BoundedOutput
 from dlgit.model import SQUASH_TRAILER, Branch, Kind, merge_sources, parse_branch, short_branch, task_folder
-from dlgit.policy.change import HotfixDiff, MergeEvidence, SquashEvidence, Unexplained
+from dlgit.policy.change import HotfixDiff, Merge, MergeEvidence, SquashEvidence, Unexplained
 
 # The branches whose merges are recomputed: what a merge adds beyond git's merge of its parents is judged
 # as a commit there. main takes no such commit, dev none hidden in a path git merges cleanly, a task only
@@ -40,6 +41,7 @@ class RefView:
         self._past: dict[str, set[str]] = {}  # tips a branch had before the values a push gives it
         self._bits: dict[str, int] = {}  # name -> its bit
         self._owned: dict[str, int] | None = None  # commit -> the bits of the branches owning it
+        self._records: tuple[list[tuple[str, str]], set[str]] | None = None  # the servers' records fetched here (dlgit.record)
 
     @classmethod
     def load(cls, repo: Git, prefixes: Sequence[str] = ("refs/heads/", "refs/remotes/"),
@@ -81,11 +83,27 @@ class RefView:
         branch's) recorded. A fast-forward (dev onto main after a release) moves a branch's
         first-parent chain off its old commits; the reflog keeps that they were its own."""
         tips = {name: set(shas) | self._past.get(name, set()) for name, shas in self._tips.items()}
-        for ref, sha in self.repo.past_tips(self._prefixes) if self._prefixes else ():
+        recorded = self._fetched_records()[0]
+        for ref, sha in [*(self.repo.past_tips(self._prefixes) if self._prefixes else ()), *recorded]:
             name = short_branch(ref)
             if name and name != "HEAD":
                 tips.setdefault(name, set()).add(sha)
         return tips
+
+    def _fetched_records(self) -> tuple[list[tuple[str, str]], set[str]]:
+        """The tips main and dev had that the records of the remotes whose branches are seen here
+        list (a server publishes them: dlgit.record), and the remotes whose record is here."""
+        if self._records is None:
+            remotes = [prefix.removeprefix("refs/remotes/").rstrip("/") for prefix in self._prefixes if prefix.startswith("refs/remotes/")]
+            self._records = record.fetched(self.repo, None if "" in remotes else remotes) if remotes else ([], set())
+        return self._records
+
+    def unrecorded(self) -> str | None:
+        """The remote the judged commits go to, when its branches are seen here but not the record of
+        main's and dev's tips its server publishes: fetching that record may prove a merge's source."""
+        if not any(prefix.startswith("refs/remotes/") for prefix in self._prefixes) or self.remote in self._fetched_records()[1]:
+            return None
+        return self.remote if self.repo.config_get(f"remote.{self.remote}.url") is not None else None
 
     def _ownership(self) -> dict[str, int]:
         """One `rev-list --first-parent` over every tip a branch has had, children first: a commit's
@@ -149,6 +167,26 @@ def claimed_source(named: Iterable[Branch], target: Branch | None, paths: Sequen
             if target.kind is Kind.MAIN or all(path.startswith(inside) for path in paths):
                 return branch
     return None
+
+
+def task_merge_reaches_out(target: Branch | None, merge: Merge | None, paths: Iterable[str], settings: Settings) -> bool:
+    """Is this a task's merge into dev that changes paths outside the task's folder (then task_brings tells what the task
+    brings of its own)?"""
+    if target is None or target.kind is not Kind.DEV or merge is None or merge.squash or merge.octopus or not merge.sha \
+            or merge.source is None or merge.source.kind is not Kind.TASK:
+        return False
+    inside = task_folder(merge.source.name, settings) + "/"
+    return any(not path.startswith(inside) for path in paths)
+
+
+def task_brings(refs: RefView, settings: Settings, task_tip: str) -> tuple[str, ...] | None:
+    """What a task's merge into dev brings of its own: the paths the task changes on top of main's
+    history, from the newest commit of main's first-parent chain it contains (main's commits are what
+    a back-merge brings, and dev takes them). None when main is unknown here or the task contains
+    none of its chain."""
+    main = refs.tip(settings.main)
+    fork = refs.repo.first_parent_before(main, [task_tip]) if main else None
+    return None if fork is None else tuple(refs.repo.changed_between(fork, task_tip))
 
 
 RELEASE_WALK = 2000  # first-parent commits of main searched back for the release before a release

@@ -22,6 +22,8 @@ from dlgit.evidence import (
     merge_source,
     squash_evidence,
     stale_release,
+    task_brings,
+    task_merge_reaches_out,
 )
 from dlgit.git import Background, Git, Staged, require_version
 from dlgit.git.ancestry import amending
@@ -191,6 +193,8 @@ def gather(repo: Git, settings: Settings, branch: Branch | None, message: str | 
         task_versions=(read_version(contents.get(versions[0])), read_version(contents.get(versions[1]))) if versions else None,
         **(_rename_facts(repo, branch, head, settings) if branch is not None and not branch.valid else {}),
         foreign_paths=_foreign(repo, branch, head, settings) if merge is None else (),
+        task_brings=task_brings(RefView.load(repo), settings, merge.sha) if merge and merge.sha and
+        task_merge_reaches_out(branch, merge, paths, settings) else None,
     )
 
 

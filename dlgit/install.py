@@ -21,7 +21,7 @@ from enum import Enum
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
-from dlgit import config, model, origin, report
+from dlgit import config, model, origin, record, report
 from dlgit.errors import UsageError
 from dlgit.git import Git
 from dlgit.model import MERGE_SOURCES, Branch, Kind
@@ -124,6 +124,24 @@ def transaction_filter(names: tuple[str, str], server: bool) -> list[str]:
         "exec 0<<EOF", "$judged", "EOF"]
 
 
+def post_receive_filter(names: tuple[str, str]) -> list[str]:
+    """The sh lines of the server's post-receive: a push that carried a release tag is over, so its mark
+    goes (the next push's pre-receive then takes the reference-transaction hook away: place_tag_guard);
+    and only when main or dev (`names`) moved does dlgit start, to publish the tips they have had
+    (dlgit.record), fed their names."""
+    patterns = "|".join(quote(f"refs/heads/{name}") for name in names)
+    return [
+        'mark="${GIT_DIR:-.}/dlgit/tag-pushes/$PPID"',
+        '[ -e "$mark" ] && rm -f -- "$mark"',
+        "moved=",
+        "while read -r old new ref; do  # sh builtins only",
+        f'    case "$ref" in {patterns}) moved=1 ;; esac',
+        "done",
+        '[ -n "$moved" ] || exit 0',
+        "exec 0<<'EOF'  # the branches whose tips are recorded",
+        *(f"refs/heads/{name}" for name in names), "EOF"]
+
+
 def script(name: str, interpreter: Interpreter | None = None, names: tuple[str, str] = ("main", "dev"), server: bool = False) -> str:
     """The hook script for git's `name` hook. With `interpreter` (what `dlgit install` writes), it
     runs that Python while it still has dlgit, so that activating another environment does not
@@ -135,10 +153,7 @@ def script(name: str, interpreter: Interpreter | None = None, names: tuple[str, 
     head = ["#!/bin/sh", f"{MARKER}: written by `dlgit install`, removed by `dlgit uninstall`.",
             f"# Runs dlgit's checks for git's {name} hook; `dlgit explain` lists the rules."]
     if name == "post-receive":
-        return "\n".join([
-            *head[:2], "# A push that carried a release tag is over: its mark goes, so that the next push's pre-receive takes",
-            "# the reference-transaction hook away (dlgit.install.place_tag_guard). sh builtins, and one rm after such a push.",
-            'mark="${GIT_DIR:-.}/dlgit/tag-pushes/$PPID"', '[ -e "$mark" ] || exit 0', 'exec rm -f -- "$mark"', ""])
+        head += post_receive_filter(names)
     if name == "reference-transaction":
         head += transaction_filter(names, server)
     if interpreter is None:
@@ -352,12 +367,20 @@ def install(force: bool = False, server: bool = False, adopt: str | None = None)
     setup = inspect()
     if server or adopt is not None or setup.repo.root is None:
         return install_server(setup, force, adopt)
+    _record_refspecs(setup.repo)
     if setup.uses_framework:
         print(framework_instructions(setup))
         return 0
     write_hooks(setup, force)
     print("Check the set-up any time with: dlgit status")
     return 0
+
+
+def _record_refspecs(repo: Git) -> None:
+    """Every remote's `git fetch` also brings the tips its server recorded for main and dev (dlgit.record)."""
+    for remote in record.add_refspecs(repo):
+        print(f"dlgit: git fetch {remote} now also brings the tips its server recorded for main and dev "
+              f"(remote.{remote}.fetch += {model.record_refspec(remote)})")
 
 
 def write_hooks(setup: Setup, force: bool, out: TextIO | None = None) -> None:
@@ -434,6 +457,9 @@ def install_server(setup: Setup, force: bool, adopt: str | None) -> int:
     for key, (value, why) in server.SERVER_CONFIG.items():
         repo.run("config", key, value)
         print(f"  {key}={value}   {why}")
+    written = record.publish(repo, (settings.main, settings.dev))
+    print(f"dlgit: {'published' if written else 'kept'} {model.SERVER_RECORD}, the tips {settings.main} and {settings.dev} have had "
+          "(from the reflogs; rewritten whenever they move; clients fetch it after `dlgit install`)")
     return 0
 
 
@@ -578,6 +604,8 @@ def uninstall() -> int:
     if template.exists():
         template.unlink()
         print(f"  removed {template} (pre-receive puts no reference-transaction hook in place any more)")
+    for remote in record.remove_refspecs(setup.repo) if setup.repo.root is not None else ():
+        print(f"dlgit: removed the fetch refspec of the server's record from remote {remote}")
     return 0
 
 

@@ -260,6 +260,19 @@ def tag_version(ref: str) -> str | None:
     return match.group(1) if match else None
 
 
+# --- the tips main and dev have had, as a server records them (dlgit.record) ---------------------
+
+OWN_REFS = "refs/dlgit/"  # dlgit's own refs: the server writes its record here, and no push writes any of them
+SERVER_RECORD = "refs/dlgit/server/tips"  # on a server: a commit whose tree holds RECORD_FILE
+RECORD_FILE = "tips"  # one `<sha> refs/heads/<branch>` line per tip main or dev has had
+FETCHED_RECORDS = "refs/dlgit/remotes/"  # in a clone: where each remote's record is fetched to
+
+
+def record_refspec(remote: str) -> str:
+    """The fetch refspec that brings a server's record into a clone (`dlgit install` adds it)."""
+    return f"+refs/dlgit/server/*:{FETCHED_RECORDS}{remote}/*"
+
+
 # --- commit messages: types, and how they bump the version -----------------------------------------
 
 # The patterns below read one line and stop at its end without `$` (which, inside a whole message,

@@ -13,7 +13,8 @@ starts dlgit only for the few updates that need it (see dlgit.install.transactio
   leaves it (main's new value when the same transaction moves it, else main as it is): two pushes
   racing (A: main + tag, not atomic; B: main) cannot leave a tag off main. git would start the hook
   for every ref of every push (twice per ref without --atomic), so the server's hook is in place only
-  while a push that carries a release tag is received (dlgit.install.place_tag_guard).
+  while a push that carries a release tag is received (dlgit.install.place_tag_guard). Once a push
+  moved main or dev, post-receive publishes the tips they have had (dlgit.record).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import re
 import sys
 from typing import TextIO
 
-from dlgit import report
 from dlgit.git import Git
 from dlgit.model import is_zero, short_branch, tag_version
 from dlgit.shell import quote
@@ -40,8 +40,20 @@ def reference_transaction(state: str | None, stdin: TextIO) -> int:
     return _server(repo, lines) if repo.root is None else _clone(repo, lines)
 
 
+def post_receive(stdin: TextIO) -> int:
+    """On a server, once a push moved main or dev: publish the tips the branches the hook script names
+    (main and dev) have had, from its reflogs (dlgit.record). git ignores what this returns."""
+    repo = Git.open()
+    branches = [line[len("refs/heads/"):] for line in stdin.read().splitlines() if line.startswith("refs/heads/")]
+    if repo.root is None and branches:
+        from dlgit import record
+
+        record.publish(repo, branches)
+    return 0
+
+
 def _server(repo: Git, lines: list[tuple[str, str, str]]) -> int:
-    from dlgit import server
+    from dlgit import report, server
 
     main = server.policy(repo).settings.main
     moved = {ref: new for _, new, ref in lines}
@@ -62,6 +74,7 @@ def _server(repo: Git, lines: list[tuple[str, str, str]]) -> int:
 
 
 def _clone(repo: Git, lines: list[tuple[str, str, str]]) -> int:
+    from dlgit import report
     from dlgit.check import settings_policy
     from dlgit.evidence import RefView
     from dlgit.history.judge import Finding, Span, judge

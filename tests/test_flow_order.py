@@ -63,3 +63,45 @@ def test_release_after_a_hand_task_merge_into_main_is_one_command(repo: Repo) ->
     ok(repo.dlgit("release"))
     assert repo.git("merge-base", "--is-ancestor", "main", "dev", check=False).returncode == 0
     checks(repo)
+
+
+def _hotfix(repo: Repo) -> None:
+    """`dlgit hotfix start` from main, a small fix, `dlgit hotfix finish`: it lands on main and dev."""
+    ok(repo.dlgit("hotfix", "start", "typo"))
+    repo.write("model/net.py", repo.git("show", "main:model/net.py").stdout + "TYPO = 0\n")
+    git(repo, "commit", "-a", "-m", "fix: typo")
+    fixed = repo.head()
+    ok(repo.dlgit("hotfix", "finish"))
+    for branch in ("main", "dev"):
+        assert repo.git("merge-base", "--is-ancestor", fixed, branch, check=False).returncode == 0, branch
+    checks(repo)
+
+
+def test_hotfix_finish_after_a_hand_release_not_merged_back(repo: Repo) -> None:
+    seed = Seed(repo)
+    seed.feature("feature-loader", "data/loader.py", "LOADER = 1\n")
+    seed.release("no-ff", "0.2.0")
+    _hotfix(repo)
+
+
+def test_hotfix_finish_after_a_hand_task_merge_into_main_and_dev(repo: Repo) -> None:
+    seed = Seed(repo)
+    seed.feature("feature-loader", "data/loader.py", "LOADER = 1\n")
+    seed.task("lr0.1")
+    _hotfix(repo)
+
+
+def test_hotfix_finish_after_a_hand_fast_forward_back_merge(repo: Repo) -> None:
+    seed = Seed(repo)
+    seed.feature("feature-loader", "data/loader.py", "LOADER = 1\n")
+    seed.release("no-ff", "0.2.0")
+    assert "Fast-forward" in seed.back_merge()
+    _hotfix(repo)
+
+
+def test_hotfix_finish_after_a_hand_squash_release_and_task(repo: Repo) -> None:
+    seed = Seed(repo)
+    seed.feature("feature-loader", "data/loader.py", "LOADER = 1\n")
+    seed.release("squash", "0.2.0")
+    seed.task("lr0.1", dev=False)
+    _hotfix(repo)

@@ -175,12 +175,61 @@ def replay(seed: Seed, how: str, back: str) -> None:
     seed.checks()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15, not done: task-scope judges a task's merge into dev by all it brings, "
-                   "main's release included, when dev was not merged back (finish-task merges main into dev first)")
 def test_task_merged_by_hand_into_dev_not_merged_back(direct: Repo) -> None:
+    """main released by hand, dev not merged back: a task from main merged by hand into main and
+    dev brings main's release into dev too, which is what a back-merge brings: allowed."""
     seed = Seed(direct)
     seed.release("no-ff", "0.2.0")
     seed.task("lr0.1")
+    seed.checks()
+
+
+def _task_from(repo: Repo, start: str, desc: str, core: bool = False) -> str:
+    """A task branch from `start` by hand, its folder committed; with `core`, a commit that also
+    edits model/net.py (its commit hook skipped, as a user may)."""
+    name = f"task-{version(repo)}-{STAMP}-{desc}"
+    git(repo, "checkout", "-b", name, start)
+    shutil.copytree(repo.path / "tasks/main", repo.path / "tasks" / name)
+    git(repo, "add", f"tasks/{name}")
+    git(repo, "commit", "-m", f"task: start {desc}")
+    if core:
+        repo.write("model/net.py", "NET = 'smuggled'\n")
+        git(repo, "commit", "--no-verify", "-a", "-m", f"task: tune {desc}")
+    return name
+
+
+def _refused_into_dev(repo: Repo, name: str) -> None:
+    """`git merge --no-ff` of the task into dev: refused by the hooks (task-scope); made anyway, by
+    `dlgit check` of dev."""
+    git(repo, "checkout", "dev")
+    proc = repo.git("merge", "--no-ff", name, "-m", f"task: merge {name}", check=False)
+    assert proc.returncode != 0 and "task-scope" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    repo.git("merge", "--abort", check=False)
+    git(repo, "merge", "--no-ff", "--no-verify", name, "-m", f"task: merge {name}")
+    proc = repo.dlgit("check", "--branch", "dev", "dev")
+    assert proc.returncode == 1 and "task-scope" in proc.stdout and "model/net.py" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("hooks", ["direct", "framework"])
+def test_task_touching_the_core_is_refused_in_its_merge_into_dev(hooks: str, request: pytest.FixtureRequest) -> None:
+    """The same hand release, dev not merged back: a task commit that edits model/ is still refused
+    when the task is merged into dev (main's commits are excused, the task's own are not)."""
+    repo = request.getfixturevalue(hooks)
+    Seed(repo).release("no-ff", "0.2.0")
+    _refused_into_dev(repo, _task_from(repo, "main", "smuggle", core=True))
+
+
+@pytest.mark.parametrize("hooks", ["direct", "framework"])
+def test_a_fake_main_commit_is_not_excused(hooks: str, request: pytest.FixtureRequest) -> None:
+    """A task started from a commit that looks like main's release but is not on main's chain: what
+    that commit changes is the task's own, refused in its merge into dev."""
+    repo = request.getfixturevalue(hooks)
+    Seed(repo).release("no-ff", "0.2.0")
+    git(repo, "checkout", "--detach", "main")
+    repo.write("model/net.py", "NET = 'fake release'\n")
+    git(repo, "commit", "--no-verify", "-a", "-m", "feat: release 0.2.0")
+    fake = repo.head()
+    _refused_into_dev(repo, _task_from(repo, fake, "fake"))
 
 
 @pytest.mark.parametrize(("how", "back"), CASES, ids=[f"{how}-back-{back}" for how, back in CASES])

@@ -48,6 +48,17 @@ def _is_id(text: str) -> bool:
     return len(text) in (40, 64) and all(ch in "0123456789abcdef" for ch in text)
 
 
+def _reflog_values(data: bytes) -> list[tuple[str, str]]:
+    """(refname, commit) of `git log --walk-reflogs --format=%H%x00%gD` lines."""
+    found = []
+    for line in fsdecode(data).splitlines():
+        sha, _, selector = line.partition("\0")
+        ref = selector.rpartition("@{")[0]
+        if sha and ref:
+            found.append((ref, sha))
+    return found
+
+
 def _short_head(ref: str) -> str | None:
     return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
 
@@ -470,6 +481,10 @@ class Git:
         return split_z(self.run("diff", "--name-only", "-z", "--no-renames", f"{base}...{tip}", "--", ".",
                                 f":(exclude){outside}").stdout)
 
+    def changed_between(self, old: str, new: str) -> list[str]:
+        """Paths `new` changes against `old` (both sides of a rename)."""
+        return split_z(self.run("diff", "--name-only", "-z", "--no-renames", old, new, "--").stdout)
+
     def changed_since(self, commit: str) -> list[str]:
         """Paths where the work tree differs from `commit` (staged or not), and untracked paths."""
         tracked = split_z(self.run("diff", "--name-only", "-z", "--no-renames", commit).stdout)
@@ -578,13 +593,12 @@ class Git:
         it (one `git log --walk-reflogs --all`; HEAD's and the stash's are left out). Empty where
         git keeps no reflog (a bare repository without core.logAllRefUpdates=always)."""
         proc = self.run("log", "--walk-reflogs", "--all", "--format=%H%x00%gD", check=False)
-        found = []
-        for line in fsdecode(proc.stdout).splitlines() if proc.returncode == 0 else ():
-            sha, _, selector = line.partition("\0")
-            ref = selector.rpartition("@{")[0]
-            if sha and ref.startswith(tuple(prefixes)):
-                found.append((ref, sha))
-        return found
+        return [(ref, sha) for ref, sha in _reflog_values(proc.stdout if proc.returncode == 0 else b"") if ref.startswith(tuple(prefixes))]
+
+    def reflog_values(self, refs: Sequence[str]) -> list[tuple[str, str]]:
+        """(refname, commit) for every value the reflogs of `refs` recorded, newest first (one `git log
+        --walk-reflogs`; a ref without a reflog gives nothing). GitError when git cannot walk them."""
+        return _reflog_values(self.run("log", "--walk-reflogs", "--ignore-missing", "--format=%H%x00%gD", *refs, "--").stdout)
 
     def first_parents(self, tips: Iterable[str]) -> list[tuple[str, str | None]]:
         """(commit, its first parent) over the union of the first-parent chains of `tips`, children

@@ -35,6 +35,8 @@ from dlgit.evidence import (
     merge_source,
     previous_release,
     squash_evidence,
+    task_brings,
+    task_merge_reaches_out,
     unexplained,
 )
 from dlgit.git import Git, LogCommit, RawEntry
@@ -136,12 +138,15 @@ def _place(heads: Sequence[tuple[str, Branch | None]], graph: dict[str, LogCommi
     first). Also: the tips whose walk met a commit an earlier tip had placed."""
     places: dict[str, _Place] = {}
     met: set[str] = set()
+    main = parse_branch(settings.main, settings)
     for tip, target in heads:
         queue: deque[tuple[str, Branch | None, str | None]] = deque([(tip, target, None)])
         while queue:
             sha, branch, via = queue.popleft()
             chain: list[LogCommit] = []
             while sha in graph and sha not in places:
+                if via is not None and branch is not None and branch.kind is Kind.TASK and refs.owns(main.name, sha):
+                    branch = main  # a task started from main holds main's history: a merge of it brings those as a back-merge would
                 places[sha] = _Place(branch, via, chain_start=not chain, head=tip)
                 chain.append(graph[sha])
                 sha = graph[sha].parents[0] if graph[sha].parents else ""
@@ -150,7 +155,7 @@ def _place(heads: Sequence[tuple[str, Branch | None]], graph: dict[str, LogCommi
             for commit in reversed(chain):
                 if len(commit.parents) > 1:
                     place = places[commit.sha]
-                    place.source, place.by_content = _merge_source(commit, branch, refs, settings)
+                    place.source, place.by_content = _merge_source(commit, place.branch, refs, settings)
                     queue.extend((parent, place.source, commit.sha) for parent in commit.parents[1:])
     return places, met
 
@@ -456,6 +461,10 @@ def _change(commit: LogCommit, context: _Range) -> Change:
         stale_release=context.stale.get(commit.sha),
         commit=Committed(commit.sha, tip=commit.sha in context.tips, merged_by=place.via, remote=context.refs.remote,
                          on_dev=_direct_on_main(commit, place) and bool(context.refs.owns(settings.dev, commit.sha))),
+        task_brings=task_brings(context.refs, settings, commit.parents[1]) if merge is not None and
+        task_merge_reaches_out(place.branch, merge, _changed_paths(commit), settings) else None,
+        unrecorded=context.refs.unrecorded() if merge is not None and (merge.source is None or merge.by_content or
+                                                             (evidence is not None and evidence.on_branch is False)) else None,
     )
 
 

@@ -113,10 +113,16 @@ class Change(NamedTuple):
     # a release (merge or squash of dev) onto main: the dev commit an earlier release took, which the
     # dev commit taken now does not contain (main takes dev only forward)
     stale_release: str | None = None
+    # a task's merge into dev that changes paths outside its folder: the paths the task changes on top of main's history
+    # (evidence.task_brings; None: not asked, or it holds none of main's first-parent chain)
+    task_brings: tuple[str, ...] | None = None
     # pushes and tags: the ref update being judged (branch is the branch it updates, if any)
     ref_update: RefUpdate | None = None
     # history only: the commit this change already is; None for a commit being made (the hooks)
     commit: Committed | None = None
+    # history only, a merge or squash no branch here owns: the remote whose server's record of the tips main and
+    # dev had (dlgit.record) this clone has not fetched, which may prove its source
+    unrecorded: str | None = None
     # hooks only, for the fixes they print: `git commit --amend` is making the change; dev does not
     # exist yet; the repository uses DVC (.dvc/config)
     amending: bool = False

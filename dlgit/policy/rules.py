@@ -15,6 +15,7 @@ from dlgit.git.parse import UNEXPLAINED
 from dlgit.model import (
     MERGE_SOURCES,
     NAME_FORMATS,
+    OWN_REFS,
     RULE_IDS,
     SEMVER,
     SQUASH_SOURCES_INTO_MAIN,
@@ -29,6 +30,7 @@ from dlgit.model import (
     parse_squash_trailer,
     parse_subject,
     prefixes,
+    record_refspec,
     slugify,
     squash_trailer,
     subject_line,
@@ -233,7 +235,8 @@ def _unverified_squash(change: Change, settings: Settings) -> Iterator[Violation
                                        "   # the squashed branch must be pushed first", *redo])
     elif evidence.on_branch is False:
         owner = f" (it is on '{merge.source.name}')" if merge.source and merge.source.name != named else ""
-        yield this.violation(f"the trailer '{shown}' names a commit that is not on branch '{named}'{owner}", [shown], redo)
+        yield this.violation(f"the trailer '{shown}' names a commit that is not on branch '{named}'{owner}", [shown],
+                             [*_fetch_record(change, settings), *redo])
     if evidence.exists and evidence.redundant:
         undo = repair(change, settings, "drop") if change.commit else ["git reset --merge   # undo the squash, keep other work"]
         yield this.violation(f"the trailer '{shown}' names a commit '{settings.main}' already contains: the squash squashes nothing, "
@@ -370,7 +373,7 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
                 f"'{target.name}' accepts ({settings.dev}; a hotfix within its limits; a task changing only its folder), so "
                 f"nothing tells where it comes from",
                 [merge.label],
-                [*undo,
+                [*_fetch_record(change, settings), *undo,
                  f"# then merge a real branch (pushed, or here): dlgit release ({settings.dev}), dlgit hotfix finish NAME, "
                  f"dlgit finish-task, or git {how} BRANCH with the branch named in the message"],
             )
@@ -396,6 +399,15 @@ def merge_direction(change: Change, settings: Settings) -> Iterator[Violation]:
         [source.name],
         [*undo, *_feature_route(change, undo, settings)] if change.commit else [*_feature_route(change, undo, settings), *undo],
     )
+
+
+def _fetch_record(change: Change, settings: Settings) -> list[str]:
+    """A clone without its server's record of the tips main and dev had: the one fetch that brings it."""
+    remote = change.unrecorded
+    if remote is None:
+        return []
+    return [f"git fetch {quote(remote)} {quote(record_refspec(remote))}   # first: the tips {settings.main} and {settings.dev} "
+            "had, as the server recorded them, may prove where it came from; then check again"]
 
 
 def _undo_merge(change: Change, merge: Merge, settings: Settings) -> list[str]:
@@ -520,8 +532,10 @@ def task_scope(change: Change, settings: Settings) -> Iterator[Violation]:
     inside = folder + "/"
     if branch.kind is Kind.TASK and change.foreign_paths:
         yield _foreign_commits(change, branch, settings)
-    unsafe = {path for path, _ in unsafe_paths(change.paths)}  # `tasks/x/../../model/net.py` starts with the folder, as a string
-    outside = [path for path in change.paths if not path.startswith(inside) or path in unsafe]
+    # into dev, main's commits the task holds are what a back-merge brings (dev takes them): the task's own changes are judged
+    paths = list(change.task_brings) if branch.kind is Kind.DEV and change.task_brings is not None else change.paths
+    unsafe = {path for path, _ in unsafe_paths(paths)}  # `tasks/x/../../model/net.py` starts with the folder, as a string
+    outside = [path for path in paths if not path.startswith(inside) or path in unsafe]
     if not outside:
         return
     quoted = " ".join(quote(p) for p in outside[:MAX_LISTED])
@@ -1048,10 +1062,12 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
 
 @rule(
     "history-rewrite",
-    "main and dev are never force-pushed or deleted, and no replace ref is pushed",
+    "main and dev are never force-pushed or deleted, and no replace ref is pushed, nor any of dlgit's own refs",
     "main and dev are the shared record that tags, task branches and results point into; rewriting "
     "or deleting them orphans those commits and makes every clone disagree about what was released. "
-    "A replace ref (refs/replace/) makes git show another commit in place of a real one: history rewritten in disguise.",
+    "A replace ref (refs/replace/) makes git show another commit in place of a real one: history rewritten in disguise. "
+    f"Under {OWN_REFS} the server records the tips main and dev have had, which prove where a merge came from: "
+    "only the server writes them.",
     stages=("pre-push", "pre-receive"), settings=("branches.main", "branches.dev"), per_ref=True,
 )
 def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
@@ -1063,6 +1079,13 @@ def history_rewrite(change: Change, settings: Settings) -> Iterator[Violation]:
             [update.ref],
             [f"git push REMOTE {quote(update.ref)}   # leave it out of the push (git push --all and --mirror include refs/replace/)",
              f"git replace -d {quote(replaced)}   # or drop the replacement here too"])
+        return
+    if update is not None and update.ref.startswith(OWN_REFS):
+        yield RULES["history-rewrite"].violation(
+            f"the push {'deletes' if update.deleted else 'writes'} {update.ref}: under {OWN_REFS} only the server writes (its "
+            f"record of the tips {settings.main} and {settings.dev} have had, from its own reflogs)", [update.ref],
+            [f"git push {quote(update.remote)} BRANCH...   # push branches and tags only (git push --mirror includes {OWN_REFS})",
+             f"# to fetch the server's record instead: git fetch {quote(update.remote)} {quote(record_refspec(update.remote))}"])
         return
     if update is None or branch is None or branch.kind not in (Kind.MAIN, Kind.DEV):
         return
