@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -196,6 +197,23 @@ def _read(path: Path) -> bytes | None:
 def is_ours(path: Path) -> bool:
     content = _read(path)
     return content is not None and MARKER.encode() in content
+
+
+def judged_here(repo: Git, names: Sequence[str]) -> list[str] | None:
+    """Of git's hooks `names`, those git would run here, when each is exactly the script this dlgit
+    writes for itself (this Python, this package): running it would run this very dlgit, so a flow
+    can judge its own commit by the same functions in its own process. None when another hook
+    would run (the pre-commit framework's, the user's, another dlgit's): then git runs them."""
+    hooks_dir = repo.git_path("hooks")
+    found = []
+    for name in names:
+        state = classify(hooks_dir / name)
+        if state in (State.MISSING, State.NOT_EXECUTABLE):  # git runs nothing
+            continue
+        if state is not State.DLGIT or _read(hooks_dir / name) != script(name, this_interpreter()).encode():
+            return None
+        found.append(name)
+    return found
 
 
 def is_framework_script(path: Path) -> bool:
