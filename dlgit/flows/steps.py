@@ -655,19 +655,24 @@ class Verify(Step):
 
     def run(self, ctx: Context) -> None:
         from dlgit.evidence import RefView
-        from dlgit.history.judge import Span, judge, policy_at
+        from dlgit.history.judge import Judging, Span, judge, judge_many, policy_at
         from dlgit.history.render import render_text
 
         refs = RefView.load(ctx.repo)
-        befores = tuple(before for _, before in self.branches)
-        for name, before in self.branches:
-            tip = ctx.repo.rev(f"refs/heads/{name}")
-            if tip is None or tip == before:
-                continue
-            # what the other branches held before the flow is theirs, not new here (main's release
-            # merge reaches dev through a task started after a hand release without back-merge)
-            span = Span(f"{before[:12]}..{name}", tip, (before, *(other for other in befores if other != before)))
-            result = judge(span, name, policy_at(ctx.repo, before, name), refs)
+        # what the other branches held before the flow is theirs, not new here (main's release
+        # merge reaches dev through a task started after a hand release without back-merge)
+        befores = tuple(dict.fromkeys(before for _, before in self.branches))
+        moved = [(name, before, tip) for name, before in self.branches if (tip := ctx.repo.rev(f"refs/heads/{name}")) not in (None, before)]
+        spans = [(Span(f"{before[:12]}..{name}", tip, (before, *(other for other in befores if other != before))), name)
+                 for name, before, tip in moved]
+        policies = [policy_at(ctx.repo, before, name) for name, before, _ in moved]
+        distinct = len({tip for _, _, tip in moved}) == len(moved)
+        if policies and distinct and all(policy.settings == policies[0].settings for policy in policies):
+            # one read of the commits the branches share (a task's, merged into main and dev): each judged once
+            results, _ = judge_many([Judging(span, name, None) for span, name in spans], befores, policies[0], refs)
+        else:
+            results = [judge(span, name, policy, refs) for (span, name), policy in zip(spans, policies, strict=True)]
+        for result in results:
             if not result.ok:
                 raise StepFailed(render_text(result, color=False))
 
