@@ -1032,7 +1032,7 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     if change.branch is None or change.branch.kind not in (Kind.MAIN, Kind.DEV):
         return
     prefix = f"{settings.tasks_dir}/{settings.debug_prefix}"
-    found = [entry.path for entry in change.entries if entry.adds_content and entry.path.startswith(prefix)]
+    found = [entry.path for entry in change.entries if entry.path.startswith(prefix) and entry.adds_content]  # the cheap test first
     if not found:
         return
     folders = sorted({"/".join(path.split("/")[:2]) for path in found})
