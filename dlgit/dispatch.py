@@ -3,9 +3,12 @@ exit 2. `dlgit hook NAME [ARGS]` runs on every commit, so it is dispatched witho
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from dlgit.errors import UsageError
 
@@ -95,6 +98,24 @@ def error(message: str) -> None:
 
 def run_hook(name: str, args: Sequence[str | None] = ()) -> int:
     return run_action(lambda: HOOKS[name][1](args))
+
+
+def judge_here(root: Path, hooks: Sequence[tuple[str, list[str]]], args: Sequence[str]) -> str | None:
+    """The hooks (name, arguments) run in this process, one after the other as git would run them for
+    the `git ARGS` the caller runs next with --no-verify (a flow's own commit, when the hooks are
+    this very dlgit's: one process instead of two, the same functions judging): in the work tree's
+    top folder, reading ARGS as git's options. What they printed when one refused, else None."""
+    from dlgit.git.ancestry import judging
+
+    said = io.StringIO()
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        with judging(args), contextlib.redirect_stderr(said):
+            refused = any(run_hook(name, hook_args) != 0 for name, hook_args in hooks)
+    finally:
+        os.chdir(here)
+    return said.getvalue() if refused else None
 
 
 def fast_hook(argv: Sequence[str]) -> tuple[str, list[str]] | None:

@@ -15,7 +15,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -219,6 +219,38 @@ def _read(path: Path) -> bytes | None:
 def is_ours(path: Path) -> bool:
     content = _read(path)
     return content is not None and MARKER.encode() in content
+
+
+def judged_here(repo: Git, names: Sequence[str]) -> list[str] | None:
+    """Of git's hooks `names`, those git would run here, when each runs this very dlgit: the script
+    `dlgit install` writes, up to its exec of this Python (of this environment) with this package
+    (what follows runs only without them). A flow can then judge its own commit by the same
+    functions in its own process. None when another hook would run (the pre-commit framework's,
+    the user's, another dlgit's): then git runs them."""
+    hooks_dir = repo.git_path("hooks")
+    package = str(Path(__file__).resolve().parent)
+    found = []
+    for name in names:
+        path = hooks_dir / name
+        state = classify(path)
+        if state in (State.MISSING, State.NOT_EXECUTABLE):  # git runs nothing
+            continue
+        recorded = recorded_interpreter(path) if state is State.DLGIT else None
+        if recorded is None or recorded[1] != package or not _is_this_python(recorded[0]):
+            return None
+        head, fi, _ = script(name, Interpreter(recorded[0], package, None)).partition("\nfi\n")
+        if not (_read(path) or b"").startswith((head + fi).encode()):
+            return None
+        found.append(name)
+    return found
+
+
+def _is_this_python(python: str) -> bool:
+    """The interpreter running this process, of the same environment (a venv's python3 is its python)."""
+    try:
+        return os.path.dirname(python) == os.path.dirname(sys.executable) and os.path.samefile(python, sys.executable)
+    except OSError:
+        return False
 
 
 def is_framework_script(path: Path) -> bool:

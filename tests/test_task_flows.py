@@ -14,6 +14,8 @@ import pytest
 from conftest import Repo
 from flowkit import CONFLICT, commits, flow, killed, ok, picture, released_dvc_repo, steps_of
 
+from dlgit.tasks.flows import PACK_FROM
+
 TRAIN = '''\
 import os, sys, time
 import yaml
@@ -131,6 +133,50 @@ def test_finish_task_without_dvc_stops_before_any_commit(tmp_path: Path) -> None
     proc = flow(repo, "finish-task")
     assert proc.returncode == 2 and "model.pt" in proc.stderr and "dlgit init --dvc" in proc.stderr
     assert picture(repo) == before and (folder / "model.pt").exists()
+
+
+def loose_objects(repo: Repo) -> int:
+    return int(dict(line.split(": ") for line in repo.git("count-objects", "-v").stdout.splitlines())["count"])
+
+
+def test_many_results_go_into_one_pack_and_their_commit_is_judged_in_process(repo: Repo) -> None:
+    """From PACK_FROM results on, their commit stages them into one pack file (not one loose object
+    each); dlgit's own hooks judge it in dlgit's process, and check agrees with them."""
+    ok(flow(repo, "start-task", "many"))
+    folder = f"tasks/{repo.branch()}"
+    for i in range(PACK_FROM):
+        repo.write(f"{folder}/results/r{i}.txt", f"{i}\n")
+    loose = loose_objects(repo)
+    out = ok(flow(repo, "finish-task"))
+    assert "judged by dlgit's pre-commit and commit-msg hooks, in this process" in out
+    assert loose_objects(repo) - loose < 20  # trees and commits, not a blob per result
+    for target in ("main", "dev"):
+        assert {f"{folder}/results/r{i}.txt" for i in range(PACK_FROM)} <= tree(repo, target)
+        ok(repo.dlgit("check", "--branch", target, target))
+
+
+@pytest.mark.parametrize("hook", ["dlgit's", "the user's"])
+def test_a_results_commit_the_rules_refuse_stops_finish_task_whoever_runs_the_hook(repo: Repo, tmp_path: Path, hook: str) -> None:
+    """A task config that lost VERSION: the results commit is refused by the pre-commit hook,
+    judged in dlgit's process (its own hooks) or run by git (a hook of the user's that calls
+    dlgit: git runs every hook then, dlgit's too); nothing reaches main, abort goes back."""
+    ok(flow(repo, "start-task", "broken"))
+    folder = repo.path / f"tasks/{repo.branch()}"
+    config = folder / "config.yaml"
+    config.write_text("".join(line for line in config.read_text().splitlines(keepends=True) if not line.startswith("VERSION:")))
+    (folder / "result.txt").write_text("1\n")
+    marker = tmp_path / "ran"
+    if hook == "the user's":
+        script = repo.path / ".git" / "hooks" / "pre-commit"
+        script.write_text(f"#!/bin/sh\necho ran >> '{marker}'\nexec dlgit hook pre-commit\n")
+        script.chmod(0o755)
+    main = repo.head("main")
+    proc = flow(repo, "finish-task")
+    assert proc.returncode == 1 and "task-config" in proc.stdout, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and repo.head("main") == main
+    assert marker.exists() is (hook == "the user's")
+    ok(flow(repo, "abort"))
+    assert repo.head("main") == main and (folder / "result.txt").exists()
 
 
 def test_finish_task_refused_while_its_run_is_active(repo: Repo) -> None:

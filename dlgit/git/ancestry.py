@@ -1,14 +1,29 @@
 """The options of the git command running a hook. git tells its hooks nothing about them, so
-they are read from the ancestor processes: /proc on Linux, one `ps` listing elsewhere."""
+they are read from the ancestor processes: /proc on Linux, one `ps` listing elsewhere; or, for
+hooks called in dlgit's own process (`judging`), given by the caller."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import takewhile
 
 ANCESTORS = 6  # git -> pre-commit -> ... -> this hook: how far up to look
+_JUDGED: list[bytes] | None = None  # argv of the git command the hooks judge in this process (see `judging`)
+
+
+@contextlib.contextmanager
+def judging(args: Sequence[str]) -> Iterator[None]:
+    """Hooks called in this process for the `git ARGS` that the caller runs next itself (a flow's
+    own commit, made with --no-verify) read that command's options, not their ancestors'."""
+    global _JUDGED
+    _JUDGED = [b"git", *(arg.encode() for arg in args)]
+    try:
+        yield
+    finally:
+        _JUDGED = None
 
 
 def git_options() -> list[bytes] | None:
@@ -29,6 +44,8 @@ def under_git() -> bool:
 
 def _git_ancestor() -> tuple[list[bytes] | None, bool]:
     """(argv of the nearest git ancestor, or None; whether any ancestor could be read)."""
+    if _JUDGED is not None:
+        return _JUDGED, True
     ancestry = _proc_ancestry if os.path.isdir("/proc/self") else _ps_ancestry
     read = False
     for argv in ancestry(os.getppid()):

@@ -1,6 +1,7 @@
 """`Runner`: the one way dlgit writes to a repository (switch, branch, merge, commit, tag, stash,
 reset --keep, push). Each command can be echoed as `$ git ...` before it runs and, in a dry run,
-only echoed. git's hooks run as usual: dlgit never passes --no-verify."""
+only echoed. git's hooks run as usual: dlgit passes --no-verify only to a flow's commit that the
+hooks git would run, dlgit's own, have just judged in dlgit's process (dlgit.flows.steps)."""
 
 from __future__ import annotations
 

@@ -453,8 +453,17 @@ def settings_file(change: Change, settings: Settings) -> Iterator[Violation]:
 
 # Code points HFS+ ignores when it compares names (git's is_hfs_dotgit): `.g\u200cit` is `.git` there.
 _HFS_IGNORED = "\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206a\u206b\u206c\u206d\u206e\u206f\ufeff"
-# Anything that may make a component unsafe: a cheap first pass over a whole commit's paths.
-_SUSPECT_PATH = (rf"(?i)(?:^|[/\\\0])(?:[. ]*(?:[/\\\0:]|$)|\.git|git~1)|[/\\]{{2}}|^[/\\]|[/\\]$|[{_HFS_IGNORED}]")
+# What may begin an unsafe component (case ignored): dots and spaces up to a separator, a ':' or the end
+# (also an empty component: '//', a leading or trailing '/'), .git, git~1.
+_SUSPECT_COMPONENT = r"(?:[. ]*(?:[/\\\0:]|$)|\.git|git~1)"
+
+
+def _suspect(text: str) -> bool:
+    """May a component of the text (paths joined by NULs: a cheap first pass over a whole commit's
+    paths) be unsafe? A few scans that re runs at C speed (a pattern that begins with an uncased
+    character set): one alternation with `^` scans ten times slower."""
+    return bool(re.match(rf"(?i){_SUSPECT_COMPONENT}", text) or re.search(rf"(?i)[/\\\0]{_SUSPECT_COMPONENT}", text)
+                or (not text.isascii() and re.search(f"[{_HFS_IGNORED}]", text)))  # those code points are not ASCII
 
 
 def _component_problem(name: str) -> str | None:
@@ -477,15 +486,22 @@ def _component_problem(name: str) -> str | None:
 def unsafe_paths(paths: list[str]) -> list[tuple[str, str]]:
     """(path, why) for each path that git's fsck refuses or that names .git or a parent folder on some
     file system: a `..` tree entry written with `git mktree` makes `tasks/x/../../model/net.py`."""
-    if not paths or not re.search(_SUSPECT_PATH, "\0".join(paths)):
-        return []
+    return list(_unsafe("\0".join(paths))) if paths else []
+
+
+@functools.lru_cache(maxsize=4)
+def _unsafe(joined: str) -> tuple[tuple[str, str], ...]:
+    """unsafe_paths of the paths joined by NULs (which no path holds): path-names and task-scope
+    ask it of the same commit's thousands of paths."""
+    if not _suspect(joined):
+        return ()
     found = []
-    for path in paths:
-        if re.search(_SUSPECT_PATH, path):
+    for path in joined.split("\0"):
+        if _suspect(path):
             why = next(filter(None, map(_component_problem, re.split(r"[/\\]", path))), None)
             if why:
                 found.append((path, why))
-    return found
+    return tuple(found)
 
 
 @rule(
@@ -1037,7 +1053,7 @@ def no_debug_on_main(change: Change, settings: Settings) -> Iterator[Violation]:
     if change.branch is None or change.branch.kind not in (Kind.MAIN, Kind.DEV):
         return
     prefix = f"{settings.tasks_dir}/{settings.debug_prefix}"
-    found = [entry.path for entry in change.entries if entry.adds_content and entry.path.startswith(prefix)]
+    found = [entry.path for entry in change.entries if entry.path.startswith(prefix) and entry.adds_content]  # the cheap test first
     if not found:
         return
     folders = sorted({"/".join(path.split("/")[:2]) for path in found})

@@ -55,6 +55,7 @@ from dlgit.tasks.sweep import running as running_subtasks
 from dlgit.tasks.sweep import summary as sweep_summary
 
 RESUME_KEY = "RESUME"
+PACK_FROM = 100  # results from which their commit stages them into one pack file (one file per object costs ~0.5 ms each)
 
 
 # --- start-task ------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def _finish_steps(session: Session, branch: Branch, folder: str, results: list[s
         steps.append(ShareDvcCache(str(repo.root), str(dvccache.shared_cache(repo))))
     steps += [DvcAdd(big)] if big else []
     if results:
-        steps.append(Commit(message, [folder]))
+        steps.append(Commit(message, [folder], pack=len(results) >= PACK_FROM))
     checked_out = {name: str(path) for name, path in repo.worktrees().items()}
     here = str(repo.root)
     befores = []
