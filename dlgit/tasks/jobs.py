@@ -182,10 +182,8 @@ def element_job_id(submission: dict[str, Any], index: int) -> str | None:
 
 def scheduler_states(job_ids: Iterable[str]) -> dict[str, str]:
     """Slurm's state of each job it still knows (one squeue for all of this user's jobs)."""
-    import shutil
-
     wanted = {job_id.split("_")[0] for job_id in job_ids}
-    if not wanted or shutil.which("squeue") is None:
+    if not wanted:
         return {}
     try:
         proc = subprocess.run(["squeue", "--noheader", "--array", f"--format={SQUEUE_FORMAT}", "--states=all",
