@@ -184,13 +184,16 @@ def test_a_newer_file_in_the_task_folder_is_kept_and_said(tmp_path: Path, capsys
     assert (source / "metrics.json").exists()  # a snapshot holding a job's file is not removed
 
 
-def test_the_sweep_index_is_copied_back_not_moved(tmp_path: Path) -> None:
-    snapshot = _snapshot(tmp_path, {"subtasks/index.csv": b"id,status\nlr=0.1,done\n", "subtasks/lr=0.1/runs/1.yaml": b"x: 1\n"})
+def test_an_array_element_moves_its_own_sub_task_and_copies_the_sweep_index(tmp_path: Path) -> None:
+    snapshot = _snapshot(tmp_path, {"subtasks/index.csv": b"id,status\nlr=0.1,done\n", "subtasks/lr=0.1/runs/1.yaml": b"x: 1\n",
+                                    "subtasks/lr=0.2/logs/1.log": b"still running\n"})
     destination = tmp_path / "work" / "tasks" / TASK
-    moved = jobs.move_outputs(snapshot, f"tasks/{TASK}", destination)
+    within = ("subtasks/lr=0.1", *jobs.SHARED_OUTPUTS)
+    moved = jobs.move_outputs(snapshot, f"tasks/{TASK}", destination, within)
     assert sorted(moved.moved) == ["subtasks/index.csv", "subtasks/lr=0.1/runs/1.yaml"]
     assert (snapshot / "tasks" / TASK / "subtasks" / "index.csv").exists()  # the other elements still update it
-    assert jobs.move_outputs(snapshot, f"tasks/{TASK}", destination) == jobs.Moved([], [])  # the same file: nothing to do
+    assert (snapshot / "tasks" / TASK / "subtasks" / "lr=0.2" / "logs" / "1.log").exists()  # another element's, left alone
+    assert jobs.move_outputs(snapshot, f"tasks/{TASK}", destination, within) == jobs.Moved([], [])  # the same index: nothing to do
 
 
 # --- the fixture ---------------------------------------------------------------------------------
@@ -207,20 +210,22 @@ def test_without_slurm_the_tests_skip_saying_why_and_fail_when_slurm_is_required
 
 def test_cancel_stops_a_local_job_through_dlgit_run(repo: Repo) -> None:
     _task_repo(repo)
-    ok(repo.dlgit("submit", "--executor", "local", env={"SLEEP": "120"}))
+    ok(repo.dlgit("submit", "--executor", "local", env={"SLEEP": "120"}))  # returns at once: the job holds none of its streams
     _wait(repo, lambda found: found and found[0]["state"] == "running", "the local job to run")
-    folder = repo.path / "tasks" / TASK
     common = Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip())
     [(_, submitted)] = jobs.submissions(common, TASK)
-    runs = Path(submitted["snapshot"]) / "tasks" / TASK / "runs"
-    while not list(runs.glob("*.yaml")):
-        time.sleep(0.2)
-    started = time.monotonic()
+    run_folder = Path(submitted["snapshot"]) / "tasks" / TASK
+    _until(lambda: _records(run_folder), "the run's record")
     assert "cancelled" in ok(repo.dlgit("cancel"))
     [job] = _wait(repo, _ended, "the cancel")
     assert job["state"] == "cancelled"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(record.get("state") == "running" for record in _records(runs.parent)):
+    _until(lambda: all(record.get("state") != "running" for record in _records(run_folder)), "the run to end")
+    [record] = _records(run_folder)
+    assert record["signal"] == "SIGTERM" and record["exit_code"] != 0  # the run was ended, and recorded, by dlgit run
+
+
+def _until(done: Any, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
-    [record] = _records(runs.parent) or _records(folder)
-    assert record["state"] != "running" and record["exit_code"] != 0  # the run was ended, and recorded, by dlgit run

@@ -133,7 +133,7 @@ class TaskJob(submitit.helpers.Checkpointable):
             self._proc.send_signal(signal.SIGTERM)  # the run ends through dlgit run, recorded, as under scancel
             raise
         self._proc = None
-        move_back(self.snapshot, self.folder, self.branch)
+        move_back(self.snapshot, self.folder, self.branch, self.subtask)
         if not self._requeue_asked:
             state = "done" if code == 0 else "cancelled" if code in (130, 143) else "failed"
             self._outcome(state=state, exit_code=code, job_id=job_id)
@@ -157,7 +157,7 @@ class TaskJob(submitit.helpers.Checkpointable):
         if proc is not None and self._requeue_asked:
             mark_requeued([self.element_dir / "runs"], {"pid": proc.pid, "job_id": self._job_id()}, self.requeues + 1)
         if not self._requeue_asked:
-            move_back(self.snapshot, self.folder, self.branch)
+            move_back(self.snapshot, self.folder, self.branch, self.subtask)
             self._outcome(state="failed", exit_code=None, reason=f"preempted or timed out after {self.requeues} requeues "
                                                                   f"(--max-requeues {self.max_requeues})")
             return None
@@ -210,12 +210,14 @@ def destination_root(snapshot: str, branch: str) -> Path | None:
     return None
 
 
-def move_back(snapshot: str, folder: str, branch: str) -> None:
-    """The job's outputs moved into the task folder of the work tree that has the branch checked
-    out (`jobs.move_outputs`); with none, they wait in the snapshot for finish-task."""
+def move_back(snapshot: str, folder: str, branch: str, subtask: str | None) -> None:
+    """The job's outputs (a sub-task's own, and the sweep's index) moved into the task folder of the
+    work tree that has the branch checked out (`jobs.move_outputs`); with none, they wait in the
+    snapshot for finish-task."""
     destination = destination_root(snapshot, branch)
     if destination is not None:
-        kept = jobs.move_outputs(Path(snapshot), folder, destination / folder).kept
+        within = ("",) if subtask is None else (f"subtasks/{subtask}", *jobs.SHARED_OUTPUTS)
+        kept = jobs.move_outputs(Path(snapshot), folder, destination / folder, within).kept
         if kept:
             print(f"dlgit: {destination / folder} holds newer files than the job's, kept there (the job's stay in "
                   f"{snapshot}): {', '.join(kept[:20])}", file=sys.stderr)

@@ -21,7 +21,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -328,15 +328,17 @@ def collect(common_dir: Path, task: str, folder: str, destination: Path) -> Move
     return done
 
 
-def move_outputs(snapshot: Path, folder: str, destination: Path) -> Moved:
-    """The files git does not track under `folder` in the snapshot, moved into `destination` as a
-    local run would have left them there: each appears whole (a rename on one filesystem; across
-    filesystems a copy to a temporary name, then a rename) and exists once, never in both places
-    (a checkpoint of gigabytes is not duplicated). A file the task folder holds already is replaced
-    when the job's is newer, left when it is the same one (size and time), and kept when it is
-    newer: then the job's stays in the snapshot (`kept`). The sweep's index.csv, which the jobs
-    still running in the snapshot share, is copied, not moved."""
-    proc = subprocess.run(["git", "-C", str(snapshot), "ls-files", "--others", "-z", "--", folder], capture_output=True,
+def move_outputs(snapshot: Path, folder: str, destination: Path, within: Sequence[str] = ("",)) -> Moved:
+    """The files git does not track under `folder` in the snapshot (only those `within` these paths
+    of it: an array element's sub-task, while the others may still run), moved into `destination`
+    as a local run would have left them there: each appears whole (a rename on one filesystem;
+    across filesystems a copy to a temporary name, then a rename) and exists once, never in both
+    places (a checkpoint of gigabytes is not duplicated). A file the task folder holds already is
+    replaced when the job's is newer, left when it is the same one (size and time), and kept when
+    it is newer: then the job's stays in the snapshot (`kept`). The sweep's index.csv, which the
+    jobs still running in the snapshot share, is copied, not moved."""
+    paths = [f"{folder}/{path}".rstrip("/") for path in within]
+    proc = subprocess.run(["git", "-C", str(snapshot), "ls-files", "--others", "-z", "--", *paths], capture_output=True,
                           check=False, stdin=subprocess.DEVNULL)
     done = Moved([], [])
     source_root = snapshot / folder
