@@ -8,7 +8,11 @@ the job's facts (DLGIT_JOB, read by `job_fields`). On the scheduler's warning si
 from submitit: never USR1, which NCCL takes) before a time limit or a preemption, `checkpoint` ends
 the run (SIGTERM through dlgit, which records it), marks its record requeued and hands submitit the
 job to requeue, at most `max_requeues` times; the requeued run gets DLGIT_RESUME, the newest file of
-its checkpoints folder. The machine lock is not taken under Slurm: the scheduler shares the node out.
+its checkpoints folder. The same holds under submitit's local executor, whose controller sends the
+signal `signal_delay` seconds before `--time` and starts the job again. The machine lock is not
+taken under Slurm: the scheduler shares the node out. When a job ends (not when it is requeued),
+its outputs are moved into the task folder of the work tree that has the branch checked out
+(`jobs.move_outputs`).
 """
 
 from __future__ import annotations

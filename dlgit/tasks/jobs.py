@@ -3,15 +3,17 @@ and `finish-task`.
 
 A submission lives in the repository's common git dir, so every work tree sees it:
 
-    .git/dlgit/snapshots/<stamp>-<sha12>/        a detached work tree of the submitted commit
-    .git/dlgit/snapshots/<stamp>-<sha12>.json    its marker (commit, branch): written last, after the rename
-    .git/dlgit/jobs/<task>/<stamp>/              submitit's folder (sbatch script, pickles, job logs)
+    .git/dlgit/snapshots/<sha16>/                a detached work tree of the submitted commit (one per commit)
+    .git/dlgit/snapshots/<sha16>.json            its marker (commit, branch): written last, after the rename
+    .git/dlgit/jobs/<task>/<stamp>/              submitit's folder (sbatch script, pickles, job logs;
+                                                 controller.log: the local executor's own output)
         submission.json                          what was submitted: commit, elements, job id, parameters
         state/<index>.json                       each element's outcome, written by the job (atomically)
         cancelled                                written by `dlgit cancel` before it calls scancel
 
 A job's state is the scheduler's while it knows the job — one `squeue` for every job, never one
-query per job — and its outcome file after (Slurm forgets a job MinJobAge seconds after it ends).
+query per job — and its outcome file after (Slurm forgets a job MinJobAge seconds after it ends);
+a local job's, its controller's being alive (its pid is the job id), and its outcome file.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ commits afterwards changes nothing a queued job runs. Each job runs `dlgit run` 
 `dlgit run --only ID`), the same code as a run on the machine (`dlgit.tasks.jobrun`). Defaults come
 from the `cluster:` block of .dlgit.yaml, the options override them. The local executor runs one job
 for the task (its sub-tasks one after another under the machine's lock: submitit's LocalExecutor
-would start every array element at once).
+would start every array element at once), detached from the terminal and its streams, requeued at
+its time limit as under Slurm.
 """
 
 from __future__ import annotations
