@@ -187,6 +187,9 @@ def test_a_time_limit_mid_run_requeues_and_resumes_from_the_newest_checkpoint(re
     slurm.run("scontrol", "update", f"JobId={job['job_id']}", "StartTime=now")
     found = _wait(repo, _ended, "the requeued job to finish")
     assert [job["state"] for job in found] == ["done"] and found[0]["requeues"] == 1
+    common = Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip())
+    [(submission, _)] = jobs.submissions(common, TASK)
+    assert (jobs.read_json(submission / "state" / "0.json") or {}).get("state") == "done"  # its own word, once squeue forgets it
     first, second = _records(repo.path / "tasks" / TASK)
     assert first["state"] == "requeued" and first["requeued"] == 1
     assert second["state"] == "finished" and second["requeues"] == 1

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import slurm as slurm_plugin
-from conftest import Repo
+from conftest import Repo, setup_commit
 from flowkit import ok, released_dvc_repo
 from test_submit import CHECKPOINTING, TASK, _ended, _records, _task_repo, _wait
 
@@ -61,6 +61,29 @@ def test_the_local_executor_requeues_at_its_time_limit_resumes_and_stops_at_max_
     assert steps.index(resumed.name) < len(steps) - 1  # the second run checkpointed after it
     log = (repo.path / "tasks" / TASK / second["log"]).read_text()
     assert f"start at {int(resumed.read_text())}" in log  # resumed from the newest checkpoint of the first run
+
+
+# A sub-task's loop resumed as a sweep resumes it: RESUME in its config.yaml.
+CONFIG_RESUMING = CHECKPOINTING.replace('resume = os.environ.get("DLGIT_RESUME")',
+                                        'import yaml; resume = yaml.safe_load(open("config.yaml"))["RESUME"]')
+
+
+def test_the_local_executor_requeues_a_sweep_and_the_sub_task_it_cut_off_resumes(repo: Repo) -> None:
+    assert "safe_load" in CONFIG_RESUMING
+    repo.write(".dlgit.yaml", "cluster:\n  signal_delay: 50\n")
+    repo.write("tasks/main/train.py", CONFIG_RESUMING)
+    setup_commit(repo, "chore: a checkpointing trainer", ".dlgit.yaml", "tasks/main/train.py")
+    ok(repo.dlgit("start-task", "grid", "--sweep", "lr=0.1"))
+    name = repo.branch()
+    ok(repo.dlgit("submit", "--executor", "local", "--time", "1", "--max-requeues", "1"))
+    [job] = _wait(repo, _ended, "the local sweep to be requeued, then finish", timeout=120, task=name)
+    assert job["state"] == "done" and job["requeues"] == 1
+    folder = repo.path / "tasks" / name / "subtasks" / "lr=0.1"
+    first, second = _records(folder)
+    assert first["state"] == "requeued" and first["requeued"] == 1 and first["job_id"] == job["job_id"]
+    assert second["state"] == "finished" and second["resumed_from"].startswith("checkpoints/")
+    step = int((folder / second["resumed_from"]).read_text())
+    assert f"start at {step}" in (folder / second["log"]).read_text()
 
 
 def test_a_time_limit_shorter_than_the_warning_is_refused() -> None:

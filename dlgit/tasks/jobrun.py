@@ -56,7 +56,7 @@ class TaskJob(submitit.helpers.Checkpointable):
         self._requeue_asked = False
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_proc": None}
+        return {**self.__dict__, "_proc": None, "_requeue_asked": False}  # the requeued job's run starts afresh
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -72,6 +72,12 @@ class TaskJob(submitit.helpers.Checkpointable):
     def _element(self, root: Path) -> Path:
         base = root / self.folder
         return base if self.subtask is None else base / "subtasks" / self.subtask
+
+    def runs_dirs(self, element_dirs: list[Path]) -> list[Path]:
+        """The run-record folders of the element: a sub-task's; a whole task's with its sub-tasks'
+        (the local executor runs a sweep as one job: the sub-task it cut off is the one requeued)."""
+        return [path for folder in element_dirs
+                for path in (folder / "runs", *(sorted(folder.glob("subtasks/*/runs")) if self.subtask is None else ()))]
 
     def element_dirs(self) -> list[Path]:
         """Where this element's files are: its folder in the snapshot, and in the task folder the
@@ -112,7 +118,7 @@ class TaskJob(submitit.helpers.Checkpointable):
         restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
         if restarts > self.requeues:  # Slurm requeued the job itself (preemption with PreemptMode=REQUEUE, scontrol requeue)
             self.requeues = restarts
-            mark_requeued([folder / "runs" for folder in self.element_dirs()], {"job_id": job_id}, restarts)
+            mark_requeued(self.runs_dirs(self.element_dirs()), {"job_id": job_id}, restarts)
         if self.requeues > self.max_requeues:
             self._outcome(state="failed", exit_code=None, reason=f"requeued {self.requeues} times (--max-requeues {self.max_requeues})")
             print(f"dlgit: job not run again: requeued {self.requeues} times, more than --max-requeues {self.max_requeues}.",
@@ -159,7 +165,7 @@ class TaskJob(submitit.helpers.Checkpointable):
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
         if proc is not None and self._requeue_asked:
-            mark_requeued([self.element_dir / "runs"], {"pid": proc.pid, "job_id": self._job_id()}, self.requeues + 1)
+            mark_requeued(self.runs_dirs([self.element_dir]), {"pid": proc.pid, "job_id": self._job_id()}, self.requeues + 1)
         if not self._requeue_asked:
             move_back(self.snapshot, self.folder, self.branch, self.subtask)
             self._outcome(state="failed", exit_code=None, reason=f"preempted or timed out after {self.requeues} requeues "
