@@ -348,7 +348,7 @@ def move_outputs(snapshot: Path, folder: str, destination: Path, within: Sequenc
         if not raw:
             continue
         source = snapshot / os.fsdecode(raw)
-        if source.name.endswith((".partial", TEMPORARY)):  # still being written: renamed once whole
+        if _being_written(source.name):
             continue
         relative = source.relative_to(source_root).as_posix()
         target = destination / relative
@@ -418,7 +418,13 @@ def _holds_outputs(snapshot: Path, folder: str | None) -> bool:
         return False
     proc = subprocess.run(["git", "-C", str(snapshot), "ls-files", "--others", "-z", "--", folder], capture_output=True,
                           check=False, stdin=subprocess.DEVNULL)
-    return any(os.fsdecode(raw).removeprefix(folder + "/") not in SHARED_OUTPUTS for raw in proc.stdout.split(b"\0") if raw)
+    left = (os.fsdecode(raw).removeprefix(folder + "/") for raw in proc.stdout.split(b"\0") if raw)
+    return any(path not in SHARED_OUTPUTS and not _being_written(path) for path in left)
+
+
+def _being_written(name: str) -> bool:
+    """A pip freeze or a copy still being written: renamed once whole."""
+    return name.endswith((".partial", TEMPORARY))
 
 
 # --- cancel --------------------------------------------------------------------------------------
