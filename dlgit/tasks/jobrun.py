@@ -184,9 +184,9 @@ def newest_checkpoint(element_dirs: list[Path]) -> tuple[Path, str] | None:
     """The newest checkpoint of the element (as a sweep's run finds it: `sweeprun`), wherever its
     files are: the file, and its path from the element's folder (what the record says, as for a
     local run)."""
-    from dlgit.tasks.sweeprun import _newest_checkpoint
+    from dlgit.tasks import sweeprun
 
-    found = [(folder / relative, relative) for folder in element_dirs if (relative := _newest_checkpoint(folder))]
+    found = [(folder / relative, relative) for folder in element_dirs if (relative := sweeprun.newest_checkpoint(folder))]
     return max(found, key=lambda item: (item[0].stat().st_mtime_ns, item[1])) if found else None
 
 
