@@ -370,11 +370,11 @@ def _move_one(source: Path, target: Path, keep_source: bool) -> str:
         there = target.lstat()
     except FileNotFoundError:
         there = None
-    if there is not None and (there.st_size, int(there.st_mtime)) == (stat.st_size, int(stat.st_mtime)):
+    if there is not None and (there.st_size, there.st_mtime_ns) == (stat.st_size, stat.st_mtime_ns):  # copy2 keeps the time
         if not keep_source:
             source.unlink()
         return "same"
-    if there is not None and there.st_mtime > stat.st_mtime:
+    if there is not None and there.st_mtime_ns > stat.st_mtime_ns:
         return "kept"
     target.parent.mkdir(parents=True, exist_ok=True)
     if not keep_source:
