@@ -19,7 +19,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import pytest
 
@@ -185,22 +185,25 @@ def start(folder: Path) -> tuple[Cluster, _Daemons]:
     return cluster, daemons
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test, saying why no cluster runs here; fail it where one must (DLGIT_REQUIRE_SLURM=1: CI)."""
+    if os.environ.get("DLGIT_REQUIRE_SLURM") == "1":
+        pytest.fail(f"{reason} (DLGIT_REQUIRE_SLURM=1: a Slurm test must not skip)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A running one-node Slurm cluster (skips, saying why, when none can be started)."""
     reason = missing()
     if reason:
-        if os.environ.get("DLGIT_REQUIRE_SLURM") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason)
     folder = Path(f"/tmp/dlgit-slurm-{os.getpid()}")  # short: a unix socket path must fit in 108 bytes
     shutil.rmtree(folder, ignore_errors=True)
     try:
         cluster, daemons = start(folder)
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-        if os.environ.get("DLGIT_REQUIRE_SLURM") == "1":
-            pytest.fail(f"the test Slurm cluster cannot be started: {exc}")
-        pytest.skip(f"the test Slurm cluster cannot be started: {exc}")
+        unavailable(f"the test Slurm cluster cannot be started: {exc}")
     try:
         yield cluster
     finally:

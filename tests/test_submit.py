@@ -187,10 +187,13 @@ def test_a_time_limit_mid_run_requeues_and_resumes_from_the_newest_checkpoint(re
     slurm.run("scontrol", "update", f"JobId={job['job_id']}", "StartTime=now")
     found = _wait(repo, _ended, "the requeued job to finish")
     assert [job["state"] for job in found] == ["done"] and found[0]["requeues"] == 1
+    common = Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir").stdout.strip())
+    [(submission, _)] = jobs.submissions(common, TASK)
+    assert (jobs.read_json(submission / "state" / "0.json") or {}).get("state") == "done"  # its own word, once squeue forgets it
     first, second = _records(repo.path / "tasks" / TASK)
     assert first["state"] == "requeued" and first["requeued"] == 1
     assert second["state"] == "finished" and second["requeues"] == 1
-    resumed = Path(second["resumed_from"])
+    resumed = repo.path / "tasks" / TASK / second["resumed_from"]  # from the task folder, as a local run records it
     assert resumed.name == sorted(path.name for path in resumed.parent.iterdir())[-4]  # the newest when it was requeued
     log = (repo.path / "tasks" / TASK / second["log"]).read_text()
     step = int(resumed.read_text())
@@ -214,7 +217,7 @@ def test_a_job_the_scheduler_requeues_resumes_from_the_newest_checkpoint(repo: R
     assert [job["state"] for job in found] == ["done"] and found[0]["requeues"] == 1
     first, second = _records(folder)
     assert first["state"] == "requeued" and second["state"] == "finished" and second["requeues"] == 1
-    step = int(Path(second["resumed_from"]).read_text())
+    step = int((folder / second["resumed_from"]).read_text())
     assert step >= 3 and f"done at {step + 3}" in (folder / second["log"]).read_text()
 
 
@@ -240,13 +243,18 @@ def test_a_sweep_runs_as_an_array_with_limited_parallelism(repo: Repo, slurm: An
     proc = repo.dlgit("submit", "--array-parallelism", "2", env={"SLEEP": "2"})
     assert proc.returncode == 0, proc.stderr
     assert "array of 4 sub-tasks" in proc.stdout
+    # A commit made after submitting changes nothing any element runs, queued or running.
+    repo.write(f"tasks/{name}/train.py", TRAIN + "# after submit\n")
+    setup_commit(repo, "feat: a change after submit", f"tasks/{name}/train.py")
     found = _wait(repo, _ended, "the array to end", timeout=180, task=name)
     assert sorted(job["state"] for job in found) == ["done"] * 4, _job_logs(repo)
     assert sorted(job["array_index"] for job in found) == [0, 1, 2, 3]
     spans = []
     for job in found:
-        [record] = _records(repo.path / "tasks" / name / "subtasks" / job["subtask"])
-        assert record["commit"] == submitted and record["array_index"] == job["array_index"]
+        folder = repo.path / "tasks" / name / "subtasks" / job["subtask"]
+        [record] = _records(folder)
+        assert record["commit"] == submitted != repo.head() and record["array_index"] == job["array_index"]
+        assert "edited False" in (folder / record["log"]).read_text()  # the submitted train.py
         assert record["executor"] == "slurm" and record["job_id"] == job["job_id"] and record["state"] == "finished"
         spans.append((datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])))
     at_once = max(sum(start <= moment < end for start, end in spans) for moment, _ in spans)

@@ -3,30 +3,32 @@ and `finish-task`.
 
 A submission lives in the repository's common git dir, so every work tree sees it:
 
-    .git/dlgit/snapshots/<stamp>-<sha12>/        a detached work tree of the submitted commit
-    .git/dlgit/snapshots/<stamp>-<sha12>.json    its marker (commit, branch): written last, after the rename
-    .git/dlgit/jobs/<task>/<stamp>/              submitit's folder (sbatch script, pickles, job logs)
+    .git/dlgit/snapshots/<sha16>/                a detached work tree of the submitted commit (one per commit)
+    .git/dlgit/snapshots/<sha16>.json            its marker (commit, branch): written last, after the rename
+    .git/dlgit/jobs/<task>/<stamp>/              submitit's folder (sbatch script, pickles, job logs;
+                                                 controller.log: the local executor's own output)
         submission.json                          what was submitted: commit, elements, job id, parameters
         state/<index>.json                       each element's outcome, written by the job (atomically)
         cancelled                                written by `dlgit cancel` before it calls scancel
 
 A job's state is the scheduler's while it knows the job — one `squeue` for every job, never one
-query per job — and its outcome file after (Slurm forgets a job MinJobAge seconds after it ends).
+query per job — and its outcome file after (Slurm forgets a job MinJobAge seconds after it ends);
+a local job's, its controller's being alive (its pid is the job id), and its outcome file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
-import socket
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from dlgit.errors import UsageError
-from dlgit.shell import quote
+from dlgit.shell import escape, quote
 
 SNAPSHOTS = ("dlgit", "snapshots")
 JOBS = ("dlgit", "jobs")
@@ -38,6 +40,8 @@ SQUEUE_TIMEOUT = 10.0  # Slurm's own MessageTimeout default
 # Slurm's job states (squeue %T) -> dlgit's
 JOB_ENV = "DLGIT_JOB"  # set by the job for its `dlgit run`: what the run record adds
 RESUME_ENV = "DLGIT_RESUME"  # a requeued run's newest checkpoint
+SHARED_OUTPUTS = ("subtasks/index.csv",)  # written by every job of a sweep in the one snapshot: copied back, not moved
+TEMPORARY = ".dlgit-tmp"  # the end of a file's name while it is copied into the task folder
 SLURM_STATES = {
     "PENDING": "queued", "CONFIGURING": "queued", "SUSPENDED": "queued", "RESV_DEL_HOLD": "queued",
     "RUNNING": "running", "COMPLETING": "running", "SIGNALING": "running", "STAGE_OUT": "running", "RESIZING": "running",
@@ -68,6 +72,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def job_fields() -> dict[str, Any]:
     """The run record's job facts inside a submitted job (nothing elsewhere)."""
+    import socket
+
     raw = os.environ.get(JOB_ENV)
     if not raw:
         return {}
@@ -84,7 +90,7 @@ def job_fields() -> dict[str, Any]:
         "partition": os.environ.get("SLURM_JOB_PARTITION"),
         "allocated_gpus": gpus.split(",") if gpus else [],
         "requeues": job.get("requeues", 0),
-        "resumed_from": os.environ.get(RESUME_ENV),
+        "resumed_from": job.get("resumed_from"),  # from the element's folder, as a sub-task's record has it
         "submitted_commit": job.get("commit"),
         "submitted_dirty": job.get("dirty", False),
     }
@@ -179,7 +185,7 @@ def element_job_id(submission: dict[str, Any], index: int) -> str | None:
 def scheduler_states(job_ids: Iterable[str]) -> dict[str, str]:
     """Slurm's state of each job it still knows (one squeue for all of this user's jobs)."""
     wanted = {job_id.split("_")[0] for job_id in job_ids}
-    if not wanted or shutil.which("squeue") is None:
+    if not wanted:
         return {}
     try:
         proc = subprocess.run(["squeue", "--noheader", "--array", f"--format={SQUEUE_FORMAT}", "--states=all",
@@ -213,28 +219,44 @@ def _outcome_state(outcome: dict[str, Any] | None, cancelled: bool, live: str | 
 
 
 def elements(common_dir: Path, task: str | None = None, live: dict[str, str] | None = None) -> list[Element]:
-    """Every submitted job (of `task`) with its state; the newest submission of an element wins."""
-    found = submissions(common_dir, task)
-    ids = [element_job_id(data, index) for _, data in found if data.get("executor") == "slurm"
-           for index in range(len(data.get("elements", [])))]
-    if live is None:
-        live = scheduler_states(job_id for job_id in ids if job_id)
-    latest: dict[tuple[str, str | None], Element] = {}
-    for folder, data in found:
-        cancelled = (folder / CANCELLED).exists()
-        try:
-            written = set(os.listdir(folder / "state"))  # one listing, not a failed open per job that has not begun
-        except OSError:
-            written = set()
+    """Every submitted job (of `task`) with its state; the newest submission of an element wins,
+    and only its state is asked for: one squeue, one listing and marker check per submission, one
+    outcome file read per element that has written one."""
+    latest: dict[tuple[str, str | None], tuple[Path, dict[str, Any], int]] = {}
+    for folder, data in submissions(common_dir, task):
         for index, subtask in enumerate(data.get("elements", [])):
-            job_id = element_job_id(data, index)
-            outcome = read_json(folder / "state" / f"{index}.json") if f"{index}.json" in written else None
-            state = _outcome_state(outcome, cancelled, live.get(job_id) if job_id else None)
-            if data.get("executor") == "local" and outcome is None and not cancelled and _local_alive(data):
-                state = "queued"
-            latest[(data["task"], subtask)] = Element(data["task"], subtask, index if data.get("array") else None, job_id, state,
-                                                      int((outcome or {}).get("requeues", 0)), folder, str(data.get("executor")))
-    return list(latest.values())
+            latest[(data["task"], subtask)] = (folder, data, index)
+    if live is None:
+        live = scheduler_states(job_id for folder, data, index in latest.values()
+                                if data.get("executor") == "slurm" and (job_id := element_job_id(data, index)))
+    seen: dict[Path, tuple[bool, set[str], bool]] = {}  # submission folder -> cancelled, outcome files, local job alive
+    found = []
+    for (name, subtask), (folder, data, index) in latest.items():
+        local = data.get("executor") == "local"
+        if folder not in seen:
+            try:
+                written = set(os.listdir(folder / "state"))  # one listing, not a failed open per job that has not begun
+            except OSError:
+                written = set()
+            seen[folder] = ((folder / CANCELLED).exists(), written, local and _local_alive(data))
+        cancelled, written, alive = seen[folder]
+        job_id = element_job_id(data, index)
+        outcome = read_json(folder / "state" / f"{index}.json") if f"{index}.json" in written else None
+        scheduler = _local_state(outcome, alive) if local else live.get(job_id) if job_id else None
+        found.append(Element(name, subtask, index if data.get("array") else None, job_id, _outcome_state(outcome, cancelled, scheduler),
+                             int((outcome or {}).get("requeues", 0)), folder, str(data.get("executor"))))
+    return found
+
+
+def _local_state(outcome: dict[str, Any] | None, alive: bool) -> str | None:
+    """A local job's state as squeue would give it: its controller (the job id) runs while the job
+    is queued behind the machine's lock, running, or requeued after its time limit."""
+    if not alive:
+        return None
+    state = (outcome or {}).get("state")
+    if state is None or state == "requeued":
+        return "PENDING"
+    return "RUNNING" if state in ACTIVE else None
 
 
 def _local_alive(data: dict[str, Any]) -> bool:
@@ -284,54 +306,125 @@ def refuse_active(common_dir: Path, task: str) -> None:
 # --- results back into the task's folder ---------------------------------------------------------
 
 
-def collect(common_dir: Path, task: str, folder: str, destination: Path) -> list[str]:
-    """Copy what the task's jobs wrote in their snapshots (files git does not track: logs, runs,
-    checkpoints, metrics, sub-task outputs) into `destination` (the task folder of the work tree
-    the results are committed from); a file already there with the same size and time is skipped.
-    Returns the paths copied (relative to the task folder)."""
-    copied = []
-    for _, data in submissions(common_dir, task):
-        snapshot = Path(data["snapshot"])
+class Moved(NamedTuple):
+    """What `move_outputs` did, by path relative to the task folder."""
+
+    moved: list[str]  # now in the task folder, gone from the snapshot
+    kept: list[str]  # left in the snapshot: the task folder holds a newer file of that name
+
+
+def collect(common_dir: Path, task: str, folder: str, destination: Path) -> Moved:
+    """Move what the task's jobs left in their snapshots (files git does not track: logs, runs,
+    checkpoints, metrics, sub-task outputs) into `destination`, the task folder of the work tree
+    the results are committed from (`move_outputs`); a newer file there is kept, and said."""
+    done = Moved([], [])
+    for snapshot in dict.fromkeys(Path(data["snapshot"]) for _, data in submissions(common_dir, task)):
         if snapshot.is_dir():
-            copied += copy_outputs(snapshot, folder, destination)
-    return copied
+            moved = move_outputs(snapshot, folder, destination)
+            done.moved.extend(moved.moved)
+            done.kept.extend(moved.kept)
+    if done.kept:
+        listed = "".join(f"\n  {escape(path)}" for path in done.kept[:20])
+        print(f"dlgit: kept the task folder's newer copies of files a job also wrote; the job's older ones stay in its "
+              f"snapshot, which is not removed:{listed}", file=sys.stderr)
+    return done
 
 
-def copy_outputs(snapshot: Path, folder: str, destination: Path) -> list[str]:
-    """The untracked files under `folder` in the snapshot, copied into `destination`."""
-    proc = subprocess.run(["git", "-C", str(snapshot), "ls-files", "--others", "-z", "--", folder], capture_output=True,
+def move_outputs(snapshot: Path, folder: str, destination: Path, within: Sequence[str] = ("",)) -> Moved:
+    """The files git does not track under `folder` in the snapshot (only those `within` these paths
+    of it: an array element's sub-task, while the others may still run), moved into `destination`
+    as a local run would have left them there: each appears whole (a rename on one filesystem;
+    across filesystems a copy to a temporary name, then a rename) and exists once, never in both
+    places (a checkpoint of gigabytes is not duplicated). A file the task folder holds already is
+    replaced when the job's is newer, left when it is the same one (size and time), and kept when
+    it is newer: then the job's stays in the snapshot (`kept`). The sweep's index.csv, which the
+    jobs still running in the snapshot share, is copied, not moved."""
+    paths = [f"{folder}/{path}".rstrip("/") for path in within]
+    proc = subprocess.run(["git", "-C", str(snapshot), "ls-files", "--others", "-z", "--", *paths], capture_output=True,
                           check=False, stdin=subprocess.DEVNULL)
-    copied = []
+    done = Moved([], [])
     source_root = snapshot / folder
     for raw in proc.stdout.split(b"\0"):
         if not raw:
             continue
         source = snapshot / os.fsdecode(raw)
-        if source.name.endswith(".partial"):  # a pip freeze still being written: it is renamed once whole
+        if _being_written(source.name):
             continue
-        relative = source.relative_to(source_root)
+        relative = source.relative_to(source_root).as_posix()
         target = destination / relative
         try:
-            stat = source.lstat()
-            if target.exists() and target.stat().st_size == stat.st_size and int(target.stat().st_mtime) == int(stat.st_mtime):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target, follow_symlinks=False)
+            outcome = _move_one(source, target, keep_source=relative in SHARED_OUTPUTS)
         except OSError:
-            continue
-        copied.append(relative.as_posix())
-    return copied
+            continue  # vanished or unreadable: it stays where it is (finish-task tries again)
+        if outcome == "kept":
+            done.kept.append(relative)
+        elif outcome == "moved":
+            done.moved.append(relative)
+    return done
+
+
+def _move_one(source: Path, target: Path, keep_source: bool) -> str:
+    """moved, same (already there) or kept (the target is newer)."""
+    stat = source.lstat()
+    try:
+        there = target.lstat()
+    except FileNotFoundError:
+        there = None
+    if there is not None and (there.st_size, there.st_mtime_ns) == (stat.st_size, stat.st_mtime_ns):  # copy2 keeps the time
+        if not keep_source:
+            source.unlink()
+        return "same"
+    if there is not None and there.st_mtime_ns > stat.st_mtime_ns:
+        return "kept"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not keep_source:
+        try:
+            os.replace(source, target)
+            return "moved"
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    import shutil
+
+    temporary = target.with_name(f".{target.name}.{os.getpid()}{TEMPORARY}")
+    try:
+        shutil.copy2(source, temporary, follow_symlinks=False)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    if not keep_source:
+        source.unlink()
+    return "moved"
 
 
 def remove_snapshots(common_dir: Path, task: str) -> None:
-    """After finish-task: the task's snapshots and job folders (their results are committed)."""
+    """After finish-task: the task's snapshots and job folders (their results are committed); a
+    snapshot that still holds a job's file (`Moved.kept`) stays."""
+    import shutil
+
     for folder, data in submissions(common_dir, task):
         snapshot = Path(data["snapshot"])
+        if snapshot.is_dir() and _holds_outputs(snapshot, data.get("folder")):
+            continue
         if snapshot.is_dir():
             subprocess.run(["git", "-C", str(common_dir), "worktree", "remove", "--force", str(snapshot)], capture_output=True,
                            check=False, stdin=subprocess.DEVNULL)
         snapshot_marker(snapshot).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _holds_outputs(snapshot: Path, folder: str | None) -> bool:
+    if not folder:
+        return False
+    proc = subprocess.run(["git", "-C", str(snapshot), "ls-files", "--others", "-z", "--", folder], capture_output=True,
+                          check=False, stdin=subprocess.DEVNULL)
+    left = (os.fsdecode(raw).removeprefix(folder + "/") for raw in proc.stdout.split(b"\0") if raw)
+    return any(path not in SHARED_OUTPUTS and not _being_written(path) for path in left)
+
+
+def _being_written(name: str) -> bool:
+    """A pip freeze or a copy still being written: renamed once whole."""
+    return name.endswith((".partial", TEMPORARY))
 
 
 # --- cancel --------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -44,7 +43,7 @@ class Holder(NamedTuple):
 
 
 def lock_path() -> Path:
-    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", host_name()) or "localhost"
     return Path.home() / ".cache" / "dlgit" / f"run-{host}.lock"
 
 
@@ -61,6 +60,11 @@ class RunLock:
         os.ftruncate(self.fd, 0)  # no name left behind: the next run takes it silently
         os.close(self.fd)  # closing drops the flock
         self.fd = -1
+
+
+def host_name() -> str:
+    """This machine's name, as socket.gethostname() gives it (without importing socket: `dlgit tasks` asks)."""
+    return os.uname().nodename
 
 
 def acquire(holder: Holder) -> tuple[RunLock, Holder | None]:
@@ -94,7 +98,7 @@ def acquire(holder: Holder) -> tuple[RunLock, Holder | None]:
 
 def _alive(holder: Holder) -> bool:
     """Whether the holder's process exists (on another host: assumed so)."""
-    if holder.host != socket.gethostname():
+    if holder.host != host_name():
         return True
     if holder.pid <= 0:
         return False
@@ -133,7 +137,7 @@ def active() -> Holder | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _read(fd) or Holder(0, socket.gethostname(), "?", "?", "?", "?")
+            return _read(fd) or Holder(0, host_name(), "?", "?", "?", "?")
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:

@@ -8,18 +8,20 @@ commits afterwards changes nothing a queued job runs. Each job runs `dlgit run` 
 `dlgit run --only ID`), the same code as a run on the machine (`dlgit.tasks.jobrun`). Defaults come
 from the `cluster:` block of .dlgit.yaml, the options override them. The local executor runs one job
 for the task (its sub-tasks one after another under the machine's lock: submitit's LocalExecutor
-would start every array element at once).
+would start every array element at once), detached from the terminal and its streams, requeued at
+its time limit as under Slurm.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -95,6 +97,10 @@ def resolve(options: Options, settings: Settings) -> Resolved:
         raise UsageError(f"--time must be at least 1 minute, not {resolved.time}.")
     if resolved.array_parallelism < 1:
         raise UsageError(f"--array-parallelism must be at least 1, not {resolved.array_parallelism}.")
+    if resolved.signal_delay >= resolved.time * 60:  # Slurm would warn the job as it starts, submitit's local executor never
+        raise UsageError(f"--time {resolved.time} (minutes) leaves no room for the warning that comes cluster.signal_delay "
+                         f"({resolved.signal_delay} s) before the limit, to checkpoint and requeue: give a longer --time, or a "
+                         "shorter cluster.signal_delay in .dlgit.yaml.")
     return resolved
 
 
@@ -275,6 +281,28 @@ def _print_plan(task: Task, resolved: Resolved, name: str, elements: list[str | 
     return 0
 
 
+@contextlib.contextmanager
+def _detached(log: Path) -> Iterator[None]:
+    """While submitit's local controller starts: it outlives the terminal it was typed in, as under
+    nohup (SIGHUP ignored, which dlgit run keeps), and holds none of its streams (its output goes
+    to `log`), so that `dlgit submit` piped or captured ends when it has submitted, not when the job does."""
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    try:
+        with open(os.devnull, "rb") as nothing, open(log, "ab") as out:
+            os.dup2(nothing.fileno(), 0)
+            os.dup2(out.fileno(), 1)
+            os.dup2(out.fileno(), 2)
+            yield
+    finally:
+        for fd, copy in enumerate(saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        signal.signal(signal.SIGHUP, hangup)
+
+
 def _submit(task: Task, resolved: Resolved, executor: Any, elements: list[str | None], folder: Path, dirty: list[str]) -> int:
     from dlgit.tasks.jobrun import TaskJob
 
@@ -283,19 +311,15 @@ def _submit(task: Task, resolved: Resolved, executor: Any, elements: list[str | 
     array = elements != [None]
     work = [TaskJob(str(folder), str(snapshot), task.folder, task.branch, task.commit, element, index, resolved.executor,
                     resolved.max_requeues, bool(dirty)) for index, element in enumerate(elements)]
-    # A local job outlives the terminal it was typed in, as under nohup (dlgit run keeps SIGHUP ignored).
-    hangup = signal.signal(signal.SIGHUP, signal.SIG_IGN) if resolved.executor == "local" else None
     try:
-        if array:
-            with executor.batch():
-                submitted = [executor.submit(job) for job in work]
-        else:
-            submitted = [executor.submit(work[0])]
+        with _detached(folder / "controller.log") if resolved.executor == "local" else contextlib.nullcontext():
+            if array:
+                with executor.batch():
+                    submitted = [executor.submit(job) for job in work]
+            else:
+                submitted = [executor.submit(work[0])]
     except Exception as exc:  # sbatch refused (a partition that does not exist, a limit): say what it said
         raise UsageError(f"the scheduler refused the job: {' '.join(str(exc).split())}") from None
-    finally:
-        if hangup is not None:
-            signal.signal(signal.SIGHUP, hangup)
     job_id = submitted[0].job_id.split("_")[0]
     jobs.write_json(folder / jobs.SUBMISSION, {
         "task": task.branch, "commit": task.commit, "snapshot": str(snapshot), "folder": task.folder,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import hashlib
 import io
 import itertools
 import json
@@ -236,6 +235,8 @@ def _escape(text: str) -> str:
 
 def hashed_id(overrides: Iterable[tuple[str, Any]]) -> str:
     """The plain id cut to fit, with a hash of the full values: unique, and the same every time."""
+    import hashlib
+
     plain = plain_id(overrides)
     digest = hashlib.sha256(_values_key(overrides).encode()).hexdigest()[:HASH_CHARS]
     head = plain.encode()[:MAX_ID_BYTES - HASH_CHARS - 1].decode("utf-8", "ignore")

@@ -156,7 +156,7 @@ def _resume(text: str, sub_dir: Path, subtask_id: str, before: sw.State) -> dict
                  "(config.yaml has no RESUME key).")
         return {}
     if before.status == sw.INTERRUPTED:
-        checkpoint = _newest_checkpoint(sub_dir)
+        checkpoint = newest_checkpoint(sub_dir)
         if checkpoint:
             _say(f"sub-task {quote(subtask_id)} was cut off (run {before.last_run}); resuming it from {quote(checkpoint)}.")
             return {RESUME_KEY: checkpoint}
@@ -168,7 +168,8 @@ def _resume(text: str, sub_dir: Path, subtask_id: str, before: sw.State) -> dict
     return {}
 
 
-def _newest_checkpoint(sub_dir: Path) -> str | None:
+def newest_checkpoint(sub_dir: Path) -> str | None:
+    """The newest file under the folder's checkpoints/ (its path from the folder), if any: what a cut-off run resumes from."""
     folder = sub_dir / CHECKPOINTS
     if not folder.is_dir():
         return None

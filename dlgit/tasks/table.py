@@ -11,11 +11,11 @@ table costs a handful of git processes, however many tasks there are.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
 import re
-import shutil
 import stat
 import sys
 from collections.abc import Iterable
@@ -83,9 +83,9 @@ class _Files(NamedTuple):
 # --- reading -------------------------------------------------------------------------------------
 
 
-def collect(cwd: Path | str | None = None) -> list[TaskInfo]:
-    """Every task, oldest first."""
-    repo = Git.open(cwd)
+def collect(cwd: Path | str | None = None, repo: Git | None = None) -> list[TaskInfo]:
+    """Every task, oldest first (of `repo`, else of the repository at `cwd`)."""
+    repo = repo or Git.open(cwd)
     info = repo.info
     settings = config.load(info.toplevel)
     heads = {head.name: head for head in repo.branch_heads() if parse_branch(head.name, settings).kind is Kind.TASK}
@@ -152,7 +152,10 @@ def _read_disk(root: Path, name: str, settings: Settings) -> _Files:
 
 
 def _inside(path: Path, folder: Path, notes: list[str]) -> bool:
-    """Whether `path`, symlinks resolved, stays inside the task folder (a note when it does not)."""
+    """Whether `path`, symlinks resolved, stays inside the task folder (a note when it does not);
+    resolved only when a symlink lies on the way (an lstat a step, not a realpath of both)."""
+    if not _link_on_the_way(path, folder):
+        return True
     try:
         inside = path.resolve().is_relative_to(folder.resolve())
     except (OSError, RuntimeError):  # a symlink loop
@@ -160,6 +163,28 @@ def _inside(path: Path, folder: Path, notes: list[str]) -> bool:
     if not inside:
         notes.append(f"{path.relative_to(folder).as_posix() if path != folder else path.name}: a symlink out of the task folder, not read")
     return inside
+
+
+def _link_on_the_way(path: Path, folder: Path) -> bool:
+    """Whether `path` is not plainly below `folder`: a `..` or a symlink on the way (True), or
+    folders and a file that are no links, or do not exist (False)."""
+    try:
+        steps = path.relative_to(folder).parts
+    except ValueError:
+        return True
+    if ".." in steps:
+        return True
+    current = folder
+    for step in steps:
+        current = current / step
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+    return False
 
 
 def _read_bounded(path: Path, folder: Path, notes: list[str], limit: int = safeyaml.MAX_BYTES) -> bytes | None:
@@ -250,7 +275,7 @@ def _task(name: str, settings: Settings, files: _Files, holder: lock.Holder | No
     loaded = ((stem, _load(f"runs/{stem}{RECORD_SUFFIX}", data, notes)) for stem, data in files.records.items())
     runs = tuple(Run(stem, record) for stem, record in sorted(loaded, key=lambda item: _run_order(item[0])) if isinstance(record, dict))
     task_config = flatten(_load("config.yaml", files.config, notes))
-    template = flatten(_load(settings.template_config, files.template, []))
+    template = _template(settings.template_config, files.template)
     params = {key: value for key, value in task_config.items() if key not in template or template[key] != value}
     metrics = flatten(_load(*files.metrics, notes)) if files.metrics else {}
     if holder:
@@ -263,6 +288,12 @@ def _task(name: str, settings: Settings, files: _Files, holder: lock.Holder | No
         state = "open"
     return TaskInfo(name, branch.version, branch.time, branch.desc, state, has_branch, holder, runs, task_config, params, metrics,
                     notes=tuple(notes))
+
+
+@functools.lru_cache(maxsize=4)
+def _template(filename: str, data: bytes | None) -> dict[str, Any]:
+    """The template's config, flattened: parsed once for every row (sub-tasks share one), read only."""
+    return flatten(_load(filename, data, []))
 
 
 def _run_order(stem: str) -> tuple[str, int]:
@@ -308,8 +339,9 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 def show(output_format: str = "table", cwd: Path | str | None = None) -> int:
     """`dlgit tasks`."""
-    tasks = collect(cwd)
-    submitted = jobs.by_task(Git.open(cwd).info.common_dir)  # one scheduler query for every submitted job
+    repo = Git.open(cwd)
+    tasks = collect(repo=repo)
+    submitted = jobs.by_task(repo.info.common_dir)  # one scheduler query for every submitted job
     if output_format == "json":
         print(json.dumps([{**_as_json(task), "jobs": [job.as_json() for job in submitted.get(task.name, [])]} for task in tasks],
                          indent=2, default=str, ensure_ascii=False))
@@ -426,6 +458,8 @@ def render(header: Iterable[str], rows: list[tuple[str, ...]], flexible: tuple[i
 
 def _terminal_width() -> int:
     """The terminal's width ($COLUMNS first); no limit when the output goes to a file or a pipe."""
+    import shutil
+
     if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
         return shutil.get_terminal_size((120, 24)).columns
     return sys.maxsize // 4
