@@ -307,8 +307,6 @@ def copy_outputs(snapshot: Path, folder: str, destination: Path) -> list[str]:
         if not raw:
             continue
         source = snapshot / os.fsdecode(raw)
-        if source.name.endswith(".partial"):  # a pip freeze still being written: it is renamed once whole
-            continue
         relative = source.relative_to(source_root)
         target = destination / relative
         try:
