@@ -308,7 +308,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     leaving = repo.git_dir != repo.common_dir and not keep_worktree  # the task's own work tree: it goes once the results are merged
     steps = _finish_steps(session, branch, folder, results, big, commit_message, dev, keep_branch, leaving)
     if leaving:
-        steps.append(RemoveWorktree(str(repo.root)))
+        steps.append(RemoveWorktree(str(repo.root), branch.name))
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
