@@ -5,7 +5,14 @@ out of the task folder."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import termios
 import time
 from pathlib import Path
 
@@ -99,3 +106,36 @@ def test_the_table_rounds_floats_and_a_pipe_gets_whole_lines(repo: Repo) -> None
     proc = repo.dlgit("tasks", env=NO_TERMINAL)
     assert "acc=0.9123 " in proc.stdout and "x" * 300 in proc.stdout  # not cut at 80 columns: no terminal
     assert rows(repo)[GOOD]["metrics"]["acc"] == 0.912345678
+
+
+def tasks_in_a_terminal(repo: Repo, columns: int) -> list[str]:
+    """`dlgit tasks` with a real terminal (a pty of `columns` columns) as its output, COLUMNS unset:
+    the width comes from the terminal itself."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(["dlgit", "tasks"], cwd=repo.path, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    screen = b""
+    while select.select([leader], [], [], 60)[0]:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: dlgit closed the terminal
+            break
+        if not data:
+            break
+        screen += data
+    os.close(leader)
+    assert proc.wait(timeout=30) == 0, screen
+    return screen.decode().replace("\r\n", "\n").splitlines()
+
+
+@pytest.mark.parametrize("columns", [60, 200])
+def test_the_table_fits_the_terminal_it_is_shown_in(repo: Repo, columns: int) -> None:
+    task_branch(repo, GOOD, {"metrics.json": json.dumps({"acc": 0.912345678, "note": "x" * 300})})
+    lines = tasks_in_a_terminal(repo, columns)
+    assert any(line.startswith("good ") for line in lines), lines
+    assert max(map(len, lines)) <= columns and any(len(line) > columns - 10 for line in lines), lines
+    assert any(line.endswith("…") for line in lines)  # the metrics column is cut, marked
+    piped = repo.dlgit("tasks", env=NO_TERMINAL).stdout
+    assert "x" * 300 in piped  # the same table into a pipe: whole lines
