@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATE_CONFIG, Repo
 
+from dlgit.tasks.sweep import read_index
+
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(7))
 GOOD = "task-0.1.0-20260101T000000-good"
@@ -139,3 +141,35 @@ def test_the_table_fits_the_terminal_it_is_shown_in(repo: Repo, columns: int) ->
     assert any(line.endswith("…") for line in lines)  # the metrics column is cut, marked
     piped = repo.dlgit("tasks", env=NO_TERMINAL).stdout
     assert "x" * 300 in piped  # the same table into a pipe: whole lines
+
+
+SWEEP = "task-0.1.0-20260103T000000-sweep"
+
+
+@pytest.mark.parametrize("where", ["commit", "worktree"])
+def test_hostile_sub_task_files_are_notes_on_their_rows(repo: Repo, tmp_path: Path, where: str) -> None:
+    """The sub-tasks' files too: their config, records and metrics, and the sweep's index.csv (too
+    big to read; in a work tree, a symlink out of the folder, as is a sub-task folder)."""
+    secret = tmp_path / "docker-config.json"
+    secret.write_text("id,status\nc2VjcmV0,done\n")
+    files: dict[str, str | bytes] = {f"subtasks/lr=0.1/{path}": content for path, content in HOSTILE.items()}
+    files.update({"config.yaml": TEMPLATE_CONFIG + "sweep:\n  grid:\n    lr: [0.1, 0.2]\n",
+                  "subtasks/lr=0.2/metrics.json": json.dumps({"acc": 0.8}), "subtasks/lr=0.2/runs/20260101T000000.yaml": RECORD,
+                  "subtasks/index.csv": "id,status\n" + "lr=0.1,done\n" * 1_500_000})  # 18 MB
+    task_branch(repo, SWEEP, files)
+    if where == "worktree":
+        repo.git("worktree", "add", "-q", str(tmp_path / "sweep"), SWEEP)
+        folder = tmp_path / "sweep" / "tasks" / SWEEP / "subtasks"
+        (folder / "index.csv").unlink()
+        (folder / "index.csv").symlink_to(secret)
+        (folder / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+        assert read_index(folder.parent) == []  # not followed
+    table = rows(repo)
+    assert table[f"{SWEEP}/lr=0.2"]["metrics"] == {"acc": 0.8} and table[f"{SWEEP}/lr=0.2"]["notes"] == []
+    bad = table[f"{SWEEP}/lr=0.1"]
+    notes = " | ".join(bad["notes"])
+    assert "config.yaml" in notes and "metrics.json" in notes and "runs/20260102T000000.yaml" in notes, notes
+    assert bad["metrics"] == {} and f"{SWEEP}/elsewhere" not in table
+    for output in ("json", "csv", "table"):
+        proc = repo.dlgit("tasks", "--format", output)
+        assert proc.returncode == 0 and "c2VjcmV0" not in proc.stdout, proc.stdout
