@@ -5,6 +5,7 @@ so that a task finished in its own work tree is continued, aborted or undone fro
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -16,10 +17,9 @@ from conftest import Repo
 from flowkit import commits, flow, killed, ok, picture
 from test_task_flows import (
     base,  # noqa: F401  (a fixture: a repository with DVC, a trainer and a release)
+    outside_dvc,
     tree,
 )
-
-from dlgit.tasks.run import wait_for_freezes
 
 
 @pytest.fixture
@@ -76,7 +76,6 @@ def _task_in_worktree(repo: Repo, desc: str) -> tuple[Repo, str]:
     branch = next(name for name in repo.git("branch", "--format=%(refname:short)").stdout.split() if name.endswith(f"-{desc}"))
     task = Repo(repo.path.parent / f"{repo.path.name}.tasks" / branch)
     assert task.dlgit("run").returncode == 0
-    assert not wait_for_freezes(task.path / "tasks" / branch)  # the run's pip freeze is whole before the tree is looked at
     return task, branch
 
 
@@ -103,17 +102,44 @@ def test_a_killed_worktree_finish_task_is_aborted_from_the_main_work_tree(repo: 
     assert killed(flow(task, "finish-task", crash=4))
     ok(flow(repo, "abort"))
     assert (repo.head("main"), repo.head("dev"), repo.head(branch)) == (main, dev, tip)
-    assert task.branch() == branch and task.git("status", "--porcelain", "--untracked-files=all").stdout == results
+    assert task.branch() == branch
+    assert outside_dvc(task.git("status", "--porcelain", "--untracked-files=all").stdout) == outside_dvc(results)
     assert repo.branch() == "main"
 
 
 def test_undo_after_a_worktree_finish_task_takes_back_the_finish(repo: Repo) -> None:
     task, branch = _task_in_worktree(repo, "wt")
-    main, dev = repo.head("main"), repo.head("dev")
+    main, dev, tip = repo.head("main"), repo.head("dev"), task.head()
+    checkpoint = task.path / f"tasks/{branch}/checkpoints/best.pt"
+    digest = hashlib.md5(checkpoint.read_bytes()).hexdigest()
     ok(flow(task, "finish-task"))
+    assert not task.path.exists()  # the work tree went
     out = ok(flow(repo, "undo"))
+    assert "dlgit undo: finish-task" in out and f"the task's work tree {task.path} is back" in out
+    assert (repo.head("main"), repo.head("dev"), repo.head(branch)) == (main, dev, tip)
+    assert repo.branch() == "main" and task.branch() == branch  # the task's branch in its own work tree again, main where it was
+    assert hashlib.md5(checkpoint.read_bytes()).hexdigest() == digest  # out of the shared DVC cache
+    status = task.git("status", "--porcelain", "--untracked-files=all").stdout
+    assert f"?? tasks/{branch}/checkpoints/best.pt" in status and ".dvc" not in status  # uncommitted again, no DVC pointer
+    assert (task.path / ".dvc" / "config.local").is_file()
+    cache = subprocess.run(["dvc", "cache", "dir"], cwd=task.path, capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(cache).resolve() == (repo.path / ".dvc" / "cache").resolve()  # as start-task shares it
+    ok(flow(task, "finish-task"))  # and it finishes again, from the restored tree
+    assert not task.path.exists() and f"tasks/{branch}/checkpoints/best.pt.dvc" in tree(repo, "main")
+
+
+@pytest.mark.parametrize("typed_in", ["main", "worktree"])
+def test_undo_finds_the_same_record_from_every_work_tree(repo: Repo, typed_in: str) -> None:
+    task, branch = _task_in_worktree(repo, "kept")
+    main, tip = repo.head("main"), task.head()
+    ok(flow(task, "finish-task", "--keep-worktree", "--keep-branch"))
+    logged = [ok(where.dlgit("log", "--format", "json")) for where in (repo, task)]
+    assert logged[0] == logged[1]
+    out = ok(flow(repo if typed_in == "main" else task, "undo"))
     assert "dlgit undo: finish-task" in out
-    assert (repo.head("main"), repo.head("dev")) == (main, dev) and repo.git("rev-parse", "--verify", "-q", branch, check=False).stdout
+    assert (repo.head("main"), repo.head(branch), task.branch()) == (main, tip, branch)
+    again = flow(task if typed_in == "main" else repo, "undo")
+    assert again.returncode == 2 and "no finished flow to undo" in again.stderr  # one record, taken back once
 
 
 def test_worktree_is_a_flag_and_never_eats_the_description(repo: Repo) -> None:

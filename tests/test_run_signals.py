@@ -36,11 +36,20 @@ sys.exit(10 + count)
 """
 
 
-def task(repo: Repo) -> Path:
+HALF_A_BAR = """\
+import os, pathlib, sys, time
+sys.stderr.write("\\r 40%|####      | 4/10")
+sys.stderr.flush()
+pathlib.Path(os.environ["DLGIT_TASK_DIR"], "started").write_text("")
+time.sleep(20)
+"""
+
+
+def task(repo: Repo, script: str = COUNTING) -> Path:
     repo.git("switch", "-q", "-c", TASK, "main")
     folder = f"tasks/{TASK}"
     repo.write(f"{folder}/config.yaml", TEMPLATE_CONFIG)
-    repo.write(f"{folder}/train.py", COUNTING)
+    repo.write(f"{folder}/train.py", script)
     repo.commit("task: start sig", folder)
     return repo.path / folder
 
@@ -100,3 +109,15 @@ def test_sigint_to_dlgit_alone_is_passed_on(repo: Repo) -> None:
     assert "interrupts 1" in out
     found = record(folder)
     assert found["interrupted"] is True and found["exit_code"] == 11 and found["state"] == "interrupted"
+
+
+def test_sigterm_during_a_half_drawn_bar_puts_dlgits_message_on_a_line_of_its_own(repo: Repo) -> None:
+    folder = task(repo, HALF_A_BAR)
+    proc = subprocess.Popen(["dlgit", "run"], cwd=repo.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    started(folder)
+    os.kill(proc.pid, signal.SIGTERM)  # to dlgit alone: passed on to the script
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "4/10\ndlgit: run was interrupted (SIGTERM)" in err, err
+    assert record(folder)["signal"] == "SIGTERM"

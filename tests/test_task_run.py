@@ -21,7 +21,7 @@ import yaml
 from conftest import TEMPLATE_CONFIG, Repo, Work, make_repo
 
 from dlgit.errors import UsageError
-from dlgit.tasks import lock
+from dlgit.tasks import envfreeze, lock
 from dlgit.tasks.run import ProgressLog, debug_config
 
 TASK = "task-0.1.0-20260105T101010-lr0.02"
@@ -150,12 +150,59 @@ def test_record_is_complete(repo: Repo) -> None:
     assert record["python_version"] == sys.version.split()[0] and record["platform"].startswith(os.uname().sysname)
     assert record["gpus"] is None  # no nvidia-smi here
     assert record["config"] == "config.yaml" and record["debug"] is False and record["profile"] is None
-    assert record["pip_freeze"] == f"runs/{stem}.pip-freeze.txt"
-    freeze = folder / record["pip_freeze"]
-    deadline = time.monotonic() + 20  # pip freeze runs beside the run and may finish after it
-    while "tqdm" not in (freeze.read_text() if freeze.exists() else ""):
+    assert record["pip_freeze"] == f"runs/{stem}.pip-freeze.txt" and len(record["pip_freeze_key"]) == 24
+
+
+def cached_freeze(repo: Repo, key: str, seconds: float = 60.0) -> str:
+    """The environment's pip freeze in the repository's cache, once the background freeze wrote it."""
+    final = repo.path / ".git" / "dlgit" / "freeze" / f"{key}.txt"
+    deadline = time.monotonic() + seconds
+    while not final.exists():
         assert time.monotonic() < deadline, "pip freeze never wrote the environment"
         time.sleep(0.05)
+    return final.read_text()
+
+
+def test_pip_freeze_is_computed_once_per_environment_and_never_lands_after_the_run(repo: Repo) -> None:
+    folder = task_branch(repo, "print('hi')\n")
+    assert repo.dlgit("run").returncode == 0
+    first = record_of(folder)
+    listed = sorted(path.name for path in (folder / "runs").iterdir())
+    freeze = cached_freeze(repo, first["pip_freeze_key"])
+    assert "tqdm==" in freeze and "PyYAML==" in freeze  # the packages that ran
+    assert sorted(path.name for path in (folder / "runs").iterdir()) == listed  # nothing was added after dlgit exited
+    (folder / "runs" / f"{first['log'][5:-4]}.yaml").rename(folder / "runs" / "first.yaml")  # a run whose freeze came later
+    (folder / "runs" / f"{first['log'][5:-4]}.pip-freeze.txt").unlink(missing_ok=True)
+    assert repo.dlgit("run").returncode == 0
+    second = yaml.safe_load(next(path for path in (folder / "runs").glob("2*.yaml")).read_text())
+    assert second["pip_freeze_key"] == first["pip_freeze_key"]
+    assert (folder / second["pip_freeze"]).read_text() == freeze  # copied from the cache before dlgit exited
+    assert (folder / "runs" / "first.pip-freeze.txt").read_text() == freeze  # the earlier run's, filled in by this one
+    assert not any(name.endswith(".partial") for name in os.listdir(folder / "runs"))
+
+
+def test_the_environment_key_follows_what_pip_installs(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    (site / "foo-1.0.dist-info").mkdir(parents=True)
+    before = envfreeze.key([str(site)])
+    (site / "notes.txt").write_text("not a package")
+    assert envfreeze.key([str(site), str(tmp_path / "gone")]) == before  # other files, missing folders: the same environment
+    (site / "foo-1.0.dist-info").rename(site / "foo-1.1.dist-info")
+    upgraded = envfreeze.key([str(site)])
+    assert upgraded != before
+    (site / "bar.pth").write_text(str(tmp_path))
+    assert envfreeze.key([str(site)]) not in (before, upgraded)
+
+
+def test_an_abandoned_partial_freeze_is_redone_and_a_fresh_one_is_left_to_its_writer(tmp_path: Path) -> None:
+    final = str(tmp_path / "freeze" / "k.txt")
+    os.makedirs(os.path.dirname(final))
+    Path(envfreeze.partial(final)).write_text("half")
+    assert envfreeze.going(final) and envfreeze.freeze(final) == 0 and not os.path.exists(final)  # another writer is at it
+    old = time.time() - envfreeze.STALE - 1
+    os.utime(envfreeze.partial(final), (old, old))  # its writer was killed long ago
+    assert not envfreeze.going(final) and envfreeze.freeze(final) == 0
+    assert "PyYAML==" in Path(final).read_text() and not os.path.exists(envfreeze.partial(final))
 
 
 def test_crashing_script_is_recorded_with_its_exit_code(repo: Repo) -> None:
@@ -328,6 +375,7 @@ def test_configured_interpreter_runs_the_script_and_is_recorded(repo: Repo) -> N
     record = record_of(folder)
     assert record["command"][:3] == [sys.executable, "-X", "utf8"]
     assert record["python_version"] == sys.version.split()[0]  # asked of that interpreter beside the run
+    assert record["pip_freeze_key"] and "PyYAML==" in cached_freeze(repo, record["pip_freeze_key"])  # its environment's freeze
     repo.write(".dlgit.yaml", "tasks:\n  python: no-such-python3\n")
     missing = repo.dlgit("run", "--allow-dirty")
     assert missing.returncode == 2 and "no-such-python3" in missing.stderr and "tasks.python" in missing.stderr

@@ -45,10 +45,16 @@ def test_secret_arguments_are_masked_in_what_dlgit_writes(repo: Repo) -> None:
     assert hashlib.md5(" ".join(args).encode()).hexdigest() in proc.stdout  # the script got them as given
     (record,) = records(folder)
     assert record["args"] == ["--api-token=***", "--password", "***", "db.auth_key=***", "--lr", "0.1"]
+    assert record["command"][-6:] == record["args"]
+    assert (folder / record["log"]).read_text().startswith("DEBUG False args ")  # no header: the log is what the screen showed
     for path in folder.rglob("*"):
         assert not path.is_file() or b"S3CRET" not in path.read_bytes(), path
-    assert repo.dlgit("finish-task").returncode == 0
-    assert "S3CRET" not in repo.git("log", "-p", "main").stdout
+    finished = repo.dlgit("finish-task")
+    assert finished.returncode == 0 and "S3CRET" not in finished.stdout + finished.stderr
+    assert "S3CRET" not in repo.git("log", "-p", "--all", "--format=%B").stdout  # no commit message nor file of any branch
+    for path in (repo.path / ".git" / "dlgit").rglob("*"):  # dlgit's own state: flows, the pip freeze cache
+        assert not path.is_file() or b"S3CRET" not in path.read_bytes(), path
+    assert "S3CRET" not in repo.dlgit("tasks", "--format", "json").stdout + repo.dlgit("log").stdout
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -5,12 +5,21 @@ out of the task folder."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import termios
 import time
 from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE_CONFIG, Repo
+
+from dlgit.tasks.sweep import read_index
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(7))
@@ -99,3 +108,68 @@ def test_the_table_rounds_floats_and_a_pipe_gets_whole_lines(repo: Repo) -> None
     proc = repo.dlgit("tasks", env=NO_TERMINAL)
     assert "acc=0.9123 " in proc.stdout and "x" * 300 in proc.stdout  # not cut at 80 columns: no terminal
     assert rows(repo)[GOOD]["metrics"]["acc"] == 0.912345678
+
+
+def tasks_in_a_terminal(repo: Repo, columns: int) -> list[str]:
+    """`dlgit tasks` with a real terminal (a pty of `columns` columns) as its output, COLUMNS unset:
+    the width comes from the terminal itself."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(["dlgit", "tasks"], cwd=repo.path, stdin=follower, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    screen = b""
+    while select.select([leader], [], [], 60)[0]:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: dlgit closed the terminal
+            break
+        if not data:
+            break
+        screen += data
+    os.close(leader)
+    assert proc.wait(timeout=30) == 0, screen
+    return screen.decode().replace("\r\n", "\n").splitlines()
+
+
+@pytest.mark.parametrize("columns", [60, 200])
+def test_the_table_fits_the_terminal_it_is_shown_in(repo: Repo, columns: int) -> None:
+    task_branch(repo, GOOD, {"metrics.json": json.dumps({"acc": 0.912345678, "note": "x" * 300})})
+    lines = tasks_in_a_terminal(repo, columns)
+    assert any(line.startswith("good ") for line in lines), lines
+    assert max(map(len, lines)) <= columns and any(len(line) > columns - 10 for line in lines), lines
+    assert any(line.endswith("…") for line in lines)  # the metrics column is cut, marked
+    piped = repo.dlgit("tasks", env=NO_TERMINAL).stdout
+    assert "x" * 300 in piped  # the same table into a pipe: whole lines
+
+
+SWEEP = "task-0.1.0-20260103T000000-sweep"
+
+
+@pytest.mark.parametrize("where", ["commit", "worktree"])
+def test_hostile_sub_task_files_are_notes_on_their_rows(repo: Repo, tmp_path: Path, where: str) -> None:
+    """The sub-tasks' files too: their config, records and metrics, and the sweep's index.csv (too
+    big to read; in a work tree, a symlink out of the folder, as is a sub-task folder)."""
+    secret = tmp_path / "docker-config.json"
+    secret.write_text("id,status\nc2VjcmV0,done\n")
+    files: dict[str, str | bytes] = {f"subtasks/lr=0.1/{path}": content for path, content in HOSTILE.items()}
+    files.update({"config.yaml": TEMPLATE_CONFIG + "sweep:\n  grid:\n    lr: [0.1, 0.2]\n",
+                  "subtasks/lr=0.2/metrics.json": json.dumps({"acc": 0.8}), "subtasks/lr=0.2/runs/20260101T000000.yaml": RECORD,
+                  "subtasks/index.csv": "id,status\n" + "lr=0.1,done\n" * 1_500_000})  # 18 MB
+    task_branch(repo, SWEEP, files)
+    if where == "worktree":
+        repo.git("worktree", "add", "-q", str(tmp_path / "sweep"), SWEEP)
+        folder = tmp_path / "sweep" / "tasks" / SWEEP / "subtasks"
+        (folder / "index.csv").unlink()
+        (folder / "index.csv").symlink_to(secret)
+        (folder / "elsewhere").symlink_to(tmp_path, target_is_directory=True)
+        assert read_index(folder.parent) == []  # not followed
+    table = rows(repo)
+    assert table[f"{SWEEP}/lr=0.2"]["metrics"] == {"acc": 0.8} and table[f"{SWEEP}/lr=0.2"]["notes"] == []
+    bad = table[f"{SWEEP}/lr=0.1"]
+    notes = " | ".join(bad["notes"])
+    assert "config.yaml" in notes and "metrics.json" in notes and "runs/20260102T000000.yaml" in notes, notes
+    assert bad["metrics"] == {} and f"{SWEEP}/elsewhere" not in table
+    for output in ("json", "csv", "table"):
+        proc = repo.dlgit("tasks", "--format", output)
+        assert proc.returncode == 0 and "c2VjcmV0" not in proc.stdout, proc.stdout

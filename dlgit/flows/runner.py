@@ -213,6 +213,7 @@ class FlowRunner:
         run = self._running("abort")
         self._say(f"dlgit abort: {run['name']} ({run['title']}): back to where it began")
         self._conclude_operation()
+        self._put_back(run, run["steps"][:run["next"] + 1])
         ctx = self._context(run)
         try:
             self._restore(run["before"], run.get("keep_work"), self._current_refs(run), run["vars"])
@@ -249,6 +250,8 @@ class FlowRunner:
                              "(a pushed commit is never taken back; make a new commit instead).")
         self._say(f"dlgit undo: {last['name']} ({last['title']})")
         self._conclude_operation()
+        if self._put_back(last, last["steps"]):
+            current = self._current_refs(last)
         self._restore(last["before"], last.get("keep_work"), current, last["vars"])
         ctx = self._context(last)
         for data in reversed(last["steps"]):
@@ -258,6 +261,15 @@ class FlowRunner:
         state.remove(state.state_path(self.repo, state.LAST))
         self._say(f"dlgit undo: done; on {self._where(last['before'])}, every ref as before the flow.")
         return DONE
+
+    def _put_back(self, run: dict[str, Any], ran: list[dict[str, Any]]) -> bool:
+        """What the steps that ran removed and the rollback needs, back first (finish-task's work
+        tree, where the rollback then goes on); whether anything was."""
+        ctx = self._context(run)
+        back = [where for data in reversed(ran) if (where := Step.from_json(data).put_back(ctx)) is not None]
+        if back:
+            self.repo = Git.open(back[-1])
+        return bool(back)
 
     def _current_refs(self, run: dict[str, Any]) -> dict[str, str | None]:
         return {ref: self.repo.ref(ref) for ref in run["before"]["refs"]}

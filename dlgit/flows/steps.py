@@ -117,6 +117,11 @@ class Step:
     def abort(self, ctx: Context) -> None:
         """Take back what the step left outside refs (refs are restored by the runner)."""
 
+    def put_back(self, ctx: Context) -> Path | None:
+        """Before abort or undo restore the refs: put back what the step removed that they need
+        (a work tree); that work tree, when the rollback goes on in it."""
+        return None
+
     def writes_from(self, ctx: Context) -> list[str]:
         """The commits or trees whose files the step's git writes into the work tree (a git killed
         while it wrote leaves some of them: dlgit.flows.leftovers takes those back)."""
@@ -801,6 +806,7 @@ class RemoveWorktree(Step):
 
     op = "remove-worktree"
     path: str
+    branch: str = ""  # the branch checked out there (undo checks it out there again)
 
     def describe(self) -> str:
         return f"remove the work tree {self.path}"
@@ -828,6 +834,33 @@ class RemoveWorktree(Step):
             return
         _run(Runner(Git(main_tree), echo=ctx.out), "worktree", "remove", self.path)
         print(f"dlgit: removed the task's work tree {self.path}; go on in {main_tree}", file=ctx.out, flush=True)
+
+    def put_back(self, ctx: Context) -> Path | None:
+        """The work tree again, at the same path with the branch checked out (re-created where it
+        was deleted), DVC pointed at the shared cache as start-task sets it, and DVC's outputs
+        checked out of that cache (the tree was removed only once they were all there)."""
+        from dlgit import dvccache
+
+        path = Path(self.path)
+        tip = ctx.repo.ref(f"refs/heads/{self.branch}") or ctx.vars.get(f"tip:{self.branch}")
+        if path.exists() or not self.branch or tip is None:
+            return None
+        git = Runner(Git(ctx.repo.common_dir.parent), echo=ctx.out)
+        git("worktree", "prune", check=False)
+        if ctx.repo.ref(f"refs/heads/{self.branch}") is None:
+            _run(git, "branch", self.branch, tip)
+        _run(git, "worktree", "add", self.path, self.branch)
+        if dvccache.uses_dvc(path):
+            cache = dvccache.shared_cache(Git(path))
+            print(f"$ dvc config --local cache.dir {quote(str(cache))} && dvc checkout", file=ctx.out, flush=True)
+            if reason := dvccache.share(path, cache) or _dvc_failure(dvccache.dvc("checkout", cwd=path)):
+                print(f"dlgit: {reason}", file=ctx.out, flush=True)
+        print(f"dlgit: the task's work tree {self.path} is back, on {self.branch}", file=ctx.out, flush=True)
+        return path
+
+
+def _dvc_failure(proc: subprocess.CompletedProcess[str]) -> str | None:
+    return None if proc.returncode == 0 else f"dvc {proc.args[1]} failed: {(proc.stderr or proc.stdout).strip()}"
 
 
 @dataclass

@@ -261,7 +261,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
                 accept_debug: bool = False) -> int:
     from dlgit.tasks import jobs
     from dlgit.tasks.lock import run_active
-    from dlgit.tasks.run import restore_debug_config, wait_for_freezes
+    from dlgit.tasks.run import restore_debug_config
 
     session = Session()
     s, repo = session.settings, session.repo
@@ -283,8 +283,8 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     jobs.refuse_active(repo.common_dir, branch.name)
     if not dry_run:
         jobs.collect(repo.common_dir, branch.name, folder, repo.root / folder)  # what submitted jobs left in their snapshots
-    if going := wait_for_freezes(repo.root / folder):
-        raise UsageError(f"the pip freeze of a run is still being written ({', '.join(going)}); finish again in a moment.")
+    if not dry_run:
+        _fill_freezes(repo, folder, s)
     if not dry_run and (restored := restore_debug_config(repo.root / folder)):  # after a crash of a --debug run
         print(f"dlgit finish-task: {restored}")
     last = _last_run(repo.root, folder)
@@ -309,7 +309,7 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     leaving = repo.git_dir != repo.common_dir and not keep_worktree  # the task's own work tree: it goes once the results are merged
     steps = _finish_steps(session, branch, folder, results, big, commit_message, dev, keep_branch, leaving)
     if leaving:
-        steps.append(RemoveWorktree(str(repo.root)))
+        steps.append(RemoveWorktree(str(repo.root), branch.name))
     flow = Flow("finish-task", f"results of {branch.name} into {s.main}" + (f" and {s.dev}" if dev else ""), steps,
                 plans.heads(branch.name, s.main, *([s.dev] if dev else [])), keep_work=branch.name,
                 summary=[f"{branch.name}: results on {s.main}" + (f" and {s.dev}" if dev else "")]
@@ -318,6 +318,21 @@ def finish_task(message: str | None, dev: bool, keep_branch: bool, keep_worktree
     if code == 0 and not dry_run:
         jobs.remove_snapshots(repo.common_dir, branch.name)
     return code
+
+
+def _fill_freezes(repo: Git, folder: str, settings: Settings) -> None:
+    """Each run's pip freeze beside its record, from the repository's cache (computed now when a
+    short run ended before it); a run whose environment is gone is named."""
+    from dlgit.tasks import run
+
+    assert repo.root is not None
+    try:
+        python = run.interpreter(settings)
+    except UsageError:  # tasks.python is gone: the freezes the cache holds are copied all the same
+        python = None
+    if lost := run.fill_freezes(repo.root / folder / "runs", run.freeze_cache(repo.common_dir), python):
+        print(f"dlgit finish-task: no pip freeze for {', '.join(lost)} (its environment changed before it was computed); "
+              "the run records name what ran, without the package list.")
 
 
 def _finish_steps(session: Session, branch: Branch, folder: str, results: list[str], big: list[str], message: str,

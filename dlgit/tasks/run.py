@@ -36,24 +36,18 @@ from dlgit.errors import UsageError
 from dlgit.git import Git
 from dlgit.model import task_folder, utc_stamp
 from dlgit.shell import escape, quote
-from dlgit.tasks import jobs, lock
+from dlgit.tasks import envfreeze, jobs, lock
 from dlgit.tasks.runlog import ProgressLog, write_all
 
 CHUNK = 1 << 16
 COALESCE = 0.001  # seconds the tee waits after a short read: output arrives at most this much later
 SHOWN_PATHS = 20  # dirty paths listed before "... and N more"
-FREEZE_WAIT = 60.0  # seconds finish-task waits for the last run's pip freeze
+FREEZE_WAIT = 60.0  # seconds finish-task waits for a pip freeze still being computed
 FACT_TIMEOUT = 5.0  # seconds a fact (GPU list, interpreter version) may take once the run is over
 QUIET_AFTER_EXIT = 0.2  # seconds of silence after the script exits before its pipes are let go
 FORWARDED = (signal.SIGTERM, signal.SIGHUP)  # sent to dlgit alone, so passed on to the script
 CAUGHT = (signal.SIGINT, *FORWARDED)  # SIGINT: the terminal sends it to the script too
 INTERRUPTING = {sig.name for sig in CAUGHT}
-FREEZE = ("import os, subprocess, sys\n"  # pip freeze into a hidden file, renamed when whole: a reader never sees half of it
-          "partial, final = sys.argv[1:3]\n"
-          "with open(partial, 'wb') as out:\n"
-          "    code = subprocess.call([sys.executable, '-m', 'pip', 'freeze'], stdout=out, stderr=subprocess.DEVNULL)\n"
-          "os.replace(partial, final) if code == 0 else os.unlink(partial)\n"
-          "sys.exit(code)\n")
 PSTATS = "import pstats, sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(20)"
 SECRET_NAME = re.compile(r"token|key|secret|passw(or)?d|auth|credential", re.IGNORECASE)  # an argument whose value dlgit masks
 MASK = "***"
@@ -347,35 +341,43 @@ def _answer(proc: subprocess.Popen[bytes] | None) -> str | None:
     return out.decode("utf-8", "replace").strip() if proc.returncode == 0 else None
 
 
-class _Facts:
-    """pip freeze (into the file beside the record), the interpreter's version when it is not
-    dlgit's own, and the GPUs (nvidia-smi, when there is one), asked while the script runs."""
+def freeze_cache(repository: Path) -> Path:
+    """Where the pip freezes of the repository's environments are kept (its common git dir)."""
+    return repository / "dlgit" / "freeze"
 
-    def __init__(self, python: list[str], freeze: Path, taken: Path | None = None) -> None:
-        self.freeze = None
+
+class _Facts:
+    """Asked beside the run: the environment's key (and its pip freeze computed into the cache
+    when it has none, `dlgit.tasks.envfreeze`), the interpreter's version when it is not dlgit's
+    own, and the GPUs (nvidia-smi, when there is one)."""
+
+    def __init__(self, python: list[str], freeze: Path, cache: Path, taken: Path | None = None) -> None:
+        self.freeze, self.cache = freeze, cache
+        self.key: str | None = None
+        self.helper = None  # a task interpreter of its own: it says its version and key
         if taken is not None:  # the environment's freeze, taken once for a whole sweep
             shutil.copyfile(taken, freeze)
+            self.key = taken.stem
+        elif _own(python):
+            self.key = envfreeze.key()
+            envfreeze.start(str(cache), self.key)
         else:
-            self.freeze = _background([*python, "-c", FREEZE, str(freeze_partial(freeze)), str(freeze)], stdout=subprocess.DEVNULL)
-        self.taken = taken is not None
-        self.version = None if _own(python) else _background([*python, "-c", "import platform; print(platform.python_version())"])
+            self.helper = _key_helper(python, cache)
         self.gpus = _background(GPU_QUERY) if shutil.which(GPU_QUERY[0]) else None
 
     def gathered(self) -> dict[str, Any]:
-        """What is known once the run is over. pip freeze is waited for: a file appearing in the task
-        folder after the run ended would turn up in whatever is committed next (its file appears
-        whole, or not at all when it fails)."""
+        """What is known once the run is over; the freeze is copied beside the record when it is
+        computed already (else the next run or finish-task copies it: nothing is waited for, and
+        nothing lands in the task folder once dlgit has exited)."""
         facts: dict[str, Any] = {}
-        if self.freeze is not None:
-            try:
-                self.freeze.wait(timeout=FREEZE_WAIT)
-            except subprocess.TimeoutExpired:
-                self.freeze.kill()
-                self.freeze.wait()
-        if not self.taken and (self.freeze is None or self.freeze.returncode != 0):
+        if self.helper is not None:
+            facts["python_version"], self.key = _helper_answer(self.helper)
+        facts["pip_freeze_key"] = self.key
+        if self.key is None:
             facts["pip_freeze"] = None
-        if self.version is not None:
-            facts["python_version"] = _answer(self.version)
+        elif not self.freeze.exists():
+            with contextlib.suppress(OSError):  # not computed yet
+                shutil.copyfile(envfreeze.cached(str(self.cache), self.key), self.freeze)
         if self.gpus is not None:
             answer = _answer(self.gpus)
             facts["gpus"] = [dict(zip(("name", "memory_total", "driver_version"), (f.strip() for f in line.split(",")), strict=False))
@@ -383,18 +385,77 @@ class _Facts:
         return facts
 
 
-def freeze_partial(freeze: Path) -> Path:
-    """Where a run's pip freeze is written until it is whole."""
-    return freeze.with_name(f".{freeze.name}.partial")
+def missing_freezes(runs: Path) -> list[tuple[Path, str | None]]:
+    """The records in a runs/ folder whose pip freeze is not beside them, with their environment key."""
+    import yaml
+
+    from dlgit import safeyaml
+
+    try:
+        names = set(os.listdir(runs))
+    except OSError:
+        return []
+    missing = []
+    for name in sorted(names):
+        stem = name.removesuffix(".yaml")
+        if stem == name or name.startswith(".") or stem.endswith(".config") or f"{stem}.pip-freeze.txt" in names:
+            continue
+        try:
+            record = safeyaml.load(safeyaml.read_file(runs / name))
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if isinstance(record, dict) and record.get("pip_freeze"):
+            key = record.get("pip_freeze_key")
+            missing.append((runs / f"{stem}.pip-freeze.txt", key if isinstance(key, str) else None))
+    return missing
 
 
-def wait_for_freezes(folder: Path, seconds: float = FREEZE_WAIT) -> list[str]:
-    """Wait until no pip freeze of the folder's runs is being written; those still going after
-    `seconds` (names relative to the folder)."""
+def fill_freezes(runs: Path, cache: Path, python: list[str] | None = None, seconds: float = FREEZE_WAIT) -> list[str]:
+    """Copy from the cache the pip freeze of each run in `runs` that has none beside its record.
+    With `python` (finish-task), a missing freeze of that interpreter's environment is computed
+    now (or waited for up to `seconds`, when a run's is being computed). The runs still without one."""
+    missing = [(path, key) for path, key in missing_freezes(runs)
+               if key is None or not _copied(envfreeze.cached(str(cache), key), path)]
+    if missing and python is not None and any(key is not None for _, key in missing):
+        now, final = environment_freeze(python, cache, seconds)
+        missing = [(path, key) for path, key in missing if not (final and key == now and _copied(str(final), path))]
+    return [path.name for path, _ in missing]
+
+
+def environment_freeze(python: list[str], cache: Path, seconds: float = FREEZE_WAIT) -> tuple[str | None, Path | None]:
+    """A task interpreter's environment key and its pip freeze in the cache: waited for up to
+    `seconds` when one is being computed, else computed now (None when pip cannot say)."""
+    key = envfreeze.key() if _own(python) else _helper_answer(_key_helper(python, None))[1]
+    if key is None:
+        return None, None
+    final = envfreeze.cached(str(cache), key)
     deadline = time.monotonic() + seconds
-    while (going := sorted((folder / "runs").glob(".*.pip-freeze.txt.partial"))) and time.monotonic() < deadline:
+    while envfreeze.going(final) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return [path.relative_to(folder).as_posix() for path in going]
+    if not os.path.exists(final):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run([*python, envfreeze.__file__, "--freeze", final], stdin=subprocess.DEVNULL, capture_output=True,
+                           check=False, timeout=seconds)
+    return key, Path(final) if os.path.exists(final) else None
+
+
+def _copied(source: str, target: Path) -> bool:
+    try:
+        shutil.copyfile(source, target)
+    except OSError:
+        return False
+    return True
+
+
+def _key_helper(python: list[str], cache: Path | None) -> subprocess.Popen[bytes] | None:
+    """A task interpreter of its own says its version and environment key (and, given the cache,
+    starts its freeze there when the cache has none)."""
+    return _background([*python, envfreeze.__file__, str(cache) if cache else "--key"])
+
+
+def _helper_answer(proc: subprocess.Popen[bytes] | None) -> tuple[str | None, str | None]:
+    version, _, key = (_answer(proc) or "").partition("\n")
+    return version or None, key.strip() or None
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -499,6 +560,7 @@ def _start_record(plan: Plan, files: RunFiles, started: datetime) -> dict[str, A
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "log": task.relative(files.log),
         "pip_freeze": task.relative(files.freeze),
+        "pip_freeze_key": None,  # the environment's (dlgit.tasks.envfreeze): its freeze is copied from the repository's cache
         **jobs.job_fields(),  # executor, job id, node, partition, GPUs, requeues: inside a submitted job
     }
 
@@ -593,7 +655,7 @@ def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -
             files.log.unlink(missing_ok=True)
             raise UsageError(f"cannot start {quote(command[0])}: {exc.strerror}.") from None
         signals.started(proc)
-        facts = _Facts(plan.python, files.freeze, plan.freeze)
+        facts = _Facts(plan.python, files.freeze, freeze_cache(plan.task.repository), plan.freeze)
         signals.watch_interrupts()
         _write_record(files.record, record)
         mid_line = False
@@ -609,6 +671,7 @@ def _execute(plan: Plan, files: RunFiles, log_fd: int, record: dict[str, Any]) -
             log.close()
             record.update(_ending(returncode, signals.received, time.monotonic() - begin), **facts.gathered())
             _write_record(files.record, record)
+            fill_freezes(files.record.parent, facts.cache)  # earlier runs' freezes computed since
     _summary(record, files, mid_line)
     return 128 + signals.received[0] if signals.received else record["exit_code"]
 

@@ -45,6 +45,7 @@ from dlgit.shell import quote
 SWEEP_KEY = "sweep"
 SUBTASKS = "subtasks"
 INDEX = "index.csv"
+INDEX_BYTES = 16 << 20  # index.csv read at most: 16 KiB a row for the most sub-tasks a sweep may have by default
 MAX_ID_BYTES = 100  # an id is a folder name: far below the 255 bytes a file system allows
 HASH_CHARS = 8
 RESERVED_KEYS = ("VERSION", SWEEP_KEY)  # VERSION names the core a task ran on; it is the task's, never a sub-task's
@@ -307,9 +308,11 @@ def load(task_dir: Path, limit: int | None = None) -> Sweep | None:
 
 
 def _read_config(task_dir: Path) -> str:
+    from dlgit import safeyaml
+
     try:
-        return (task_dir / "config.yaml").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        return safeyaml.read_file(task_dir / "config.yaml").decode("utf-8")
+    except (OSError, UnicodeDecodeError, safeyaml.YamlLimitError) as exc:
         raise SweepError(f"cannot read {quote(str(task_dir / 'config.yaml'))}: {exc}.") from None
 
 
@@ -419,7 +422,7 @@ def records(sub_dir: Path) -> list[dict[str, Any]]:
     found = []
     for path in _records(sub_dir):
         with contextlib.suppress(OSError, yaml.YAMLError, safeyaml.YamlLimitError, UnicodeDecodeError):
-            record = safeyaml.load(path.read_text(encoding="utf-8"))
+            record = safeyaml.load(safeyaml.read_file(path))
             if isinstance(record, dict):
                 found.append({**record, "_stem": path.name[:-5]})
     return found
@@ -481,15 +484,22 @@ def states(task_dir: Path, sweep: Sweep) -> dict[str, State]:
 
 
 def read_index(task_dir: Path) -> list[dict[str, str]]:
+    """index.csv's rows: a regular file in the folder (a symlink is not followed), read up to
+    INDEX_BYTES (a bigger one is unreadable: a task branch is anyone's push)."""
+    import stat
+
     try:
-        return parse_index((task_dir / SUBTASKS / INDEX).read_bytes())
+        fd = os.open(task_dir / SUBTASKS / INDEX, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return []
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(INDEX_BYTES + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    return parse_index(data if 0 < len(data) <= INDEX_BYTES else None)
 
 
 def parse_index(data: bytes | None) -> list[dict[str, str]]:
-    """index.csv's rows (none when it is missing or unreadable)."""
-    if data is None:
+    """index.csv's rows (none when it is missing, unreadable or over INDEX_BYTES)."""
+    if data is None or len(data) > INDEX_BYTES:
         return []
     try:
         return [row for row in csv.DictReader(io.StringIO(data.decode("utf-8"))) if isinstance(row.get("id"), str)]

@@ -42,7 +42,7 @@ RESUME_KEY = "RESUME"
 TAIL_LINES = 10  # of a failed sub-task's log, printed when it fails
 POLL = 0.05  # seconds between looks at the running children of `-j N`
 ORPHAN_POLL = 0.2
-FREEZE_TIMEOUT = 60.0  # seconds pip freeze may take, once per sweep
+FREEZE_TIMEOUT = 60.0  # seconds pip freeze may take, once per environment
 CHECKPOINTS = "checkpoints"
 INTERRUPTED = "the sweep was interrupted; `dlgit run` goes on where it stopped."
 
@@ -238,9 +238,8 @@ def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
         return _final_code(found)
     started = datetime.now(timezone.utc)
     held = runner.take_lock(task, started)
-    scratch = tempfile.TemporaryDirectory(prefix="dlgit-sweep-")
     try:
-        plan = plan._replace(freeze=_freeze(plan.python, Path(scratch.name)))
+        plan = plan._replace(freeze=runner.environment_freeze(plan.python, runner.freeze_cache(task.repository), FREEZE_TIMEOUT)[1])
         sw.write_index(task.path, sweep, found)
         _say(f"{len(todo)} of {len(found)} sub-tasks to run ({_tally(found)})" +
              (f", {options.jobs} at once" if options.jobs > 1 else ""))
@@ -248,7 +247,6 @@ def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
         codes, interrupted = run_all(plan, sweep, todo, options)
     finally:
         held.release()
-        scratch.cleanup()
     found = sw.states(task.path, sweep)
     sw.write_index(task.path, sweep, found)
     _print_summary(task.path, sweep, found)
@@ -257,18 +255,6 @@ def run_sweep(plan: runner.Plan, options: SweepOptions) -> int:
     if interrupted:
         return 130
     return _final_code(found)
-
-
-def _freeze(python: list[str], folder: Path) -> Path | None:
-    """One pip freeze for every sub-task of the sweep (they share the environment), or None."""
-    path = folder / "pip-freeze.txt"
-    try:
-        with open(path, "wb") as out:
-            done = subprocess.run([*python, "-m", "pip", "freeze"], stdin=subprocess.DEVNULL, stdout=out,
-                                  stderr=subprocess.DEVNULL, timeout=FREEZE_TIMEOUT, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return path if done.returncode == 0 else None
 
 
 def _final_code(found: dict[str, sw.State]) -> int:

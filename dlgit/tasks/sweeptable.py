@@ -30,7 +30,7 @@ def listings(repo: Git, sources: dict[str, Path | str], settings: Settings) -> d
         folder = f"{task_folder(name, settings)}/{sw.SUBTASKS}"
         if isinstance(source, Path):
             root = source / folder
-            ids = sorted(entry.name for entry in root.iterdir() if entry.is_dir()) if root.is_dir() else []
+            ids = sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not entry.is_symlink()) if root.is_dir() else []
             found[name] = (ids, sw.read_index(source / task_folder(name, settings)))
         else:
             asked[name] = (f"{source}:{folder}", f"{source}:{folder}/{sw.INDEX}")
@@ -69,5 +69,6 @@ def _rows(task: Any, config: bytes | None, folders: list[str], index: list[dict[
         state = sw.state_of([{**run.record, "_stem": run.stem} for run in runs]).status
         rows.append(task._replace(name=f"{task.name}/{sid}", desc=f"{task.desc or task.name}/{sid}", state=state, holder=None,
                                   runs=runs, config=info.config if info else {}, params=values.get(sid, {}),
-                                  metrics=info.metrics if info else {}, subtask=sid, subtasks=None))
+                                  metrics=info.metrics if info else {}, notes=info.notes if info else (), subtask=sid,
+                                  subtasks=None))
     return rows

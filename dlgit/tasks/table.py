@@ -443,17 +443,19 @@ def _duration(seconds: Any) -> str:
 
 def render(header: Iterable[str], rows: list[tuple[str, ...]], flexible: tuple[int, ...], width: int | None = None) -> str:
     """Rows as aligned columns that fit the terminal: the flexible columns give up width (their
-    values cut with '…'), the widest first."""
+    values cut with '…'), the widest first, down to 8 characters; on a terminal narrower still, the
+    lines are cut at its edge (a wrapped table is no table)."""
     cells = [[escape(cell) for cell in row] for row in [tuple(header), *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    room = (width or _terminal_width()) - 2 * (len(widths) - 1)
+    total = width or _terminal_width()
+    room = total - 2 * (len(widths) - 1)
     while sum(widths) > room:
         widest = max(flexible, key=lambda i: widths[i])
         if widths[widest] <= 8:
-            break  # a narrow terminal: let it wrap rather than cut everything to nothing
+            break
         widths[widest] -= 1
     lines = ["  ".join(_cut(cell, widths[i]).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
-    return "\n".join(lines)
+    return "\n".join(_cut(line, total) for line in lines)
 
 
 def _terminal_width() -> int:
