@@ -44,9 +44,9 @@ def _reference_transaction(args: Sequence[str | None]) -> int:
 
 
 def _post_receive(args: Sequence[str | None]) -> int:
-    from dlgit import transaction
+    from dlgit import record
 
-    return transaction.post_receive(sys.stdin)
+    return record.post_receive(sys.stdin)
 
 
 # hook name -> (most positional arguments, body)

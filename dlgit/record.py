@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 from collections.abc import Sequence
+from typing import TextIO
 
 from dlgit.git import Git, Runner
 from dlgit.model import FETCHED_RECORDS, RECORD_FILE, SERVER_RECORD, record_refspec
@@ -71,6 +72,16 @@ def publish(repo: Git, branches: Sequence[str]) -> bool:
                check=False).returncode == 0:
             return True
     return False
+
+
+def post_receive(stdin: TextIO) -> int:
+    """The server's post-receive, once a push moved main or dev: publish the tips of the branches its
+    script names (main and dev). git ignores what a post-receive returns."""
+    repo = Git.open()
+    branches = [line[len("refs/heads/"):] for line in stdin.read().splitlines() if line.startswith("refs/heads/")]
+    if repo.root is None and branches:
+        publish(repo, branches)
+    return 0
 
 
 def _written(proc: subprocess.CompletedProcess[bytes]) -> str:

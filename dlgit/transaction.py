@@ -13,8 +13,7 @@ starts dlgit only for the few updates that need it (see dlgit.install.transactio
   leaves it (main's new value when the same transaction moves it, else main as it is): two pushes
   racing (A: main + tag, not atomic; B: main) cannot leave a tag off main. git would start the hook
   for every ref of every push (twice per ref without --atomic), so the server's hook is in place only
-  while a push that carries a release tag is received (dlgit.install.place_tag_guard). Once a push
-  moved main or dev, post-receive publishes the tips they have had (dlgit.record).
+  while a push that carries a release tag is received (dlgit.install.place_tag_guard).
 """
 
 from __future__ import annotations
@@ -38,18 +37,6 @@ def reference_transaction(state: str | None, stdin: TextIO) -> int:
         return 0
     repo = Git.open()
     return _server(repo, lines) if repo.root is None else _clone(repo, lines)
-
-
-def post_receive(stdin: TextIO) -> int:
-    """On a server, once a push moved main or dev: publish the tips the branches the hook script names
-    (main and dev) have had, from its reflogs (dlgit.record). git ignores what this returns."""
-    repo = Git.open()
-    branches = [line[len("refs/heads/"):] for line in stdin.read().splitlines() if line.startswith("refs/heads/")]
-    if repo.root is None and branches:
-        from dlgit import record
-
-        record.publish(repo, branches)
-    return 0
 
 
 def _server(repo: Git, lines: list[tuple[str, str, str]]) -> int:

@@ -184,8 +184,11 @@ def test_the_server_writes_what_its_reflogs_hold_and_a_lost_write_comes_back(tmp
     assert {f"{first_dev} refs/heads/dev", f"{second_dev} refs/heads/dev"} <= lines
     assert lines == reflog_tips(server)
     written = server.head(SERVER_RECORD)
-    names = "refs/heads/main\nrefs/heads/dev\n"  # what the hook script hands it
-    ok(server.dlgit("hook", "reference-transaction", "committed", input=names))  # nothing moved since: nothing is written
+    names = "refs/heads/main\nrefs/heads/dev\n"  # what the post-receive script hands it
+    ok(server.dlgit("hook", "post-receive", input=names))  # nothing moved since: nothing is written
+    assert server.head(SERVER_RECORD) == written
+    server.git("update-ref", "-d", SERVER_RECORD)
+    ok(server.dlgit("hook", "post-receive", input=names))  # the writer alone derives the same record again
     assert server.head(SERVER_RECORD) == written
 
 
